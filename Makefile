@@ -1,0 +1,53 @@
+# svdinst — set-up, tests and the headless reproduction of reports/.
+# `make reproduce` and `make test` work on a fresh machine; both create $(VENV) first.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Exact versions for this kit's CPU machines (torch comes from the machine's disk there).
+# pyproject.toml keeps torch a range so Colab's preinstalled CUDA torch is reused.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+PROFILE ?= tiny
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install reproduce notebooks test lint format clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install $(TORCH_PINS)
+	$(PY) -m pip install -e '.[dev]' $(TORCH_PINS)
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (svdinst)"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Run every notebook in order with papermill on the offline profile; stop at the first error.
+# The failing notebook is kept in reports/executed/ with the error at its top.
+notebooks: install
+	mkdir -p reports/executed
+	@for nb in $(NOTEBOOKS); do \
+	  echo "=== $$nb (PROFILE=$(PROFILE))"; \
+	  $(PY) -m papermill "$$nb" "reports/executed/$$(basename $$nb)" \
+	    -k python3 --cwd "$(CURDIR)" -p PROFILE $(PROFILE) -p WORKDIR "$(CURDIR)" \
+	    --no-progress-bar --log-output || exit 1; \
+	done
+
+reproduce: notebooks
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint
+	$(PY) -m pytest
+	$(MAKE) notebooks
+
+clean:
+	rm -rf reports/executed runs outputs .pytest_cache

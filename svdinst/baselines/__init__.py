@@ -1,0 +1,9 @@
+"""Baselines behind one interface (:class:`svdinst.baselines.base.Baseline`), looked up by name.
+
+Each method lives in its own module and registers itself with :func:`register`; importing this
+package imports them all so :data:`REGISTRY` is complete.
+"""
+
+from svdinst.baselines.base import REGISTRY, Baseline, get_baseline, register
+
+__all__ = ["REGISTRY", "Baseline", "get_baseline", "register"]

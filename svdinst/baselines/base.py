@@ -1,0 +1,123 @@
+"""The one interface every baseline implements, and the registry that finds them by name.
+
+A baseline is trained on two image folders (``content_dir`` photos, ``style_dir`` murals) and
+then maps photos to stylized images. Arbitrary-style methods (StyTr², AdaIN, Magenta) also take
+style images at inference (``uses_style_at_inference = True``). ``save``/``load`` round-trip a
+trained model exactly: ``load(dir).stylize(x)`` equals ``stylize(x)`` before ``save``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from PIL import Image
+
+from svdinst.errors import SvdinstError
+
+REGISTRY: dict[str, type[Baseline]] = {}
+
+
+def register(cls: type[Baseline]) -> type[Baseline]:
+    """Class decorator: add a baseline to :data:`REGISTRY` under ``cls.name``."""
+    if not getattr(cls, "name", None):
+        raise TypeError(f"{cls.__name__} must set a class attribute `name`.")
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise TypeError(f"Baseline name {cls.name!r} is registered twice.")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_baseline(name: str) -> type[Baseline]:
+    """The baseline class registered as ``name``, or a one-line error listing the known names."""
+    if name not in REGISTRY:
+        raise SvdinstError(
+            f"Unknown baseline {name!r}; choose one of: {', '.join(sorted(REGISTRY))}."
+        )
+    return REGISTRY[name]
+
+
+class Baseline(ABC):
+    """A photo → mural translator with a uniform train / stylize / save / load interface.
+
+    Subclasses set ``name``, ``config_class`` (a dataclass of the paper's published defaults) and
+    implement the abstract methods. ``self.config`` holds the dataclass, ``self.device`` the torch
+    device string.
+    """
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type] = object
+    uses_style_at_inference: ClassVar[bool] = False  # arbitrary-style methods take style images
+    needs_training: ClassVar[bool] = True  # False for pretrained-only methods (Magenta)
+
+    def __init__(self, config: Any | None = None, device: str = "cpu") -> None:
+        self.config = config if config is not None else self.config_class()
+        self.device = device
+
+    @abstractmethod
+    def fit(
+        self,
+        content_dir: str | os.PathLike,
+        style_dir: str | os.PathLike,
+        steps: int,
+        *,
+        out_dir: str | os.PathLike | None = None,
+        checkpoint_every: int = 0,
+        resume: bool = False,
+        seed: int = 0,
+    ) -> list[float]:
+        """Train for ``steps`` optimizer steps; return the per-step total loss.
+
+        With ``out_dir`` and ``checkpoint_every > 0`` a resumable checkpoint is written atomically
+        every ``checkpoint_every`` steps; ``resume=True`` continues from the newest one.
+        """
+
+    @abstractmethod
+    def stylize(
+        self, images: list[Image.Image], style: list[Image.Image] | None = None
+    ) -> list[Image.Image]:
+        """Map RGB photos to stylized RGB images of the same size (deterministic)."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors needed to rebuild the trained translator (for :meth:`save`)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
+
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``out_dir``."""
+        from safetensors.torch import save_file
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        config = dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}
+        (out / "config.json").write_text(json.dumps({"baseline": self.name, **config}, indent=2))
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, out / "model.safetensors")
+        return out
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike, device: str = "cpu") -> Baseline:
+        """Rebuild a translator saved by :meth:`save`."""
+        from safetensors.torch import load_file
+
+        run = Path(run_dir)
+        cfg_file = run / "config.json"
+        if not cfg_file.exists():
+            raise SvdinstError(f"'{run}' is not a saved baseline: {cfg_file.name} is missing.")
+        saved = json.loads(cfg_file.read_text())
+        if saved.pop("baseline", None) != cls.name:
+            raise SvdinstError(f"'{run}' holds a different baseline, not {cls.name!r}.")
+        fields = {f.name for f in dataclasses.fields(cls.config_class)}
+        config = cls.config_class(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields}
+        )
+        model = cls(config, device=device)
+        model.load_state_dict(load_file(run / "model.safetensors", device=device))
+        return model

@@ -1,0 +1,30 @@
+"""Shared fixtures: no network, one tiny model per test session, a small image set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the hub: a missing model must fail fast with our error, not download.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _svdinst_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Use the CI/user cache when given (the tiny model is built once), else a session folder."""
+    if "SVDINST_CACHE" not in os.environ:
+        os.environ["SVDINST_CACHE"] = str(tmp_path_factory.mktemp("svdinst-cache"))
+    return Path(os.environ["SVDINST_CACHE"])
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(_svdinst_cache: Path) -> Path:
+    """The tiny SD-layout pipeline folder (built on first use, then reused)."""
+    from svdinst.models import resolve_model
+
+    return Path(resolve_model("tiny"))
