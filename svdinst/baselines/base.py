@@ -4,6 +4,19 @@ A baseline is trained on two image folders (``content_dir`` photos, ``style_dir`
 then maps photos to stylized images. Arbitrary-style methods (StyTr², AdaIN, Magenta) also take
 style images at inference (``uses_style_at_inference = True``). ``save``/``load`` round-trip a
 trained model exactly: ``load(dir).stylize(x)`` equals ``stylize(x)`` before ``save``.
+
+Conventions every method follows (the CLI, notebook 06 and ``tests/test_baselines.py`` rely on
+them; the tests run over the whole :data:`REGISTRY`):
+
+- ``config_class`` is a dataclass of the paper's published defaults (full size) with a
+  ``resolution: int`` field (training crop size in px) and, for VGG-based methods, a
+  ``vgg_weights: str | None`` field (the CLI's ``--vgg-weights FILE``).
+- :meth:`Baseline.tiny_config` returns the same architecture with fewer channels for CPU tests
+  and the ``tiny`` notebook profile; tests call it with ``resolution=32``.
+- ``stylize`` keeps each photo's size. With ``style`` given, arbitrary-style methods stylize
+  photo ``i`` with ``style[i % len(style)]``; other methods ignore ``style``.
+- ``fit`` returns the total loss of each step it ran; the shared plumbing (image sampling,
+  checkpoints, ``log.csv``, progress bar) is :mod:`svdinst.baselines.common`.
 """
 
 from __future__ import annotations
@@ -55,8 +68,22 @@ class Baseline(ABC):
     needs_training: ClassVar[bool] = True  # False for pretrained-only methods (Magenta)
 
     def __init__(self, config: Any | None = None, device: str = "cpu") -> None:
+        from svdinst.baselines.common import resolve_device
+
         self.config = config if config is not None else self.config_class()
-        self.device = device
+        self.device = str(resolve_device(device))  # "auto" → "cuda" when present, else "cpu"
+
+    @classmethod
+    def tiny_config(cls, resolution: int = 64) -> Any:
+        """The same architecture with fewer channels, for CPU tests and the ``tiny`` profile.
+
+        Subclasses with wide layers override this; the default is the full config at
+        ``resolution``.
+
+        Args:
+            resolution (`int`, defaults to 64): training crop size in px.
+        """
+        return dataclasses.replace(cls.config_class(), resolution=resolution)
 
     @abstractmethod
     def fit(
@@ -118,6 +145,10 @@ class Baseline(ABC):
         config = cls.config_class(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields}
         )
+        if not (run / "model.safetensors").exists():
+            raise SvdinstError(
+                f"'{run}' has no model.safetensors: train it, or pick another --run."
+            )
         model = cls(config, device=device)
-        model.load_state_dict(load_file(run / "model.safetensors", device=device))
+        model.load_state_dict(load_file(run / "model.safetensors", device=model.device))
         return model

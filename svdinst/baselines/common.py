@@ -1,0 +1,464 @@
+"""Training utilities every baseline shares: image batches, tensor↔PIL, checkpoints, the fit loop.
+
+One place for the plumbing so each method file holds only its paper's architecture and losses:
+
+- :func:`resolve_device` — ``"auto"`` → CUDA when present, else CPU.
+- :class:`ImageSampler` — an image folder (read with :mod:`svdinst.data`) → random crops/flips
+  at a given size as tensors, with a checkpointable random generator.
+- :func:`to_tensor` / :func:`to_pil` / :func:`translate_each` — PIL ↔ tensors in a chosen value
+  range, and per-image inference at each photo's own size (reflect-padded to a multiple).
+- :func:`save_checkpoint` / :func:`latest_checkpoint` / :func:`load_checkpoint` — atomic,
+  resumable checkpoints (nets, optimizers, schedulers, samplers, pools, step, RNG states).
+- :func:`fit_loop` — the generic loop: resume, tqdm bar, ``log.csv``, periodic checkpoints.
+- :class:`ImagePool` (Shrivastava et al. 2017, used by CycleGAN) and :class:`LinearDecay`
+  (CycleGAN's constant-then-linear-to-zero learning-rate schedule).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm.auto import tqdm
+
+from svdinst.errors import RunFolderError, SvdinstError
+
+CHECKPOINT_DIR = "checkpoints"  # DESIGN.md run folder: checkpoints/step-NNNNNN/
+STATE_FILE = "state.pt"
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """Turn ``"auto"``/``None`` into ``cuda`` when available (else ``cpu``); check other names.
+
+    Args:
+        device (`str`, `torch.device` or `None`, defaults to ``"auto"``): e.g. ``"cpu"``,
+            ``"cuda"``, ``"cuda:1"``.
+    """
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SvdinstError(
+            f"Device {str(device)!r} was asked for but CUDA is not available; "
+            "use --device cpu (or auto)."
+        )
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so a run is repeatable."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- tensors <-> PIL
+
+
+def to_tensor(
+    images: Image.Image | Iterable[Image.Image], value_range: tuple[float, float] = (-1.0, 1.0)
+) -> torch.Tensor:
+    """PIL RGB image(s) of one size → a float tensor ``(N, 3, H, W)`` in ``value_range``.
+
+    Args:
+        images: one PIL image or an iterable of same-sized ones.
+        value_range (`tuple`, defaults to ``(-1, 1)``): ``(-1, 1)`` for tanh generators (GANs),
+            ``(0, 1)`` for VGG-based methods.
+    """
+    if isinstance(images, Image.Image):
+        images = [images]
+    arrays = [np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in images]
+    if len({a.shape for a in arrays}) != 1:
+        raise ValueError("to_tensor needs images of one size; resize or use translate_each.")
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    lo, hi = value_range
+    return x * (hi - lo) + lo
+
+
+def to_pil(x: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> list[Image.Image]:
+    """Inverse of :func:`to_tensor`: ``(N, 3, H, W)`` (or ``(3, H, W)``) → PIL images (clamped)."""
+    if x.dim() == 3:
+        x = x[None]
+    lo, hi = value_range
+    x = ((x.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
+    arr = (x.permute(0, 2, 3, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
+    return [Image.fromarray(a) for a in arr]
+
+
+@torch.no_grad()
+def translate_each(
+    images: Iterable[Image.Image],
+    fn: Callable[[torch.Tensor, int], torch.Tensor],
+    device: torch.device | str,
+    *,
+    multiple: int = 4,
+    value_range: tuple[float, float] = (-1.0, 1.0),
+) -> list[Image.Image]:
+    """Run ``fn(x, i)`` on each image at its own size; return same-sized PIL images.
+
+    Each image is reflect-padded on the bottom/right to a multiple of ``multiple`` (the network's
+    total down-sampling factor) and the output is cropped back, so any photo size works.
+
+    Args:
+        images: PIL images (any sizes).
+        fn: maps a ``(1, 3, H', W')`` tensor on ``device`` (and the image index) to an output of
+            the same shape, in ``value_range``.
+        device: where ``fn`` runs.
+        multiple (`int`, defaults to 4): pad height and width to a multiple of this.
+        value_range (`tuple`, defaults to ``(-1, 1)``): see :func:`to_tensor`.
+    """
+    out = []
+    for i, image in enumerate(images):
+        x = to_tensor(image, value_range).to(device)
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % multiple, (-w) % multiple
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        y = fn(x, i)[..., :h, :w]
+        out.extend(to_pil(y, value_range))
+    return out
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class ImageSampler:
+    """Random training crops from one image folder (CycleGAN's ``resize_and_crop`` + flip).
+
+    Every image is read once (through :func:`svdinst.data.list_images` / ``load_image``, which
+    name bad files), its shorter side resized to ``load_size``; :meth:`sample` then draws
+    random ``size``×``size`` crops with random horizontal flips.
+
+    Args:
+        folder (`str` or `os.PathLike`): a folder of images.
+        size (`int`): crop size in px.
+        load_size (`int`, *optional*): shorter side before cropping; defaults to
+            ``round(size * 286 / 256)`` — CycleGAN's 286→256 jitter, scaled.
+        flip (`bool`, defaults to `True`): random horizontal flips.
+        seed (`int`, defaults to 0): seeds the sampler's own generator (saved in checkpoints).
+        value_range (`tuple`, defaults to ``(-1, 1)``): see :func:`to_tensor`.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        size: int,
+        *,
+        load_size: int | None = None,
+        flip: bool = True,
+        seed: int = 0,
+        value_range: tuple[float, float] = (-1.0, 1.0),
+    ) -> None:
+        from svdinst.data import list_images, load_image
+
+        self.folder = Path(folder)
+        self.size = int(size)
+        self.load_size = int(load_size or round(size * 286 / 256))
+        if self.load_size < self.size:
+            raise ValueError(f"load_size {self.load_size} must be ≥ crop size {self.size}.")
+        self.flip = flip
+        self.paths = list_images(self.folder)
+        self.images = [
+            to_tensor(_resize_shorter(load_image(p), self.load_size), value_range)[0]
+            for p in self.paths
+        ]
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def sample(self, batch_size: int = 1) -> torch.Tensor:
+        """A ``(batch_size, 3, size, size)`` batch of random crops (images drawn with replacement)."""
+        idx = torch.randint(len(self.images), (batch_size,), generator=self.generator)
+        return torch.stack([self.crop(int(i)) for i in idx])
+
+    def sample_with_index(self, batch_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Like :meth:`sample`, also returning which image each crop came from."""
+        idx = torch.randint(len(self.images), (batch_size,), generator=self.generator)
+        return torch.stack([self.crop(int(i)) for i in idx]), idx
+
+    def crop(self, index: int) -> torch.Tensor:
+        """One random crop (and maybe flip) of image ``index``."""
+        img = self.images[index]
+        h, w = img.shape[-2:]
+        top = int(torch.randint(h - self.size + 1, (1,), generator=self.generator))
+        left = int(torch.randint(w - self.size + 1, (1,), generator=self.generator))
+        out = img[:, top : top + self.size, left : left + self.size]
+        if self.flip and bool(torch.rand((), generator=self.generator) < 0.5):
+            out = out.flip(-1)
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+def _resize_shorter(image: Image.Image, side: int) -> Image.Image:
+    w, h = image.size
+    scale = side / min(w, h)
+    return image.resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.BICUBIC)
+
+
+# ----------------------------------------------------------------------------- GAN helpers
+
+
+class ImagePool:
+    """History of generated images for the discriminator (Shrivastava et al. 2017, §2.3).
+
+    Until ``size`` images are stored, each new image is stored and returned; afterwards, with
+    probability ½ a stored image is returned (and replaced by the new one), else the new one.
+    ``size = 0`` disables the pool. Its own generator keeps checkpoints exact.
+    """
+
+    def __init__(self, size: int = 50, seed: int = 0) -> None:
+        self.size = size
+        self.images: list[torch.Tensor] = []
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        """Return a batch of the same shape mixing ``images`` with stored ones."""
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            image = image[None]
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif bool(torch.rand((), generator=self.generator) < 0.5):
+                k = int(torch.randint(self.size, (1,), generator=self.generator))
+                out.append(self.images[k].clone())
+                self.images[k] = image.clone()
+            else:
+                out.append(image)
+        return torch.cat(out)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"images": [im.cpu() for im in self.images], "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        device = self.images[0].device if self.images else None
+        self.images = [im.to(device) if device else im for im in state["images"]]
+        self.generator.set_state(state["generator"])
+
+    def to(self, device: torch.device | str) -> ImagePool:
+        self.images = [im.to(device) for im in self.images]
+        return self
+
+
+class LinearDecay:
+    """CycleGAN's schedule as a ``LambdaLR`` factor: 1 for the first ``decay_start`` steps, then
+    linearly down to 0 at ``total`` (the paper: 100 epochs constant + 100 epochs decay).
+
+    A class rather than a lambda so ``LambdaLR.state_dict()`` saves it with the checkpoint.
+    """
+
+    def __init__(self, total: int, decay_fraction: float = 0.5) -> None:
+        self.total = max(int(total), 1)
+        self.decay_start = round(self.total * (1.0 - decay_fraction))
+
+    def __call__(self, step: int) -> float:
+        if step < self.decay_start:
+            return 1.0
+        return max(0.0, 1.0 - (step - self.decay_start) / max(self.total - self.decay_start, 1))
+
+
+def linear_decay_scheduler(
+    optimizer: torch.optim.Optimizer, total: int, decay_fraction: float = 0.5
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A ``LambdaLR`` with :class:`LinearDecay` (stepped once per training step)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, LinearDecay(total, decay_fraction))
+
+
+def set_requires_grad(modules: torch.nn.Module | Iterable[torch.nn.Module], flag: bool) -> None:
+    """Freeze/unfreeze parameters (discriminators are frozen during the generator step)."""
+    if isinstance(modules, torch.nn.Module):
+        modules = [modules]
+    for m in modules:
+        for p in m.parameters():
+            p.requires_grad_(flag)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike, step: int, objects: Mapping[str, Any], extra: Mapping | None = None
+) -> Path:
+    """Write ``run_dir/checkpoints/step-NNNNNN/state.pt`` atomically.
+
+    The folder is written under a temporary name and then renamed with ``os.replace``, so an
+    interrupted run never leaves a half-written checkpoint that ``--resume`` would pick.
+
+    Args:
+        run_dir: the run folder.
+        step (`int`): optimizer steps completed.
+        objects: name → anything with ``state_dict()`` (nets, optimizers, schedulers, samplers,
+            image pools).
+        extra (*optional*): more picklable values to keep (e.g. the loss history).
+    """
+    root = Path(run_dir) / CHECKPOINT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:06d}"
+    tmp = root / f".tmp-step-{step:06d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    state = {
+        "step": step,
+        "objects": {k: v.state_dict() for k, v in objects.items()},
+        "rng": _rng_state(),
+        "extra": dict(extra or {}),
+    }
+    torch.save(state, tmp / STATE_FILE)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete ``checkpoints/step-NNNNNN`` folder of ``run_dir``, or ``None``."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    if not root.is_dir():
+        return None
+    done = [p for p in root.glob("step-*") if (p / STATE_FILE).is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def load_checkpoint(path: str | os.PathLike, objects: Mapping[str, Any]) -> dict[str, Any]:
+    """Restore ``objects`` (and the global RNG states) from a :func:`save_checkpoint` folder.
+
+    Returns:
+        `dict`: ``{"step": int, "extra": dict}``.
+    """
+    file = Path(path) / STATE_FILE
+    if not file.is_file():
+        raise RunFolderError(f"Checkpoint '{path}' has no {STATE_FILE}; delete it and resume.")
+    # Our own file (written by save_checkpoint): it holds RNG tuples, so not weights_only.
+    state = torch.load(file, map_location="cpu", weights_only=False)
+    missing = set(objects) - set(state["objects"])
+    if missing:
+        raise RunFolderError(
+            f"Checkpoint '{path}' lacks {sorted(missing)}: it is from another baseline or "
+            "setting; start a fresh run (another --out) instead of --resume."
+        )
+    for name, obj in objects.items():
+        obj.load_state_dict(state["objects"][name])
+    _set_rng_state(state["rng"])
+    return {"step": int(state["step"]), "extra": state["extra"]}
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def fit_loop(
+    step_fn: Callable[[int], Mapping[str, float]],
+    steps: int,
+    *,
+    objects: Mapping[str, Any],
+    out_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    desc: str = "train",
+    lr_fn: Callable[[], float] | None = None,
+) -> list[float]:
+    """Run ``step_fn(step)`` for steps ``start … steps-1`` with a progress bar; return the losses.
+
+    ``step_fn`` does one optimizer step and returns named floats, including ``"loss"`` (the
+    total). With ``out_dir``, every step is appended to ``out_dir/log.csv`` (step, loss, lr,
+    seconds, then the named terms); with ``checkpoint_every > 0`` a checkpoint of ``objects`` is
+    written every that many steps and at the end. ``resume=True`` first restores the newest
+    checkpoint (RNG states included), so a resumed run continues exactly where it stopped.
+
+    Args:
+        step_fn: one training step.
+        steps (`int`): total steps of the run (a resumed run stops at the same total).
+        objects: everything with a state (see :func:`save_checkpoint`).
+        out_dir (*optional*): the run folder for ``log.csv`` and checkpoints.
+        checkpoint_every (`int`, defaults to 0): 0 writes no checkpoints.
+        resume (`bool`, defaults to `False`): continue from the newest checkpoint.
+        desc (`str`): progress-bar label.
+        lr_fn (*optional*): returns the current learning rate for the log.
+
+    Returns:
+        `list[float]`: the total loss of every step run by this call.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be ≥ 0, got {steps}.")
+    if (checkpoint_every or resume) and out_dir is None:
+        raise ValueError("Checkpoints and --resume need an output folder (out_dir).")
+    start = 0
+    if resume:
+        ckpt = latest_checkpoint(out_dir)
+        if ckpt is None:
+            print(f"No checkpoint in '{out_dir}' yet: starting from step 0.")
+        else:
+            start = load_checkpoint(ckpt, objects)["step"]
+            print(f"Resumed from {ckpt} (step {start} of {steps}).")
+    log_file = Path(out_dir) / "log.csv" if out_dir is not None else None
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        if start == 0 and log_file.exists():
+            log_file.unlink()
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    writer_fields: list[str] | None = None
+    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, leave=False)
+    for step in bar:
+        terms = {k: float(v) for k, v in step_fn(step).items()}
+        if "loss" not in terms:
+            raise KeyError("step_fn must return a 'loss' entry (the total loss).")
+        losses.append(terms["loss"])
+        bar.set_postfix(loss=f"{terms['loss']:.4f}")
+        if log_file is not None:
+            row = {
+                "step": step + 1,
+                "loss": terms["loss"],
+                "lr": lr_fn() if lr_fn else float("nan"),
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+            row.update({k: v for k, v in terms.items() if k != "loss"})
+            new = not log_file.exists()
+            writer_fields = writer_fields or list(row)
+            with log_file.open("a", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=writer_fields, extrasaction="ignore")
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+        done = step + 1
+        if checkpoint_every and (done % checkpoint_every == 0 or done == steps):
+            save_checkpoint(out_dir, done, objects, extra={"desc": desc})
+    bar.close()
+    return losses
