@@ -21,7 +21,8 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -462,3 +463,24 @@ def fit_loop(
             save_checkpoint(out_dir, done, objects, extra={"desc": desc})
     bar.close()
     return losses
+
+
+@contextmanager
+def fixed_seed(seed: int) -> Iterator[None]:
+    """Run a block (e.g. building a network) under ``torch.manual_seed(seed)`` without disturbing
+    the caller's random state, so a baseline's initial weights never depend on what ran before."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def init_normal(module: torch.nn.Module, std: float = 0.02) -> None:
+    """DCGAN/pix2pix initialisation: conv weights ~ N(0, std), biases 0, norm scales ~ N(1, std)."""
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+            torch.nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                torch.nn.init.zeros_(m.bias)
+        elif isinstance(m, (torch.nn.BatchNorm2d, torch.nn.InstanceNorm2d)) and m.affine:
+            torch.nn.init.normal_(m.weight, 1.0, std)
+            torch.nn.init.zeros_(m.bias)
