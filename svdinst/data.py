@@ -101,8 +101,6 @@ def load_image(path: str | os.PathLike) -> Image.Image:
 
 def _to_rgb(im: Image.Image, path: Path) -> Image.Image:
     """Convert a loaded image to 8-bit RGB following the rules in the module docstring."""
-    if im.mode == "RGB":
-        return im.copy()
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
@@ -116,6 +114,8 @@ def _to_rgb(im: Image.Image, path: Path) -> Image.Image:
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
+    if im.mode == "RGB":
+        return im.copy()
     if im.mode in ("L", "1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
         return im.convert("RGB")
     raise DataError(
@@ -177,7 +177,9 @@ def check_folder(folder: str | os.PathLike) -> list[tuple[Path, str]]:
     return problems
 
 
-def list_images(folder: str | os.PathLike, *, validate: bool = True) -> list[Path]:
+def list_images(
+    folder: str | os.PathLike, *, validate: bool = True, _stacklevel: int = 2
+) -> list[Path]:
     """The sorted image files of ``folder``, each fully decoded once to validate it.
 
     Non-image files are skipped with a warning naming them; hidden files silently (OS metadata).
@@ -193,7 +195,7 @@ def list_images(folder: str | os.PathLike, *, validate: bool = True) -> list[Pat
     candidates, skipped = scan_folder(folder)
     if skipped:
         names = ", ".join(p.name for p in skipped)
-        warnings.warn(f"{folder}: skipping non-image files: {names}", stacklevel=2)
+        warnings.warn(f"{folder}: skipping non-image files: {names}", stacklevel=_stacklevel)
     if not candidates:
         raise DataError(
             f"{folder}: no images found (expected {', '.join(IMAGE_EXTENSIONS)}). Add some, or run "
@@ -212,7 +214,7 @@ def list_images(folder: str | os.PathLike, *, validate: bool = True) -> list[Pat
 
 def load_images(folder: str | os.PathLike) -> list[Image.Image]:
     """Load every image of ``folder`` (sorted by file name) as RGB; see :func:`list_images`."""
-    return [load_image(p) for p in list_images(folder, validate=False)]
+    return [load_image(p) for p in list_images(folder, validate=False, _stacklevel=3)]
 
 
 # --- transforms the trainers and stylizers use ---------------------------------------------
