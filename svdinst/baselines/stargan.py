@@ -30,6 +30,7 @@ from torch import nn
 
 from svdinst.baselines.base import Baseline, register
 from svdinst.baselines.common import (
+    GeneratorState,
     ImageSampler,
     fit_loop,
     fixed_seed,
@@ -241,7 +242,7 @@ class StarGAN(Baseline):
         objects = {
             "G": self.G, "D": self.D, "opt_g": opt_g, "opt_d": opt_d,
             "sched_g": sched_g, "sched_d": sched_d, "photos": photos, "murals": murals,
-            "labels": _GeneratorState(label_gen),
+            "labels": GeneratorState(label_gen),
         }  # fmt: skip
         losses = fit_loop(
             step, steps, objects=objects, out_dir=out_dir, checkpoint_every=checkpoint_every,
@@ -264,16 +265,3 @@ class StarGAN(Baseline):
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.G.load_state_dict(state)
-
-
-class _GeneratorState:
-    """Adapter so a bare ``torch.Generator`` can be checkpointed like a module."""
-
-    def __init__(self, generator: torch.Generator) -> None:
-        self.generator = generator
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"state": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.generator.set_state(state["state"])

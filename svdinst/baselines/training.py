@@ -1,0 +1,198 @@
+"""Resumable training for the baselines: atomic checkpoints and the generic fit loop.
+
+Re-exported by :mod:`svdinst.baselines.common`, where method files import them from.
+
+- :func:`save_checkpoint` / :func:`latest_checkpoint` / :func:`load_checkpoint` — atomic,
+  resumable checkpoints (nets, optimizers, schedulers, samplers, pools, step, RNG states) in
+  ``RUN/checkpoints/step-NNNNNN/`` (DESIGN.md's run-folder contract).
+- :func:`fit_loop` — resume, tqdm bar, ``log.csv``, periodic checkpoints.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from svdinst.errors import RunFolderError
+
+CHECKPOINT_DIR = "checkpoints"  # DESIGN.md run folder: checkpoints/step-NNNNNN/
+STATE_FILE = "state.pt"
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike, step: int, objects: Mapping[str, Any], extra: Mapping | None = None
+) -> Path:
+    """Write ``run_dir/checkpoints/step-NNNNNN/state.pt`` atomically.
+
+    The folder is written under a temporary name and then renamed with ``os.replace``, so an
+    interrupted run never leaves a half-written checkpoint that ``--resume`` would pick.
+
+    Args:
+        run_dir: the run folder.
+        step (`int`): optimizer steps completed.
+        objects: name → anything with ``state_dict()`` (nets, optimizers, schedulers, samplers,
+            image pools).
+        extra (*optional*): more picklable values to keep (e.g. the loss history).
+    """
+    root = Path(run_dir) / CHECKPOINT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:06d}"
+    tmp = root / f".tmp-step-{step:06d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    state = {
+        "step": step,
+        "objects": {k: v.state_dict() for k, v in objects.items()},
+        "rng": _rng_state(),
+        "extra": dict(extra or {}),
+    }
+    torch.save(state, tmp / STATE_FILE)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete ``checkpoints/step-NNNNNN`` folder of ``run_dir``, or ``None``."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    if not root.is_dir():
+        return None
+    done = [p for p in root.glob("step-*") if (p / STATE_FILE).is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def load_checkpoint(path: str | os.PathLike, objects: Mapping[str, Any]) -> dict[str, Any]:
+    """Restore ``objects`` (and the global RNG states) from a :func:`save_checkpoint` folder.
+
+    Returns:
+        `dict`: ``{"step": int, "extra": dict}``.
+    """
+    file = Path(path) / STATE_FILE
+    if not file.is_file():
+        raise RunFolderError(f"Checkpoint '{path}' has no {STATE_FILE}; delete it and resume.")
+    # Our own file (written by save_checkpoint): it holds RNG tuples, so not weights_only.
+    state = torch.load(file, map_location="cpu", weights_only=False)
+    missing = set(objects) - set(state["objects"])
+    if missing:
+        raise RunFolderError(
+            f"Checkpoint '{path}' lacks {sorted(missing)}: it is from another baseline or "
+            "setting; start a fresh run (another --out) instead of --resume."
+        )
+    for name, obj in objects.items():
+        obj.load_state_dict(state["objects"][name])
+    _set_rng_state(state["rng"])
+    return {"step": int(state["step"]), "extra": state["extra"]}
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def fit_loop(
+    step_fn: Callable[[int], Mapping[str, float]],
+    steps: int,
+    *,
+    objects: Mapping[str, Any],
+    out_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    desc: str = "train",
+    lr_fn: Callable[[], float] | None = None,
+) -> list[float]:
+    """Run ``step_fn(step)`` for steps ``start … steps-1`` with a progress bar; return the losses.
+
+    ``step_fn`` does one optimizer step and returns named floats, including ``"loss"`` (the
+    total). With ``out_dir``, every step is appended to ``out_dir/log.csv`` (step, loss, lr,
+    seconds, then the named terms); with ``checkpoint_every > 0`` a checkpoint of ``objects`` is
+    written every that many steps and at the end. ``resume=True`` first restores the newest
+    checkpoint (RNG states included), so a resumed run continues exactly where it stopped.
+
+    Args:
+        step_fn: one training step.
+        steps (`int`): total steps of the run (a resumed run stops at the same total).
+        objects: everything with a state (see :func:`save_checkpoint`).
+        out_dir (*optional*): the run folder for ``log.csv`` and checkpoints.
+        checkpoint_every (`int`, defaults to 0): 0 writes no checkpoints.
+        resume (`bool`, defaults to `False`): continue from the newest checkpoint.
+        desc (`str`): progress-bar label.
+        lr_fn (*optional*): returns the current learning rate for the log.
+
+    Returns:
+        `list[float]`: the total loss of every step run by this call.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be ≥ 0, got {steps}.")
+    if (checkpoint_every or resume) and out_dir is None:
+        raise ValueError("Checkpoints and --resume need an output folder (out_dir).")
+    start = 0
+    if resume:
+        ckpt = latest_checkpoint(out_dir)
+        if ckpt is None:
+            print(f"No checkpoint in '{out_dir}' yet: starting from step 0.")
+        else:
+            start = load_checkpoint(ckpt, objects)["step"]
+            print(f"Resumed from {ckpt} (step {start} of {steps}).")
+    log_file = Path(out_dir) / "log.csv" if out_dir is not None else None
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        if start == 0 and log_file.exists():
+            log_file.unlink()
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    writer_fields: list[str] | None = None
+    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, leave=False)
+    for step in bar:
+        terms = {k: float(v) for k, v in step_fn(step).items()}
+        if "loss" not in terms:
+            raise KeyError("step_fn must return a 'loss' entry (the total loss).")
+        losses.append(terms["loss"])
+        bar.set_postfix(loss=f"{terms['loss']:.4f}")
+        if log_file is not None:
+            row = {
+                "step": step + 1,
+                "loss": terms["loss"],
+                "lr": lr_fn() if lr_fn else float("nan"),
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+            row.update({k: v for k, v in terms.items() if k != "loss"})
+            new = not log_file.exists()
+            writer_fields = writer_fields or list(row)
+            with log_file.open("a", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=writer_fields, extrasaction="ignore")
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+        done = step + 1
+        if checkpoint_every and (done % checkpoint_every == 0 or done == steps):
+            save_checkpoint(out_dir, done, objects, extra={"desc": desc})
+    bar.close()
+    return losses
