@@ -29,6 +29,7 @@ from svdinst.baselines.common import (
     ImageSampler,
     _resize_shorter,
     fit_loop,
+    fixed_seed,
     seed_everything,
     to_tensor,
     translate_each,
@@ -91,7 +92,8 @@ class AdaIN(Baseline):
 
     def __init__(self, config: AdaINConfig | None = None, device: str = "cpu") -> None:
         super().__init__(config, device)
-        self.decoder = vgg_mirror_decoder(512, self.config.decoder_widths).to(self.device)
+        with fixed_seed(0):  # initial weights independent of whatever ran before
+            self.decoder = vgg_mirror_decoder(512, self.config.decoder_widths).to(self.device)
         self._encoder: VGGFeatures | None = None
 
     @classmethod

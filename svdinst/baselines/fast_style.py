@@ -26,6 +26,7 @@ from svdinst.baselines.base import Baseline, register
 from svdinst.baselines.common import (
     ImageSampler,
     fit_loop,
+    fixed_seed,
     seed_everything,
     translate_each,
 )
@@ -158,7 +159,8 @@ class FastStyle(Baseline):
     def __init__(self, config: FastStyleConfig | None = None, device: str = "cpu") -> None:
         super().__init__(config, device)
         cfg = self.config
-        self.net = TransformerNet(tuple(cfg.channels), cfg.n_residual).to(self.device)
+        with fixed_seed(0):  # initial weights independent of whatever ran before
+            self.net = TransformerNet(cfg.channels, cfg.n_residual).to(self.device)
         self.vgg: VGGFeatures | None = None  # built on the first fit (only training needs it)
 
     @classmethod

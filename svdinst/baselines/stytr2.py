@@ -30,6 +30,7 @@ from svdinst.baselines.common import (
     ImageSampler,
     _resize_shorter,
     fit_loop,
+    fixed_seed,
     seed_everything,
     to_tensor,
     translate_each,
@@ -132,12 +133,13 @@ class StyTr2(Baseline):
     def __init__(self, config: StyTr2Config | None = None, device: str = "cpu") -> None:
         super().__init__(config, device)
         cfg = self.config
-        self.net = StyTr2Net(
-            d_model=cfg.d_model, n_heads=cfg.n_heads, n_encoder_layers=cfg.n_encoder_layers,
-            n_decoder_layers=cfg.n_decoder_layers, dim_feedforward=cfg.dim_feedforward,
-            dropout=cfg.dropout, patch_size=cfg.patch_size, cape_pool=cfg.cape_pool,
-            decoder_widths=cfg.decoder_widths,
-        ).to(self.device)  # fmt: skip
+        with fixed_seed(0):  # initial weights independent of whatever ran before
+            self.net = StyTr2Net(
+                d_model=cfg.d_model, n_heads=cfg.n_heads, n_encoder_layers=cfg.n_encoder_layers,
+                n_decoder_layers=cfg.n_decoder_layers, dim_feedforward=cfg.dim_feedforward,
+                dropout=cfg.dropout, patch_size=cfg.patch_size, cape_pool=cfg.cape_pool,
+                decoder_widths=cfg.decoder_widths,
+            ).to(self.device)  # fmt: skip
         self.net.eval()
         self.vgg: VGGFeatures | None = None  # the loss network, built on the first fit
 

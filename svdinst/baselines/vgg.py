@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from svdinst.baselines.common import fixed_seed
 from svdinst.errors import SvdinstError
 
 # Index of each named ReLU inside torchvision's ``vgg*.features`` Sequential.
@@ -123,8 +124,7 @@ class VGGFeatures(nn.Module):
         # torchvision's trunk (make_layers of config "E"/"D" is exactly vgg19/vgg16 .features),
         # with torchvision's VGG init under a fixed seed: the random fallback is identical in
         # every process, so save → load is exact even without ImageNet weights.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+        with fixed_seed(0):
             trunk = models.vgg.make_layers(models.vgg.cfgs[_CFG[arch]])[: last + 1]
             for m in trunk:
                 if isinstance(m, nn.Conv2d):
