@@ -18,6 +18,7 @@ from svdinst.errors import SvdinstError
 # Modules that add sub-commands; each defines register_cli(subparsers) and sets `func` defaults.
 COMMAND_MODULES = [
     "svdinst.data",
+    "svdinst.baselines.cli",
 ]
 
 

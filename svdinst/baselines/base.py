@@ -122,18 +122,14 @@ class Baseline(ABC):
         from safetensors.torch import save_file
 
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        config = dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}
-        (out / "config.json").write_text(json.dumps({"baseline": self.name, **config}, indent=2))
+        self.save_config(out)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         save_file(state, out / "model.safetensors")
         return out
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike, device: str = "cpu") -> Baseline:
-        """Rebuild a translator saved by :meth:`save`."""
-        from safetensors.torch import load_file
-
+    def read_config(cls, run_dir: str | os.PathLike) -> Any:
+        """The config dataclass stored in ``run_dir/config.json`` (written by :meth:`save`)."""
         run = Path(run_dir)
         cfg_file = run / "config.json"
         if not cfg_file.exists():
@@ -142,9 +138,26 @@ class Baseline(ABC):
         if saved.pop("baseline", None) != cls.name:
             raise SvdinstError(f"'{run}' holds a different baseline, not {cls.name!r}.")
         fields = {f.name for f in dataclasses.fields(cls.config_class)}
-        config = cls.config_class(
+        return cls.config_class(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields}
         )
+
+    def save_config(self, out_dir: str | os.PathLike) -> Path:
+        """Write only ``config.json`` (a run's settings before training finishes)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        config = dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}
+        path = out / "config.json"
+        path.write_text(json.dumps({"baseline": self.name, **config}, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike, device: str = "cpu") -> Baseline:
+        """Rebuild a translator saved by :meth:`save`."""
+        from safetensors.torch import load_file
+
+        run = Path(run_dir)
+        config = cls.read_config(run)
         if not (run / "model.safetensors").exists():
             raise SvdinstError(
                 f"'{run}' has no model.safetensors: train it, or pick another --run."

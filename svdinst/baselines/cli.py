@@ -1,0 +1,209 @@
+"""``svdinst baseline NAME {train,stylize}`` and :func:`stylize_folder`, which notebook 06 uses too.
+
+    svdinst baseline cyclegan train --content data/content --style data/style --steps 20000 \\
+        --out runs/cyclegan --checkpoint-every 1000 [--resume]
+    svdinst baseline cyclegan stylize --run runs/cyclegan --content data/test \\
+        --out outputs/cyclegan
+    svdinst baseline magenta stylize --content data/test --style data/style --out outputs/magenta
+
+Outputs follow the kit's contract: ``OUT/<content-stem>/seed-0.png`` (every baseline is
+deterministic) plus ``OUT/settings.json``. Unknown names, missing folders and unusable runs
+raise :class:`~svdinst.errors.SvdinstError`, which the ``svdinst`` command prints as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from svdinst.errors import RunFolderError, SvdinstError
+
+if TYPE_CHECKING:
+    from svdinst.baselines.base import Baseline
+
+
+def build_config(
+    cls: type[Baseline],
+    *,
+    size: str = "full",
+    resolution: int | None = None,
+    vgg_weights: str | os.PathLike | None = None,
+) -> Any:
+    """A baseline's config: the paper's (``size="full"``) or the narrow CPU one (``"tiny"``).
+
+    Args:
+        cls: a registered baseline class.
+        size (`str`, defaults to ``"full"``): ``"full"`` (published defaults) or ``"tiny"``.
+        resolution (`int`, *optional*): training crop size; defaults to the config's.
+        vgg_weights (*optional*): an ImageNet VGG weights file (VGG-based methods only).
+    """
+    if size not in ("full", "tiny"):
+        raise SvdinstError(f"--size must be 'full' or 'tiny', got {size!r}.")
+    if size == "tiny":
+        config = cls.tiny_config(**({"resolution": resolution} if resolution else {}))
+    else:
+        config = cls.config_class()
+        if resolution:
+            config = dataclasses.replace(config, resolution=resolution)
+    if vgg_weights is not None:
+        if "vgg_weights" not in {f.name for f in dataclasses.fields(config)}:
+            raise SvdinstError(f"{cls.name} uses no VGG network; drop --vgg-weights.")
+        if not Path(vgg_weights).is_file():
+            raise SvdinstError(f"--vgg-weights file '{vgg_weights}' does not exist.")
+        config = dataclasses.replace(config, vgg_weights=str(vgg_weights))
+    return config
+
+
+def stylize_folder(
+    model: Baseline,
+    content_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    style_dir: str | os.PathLike | None = None,
+    resolution: int | None = None,
+    settings: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Stylize every photo of ``content_dir`` into ``out_dir/<stem>/seed-0.png``.
+
+    Args:
+        model: a trained (or pretrained) baseline.
+        content_dir: photos to stylize (validated by :func:`svdinst.data.list_images`).
+        out_dir: the method's output folder, e.g. ``WORKDIR/outputs/cyclegan``.
+        style_dir (*optional*): style images, required by arbitrary-style methods.
+        resolution (`int`, *optional*): center-crop-resize photos to this size first (the other
+            methods' outputs are at the profile's resolution); default keeps each photo's size.
+        settings (*optional*): extra entries for ``settings.json`` (e.g. the run folder).
+
+    Returns:
+        `list[Path]`: the written images, in content order.
+    """
+    import svdinst
+    from svdinst.data import center_crop_resize, list_images, load_image
+
+    paths = list_images(content_dir)
+    photos = [load_image(p) for p in paths]
+    if resolution:
+        photos = [center_crop_resize(im, resolution) for im in photos]
+    style = None
+    if model.uses_style_at_inference:
+        if style_dir is None:
+            raise SvdinstError(f"{model.name} takes style images: pass --style DIR.")
+        style = [load_image(p) for p in list_images(style_dir)]
+    results = model.stylize(photos, style)
+    out = Path(out_dir)
+    written = []
+    for path, image in zip(paths, results, strict=True):
+        target = out / path.stem / "seed-0.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image.save(target)
+        written.append(target)
+    config = dataclasses.asdict(model.config) if dataclasses.is_dataclass(model.config) else {}
+    record = {
+        "method": model.name,
+        "content": str(Path(content_dir).resolve()),
+        "style": str(Path(style_dir).resolve()) if style_dir is not None else None,
+        "resolution": resolution,
+        "seeds": [0],
+        "deterministic": True,
+        "device": model.device,
+        "svdinst_version": svdinst.__version__,
+        "config": config,
+        **(settings or {}),
+    }
+    (out / "settings.json").write_text(json.dumps(record, indent=2))
+    return written
+
+
+def _train(args: argparse.Namespace) -> int:
+    from svdinst.baselines import get_baseline
+    from svdinst.baselines.common import latest_checkpoint
+    from svdinst.data import list_images
+
+    cls = get_baseline(args.name)
+    list_images(args.content)  # one clear line when a folder is missing, empty or broken
+    list_images(args.style)
+    out = Path(args.out)
+    if args.steps < 0:
+        raise SvdinstError(f"--steps must be ≥ 0, got {args.steps}.")
+    if args.resume and (out / "config.json").exists():
+        config = cls.read_config(out)  # a resumed run keeps its own settings
+    else:
+        if latest_checkpoint(out) is not None:
+            raise RunFolderError(
+                f"'{out}' already holds checkpoints: pass --resume to continue, or another --out."
+            )
+        config = build_config(
+            cls, size=args.size, resolution=args.resolution, vgg_weights=args.vgg_weights
+        )
+    model = cls(config, device=args.device)
+    model.save_config(out)
+    losses = model.fit(
+        args.content, args.style, args.steps, out_dir=out,
+        checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed,
+    )  # fmt: skip
+    model.save(out)
+    last = f"; last loss {losses[-1]:.4f}" if losses else ""
+    print(f"{cls.name}: ran {len(losses)} step(s) on {model.device}{last}; saved to {out}")
+    return 0
+
+
+def _stylize(args: argparse.Namespace) -> int:
+    from svdinst.baselines import get_baseline
+
+    cls = get_baseline(args.name)
+    if args.run is not None:
+        model = cls.load(args.run, device=args.device)
+    elif cls.needs_training:
+        raise SvdinstError(
+            f"{cls.name} needs a trained run: pass --run RUN "
+            f"(made by `svdinst baseline {cls.name} train ... --out RUN`)."
+        )
+    else:
+        model = cls(device=args.device)
+    written = stylize_folder(
+        model, args.content, args.out, style_dir=args.style, resolution=args.resolution,
+        settings={"run": str(Path(args.run).resolve()) if args.run else None},
+    )  # fmt: skip
+    print(f"{cls.name}: wrote {len(written)} image(s) to {args.out}")
+    return 0
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``svdinst baseline NAME {train,stylize}``."""
+    parser = subparsers.add_parser(
+        "baseline",
+        help="train or apply a comparison method (cyclegan, stargan, balagan, stytr2, "
+        "fast_style, adain, magenta)",
+    )
+    parser.add_argument("name", metavar="NAME", help="registered baseline name")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    train = actions.add_parser("train", help="train NAME on a content and a style folder")
+    train.add_argument("--content", type=Path, required=True, help="folder of photos")
+    train.add_argument("--style", type=Path, required=True, help="folder of style images")
+    train.add_argument("--steps", type=int, required=True, help="training iterations")
+    train.add_argument("--out", type=Path, required=True, help="run folder to write")
+    train.add_argument("--checkpoint-every", type=int, default=0, help="0: no checkpoints")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    train.add_argument("--resolution", type=int, default=None, help="crop size (px)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    train.add_argument("--vgg-weights", default=None, help="ImageNet VGG file (VGG-based methods)")
+    train.add_argument(
+        "--size", default="full", choices=("full", "tiny"),
+        help="full: the paper's widths; tiny: narrow networks for CPU demos",
+    )  # fmt: skip
+    train.set_defaults(func=_train)
+    sty = actions.add_parser("stylize", help="stylize a folder of photos with NAME")
+    sty.add_argument("--run", type=Path, default=None, help="run folder from `train`")
+    sty.add_argument("--content", type=Path, required=True, help="folder of photos")
+    sty.add_argument("--out", type=Path, required=True, help="output folder")
+    sty.add_argument(
+        "--style", type=Path, default=None, help="style images (stytr2, adain, magenta)"
+    )
+    sty.add_argument("--resolution", type=int, default=None, help="center-crop photos to R px")
+    sty.add_argument("--device", default="auto")
+    sty.set_defaults(func=_stylize)
