@@ -69,15 +69,21 @@ def test_stytr2_full_size_matches_the_authors_layer_list():
 def test_vgg_layer_indices_name_the_right_relus():
     from torchvision.models import vgg
 
+    # Walk torchvision's layer configuration: an int is Conv2d + ReLU, "M" is one MaxPool2d.
     for arch, cfg, table in [("vgg19", "E", vggmod.VGG19_RELU), ("vgg16", "D", vggmod.VGG16_RELU)]:
-        names, stage, conv = {}, 1, 0
-        for i, layer in enumerate(vgg.make_layers(vgg.cfgs[cfg])):
-            if isinstance(layer, nn.MaxPool2d):
-                stage, conv = stage + 1, 0
-            elif isinstance(layer, nn.ReLU):
+        names, index, stage, conv = {}, 0, 1, 0
+        for item in vgg.cfgs[cfg]:
+            if item == "M":
+                index, stage, conv = index + 1, stage + 1, 0
+            else:
                 conv += 1
-                names[f"relu{stage}_{conv}"] = i
+                names[f"relu{stage}_{conv}"] = index + 1
+                index += 2
         assert all(names[k] == v for k, v in table.items()), arch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomVGGWarning)
+        trunk = VGGFeatures("vgg19", ("relu5_1",), "random").features
+    assert isinstance(trunk[29], nn.ReLU) and trunk[28].out_channels == 512 and len(trunk) == 30
 
 
 # ----------------------------------------------------------------------------- loss math
@@ -275,3 +281,14 @@ def test_fast_style_target_is_the_mean_gram_of_the_style_images(trained, folders
     per_image = [[gram_matrix(f) for f in vgg(im[None])] for im in images]
     for layer, target in enumerate(targets):
         torch.testing.assert_close(target, (per_image[0][layer] + per_image[1][layer]) / 2)
+
+
+def test_resumed_training_continues_exactly(folders, tmp_path):
+    cfg, c, s = FastStyle.tiny_config(32), folders / "content", folders / "style"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomVGGWarning)
+        straight = FastStyle(cfg).fit(c, s, 3, seed=3)
+        first = FastStyle(cfg).fit(c, s, 2, out_dir=tmp_path, checkpoint_every=1, seed=3)
+        rest = FastStyle(cfg).fit(c, s, 3, out_dir=tmp_path, resume=True, seed=3)
+    assert len(rest) == 1
+    assert first + rest == pytest.approx(straight, rel=1e-6)
