@@ -17,8 +17,11 @@ from svdinst.errors import SvdinstError
 
 # Modules that add sub-commands; each defines register_cli(subparsers) and sets `func` defaults.
 COMMAND_MODULES = [
+    "svdinst.lora_export",
     "svdinst.data",
+    "svdinst.metrics",
     "svdinst.baselines.cli",
+    "svdinst.train",
 ]
 
 

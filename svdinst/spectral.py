@@ -1,0 +1,502 @@
+"""SVDiff spectral shifts: wrap every Linear/Conv2d weight as W = U·diag(relu(σ + s·δ))·Vᵀ.
+
+SVDiff (Han et al., 2023, "SVDiff: Compact Parameter Space for Diffusion Fine-Tuning", Eq. 1)
+decomposes each pretrained weight once, W₀ = U·diag(σ)·Vᵀ, freezes U, σ, Vᵀ and trains only a
+shift δ of the singular values: W_δ = U·diag(ReLU(σ + δ))·Vᵀ. For SD-1.4's UNet that is 282
+layers and 222,696 shifts (< 1 MB). A scale ``s`` on δ is the style-strength knob.
+
+This module is the public API (peft style: a wrapper keeping ``base_layer``, ``merge()`` /
+``unmerge()``, a config dataclass and an injection function). Two training paths compute the same
+δ-gradient: the *exact* path rebuilds W inside autograd on every forward (fp32, the reference the
+tests check against), the *fast* path (:mod:`svdinst.spectral_fast`) rebuilds W once per
+optimizer step in a compute dtype and projects the weight gradient onto δ in a custom backward.
+
+Memory design: the original weight is never recomputed from the factors (that is exact only to
+~1e-6). Whenever the base layer's storage holds a rebuilt weight (after ``merge()`` or in fast
+mode) the original is kept as a CPU copy, so ``unmerge()`` restores it bit for bit and the GPU
+holds one weight per layer, as in vanilla SD.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import svdinst
+from svdinst.errors import ShiftFileError
+
+FILE_FORMAT = "svdinst-spectral-shifts-v1"
+__all__ = [
+    "SpectralShiftConfig",
+    "SpectralShiftLayer",
+    "add_spectral_shifts",
+    "export_lora",
+    "load_spectral_shifts",
+    "merge_spectral_shifts",
+    "refresh_spectral_weights",
+    "remove_spectral_shifts",
+    "save_spectral_shifts",
+    "set_fast_path",
+    "set_shift_scale",
+    "spectral_layers",
+    "spectral_shift_layout",
+    "spectral_shifts_state_dict",
+    "unmerge_spectral_shifts",
+]
+
+
+@dataclass
+class SpectralShiftConfig:
+    """How spectral shifts are computed. The defaults are the exact reference path.
+
+    Args:
+        fast (`bool`, defaults to `False`): use the fast training path (rebuild once per optimizer
+            step, custom backward); the exact path rebuilds W in autograd on every forward.
+        compute_dtype (`torch.dtype`, *optional*): dtype of U, Vᵀ and the rebuilt W on the fast
+            path (e.g. ``torch.bfloat16`` on a GPU; accumulation stays fp32). ``None``: float32.
+        svd_method (`str`, defaults to ``"auto"``): ``"svd"`` (LAPACK/cuSOLVER SVD in float64),
+            ``"gram"`` (float64 Gram matrix + batched eigh, much faster on a GPU, falls back to SVD
+            for ill-conditioned weights) or ``"auto"`` (``gram``, fastest on CPU and GPU alike).
+        svd_device (`str`, *optional*): where to decompose; ``None`` = where the weights are.
+        cache (`bool`, defaults to `True`): reuse factors saved under ``cache_dir()/spectral``
+            for the same base model and weights (needs ``base_model``).
+        rebuild (`str`, defaults to ``"forward"``): fast path only. ``"forward"`` rebuilds W on
+            every forward; ``"step"`` rebuilds only when δ's version counter changes or
+            :func:`refresh_spectral_weights` is called — call it after each ``optimizer.step()``
+            (a fused optimizer updates δ without bumping its version) to rebuild once per step
+            under gradient accumulation.
+    """
+
+    fast: bool = False  # exact path by default: simplest autograd graph, what the tests check
+    compute_dtype: torch.dtype | None = None  # bf16 halves factor memory and doubles GEMM speed
+    svd_method: str = "auto"  # eigh of a float64 Gram matrix batches well on GPUs
+    svd_device: str | None = None  # a GPU decomposes SD-1.4 in seconds, a CPU in minutes
+    cache: bool = True  # decompose once per base model; later runs reload the factors
+    rebuild: str = "forward"  # "step" skips rebuilds between optimizer steps (accumulation)
+
+    def __post_init__(self) -> None:
+        if self.svd_method not in ("auto", "svd", "gram"):
+            raise ValueError(
+                f"svd_method must be 'auto', 'svd' or 'gram', got {self.svd_method!r}."
+            )
+        if self.compute_dtype is not None and not self.compute_dtype.is_floating_point:
+            raise ValueError(f"compute_dtype must be a float dtype, got {self.compute_dtype}.")
+        if self.rebuild not in ("forward", "step"):
+            raise ValueError(f"rebuild must be 'forward' or 'step', got {self.rebuild!r}.")
+
+
+class SpectralShiftLayer(nn.Module):
+    """A Linear or Conv2d whose weight is U·diag(relu(σ + s·δ))·Vᵀ (SVDiff Eq. 1).
+
+    Conv weights (out, in/groups, kh, kw) are decomposed as the matrix (out, in/groups·kh·kw);
+    the functional op of the base layer (stride, padding, dilation, groups, bias) is reused.
+
+    Args:
+        base_layer (`nn.Linear` or `nn.Conv2d`): the layer to wrap (kept as ``base_layer``).
+        U (`torch.Tensor`), S (`torch.Tensor`), Vh (`torch.Tensor`): its thin SVD factors,
+            shapes (out, k), (k,), (k, in'), with k = min(out, in').
+        fast (`bool`, defaults to `False`): use the fast path (see :mod:`svdinst.spectral_fast`).
+        rebuild (`str`, defaults to ``"forward"``): see :class:`SpectralShiftConfig`.
+    """
+
+    def __init__(
+        self,
+        base_layer: nn.Module,
+        U: torch.Tensor,
+        S: torch.Tensor,
+        Vh: torch.Tensor,
+        fast: bool = False,
+        rebuild: str = "forward",
+    ) -> None:
+        super().__init__()
+        if not isinstance(base_layer, (nn.Linear, nn.Conv2d)):
+            raise TypeError(
+                f"Spectral shifts wrap nn.Linear and nn.Conv2d, got {type(base_layer)}."
+            )
+        self.base_layer = base_layer
+        self.register_buffer("U", U)
+        self.register_buffer("S", S)
+        self.register_buffer("Vh", Vh)
+        self.delta = nn.Parameter(torch.zeros_like(S))
+        self.scale = 1.0
+        self.fast = fast and _fast_supported(base_layer)
+        self.rebuild = rebuild
+        self.merged = False
+        self._original: torch.Tensor | None = None  # CPU copy while the storage holds a rebuilt W
+        self._built_key: tuple | None = None  # (δ version, scale, device) of the stored rebuilt W
+
+    # peft-style pass-through so code reading layer.weight / layer.bias keeps working.
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.base_layer.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base_layer.bias
+
+    def extra_repr(self) -> str:
+        mode = "merged" if self.merged else ("fast" if self.fast else "exact")
+        return f"k={self.S.numel()}, scale={self.scale}, {mode}"
+
+    def shifted_singular_values(self) -> torch.Tensor:
+        """relu(σ + s·δ), differentiable in δ."""
+        return F.relu(self.S + self.scale * self.delta)
+
+    def rebuild_weight(self) -> torch.Tensor:
+        """U·diag(relu(σ + s·δ))·Vᵀ reshaped like the base weight (differentiable in δ)."""
+        sv = self.shifted_singular_values().to(self.U.dtype)
+        return ((self.U * sv) @ self.Vh).view(self.base_layer.weight.shape)
+
+    def apply_op(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The base layer's functional op with ``weight`` in place of its own."""
+        bias = self.base_layer.bias
+        if bias is not None and bias.dtype != weight.dtype:
+            bias = bias.to(weight.dtype)
+        if isinstance(self.base_layer, nn.Linear):
+            return F.linear(x, weight, bias)
+        return self.base_layer._conv_forward(x, weight, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.merged:
+            return self.base_layer(x)
+        if self.fast:
+            from svdinst.spectral_fast import fast_forward
+
+            return fast_forward(self, x)
+        weight = self.rebuild_weight()
+        return self.apply_op(x, weight.to(self.base_layer.weight.dtype))
+
+    def _stash_original(self) -> None:
+        if self._original is None:
+            self._original = self.base_layer.weight.detach().to("cpu", copy=True)
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Fold the shifts into the base weight; forward then costs what the base layer costs."""
+        if self.merged:
+            return
+        self._stash_original()
+        weight = self.rebuild_weight().to(self._original.dtype)
+        self.base_layer.weight.data = weight.contiguous()
+        self._built_key = None
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Restore the original base weight bit for bit (from the CPU copy)."""
+        if self._original is not None:
+            self.base_layer.weight.data = self._original.to(self.S.device)
+            self._original = None
+        self._built_key = None
+        self.merged = False
+
+
+def _fast_supported(layer: nn.Module) -> bool:
+    """The fast backward handles Linear and zero-padded Conv2d with numeric padding."""
+    if isinstance(layer, nn.Linear):
+        return True
+    return layer.padding_mode == "zeros" and not isinstance(layer.padding, str)
+
+
+def _selected(name: str, include: Sequence[str] | None, exclude: Sequence[str] | None) -> bool:
+    if include is not None and not any(re.search(p, name) for p in include):
+        return False
+    return not (exclude is not None and any(re.search(p, name) for p in exclude))
+
+
+def spectral_layers(model: nn.Module) -> dict[str, SpectralShiftLayer]:
+    """Every :class:`SpectralShiftLayer` of ``model`` by module name (in module order)."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, SpectralShiftLayer)}
+
+
+def spectral_shift_layout(
+    model: nn.Module, include: Sequence[str] | None = None, exclude: Sequence[str] | None = None
+) -> dict[str, tuple[tuple[int, ...], int]]:
+    """Which layers :func:`add_spectral_shifts` would wrap: ``{name: (weight shape, k)}``.
+
+    Reads shapes only, so it works on a model built on the ``meta`` device. k = min(out, in')
+    is the number of shifts of the layer.
+    """
+    layout = {}
+    for name, module in model.named_modules():
+        if isinstance(module, SpectralShiftLayer):
+            module = module.base_layer
+        elif not isinstance(module, (nn.Linear, nn.Conv2d)) or ".base_layer" in f".{name}":
+            continue
+        if _selected(name, include, exclude):
+            shape = tuple(module.weight.shape)
+            layout[name] = (shape, min(shape[0], module.weight[0].numel()))
+    return layout
+
+
+def add_spectral_shifts(
+    model: nn.Module,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    *,
+    config: SpectralShiftConfig | None = None,
+    base_model: str | None = None,
+) -> dict[str, SpectralShiftLayer]:
+    """Wrap every selected ``nn.Linear``/``nn.Conv2d`` of ``model`` in a spectral-shift layer.
+
+    Afterwards the δ vectors (initialised to zero, so the model's output is unchanged) are the
+    only parameters of ``model`` that require gradients.
+
+    Args:
+        model (`nn.Module`): e.g. the UNet; modified in place.
+        include (`Sequence[str]`, *optional*): regular expressions (``re.search``) over module
+            names; only matching layers are wrapped. ``None``: every Linear and Conv2d.
+        exclude (`Sequence[str]`, *optional*): regular expressions of layers to leave alone.
+        config (`SpectralShiftConfig`, *optional*): paths, dtypes, SVD method, cache.
+        base_model (`str`, *optional*): the base model's id (e.g. ``components.model_id``);
+            recorded in shift files and the key of the SVD cache.
+
+    Returns:
+        `dict[str, SpectralShiftLayer]`: the new layers by module name.
+    """
+    from svdinst.spectral_svd import load_or_decompose
+
+    cfg = config or SpectralShiftConfig()
+    if spectral_layers(model):
+        raise ValueError("This model already has spectral shifts; add them once per model.")
+    layout = spectral_shift_layout(model, include, exclude)
+    if not layout:
+        raise ValueError(f"No nn.Linear/nn.Conv2d matched include={include} exclude={exclude}.")
+    modules = dict(model.named_modules())
+    factors = load_or_decompose(
+        {n: modules[n].weight.detach() for n in layout}, base_model=base_model, config=cfg
+    )
+    model.requires_grad_(False)
+    wrapped = {}
+    for name in layout:
+        base = modules[name]
+        U, S, Vh = factors[name]
+        precise = torch.float64 if base.weight.dtype == torch.float64 else torch.float32
+        fdtype = (cfg.compute_dtype or precise) if cfg.fast else precise
+        device = base.weight.device
+        layer = SpectralShiftLayer(
+            base,
+            U.to(device, fdtype),
+            S.to(device, precise),
+            Vh.to(device, fdtype),
+            fast=cfg.fast,
+            rebuild=cfg.rebuild,
+        )
+        parent_name, _, child = name.rpartition(".")
+        setattr(modules[parent_name] if parent_name else model, child, layer)
+        wrapped[name] = layer
+    model._svdinst_base_model = base_model
+    return wrapped
+
+
+def _require_layers(model: nn.Module) -> dict[str, SpectralShiftLayer]:
+    layers = spectral_layers(model)
+    if not layers:
+        raise ValueError("The model has no spectral shifts; call add_spectral_shifts(model) first.")
+    return layers
+
+
+def set_shift_scale(model: nn.Module, scale: float) -> None:
+    """Set the shift scale s of every layer (W = U·diag(relu(σ + s·δ))·Vᵀ); merged layers re-merge.
+
+    Args:
+        model (`nn.Module`): a model with spectral shifts.
+        scale (`float`): 0 gives the base model, 1 the trained shifts, >1 exaggerates them.
+    """
+    scale = float(scale)
+    if not torch.isfinite(torch.tensor(scale)):
+        raise ValueError(f"The shift scale must be a finite number, got {scale}.")
+    for layer in _require_layers(model).values():
+        merged = layer.merged
+        if merged:
+            layer.unmerge()
+        layer.scale = scale
+        if merged:
+            layer.merge()
+
+
+def merge_spectral_shifts(model: nn.Module) -> None:
+    """Fold the shifts into plain weights (inference then costs exactly what the base model costs)."""
+    for layer in _require_layers(model).values():
+        layer.merge()
+
+
+def unmerge_spectral_shifts(model: nn.Module) -> None:
+    """Undo :func:`merge_spectral_shifts`: the base weights come back bit for bit."""
+    for layer in _require_layers(model).values():
+        layer.unmerge()
+
+
+def remove_spectral_shifts(model: nn.Module, merge: bool = True) -> nn.Module:
+    """Replace each wrapper by its base layer (merged first if ``merge``), freeing U, σ, Vᵀ.
+
+    Args:
+        model (`nn.Module`): a model with spectral shifts; modified in place and returned.
+        merge (`bool`, defaults to `True`): keep the shifted weights; `False` restores the base.
+    """
+    modules = dict(model.named_modules())
+    for name, layer in _require_layers(model).items():
+        layer.merge() if merge else layer.unmerge()
+        layer._original = None
+        parent_name, _, child = name.rpartition(".")
+        setattr(modules[parent_name] if parent_name else model, child, layer.base_layer)
+    return model
+
+
+def set_fast_path(
+    model: nn.Module, enabled: bool = True, compute_dtype: torch.dtype | None = None
+) -> None:
+    """Switch every layer between the exact and the fast path (unmerging first).
+
+    Args:
+        model (`nn.Module`): a model with spectral shifts.
+        enabled (`bool`, defaults to `True`): fast path on or off.
+        compute_dtype (`torch.dtype`, *optional*): new dtype of U and Vᵀ (casting to a lower
+            precision is one-way: re-add the shifts to get float32 factors back).
+    """
+    for layer in _require_layers(model).values():
+        layer.unmerge()
+        layer.fast = enabled and _fast_supported(layer.base_layer)
+        if compute_dtype is not None:
+            layer.U = layer.U.to(compute_dtype)
+            layer.Vh = layer.Vh.to(compute_dtype)
+
+
+def refresh_spectral_weights(model: nn.Module) -> None:
+    """Fast path: rebuild every layer's W from the current δ now (call after ``optimizer.step()``)."""
+    from svdinst.spectral_fast import refresh_weight
+
+    for layer in _require_layers(model).values():
+        if layer.fast and not layer.merged:
+            refresh_weight(layer, force=True)
+
+
+def spectral_shifts_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``{layer name: δ}`` (detached CPU copies) — everything a trained SVDiff adds to the base."""
+    return {n: m.delta.detach().to("cpu", copy=True) for n, m in _require_layers(model).items()}
+
+
+def save_spectral_shifts(
+    model: nn.Module, path: str | os.PathLike, base_model: str | None = None
+) -> Path:
+    """Write δ of every layer to a safetensors file with the base model and layer shapes.
+
+    Args:
+        model (`nn.Module`): a model with spectral shifts.
+        path (`str` or `os.PathLike`): the file to write (written to a temporary name, then renamed).
+        base_model (`str`, *optional*): defaults to the id given to :func:`add_spectral_shifts`.
+    """
+    from safetensors.torch import save_file
+
+    layers = _require_layers(model)
+    base = base_model if base_model is not None else getattr(model, "_svdinst_base_model", None)
+    metadata = {
+        "format": FILE_FORMAT,
+        "base_model": str(base or ""),
+        "svdinst_version": svdinst.__version__,
+        "layers": json.dumps({n: list(m.base_layer.weight.shape) for n, m in layers.items()}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(
+        {n: t.contiguous() for n, t in spectral_shifts_state_dict(model).items()}, tmp, metadata
+    )
+    os.replace(tmp, path)
+    return path
+
+
+def read_spectral_shift_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a shift file: ``(δ by layer, metadata with 'layers' parsed)``; ShiftFileError if bad."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ShiftFileError(
+            f"Spectral-shift file '{path}' does not exist; train a run with --mode svdiff or "
+            "svd-inst, or pass the run's spectral_shifts.safetensors."
+        )
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    except Exception as err:  # safetensors raises its own error types for corrupt files
+        raise ShiftFileError(
+            f"'{path}' is not a readable safetensors file ({err}); re-save it with "
+            "save_spectral_shifts()."
+        ) from err
+    if meta.get("format") != FILE_FORMAT or "layers" not in meta:
+        raise ShiftFileError(
+            f"'{path}' is not an svdinst spectral-shift file (metadata format "
+            f"{meta.get('format')!r}, expected {FILE_FORMAT!r}); write it with save_spectral_shifts()."
+        )
+    meta["layers"] = {k: tuple(v) for k, v in json.loads(meta["layers"]).items()}
+    return tensors, meta
+
+
+def load_spectral_shifts(model: nn.Module, path: str | os.PathLike) -> dict:
+    """Load δ from ``path`` into a model with spectral shifts; the layer sets must match exactly.
+
+    Args:
+        model (`nn.Module`): wrapped with :func:`add_spectral_shifts` (same include/exclude).
+        path (`str` or `os.PathLike`): a file written by :func:`save_spectral_shifts`.
+
+    Returns:
+        `dict`: the file's metadata (``base_model``, ``svdinst_version``, ``layers``).
+
+    Raises:
+        ShiftFileError: the file is missing, unreadable, or made for a model of other layers/shapes.
+    """
+    tensors, meta = read_spectral_shift_file(path)
+    layers = spectral_layers(model)
+    if not layers:
+        raise ShiftFileError(
+            f"Cannot load '{path}': the model has no spectral shifts; call add_spectral_shifts first."
+        )
+    missing, extra = sorted(set(layers) - set(tensors)), sorted(set(tensors) - set(layers))
+    if missing or extra:
+        raise ShiftFileError(
+            f"'{path}' does not fit this model: {len(missing)} of its {len(layers)} shifted layers "
+            f"are not in the file (e.g. {missing[:2]}) and {len(extra)} file entries are not in the "
+            f"model (e.g. {extra[:2]}). Load it into the base model "
+            f"'{meta.get('base_model') or 'unknown'}' wrapped with the same include/exclude."
+        )
+    for name, layer in layers.items():
+        shape = tuple(layer.base_layer.weight.shape)
+        if meta["layers"].get(name) != shape or tensors[name].shape != layer.delta.shape:
+            raise ShiftFileError(
+                f"'{path}' does not fit this model: layer '{name}' has weight shape "
+                f"{meta['layers'].get(name)} in the file but {shape} in the model. Load it into "
+                f"its base model '{meta.get('base_model') or 'unknown'}'."
+            )
+    own = getattr(model, "_svdinst_base_model", None)
+    if own and meta.get("base_model") and own != meta["base_model"]:
+        warnings.warn(
+            f"'{path}' was trained on '{meta['base_model']}' but is loaded into '{own}' "
+            "(same layer shapes, so it loads; check this is the same model).",
+            stacklevel=2,
+        )
+    with torch.no_grad():
+        for name, layer in layers.items():
+            merged = layer.merged
+            layer.unmerge()
+            layer.delta.copy_(tensors[name])
+            if merged:
+                layer.merge()
+    return meta
+
+
+def export_lora(model: nn.Module, rank: int) -> dict:
+    """Exact rank-r LoRA of the shifts; see :func:`svdinst.lora_export.export_lora`."""
+    from svdinst.lora_export import export_lora as _export
+
+    return _export(model, rank)
