@@ -10,8 +10,10 @@ residuals). At SD size that is 3,737,856 parameters — the report's "3.7 M trai
 
 Two facts a reader should know:
 
-* With ``image_tokens="pooled"`` (InST) both attentions see a *single* token, so the softmax is 1
-  and each attention is ``to_out(to_v(x))``: the whole module is an affine map in disguise.
+* With ``image_tokens="pooled"`` (InST) the attentions see a *single* key, so the softmax is 1
+  and ``attn2(x1, x) = to_out(to_v(x))``: the whole module is the affine map
+  ``Linear(to_out(to_v(x)))`` in disguise, and ``attn1`` — which only forms attn2's query — has
+  no effect at all on the output (its parameters get zero gradient; tested).
   ``image_tokens="patches"`` lets the second attention look at every patch token of the vision
   tower (projected into the same space by CLIP's own ``post_layernorm`` + ``visual_projection``),
   so it can actually choose *where* in the style image to look.
