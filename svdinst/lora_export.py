@@ -93,8 +93,9 @@ def _export_layer(out: LoraExport, prefix: str, name: str, layer: nn.Module, ran
     if weight.dim() == 4:  # A: (r, in/groups, kh, kw) conv; B: (out, r, 1, 1) conv
         down = down.view(rank, *weight.shape[1:])
         up = up.view(*up.shape, 1, 1)
-    out[f"{prefix}.{name}.lora_A.weight"] = down.float().cpu().contiguous()
-    out[f"{prefix}.{name}.lora_B.weight"] = up.float().cpu().contiguous()
+    dtype = torch.float64 if layer.U.dtype == torch.float64 else torch.float32
+    out[f"{prefix}.{name}.lora_A.weight"] = down.to("cpu", dtype).contiguous()
+    out[f"{prefix}.{name}.lora_B.weight"] = up.to("cpu", dtype).contiguous()
     out.errors[name] = float(dsig[drop].square().sum().sqrt())
     out.norms[name] = float(dsig.square().sum().sqrt())
 

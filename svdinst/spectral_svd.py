@@ -61,7 +61,7 @@ def decompose_matrices(
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> dict[str, Factors]:
-    """Thin SVD (U, σ, Vᵀ; float32, on the input's device) of each 2-D matrix, batched by shape.
+    """Thin SVD (U, σ, Vᵀ on the input's device; float32, or float64 for float64 input).
 
     Args:
         mats (`dict[str, torch.Tensor]`): matrices by name (a conv weight as out × in·kh·kw).
@@ -71,10 +71,10 @@ def decompose_matrices(
     """
     groups: dict[tuple, list[str]] = defaultdict(list)
     for name, m in mats.items():
-        groups[(tuple(m.shape), m.device)].append(name)
+        groups[(tuple(m.shape), m.device, m.dtype == torch.float64)].append(name)
     out: dict[str, Factors] = {}
     bar = tqdm(total=len(mats), desc="SVD of weights", unit="layer", disable=not progress)
-    for (shape, src_device), names in sorted(groups.items(), key=lambda kv: -kv[0][0][0]):
+    for (shape, src_device, _), names in sorted(groups.items(), key=lambda kv: -kv[0][0][0]):
         dev = torch.device(device) if device is not None else src_device
         use = "gram" if method == "auto" else method
         step = max(1, CHUNK_BYTES // (8 * shape[0] * shape[1]))
@@ -92,8 +92,9 @@ def decompose_matrices(
                 u, s, vh = _svd(a)
             if flip:
                 u, vh = vh.mT, u.mT
+            keep = torch.float64 if mats[chunk[0]].dtype == torch.float64 else torch.float32
             for j, n in enumerate(chunk):
-                out[n] = tuple(t[j].to(src_device, torch.float32).contiguous() for t in (u, s, vh))
+                out[n] = tuple(t[j].to(src_device, keep).contiguous() for t in (u, s, vh))
             bar.update(len(chunk))
     bar.close()
     return out
