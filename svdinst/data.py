@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm.auto import tqdm
 
 from svdinst.default_data import PHOTOS, SPLITS, prepare_default_dataset
 from svdinst.errors import DataError
@@ -109,7 +110,7 @@ def _to_rgb(im: Image.Image, path: Path) -> Image.Image:
             scaled = arr  # 32-bit container holding 8-bit values
         else:
             scaled = np.clip(arr, 0, 65535) / 257  # 65535 → 255
-        im = Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
+        im = Image.fromarray(np.round(scaled).astype(np.uint8))  # 2-D uint8 → mode "L"
     if im.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -169,7 +170,14 @@ def check_folder(folder: str | os.PathLike) -> list[tuple[Path, str]]:
             (Path(folder), f"no images (expected files ending in {', '.join(IMAGE_EXTENSIONS)})")
         ]
     problems = []
-    for path in candidates:
+    # Decoding thousands of photos takes a while: show progress for folders that are not tiny.
+    for path in tqdm(
+        candidates,
+        desc=f"checking {Path(folder).name}/",
+        unit="image",
+        disable=len(candidates) < 50,
+        leave=False,
+    ):
         try:
             load_image(path)
         except DataError as err:
