@@ -10,12 +10,13 @@ One place for the plumbing so each method file holds only its paper's architectu
 - :func:`save_checkpoint` / :func:`latest_checkpoint` / :func:`load_checkpoint` (from
   :mod:`svdinst.baselines.training`, re-exported here) — atomic, resumable checkpoints.
 - :func:`fit_loop` — the generic loop: resume, tqdm bar, ``log.csv``, periodic checkpoints.
-- :class:`ImagePool` (Shrivastava et al. 2017, used by CycleGAN) and :class:`LinearDecay`
+- :class:`ImagePool` (Shrivastava et al. 2017, used by CycleGAN) and the linear-decay schedule
   (CycleGAN's constant-then-linear-to-zero learning-rate schedule).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -260,28 +261,27 @@ class ImagePool:
         return self
 
 
-class LinearDecay:
-    """CycleGAN's schedule as a ``LambdaLR`` factor: 1 for the first ``decay_start`` steps, then
-    linearly down to 0 at ``total`` (the paper: 100 epochs constant + 100 epochs decay).
-
-    A class rather than a lambda so ``LambdaLR.state_dict()`` saves it with the checkpoint.
-    """
-
-    def __init__(self, total: int, decay_fraction: float = 0.5) -> None:
-        self.total = max(int(total), 1)
-        self.decay_start = round(self.total * (1.0 - decay_fraction))
-
-    def __call__(self, step: int) -> float:
-        if step < self.decay_start:
-            return 1.0
-        return max(0.0, 1.0 - (step - self.decay_start) / max(self.total - self.decay_start, 1))
+def linear_decay(step: int, *, total: int, decay_fraction: float = 0.5) -> float:
+    """CycleGAN's schedule as a ``LambdaLR`` factor: 1 for the first ``(1 − decay_fraction)`` of
+    ``total`` steps, then linearly down to 0 at ``total`` (the paper: 100 epochs constant + 100
+    epochs of decay)."""
+    total = max(int(total), 1)
+    start = round(total * (1.0 - decay_fraction))
+    if step < start:
+        return 1.0
+    return max(0.0, 1.0 - (step - start) / max(total - start, 1))
 
 
 def linear_decay_scheduler(
     optimizer: torch.optim.Optimizer, total: int, decay_fraction: float = 0.5
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A ``LambdaLR`` with :class:`LinearDecay` (stepped once per training step)."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, LinearDecay(total, decay_fraction))
+    """A ``LambdaLR`` with :func:`linear_decay` (stepped once per training step).
+
+    The factor is a ``functools.partial``, whose (empty) ``__dict__`` is all ``LambdaLR`` saves:
+    a resumed run follows *its own* ``total``, so ``--resume --steps`` can also extend a run.
+    """
+    factor = functools.partial(linear_decay, total=total, decay_fraction=decay_fraction)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def set_requires_grad(modules: torch.nn.Module | Iterable[torch.nn.Module], flag: bool) -> None:

@@ -160,6 +160,8 @@ def fit_loop(
             print(f"No checkpoint in '{out_dir}' yet: starting from step 0.")
         else:
             start = load_checkpoint(ckpt, objects)["step"]
+            for obj in objects.values():
+                _refresh_lambda_lr(obj)
             print(f"Resumed from {ckpt} (step {start} of {steps}).")
     log_file = Path(out_dir) / "log.csv" if out_dir is not None else None
     if log_file is not None:
@@ -196,3 +198,16 @@ def fit_loop(
             save_checkpoint(out_dir, done, objects, extra={"desc": desc})
     bar.close()
     return losses
+
+
+def _refresh_lambda_lr(scheduler: Any) -> None:
+    """Re-apply a ``LambdaLR``'s *current* factor after a resume: the optimizer state restores
+    the learning rate of the checkpointed run, whose ``--steps`` total may have been shorter."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        lrs = [
+            base * fn(scheduler.last_epoch)
+            for fn, base in zip(scheduler.lr_lambdas, scheduler.base_lrs, strict=True)
+        ]
+        for group, lr in zip(scheduler.optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        scheduler._last_lr = lrs
