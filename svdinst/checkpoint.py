@@ -1,0 +1,95 @@
+"""Atomic training checkpoints that let ``--resume`` continue *exactly*.
+
+A checkpoint is ``RUN/checkpoints/step-NNNNNN/state.pt`` holding only what changes during
+training: the trainable parameters (by name), the optimizer and lr-scheduler states, the data
+generator's state and every RNG state (Python, torch CPU, CUDA) — the frozen base model is
+never copied. It is written into a temporary folder and renamed with ``os.replace``, so a crash
+mid-write leaves the previous checkpoint intact and never a half-written one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from svdinst.errors import RunFolderError
+
+_STEP_DIR = re.compile(r"^step-(\d{6,})$")
+
+
+def rng_state() -> dict:
+    """Python, torch-CPU and (when present) CUDA RNG states."""
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` captured."""
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of every complete checkpoint, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    found = []
+    if folder.is_dir():
+        for child in folder.iterdir():
+            match = _STEP_DIR.match(child.name)
+            if match and (child / "state.pt").exists():
+                found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def save_checkpoint(run_dir: str | os.PathLike, step: int, state: dict, keep: int = 2) -> Path:
+    """Write ``state`` as checkpoint ``step`` atomically; keep only the ``keep`` newest.
+
+    Args:
+        run_dir (`str` or `os.PathLike`): the run folder.
+        step (`int`): optimizer steps done.
+        state (`dict`): picklable training state (tensors are moved to the CPU by the caller).
+        keep (`int`, defaults to 2): checkpoints kept (≥ 1); older ones are deleted.
+    """
+    root = Path(run_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:06d}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".step-{step:06d}."))
+    try:
+        torch.save({**state, "step": step}, tmp / "state.pt")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    for _, old in list_checkpoints(run_dir)[: -max(keep, 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_latest_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The newest complete checkpoint's state, or a :class:`RunFolderError` saying why not."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise RunFolderError(
+            f"--resume: '{run_dir}' has no checkpoints/step-*/state.pt; start the run without "
+            "--resume (or give --checkpoint-every K so runs can be resumed)."
+        )
+    _, folder = found[-1]
+    try:
+        return torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise RunFolderError(
+            f"Checkpoint '{folder}' is unreadable ({err}); delete it to resume from an older one."
+        ) from err

@@ -1,0 +1,142 @@
+"""The training configuration: one dataclass, written to ``RUN/config.json`` (DESIGN.md contract).
+
+Every field carries a trailing comment saying why its default is what it is. ``config.json``
+stores all of them plus ``svdinst_version``; the contract keys other stages read are ``model``,
+``mode``, ``placeholder_token`` and ``prompt_template``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import svdinst
+from svdinst.errors import RunFolderError, SvdinstError
+
+MODES = ("inst", "svdiff", "svd-inst")
+PROMPT_TEMPLATES = {
+    "bare": "{}",  # InST: the prompt is the placeholder alone ("*")
+    "style": "a painting in the style of {}",  # textual-inversion style prompt
+}
+MIXED_PRECISION = ("no", "fp16", "bf16")
+AUGMENTATIONS = ("crop-flip", "flip", "none")
+# Settings that may change between a run and its --resume (everything else must match).
+RESUMABLE_FIELDS = ("steps", "checkpoint_every", "keep_checkpoints", "progress", "out")
+
+
+class TrainConfigError(SvdinstError, ValueError):
+    """A training setting is out of range (the CLI prints it as one line)."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (``svdinst train`` flags map one to one)."""
+
+    model: str  # "tiny", a hub id or a pipeline folder: the base model (contract key)
+    style: list[str]  # style image files and/or folders of them
+    out: str  # the run folder (DESIGN.md layout)
+    mode: str = "svd-inst"  # inst = InST module only; svdiff = shifts only; svd-inst = both
+    steps: int = 1000  # optimizer steps; SVDiff and InST train ~1k steps on one style
+    lr: float = 1e-3  # AdamW base lr, as in the report
+    lr_token: float | None = None  # lr of the image→token module; None → lr
+    lr_shifts: float | None = None  # lr of the spectral shifts δ; None → lr (SVDiff: 1e-3)
+    weight_decay: float = 1e-2  # AdamW default of diffusers' textual-inversion script
+    warmup_steps: int = 10  # linear ramp; absolute, so a resumed longer run keeps its schedule
+    batch_size: int = 1  # global batch (split over GPUs); 1 fits SD-1.4 on a 16 GB T4
+    grad_accum: int = 1  # micro-batches per optimizer step; raises the batch without memory
+    resolution: int = 512  # training crop size (px); SD-1.4 was trained at 512
+    augment: str = "crop-flip"  # random crops + horizontal flips of the style image(s)
+    min_crop: float = 0.5  # smallest crop side as a fraction of the image's shorter side
+    crop_pool: int = 32  # crops drawn once per image and VAE-encoded once; 0 = fresh each step
+    seed: int = 0  # one seed drives data order, crops, noise and timesteps: runs repeat exactly
+    placeholder_token: str = "<mural>"  # the new token (contract key)
+    initializer_token: str = "painting"  # start row of the token (svdiff keeps it fixed)
+    prompt_template: str = "{}"  # "{}" = InST's bare placeholder (contract key)
+    image_encoder: str | None = None  # CLIP vision tower; None → model's image_encoder/ or CLIP-L
+    image_tokens: str = "pooled"  # InST attends over the pooled embedding; "patches" variant
+    mixed_precision: str = "no"  # frozen parts in fp16/bf16 on GPU; trainable parts stay fp32
+    gradient_checkpointing: bool = False  # trades ~30 % time for activation memory
+    checkpoint_every: int = 0  # steps between checkpoints for --resume; 0 = only the last one
+    keep_checkpoints: int = 2  # older checkpoints are deleted to bound disk use
+    progress: bool = True  # tqdm bar with the loss
+    shift_include: list[str] | None = None  # layer-name filters for add_spectral_shifts
+    shift_exclude: list[str] | None = None  # None → every Linear and Conv2d (SVDiff's choice)
+    fast_shifts: bool | None = None  # spectral fast path; None → on with CUDA (exact on CPU)
+    extra: dict = field(default_factory=dict)  # free-form notes stored with the run
+
+    def __post_init__(self) -> None:
+        self.style = [str(s) for s in ([self.style] if isinstance(self.style, str) else self.style)]
+        self.out = str(self.out)
+        self.model = str(self.model)
+        self.prompt_template = PROMPT_TEMPLATES.get(self.prompt_template, self.prompt_template)
+        checks = [
+            (self.mode in MODES, f"mode must be one of {list(MODES)}, got {self.mode!r}"),
+            (self.steps >= 1, f"steps must be ≥ 1, got {self.steps}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.batch_size >= 1 and self.grad_accum >= 1, "batch size and grad_accum ≥ 1"),
+            (self.resolution % 8 == 0 and self.resolution >= 8, "resolution: a multiple of 8"),
+            (self.augment in AUGMENTATIONS, f"augment must be one of {list(AUGMENTATIONS)}"),
+            (0.05 <= self.min_crop <= 1.0, f"min_crop must be in [0.05, 1], got {self.min_crop}"),
+            (self.mixed_precision in MIXED_PRECISION, f"mixed precision: {list(MIXED_PRECISION)}"),
+            (self.prompt_template.count("{}") == 1, "prompt_template needs exactly one '{}'"),
+            (self.warmup_steps >= 0 and self.checkpoint_every >= 0, "warmup/checkpoint ≥ 0"),
+            (bool(self.style), "give at least one style image"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise TrainConfigError(f"Training setting: {message}.")
+
+    @property
+    def trains_token(self) -> bool:
+        """The image→token module is trained (InST's part)."""
+        return self.mode in ("inst", "svd-inst")
+
+    @property
+    def trains_shifts(self) -> bool:
+        """The UNet's spectral shifts δ are trained (SVDiff's part)."""
+        return self.mode in ("svdiff", "svd-inst")
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "svdinst_version": svdinst.__version__}
+
+    def save(self, run_dir: str | os.PathLike) -> Path:
+        """Write ``config.json`` atomically."""
+        path = Path(run_dir) / "config.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike) -> TrainConfig:
+        """Read ``RUN/config.json`` back (unknown keys such as ``svdinst_version`` are dropped)."""
+        data = read_config_json(run_dir)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def read_config_json(run_dir: str | os.PathLike) -> dict:
+    """``RUN/config.json`` as a dict, or a :class:`RunFolderError` that says what to do."""
+    run = Path(run_dir)
+    path = run / "config.json"
+    if not run.is_dir():
+        raise RunFolderError(
+            f"Run folder '{run}' does not exist; train one with `svdinst train ... --out {run}`."
+        )
+    if not path.exists():
+        raise RunFolderError(
+            f"'{run}' has no config.json, so it is not a (finished) svdinst run folder; "
+            "train into it with `svdinst train` or pass another --run."
+        )
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise RunFolderError(f"'{path}' is not valid JSON ({err}); re-run training.") from err
+    missing = [
+        k for k in ("model", "mode", "placeholder_token", "prompt_template") if k not in data
+    ]
+    if missing:
+        raise RunFolderError(f"'{path}' lacks the keys {missing}; it was not written by svdinst.")
+    return data

@@ -1,0 +1,221 @@
+"""Training loop: the three modes, the CLI, exact resume, run folders and load_run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from svdinst.cli import main
+from svdinst.errors import RunFolderError
+from svdinst.train import TrainingDivergedError, train
+from svdinst.train_config import TrainConfig
+
+# Small enough for a 2-core CI box: 32 px crops (4×4 latents), a pool of 4 cached crops.
+FAST = {"resolution": 32, "crop_pool": 4, "progress": False, "warmup_steps": 5}
+CLI_FAST = ["--resolution", "32", "--crop-pool", "4", "--warmup-steps", "5", "--no-progress"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models are latency-bound: one thread avoids oversubscribing a busy CI box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def style_image(tmp_path_factory) -> Path:
+    """A structured (learnable) style image: colour bands and stripes."""
+    y, x = np.mgrid[0:72, 0:96]
+    img = np.stack([(x * 2.6) % 256, (y * 3.5) % 256, ((x + y) // 12 % 2) * 200 + 30], -1)
+    path = tmp_path_factory.mktemp("style") / "style.png"
+    Image.fromarray(img.astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, style_image, tiny_model_dir) -> Path:
+    """`svdinst train --mode svd-inst --steps 60` through the CLI (checkpoint at 30 for resume)."""
+    out = tmp_path_factory.mktemp("runs") / "svd-inst"
+    argv = ["train", "--model", str(tiny_model_dir), "--style", str(style_image)]
+    argv += ["--mode", "svd-inst", "--steps", "60", "--out", str(out), "--lr", "1e-2"]
+    assert main([*argv, *CLI_FAST, "--checkpoint-every", "30"]) == 0
+    return out
+
+
+def _losses(run: Path) -> list[float]:
+    with (run / "log.csv").open() as fh:
+        return [float(r["loss"]) for r in csv.DictReader(fh)]
+
+
+def test_cli_run_folder_and_loss_falls(cli_run, tiny_model_dir):
+    names = {p.name for p in cli_run.iterdir()}
+    assert {"config.json", "learned_embeds.safetensors", "image_to_token.safetensors"} <= names
+    assert {"spectral_shifts.safetensors", "log.csv", "checkpoints"} <= names
+    config = json.loads((cli_run / "config.json").read_text())
+    assert config["model"] == str(tiny_model_dir) and config["mode"] == "svd-inst"
+    assert config["placeholder_token"] == "<mural>" and config["prompt_template"] == "{}"
+    assert config["svdinst_version"] and config["steps"] == 60 and config["lr"] == 1e-2
+    with (cli_run / "log.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == list(range(1, 61))
+    assert set(rows[0]) == {"step", "loss", "lr", "seconds"}
+    losses = _losses(cli_run)
+    assert np.mean(losses[-10:]) < np.mean(losses[:10])
+
+
+def test_trained_run_lowers_the_loss_on_held_out_noise(cli_run, tiny_model_dir, style_image):
+    """load_run applies both parts: a fixed batch of noise/timesteps is denoised better."""
+    from svdinst.models import load_components
+    from svdinst.runs import load_run
+    from svdinst.style_crops import StyleSampler
+
+    def held_out_loss(apply_run: bool) -> float:
+        c = load_components(
+            tiny_model_dir, ["unet", "vae", "text_encoder", "tokenizer", "scheduler"]
+        )
+        if apply_run:
+            info = load_run(cli_run, c)
+            assert info.merged and info.prompt == "<mural>" and info.mode == "svd-inst"
+            prompt = info.prompt
+        else:
+            prompt = "painting"
+        gen = torch.Generator().manual_seed(123)
+        sampler = StyleSampler(
+            [Image.open(style_image).convert("RGB")], c.vae, 32, "flip", 0.5, 0, 0
+        )
+        picks, _, eps = sampler.draw(32, gen)
+        z = sampler.latents(picks, eps, torch.device("cpu"))
+        noise = torch.randn(z.shape, generator=gen)
+        t = torch.randint(0, 1000, (32,), generator=gen)
+        ids = c.tokenizer([prompt] * 32, padding="max_length", max_length=77, return_tensors="pt")
+        with torch.no_grad():
+            cond = c.text_encoder(ids.input_ids)[0]
+            pred = c.unet(c.scheduler.add_noise(z, noise, t), t, cond).sample
+        return float(torch.nn.functional.mse_loss(pred, noise))
+
+    assert held_out_loss(True) < held_out_loss(False) - 0.02
+
+
+def test_resume_30_plus_30_equals_60(cli_run, tmp_path):
+    from safetensors.torch import load_file
+
+    part = tmp_path / "resumed"
+    part.mkdir()
+    shutil.copy(cli_run / "config.json", part / "config.json")
+    (part / "checkpoints").mkdir()
+    shutil.copytree(cli_run / "checkpoints" / "step-000030", part / "checkpoints" / "step-000030")
+    with (cli_run / "log.csv").open() as src, (part / "log.csv").open("w") as dst:
+        dst.writelines(src.readlines()[:31])
+    config = TrainConfig.load(part)
+    config.out = str(part)
+    train(config, resume=True)
+    assert _losses(part) == _losses(cli_run)
+    for name in ("spectral_shifts", "learned_embeds", "image_to_token"):
+        full, resumed = (load_file(r / f"{name}.safetensors") for r in (cli_run, part))
+        assert full.keys() == resumed.keys()
+        assert all(torch.equal(full[k], resumed[k]) for k in full), name
+
+
+@pytest.mark.parametrize("mode", ["inst", "svdiff"])
+def test_each_mode_trains_exactly_its_parts(mode, tmp_path, style_image, tiny_model_dir):
+    from safetensors.torch import load_file
+
+    from svdinst.models import load_components
+
+    out = tmp_path / mode
+    cfg = TrainConfig(model=str(tiny_model_dir), style=[str(style_image)], out=str(out), mode=mode,
+                      steps=3, **FAST)  # fmt: skip
+    result = train(cfg)
+    assert len(result.losses) == 3 and all(np.isfinite(result.losses))
+    params = torch.load(out / "checkpoints" / "step-000003" / "state.pt", weights_only=False)
+    names = set(params["params"])
+    files = {p.name for p in out.iterdir()}
+    embed = load_file(out / "learned_embeds.safetensors")["<mural>"]
+    base = load_components(tiny_model_dir, ["text_encoder", "tokenizer"])
+    painting = base.tokenizer.encode("painting", add_special_tokens=False)[0]
+    initial = base.text_encoder.get_input_embeddings().weight[painting]
+    if mode == "inst":  # only the module: the UNet gets no gradients and no shift file
+        assert names and all(n.startswith("image_to_token.") for n in names)
+        assert "spectral_shifts.safetensors" not in files
+        assert not torch.allclose(embed[0], initial)  # the module's output, not the initializer
+    else:  # only δ: the placeholder row stays the initializer's
+        assert names and all(n.startswith("unet.") and n.endswith(".delta") for n in names)
+        assert "image_to_token.safetensors" not in files
+        assert torch.equal(embed[0], initial)
+        deltas = load_file(out / "spectral_shifts.safetensors")
+        assert {f"unet.{k}.delta" for k in deltas} == names
+        assert any(d.abs().sum() > 0 for d in deltas.values())
+
+
+def test_nan_loss_stops_and_keeps_the_last_checkpoint(
+    tmp_path, style_image, tiny_model_dir, monkeypatch
+):
+    import svdinst.train as train_module
+
+    forward = train_module.DiffusionObjective.forward
+    calls = {"n": 0}
+
+    def poisoned(self, *args):
+        calls["n"] += 1
+        loss, emb = forward(self, *args)
+        return (loss * float("nan") if calls["n"] == 3 else loss), emb
+
+    monkeypatch.setattr(train_module.DiffusionObjective, "forward", poisoned)
+    cfg = TrainConfig(model=str(tiny_model_dir), style=[str(style_image)], out=str(tmp_path / "r"),
+                      mode="inst", steps=5, checkpoint_every=2, **FAST)  # fmt: skip
+    with pytest.raises(TrainingDivergedError, match="step 3"):
+        train(cfg)
+    assert (tmp_path / "r" / "checkpoints" / "step-000002" / "state.pt").exists()
+    assert not (tmp_path / "r" / "learned_embeds.safetensors").exists()
+    with pytest.raises(RunFolderError, match="incomplete"):
+        from svdinst.runs import check_run
+
+        check_run(tmp_path / "r")
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("svdinst: error: "), err
+    return err[0]
+
+
+def test_bad_input_exits_with_one_line(capsys, tmp_path, style_image, tiny_model_dir):
+    base = ["train", "--model", str(tiny_model_dir), "--steps", "2", "--out", str(tmp_path / "r")]
+    line = _one_line_error(capsys, [*base, "--style", str(tmp_path / "nope.png"), "--mode", "inst"])
+    assert "nope.png" in line
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"this is not a png")
+    assert "broken.png" in _one_line_error(capsys, [*base, "--style", str(bad), "--mode", "inst"])
+    line = _one_line_error(capsys, [*base, "--style", str(style_image), "--mode", "dreambooth"])
+    assert "dreambooth" in line and "svd-inst" in line
+    no_encoder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, no_encoder, ignore=shutil.ignore_patterns("image_encoder"))
+    argv = ["train", "--model", str(no_encoder), "--style", str(style_image), "--mode", "svd-inst"]
+    line = _one_line_error(capsys, [*argv, "--steps", "2", "--out", str(tmp_path / "r2")])
+    assert "image_encoder" in line
+    with pytest.raises(RunFolderError, match="does not exist"):
+        from svdinst.runs import load_run
+
+        load_run(tmp_path / "missing-run", None)
+
+
+def test_learned_embeds_load_with_stock_diffusers(cli_run, tiny_model_dir):
+    from diffusers import StableDiffusionImg2ImgPipeline
+    from safetensors.torch import load_file
+
+    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(tiny_model_dir, safety_checker=None)
+    pipe.load_textual_inversion(str(cli_run / "learned_embeds.safetensors"))
+    token_id = pipe.tokenizer.convert_tokens_to_ids("<mural>")
+    row = pipe.text_encoder.get_input_embeddings().weight[token_id]
+    saved = load_file(cli_run / "learned_embeds.safetensors")["<mural>"][0]
+    torch.testing.assert_close(row, saved)
