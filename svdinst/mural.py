@@ -45,6 +45,7 @@ PIGMENTS: dict[str, tuple[int, int, int]] = {
 }
 PLASTER = (214, 196, 160)  # the clay-lime ground that shows where paint is lost
 AGED_LEAD = (112, 92, 78)  # lead dioxide brown: where lead white and red lead have darkened
+CRACK = (56, 46, 39)  # dirt-filled crack lines: a darker brown than the aged lead
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,9 @@ def _outlines(rgb: np.ndarray, config: MuralConfig, scale: float) -> np.ndarray:
     return (mag > np.quantile(mag, config.outline_quantile)).astype(float)
 
 
-def _cracks(rng: np.random.Generator, shape: tuple[int, int], config: MuralConfig, scale: float):
+def _cracks(
+    rng: np.random.Generator, shape: tuple[int, int], config: MuralConfig, scale: float
+) -> np.ndarray:
     """Stage 6: mask in [0, 1] of crack lines (borders of jittered Voronoi cells), in patches."""
     h, w = shape
     cell = max(config.crack_cell * scale, 3.0)
@@ -271,7 +274,7 @@ def mural_stages(
 
     if config.crack_strength > 0:
         crack = _cracks(rng, (h, w), config, scale) * config.crack_strength
-        out = out * (1 - crack[..., None]) + np.array(AGED_LEAD) / 510 * crack[..., None]
+        out = out * (1 - crack[..., None]) + np.array(CRACK) / 255 * crack[..., None]
     stages["mural proxy"] = out
     return {
         k: Image.fromarray((np.clip(v, 0, 1) * 255).round().astype(np.uint8))
