@@ -1,4 +1,5 @@
-"""``svdinst baseline NAME {train,stylize}`` and :func:`stylize_folder`, which notebook 06 uses too.
+"""``svdinst baseline NAME {train,stylize}``; :func:`train_baseline` and :func:`stylize_folder`
+behind it are what notebook 06 calls.
 
     svdinst baseline cyclegan train --content data/content --style data/style --steps 20000 \\
         --out runs/cyclegan --checkpoint-every 1000 [--resume]
@@ -118,36 +119,73 @@ def stylize_folder(
     return written
 
 
-def _train(args: argparse.Namespace) -> int:
+def train_baseline(
+    name: str,
+    content_dir: str | os.PathLike,
+    style_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    steps: int,
+    *,
+    size: str = "full",
+    resolution: int | None = None,
+    vgg_weights: str | os.PathLike | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    seed: int = 0,
+    device: str = "auto",
+) -> Baseline:
+    """Train baseline ``name`` into the run folder ``out_dir`` and save it (what ``train`` runs).
+
+    Args:
+        name (`str`): a registered baseline.
+        content_dir, style_dir: photo and style folders.
+        out_dir: the run folder (``config.json``, ``model.safetensors``, ``log.csv``,
+            ``checkpoints/``).
+        steps (`int`): total training iterations.
+        size, resolution, vgg_weights: see :func:`build_config` (ignored when resuming: a
+            resumed run keeps the settings in its ``config.json``).
+        checkpoint_every (`int`, defaults to 0): write a resumable checkpoint every K steps.
+        resume (`bool`, defaults to `False`): continue from the newest checkpoint.
+        seed (`int`, defaults to 0): data order and augmentation.
+        device (`str`, defaults to ``"auto"``): where to train.
+    """
     from svdinst.baselines import get_baseline
     from svdinst.baselines.common import latest_checkpoint
     from svdinst.data import list_images
 
-    cls = get_baseline(args.name)
-    list_images(args.content)  # one clear line when a folder is missing, empty or broken
-    list_images(args.style)
-    out = Path(args.out)
-    if args.steps < 0:
-        raise SvdinstError(f"--steps must be ≥ 0, got {args.steps}.")
-    if args.resume and (out / "config.json").exists():
-        config = cls.read_config(out)  # a resumed run keeps its own settings
+    cls = get_baseline(name)
+    list_images(content_dir)  # one clear line when a folder is missing, empty or broken
+    list_images(style_dir)
+    out = Path(out_dir)
+    if steps < 0:
+        raise SvdinstError(f"--steps must be ≥ 0, got {steps}.")
+    if resume and (out / "config.json").exists():
+        config = cls.read_config(out)
     else:
         if latest_checkpoint(out) is not None:
             raise RunFolderError(
                 f"'{out}' already holds checkpoints: pass --resume to continue, or another --out."
             )
-        config = build_config(
-            cls, size=args.size, resolution=args.resolution, vgg_weights=args.vgg_weights
-        )
-    model = cls(config, device=args.device)
+        config = build_config(cls, size=size, resolution=resolution, vgg_weights=vgg_weights)
+    model = cls(config, device=device)
     model.save_config(out)
     losses = model.fit(
-        args.content, args.style, args.steps, out_dir=out,
-        checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed,
+        content_dir, style_dir, steps, out_dir=out, checkpoint_every=checkpoint_every,
+        resume=resume, seed=seed,
     )  # fmt: skip
     model.save(out)
     last = f"; last loss {losses[-1]:.4f}" if losses else ""
     print(f"{cls.name}: ran {len(losses)} step(s) on {model.device}{last}; saved to {out}")
+    return model
+
+
+def _train(args: argparse.Namespace) -> int:
+    train_baseline(
+        args.name, args.content, args.style, args.out, args.steps, size=args.size,
+        resolution=args.resolution, vgg_weights=args.vgg_weights,
+        checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed,
+        device=args.device,
+    )  # fmt: skip
     return 0
 
 
