@@ -24,8 +24,14 @@ NOTEBOOK = REPO / "notebooks" / "01_data.ipynb"
 def installed_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``svdinst`` built into a wheel and installed, non-editable, into ``TMP/site``."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # Build from a clean copy: an in-tree build would leave build/ in the checkout, and a stale
+    # build/lib can smuggle deleted modules into later wheels.
+    src = tmp / "src"
+    shutil.copytree(REPO / "svdinst", src / "svdinst", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp), str(REPO)]
+    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp), str(src)]
     subprocess.run(build, check=True, cwd=tmp)
     (wheel,) = tmp.glob("svdinst-*.whl")
     site = tmp / "site"
