@@ -292,3 +292,20 @@ def test_cli_check_as_a_subprocess(mixed_folder: Path) -> None:
     )
     assert result.returncode == 1, result.stderr
     assert str(mixed_folder / "corrupt.jpg") in result.stdout
+
+
+def test_photos_are_read_exactly_as_the_packages_load_them() -> None:
+    import skimage.data
+    from matplotlib import cbook
+
+    from svdinst.default_data import _source_image
+
+    for source in PHOTOS:
+        if source.package == "scikit-image":
+            expected = getattr(skimage.data, source.stem)()
+        elif source.package == "matplotlib":
+            with cbook.get_sample_data(f"{source.stem}.jpg") as f:
+                expected = np.asarray(Image.open(f).convert("RGB"))
+        else:  # scikit-learn: importing it costs seconds; its loader is PIL on the same file
+            continue
+        np.testing.assert_array_equal(np.asarray(_source_image(source)), expected)
