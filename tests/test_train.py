@@ -47,6 +47,7 @@ def cli_run(tmp_path_factory, style_image, tiny_model_dir) -> Path:
     out = tmp_path_factory.mktemp("runs") / "svd-inst"
     argv = ["train", "--model", str(tiny_model_dir), "--style", str(style_image)]
     argv += ["--mode", "svd-inst", "--steps", "60", "--out", str(out), "--lr", "1e-2"]
+    argv += ["--batch-size", "8"]  # averages out the timestep noise of the per-step loss
     assert main([*argv, *CLI_FAST, "--checkpoint-every", "30"]) == 0
     return out
 
@@ -69,7 +70,9 @@ def test_cli_run_folder_and_loss_falls(cli_run, tiny_model_dir):
     assert [int(r["step"]) for r in rows] == list(range(1, 61))
     assert set(rows[0]) == {"step", "loss", "lr", "seconds"}
     losses = _losses(cli_run)
-    assert np.mean(losses[-10:]) < np.mean(losses[:10])
+    # Same seed with lr 1e-12 (training that does nothing): first-10 1.09, last-10 1.06 — the
+    # sampling noise alone. Trained: 1.06 → 0.83. The margin separates the two.
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.1
 
 
 def test_trained_run_lowers_the_loss_on_held_out_noise(cli_run, tiny_model_dir, style_image):
