@@ -80,10 +80,6 @@ def test_vgg_layer_indices_name_the_right_relus():
                 names[f"relu{stage}_{conv}"] = index + 1
                 index += 2
         assert all(names[k] == v for k, v in table.items()), arch
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomVGGWarning)
-        trunk = VGGFeatures("vgg19", ("relu5_1",), "random").features
-    assert isinstance(trunk[29], nn.ReLU) and trunk[28].out_channels == 512 and len(trunk) == 30
 
 
 # ----------------------------------------------------------------------------- loss math
@@ -287,8 +283,8 @@ def test_resumed_training_continues_exactly(folders, tmp_path):
     cfg, c, s = FastStyle.tiny_config(32), folders / "content", folders / "style"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomVGGWarning)
-        straight = FastStyle(cfg).fit(c, s, 3, seed=3)
-        first = FastStyle(cfg).fit(c, s, 2, out_dir=tmp_path, checkpoint_every=1, seed=3)
-        rest = FastStyle(cfg).fit(c, s, 3, out_dir=tmp_path, resume=True, seed=3)
+        straight = FastStyle(cfg).fit(c, s, 2, seed=3)
+        first = FastStyle(cfg).fit(c, s, 1, out_dir=tmp_path, checkpoint_every=1, seed=3)
+        rest = FastStyle(cfg).fit(c, s, 2, out_dir=tmp_path, resume=True, seed=3)
     assert len(rest) == 1
     assert first + rest == pytest.approx(straight, rel=1e-6)

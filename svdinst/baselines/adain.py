@@ -5,9 +5,11 @@ naoto0804/pytorch-AdaIN.
 A fixed VGG-19 encoder ``f`` (up to relu4_1) maps content ``c`` and style ``s`` to features;
 AdaIN (Eq. 8) gives the content features the style's channel mean and std,
 ``t = AdaIN(f(c), f(s))``; a trained decoder ``g`` (the mirror of the encoder) maps ``t`` back to
-an image. Losses (§6.2): content ``L_c = ‖f(g(t)) − t‖²`` (Eq. 12) — against the AdaIN target,
+an image. Losses: content ``L_c = ‖f(g(t)) − t‖²`` (Eq. 12) — against the AdaIN target,
 not the content features — and style ``L_s = Σ_i ‖μ(φ_i(g(t))) − μ(φ_i(s))‖² +
-‖σ(φ_i(g(t))) − σ(φ_i(s))‖²`` over relu1_1 … relu4_1 (Eq. 13); ``L = L_c + λ L_s``, λ = 10.
+‖σ(φ_i(g(t))) − σ(φ_i(s))‖²`` over relu1_1 … relu4_1 (Eq. 13); ``L = L_c + λ L_s``, λ = 10
+(pytorch-AdaIN's default for these mean-squared losses; the original Torch ``train.lua``
+sets 1e-2 for its own loss scaling).
 At test time ``α`` trades content for style: ``g((1 − α) f(c) + α t)`` (Eq. 14).
 
 One decoder serves any style, so stylize takes style images (photo ``i`` gets
@@ -42,15 +44,16 @@ ADAIN_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # style layers; rel
 
 @dataclass
 class AdaINConfig:
-    """Published defaults (paper §6.2, §7; pytorch-AdaIN ``train.py``)."""
+    """Published defaults (the authors' ``train.lua``; pytorch-AdaIN ``train.py``)."""
 
-    resolution: int = 256  # random 256×256 crops (§6.2)
+    resolution: int = 256  # random 256×256 crops
     load_size: int = 512  # images first resized to 512 (shorter side here), then cropped
-    batch_size: int = 8  # 8 content-style pairs per step (§6.2)
+    batch_size: int = 8  # 8 content-style pairs per step (train.lua -batchSize)
+    published_steps: int = 160_000  # train.lua -maxIter (fit's `steps` is what actually runs)
     lr: float = 1e-4  # Adam learning rate
     lr_decay: float = 5e-5  # lr_i = lr / (1 + lr_decay · i), the Torch code's inverse decay
     content_weight: float = 1.0  # L_c weight
-    style_weight: float = 10.0  # λ of Eq. 11 (§6.2)
+    style_weight: float = 10.0  # λ of Eq. 11 (pytorch-AdaIN --style_weight)
     alpha: float = 1.0  # Eq. 14 content-style trade-off at test time: 1 = full style
     decoder_widths: tuple[int, int, int] = (256, 128, 64)  # the mirror of VGG; smaller in tests
     vgg_weights: str | None = None  # ImageNet VGG-19 file; None → torch cache, else random
@@ -100,7 +103,7 @@ class AdaIN(Baseline):
     def tiny_config(cls, resolution: int = 64) -> AdaINConfig:
         """The real VGG-19 encoder with a decoder of 1/8 the widths, for CPU tests."""
         return AdaINConfig(
-            resolution=resolution, load_size=resolution, batch_size=2, decoder_widths=(32, 16, 8)
+            resolution=resolution, load_size=resolution, batch_size=1, decoder_widths=(32, 16, 8)
         )
 
     @property

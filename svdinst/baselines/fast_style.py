@@ -1,11 +1,11 @@
 """Fast style transfer: Johnson, Alahi & Fei-Fei, "Perceptual Losses for Real-Time Style Transfer
 and Super-Resolution" (ECCV 2016), in the layout of pytorch/examples' ``fast_neural_style``.
 
-A feed-forward *image transformation network* (§3.1, supplementary Table 1: three convolutions
-with instance norm, five residual blocks, two upsample-convolutions, a final 9×9 convolution;
-1,679,235 parameters) is trained for one style with *perceptual losses* from a frozen VGG-16
-(§3.2): feature reconstruction at relu2_2 (Eq. 2) and style reconstruction — the squared
-Frobenius distance of normalised Gram matrices — at relu1_2, relu2_2, relu3_3, relu4_3 (Eqs. 3–4).
+A feed-forward *image transformation network* (the supplementary material's architecture:
+three convolutions with instance norm, five residual blocks, two upsample-convolutions, a final
+9×9 convolution; 1,679,235 parameters) is trained for one style with *perceptual losses* from a
+frozen VGG-16: feature reconstruction ℓ_feat at relu2_2 and style reconstruction ℓ_style — the
+squared Frobenius distance of normalised Gram matrices — at relu1_2, relu2_2, relu3_3, relu4_3.
 
 One style per network, as in the paper. Our style is a *folder* (the mural set), so the Gram
 target of each layer is the mean of the Gram matrices of all style images (each resized so its
@@ -34,17 +34,18 @@ from svdinst.baselines.vgg import VGGFeatures
 from svdinst.errors import SvdinstError
 
 FAST_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-CONTENT_LAYER = 1  # index of relu2_2 in FAST_STYLE_LAYERS (Johnson et al. §4.1)
+CONTENT_LAYER = 1  # index of relu2_2 in FAST_STYLE_LAYERS (Johnson et al.)
 
 
 @dataclass
 class FastStyleConfig:
-    """Published defaults of pytorch/examples' ``neural_style.py train`` (Johnson et al. §4.1)."""
+    """Published defaults of pytorch/examples' ``neural_style.py train`` (Johnson et al.)."""
 
-    resolution: int = 256  # training crops of 256×256 (paper §4.1, examples' --image-size)
+    resolution: int = 256  # training crops of 256×256 (paper and examples' --image-size)
     style_size: int = 0  # shorter side of style images; 0 → resolution (examples: original size)
     batch_size: int = 4  # paper and examples' --batch-size
-    lr: float = 1e-3  # Adam learning rate (paper §4.1)
+    published_steps: int = 40_000  # paper: 40k iterations ≈ 2 epochs of COCO (fit's `steps` runs)
+    lr: float = 1e-3  # Adam learning rate (paper and examples' --lr)
     content_weight: float = 1e5  # examples' --content-weight (balances the Gram scale below)
     style_weight: float = 1e10  # examples' --style-weight (Grams are divided by C·H·W: tiny)
     channels: tuple[int, int, int] = (32, 64, 128)  # paper's widths; smaller only in tests
@@ -123,7 +124,7 @@ class TransformerNet(nn.Sequential):
 
 
 def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
-    """Normalised Gram matrix ``G = F Fᵀ / (C·H·W)`` of ``(N, C, H, W)`` features (Eq. 3)."""
+    """Normalised Gram matrix ``G = F Fᵀ / (C·H·W)`` of ``(N, C, H, W)`` features (the paper's Gram matrix)."""
     n, c, h, w = feat.shape
     flat = feat.reshape(n, c, h * w)
     return flat @ flat.transpose(1, 2) / (c * h * w)
@@ -136,7 +137,7 @@ def perceptual_losses(
     content_weight: float,
     style_weight: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted feature (Eq. 2, relu2_2) and style (Eq. 4, Σ layers) reconstruction losses.
+    """Weighted feature (ℓ_feat, relu2_2) and style (ℓ_style, Σ layers) reconstruction losses.
 
     Both use the mean squared error, as pytorch/examples does. ``gram_targets`` are ``(1, C, C)``.
     """
@@ -166,7 +167,7 @@ class FastStyle(Baseline):
     @classmethod
     def tiny_config(cls, resolution: int = 64) -> FastStyleConfig:
         """Same layout (5 residual blocks) with a quarter of the widths, for CPU tests."""
-        return FastStyleConfig(resolution=resolution, batch_size=2, channels=(8, 16, 32))
+        return FastStyleConfig(resolution=resolution, batch_size=1, channels=(8, 16, 32))
 
     def loss_network(self) -> VGGFeatures:
         """The frozen VGG-16 of the perceptual losses (built once; records its weight source)."""

@@ -1,15 +1,15 @@
 """StyTr²: Deng et al., "StyTr²: Image Style Transfer with Transformers" (CVPR 2022); facts and
 hyper-parameters from the authors' code (diyiiyiii/StyTR-2).
 
-Both images are cut into 8×8 patches and linearly embedded (§3.2). A *content* transformer
-encoder (with the content-aware positional encoding, CAPE, §3.3: positions computed from the
+Both images are cut into 8×8 patches and linearly embedded. A *content* transformer
+encoder (with the content-aware positional encoding, CAPE: positions computed from the
 content itself — average-pooled to 18×18, a 1×1 conv, bilinearly resized back — so they scale
 with the image) and a *style* encoder (no positions: style is position-free) each stack 3
 post-norm layers. A 3-layer transformer decoder takes the content sequence as queries and the
-style sequence as keys/values (§3.4); a CNN decoder (three nearest ×2 upsamplings, the mirror of
+style sequence as keys/values; a CNN decoder (three nearest ×2 upsamplings, the mirror of
 VGG-19 up to relu4_1) turns the 32×32 grid back into a 256×256 image.
 
-Losses (§3.5, Eqs. 8–11), from a frozen VGG-19: content ``L_c`` = MSE of mean-variance
+Losses, from a frozen VGG-19: content ``L_c`` = MSE of mean-variance
 normalised relu4_1 and relu5_1 features; style ``L_s`` = mean/std MSE over relu1_1 … relu5_1;
 identity ``L_id1`` = pixel MSE of ``I_cc``, ``I_ss`` (each image stylized with itself) to the
 inputs; ``L_id2`` = feature MSE of the same over the five layers.
@@ -44,11 +44,12 @@ STYTR2_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 @dataclass
 class StyTr2Config:
-    """Published defaults (paper §4, authors' ``train.py`` / ``models/transformer.py``)."""
+    """Published defaults (authors' ``train.py`` / ``models/transformer.py``)."""
 
     resolution: int = 256  # random 256×256 crops (train.py)
     load_size: int = 512  # images resized to 512 before cropping (train.py: 512×512)
     batch_size: int = 8  # train.py --batch_size
+    published_steps: int = 160_000  # train.py --max_iter (fit's `steps` is what actually runs)
     d_model: int = 512  # embedding width = VGG relu4_1 width the CNN decoder expects
     n_heads: int = 8  # transformer.py nhead
     n_encoder_layers: int = 3  # 3 layers in each of the content and style encoders
@@ -98,7 +99,7 @@ def stytr2_lr(cfg: StyTr2Config, step: int) -> float:
 
 
 def normalize(feat: torch.Tensor) -> torch.Tensor:
-    """Mean-variance normalisation per channel (the ``norm`` of the content loss, Eq. 8)."""
+    """Mean-variance normalisation per channel (the ``norm`` of the content loss L_c)."""
     mean, std = mean_std(feat)
     return (feat - mean) / std
 
@@ -106,7 +107,7 @@ def normalize(feat: torch.Tensor) -> torch.Tensor:
 def stytr2_losses(
     net: StyTr2Net, vgg: VGGFeatures, content: torch.Tensor, style: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """The four unweighted losses of one batch (Eqs. 8–11) and the stylized images ``ics``."""
+    """The four unweighted losses of one batch (L_c, L_s, L_id1, L_id2) and the stylized images ``ics``."""
     with torch.no_grad():
         fc, fs = vgg(content), vgg(style)
     ics = net(content, style)
@@ -147,7 +148,7 @@ class StyTr2(Baseline):
     def tiny_config(cls, resolution: int = 64) -> StyTr2Config:
         """Same layout (3 + 3 encoder, 3 decoder layers) at width 32, for CPU tests."""
         return StyTr2Config(
-            resolution=resolution, load_size=resolution, batch_size=2, d_model=32, n_heads=4,
+            resolution=resolution, load_size=resolution, batch_size=1, d_model=32, n_heads=4,
             dim_feedforward=64, decoder_widths=(32, 16, 8),
         )  # fmt: skip
 

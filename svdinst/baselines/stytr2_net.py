@@ -18,7 +18,7 @@ from svdinst.baselines.vgg import vgg_mirror_decoder
 
 
 class CAPE(nn.Module):
-    """Content-aware positional encoding (§3.3, Eq. 5): positions from the content itself.
+    """Content-aware positional encoding : positions from the content itself.
 
     ``P = Upsample_bilinear(Conv1×1(AvgPool_{n×n}(E)))`` for the content embedding ``E``, so a
     position code follows the image's semantics and its grid stretches with the image size.
@@ -108,7 +108,7 @@ class StyTr2Net(nn.Module):
         decoder_widths: tuple[int, int, int] = (256, 128, 64),
     ) -> None:
         super().__init__()
-        self.embed = nn.Conv2d(3, d_model, patch_size, stride=patch_size)  # §3.2 linear projection
+        self.embed = nn.Conv2d(3, d_model, patch_size, stride=patch_size)  # patch embedding
         self.cape = CAPE(d_model, cape_pool)
 
         def layers(kind: type[nn.Module], n: int) -> nn.ModuleList:

@@ -16,8 +16,8 @@ with reflection padding; torchvision's trunk uses zero padding and ImageNet mean
 and the losses built on them are the same.
 
 Also here: :func:`vgg_mirror_decoder`, the decoder that mirrors VGG-19 up to relu4_1 (nearest
-upsampling, reflection padding) shared by AdaIN (Huang & Belongie 2017, §6.1) and StyTr²'s CNN
-decoder (Deng et al. 2022, §3.4).
+upsampling, reflection padding) shared by AdaIN (Huang & Belongie 2017) and StyTr²'s CNN decoder
+(Deng et al. 2022).
 """
 
 from __future__ import annotations
@@ -189,9 +189,9 @@ class VGGFeatures(nn.Module):
 def vgg_mirror_decoder(in_channels: int = 512, widths: tuple[int, int, int] = (256, 128, 64)):
     """The decoder mirroring VGG-19 up to relu4_1: 9 conv layers, 3 nearest ×2 upsamplings.
 
-    Layout of Huang & Belongie (2017, §6.1, "mostly mirrors the encoder, pooling replaced by
-    nearest up-sampling, reflection padding"), reused as StyTr²'s CNN decoder (Deng et al. 2022,
-    Fig. 2). With the defaults it has 3,505,219 parameters, the authors' count.
+    Layout of Huang & Belongie (2017): it mirrors the encoder, with pooling replaced by nearest
+    up-sampling and reflection padding; StyTr² (Deng et al. 2022) reuses it as its CNN decoder.
+    With the defaults it has 3,505,219 parameters, the count of the authors' decoder.
 
     Args:
         in_channels (`int`, *optional*, defaults to 512): channels of the feature map to decode.
@@ -243,7 +243,7 @@ def adain(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tens
 
 
 def mean_std_loss(feats: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
-    """Style loss of AdaIN (Eq. 12) and StyTr²: Σ_layers MSE(μ) + MSE(σ) of channel statistics."""
+    """Style loss of AdaIN (L_s) and StyTr²: Σ_layers MSE(μ) + MSE(σ) of channel statistics."""
     loss = feats[0].new_zeros(())
     for f, t in zip(feats, targets, strict=True):
         f_mean, f_std = mean_std(f)
