@@ -1,20 +1,14 @@
-"""Load Stable Diffusion components from a hub id or a folder, and build the tiny offline model.
+"""Load Stable Diffusion components from a hub id, a local folder or the tiny offline model.
 
 Every stage of the kit calls :func:`load_components`, whatever the model: the real SD-1.4
 (``CompVis/stable-diffusion-v1-4`` plus the ``openai/clip-vit-large-patch14`` image tower that
-InST needs), a local copy of it, or the *tiny* model. The tiny model has SD-1.4's layout at toy
-size and random weights; it is written with ``save_pretrained`` and read back with
-``from_pretrained``, so tests exercise exactly the loading code a real user runs.
+InST needs), a local copy of it, or the *tiny* model. The tiny model (:mod:`svdinst.tiny_model`)
+is read back with the same ``from_pretrained`` calls, so tests exercise the code a real user runs.
 """
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
-import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +16,12 @@ from typing import Any
 import torch
 
 from svdinst.errors import ModelNotFoundError
+from svdinst.tiny_model import TINY_VERSION, build_tiny_model
 
 TINY = "tiny"
 SD14_ID = "CompVis/stable-diffusion-v1-4"
 CLIP_VISION_ID = "openai/clip-vit-large-patch14"
 ALIASES = {"sd14": SD14_ID}
-# Bump when the tiny model's architecture or seed changes, so stale caches are rebuilt.
-TINY_VERSION = "tiny-v1"
 ALL_PARTS = (
     "unet",
     "vae",
@@ -38,29 +31,6 @@ ALL_PARTS = (
     "image_encoder",
     "feature_extractor",
 )
-
-# SD-1.4's scheduler settings (scheduler/scheduler_config.json of CompVis/stable-diffusion-v1-4).
-SD14_SCHEDULER = {
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "num_train_timesteps": 1000,
-    "skip_prk_steps": True,
-    "steps_offset": 1,
-    "set_alpha_to_one": False,
-    "clip_sample": False,
-}
-
-# tokenizer/tokenizer_config.json of CompVis/stable-diffusion-v1-4 (the fields that matter).
-SD14_TOKENIZER_CONFIG = {
-    "model_max_length": 77,
-    "do_lower_case": True,
-    "bos_token": "<|startoftext|>",
-    "eos_token": "<|endoftext|>",
-    "unk_token": "<|endoftext|>",
-    "pad_token": "<|endoftext|>",
-    "tokenizer_class": "CLIPTokenizer",
-}
 
 
 @dataclass
@@ -239,194 +209,15 @@ def _image_encoder_source(
     return CLIP_VISION_ID, None, None
 
 
-# --------------------------------------------------------------------------- the tiny model
-
-
-def clip_bpe_path() -> Path:
-    """The real CLIP BPE merges file that ``open-clip-torch`` ships (no import of open_clip)."""
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(
-            "The CLIP vocabulary comes from the `open-clip-torch` package; `pip install open-clip-torch`."
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
-    if not path.exists():
-        raise ModelNotFoundError(
-            f"open-clip-torch is installed but '{path}' is missing; reinstall it."
-        )
-    return path
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """CLIP/GPT-2's reversible byte → printable-unicode table (256 entries)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
-
-
-def write_clip_vocabulary(out_dir: Path) -> tuple[Path, Path]:
-    """Write CLIP's ``vocab.json`` (49,408 entries) and ``merges.txt`` from the shipped BPE file.
-
-    The construction follows CLIP's ``SimpleTokenizer``: 256 byte symbols, the same with ``</w>``,
-    the first 48,894 merges, then ``<|startoftext|>`` and ``<|endoftext|>``.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with gzip.open(clip_bpe_path(), "rt", encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
-    merges = lines[1 : 49152 - 256 - 2 + 1]
-    symbols = list(_bytes_to_unicode().values())
-    vocab = symbols + [s + "</w>" for s in symbols]
-    vocab += ["".join(m.split()) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    vocab_file, merges_file = out_dir / "vocab.json", out_dir / "merges.txt"
-    vocab_file.write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}, ensure_ascii=False))
-    merges_file.write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-    return vocab_file, merges_file
-
-
-@dataclass
-class TinyConfig:
-    """Sizes of the tiny model: SD-1.4's layout, shrunk until a 64 px step is cheap on a CPU."""
-
-    seed: int = 0  # weights are random but deterministic, so every machine builds the same model
-    unet_channels: tuple[int, ...] = (32, 32, 64, 64)  # SD: (320, 640, 1280, 1280); 4 levels kept
-    layers_per_block: int = 1  # SD: 2; one keeps every block type while halving the cost
-    text_dim: int = 64  # SD: 768 (CLIP-L); also the UNet's cross-attention width
-    vision_dim: int = 64  # CLIP-L vision: 1024 hidden
-    projection_dim: int = 64  # CLIP-L: 768; InST maps image_embeds → token embedding
-    vision_image_size: int = 32  # CLIP-L: 224; small patches keep the vision tower cheap
-    vae_channels: tuple[int, ...] = (16, 16, 32, 32)  # SD: (128, 256, 512, 512); 4 levels → f = 8
-
-
-def build_tiny_model(out_dir: str | os.PathLike, config: TinyConfig | None = None) -> Path:
-    """Build the tiny SD-layout pipeline with random weights and ``save_pretrained`` it.
-
-    The folder holds ``unet vae text_encoder tokenizer scheduler image_encoder feature_extractor``
-    and ``model_index.json`` (a ``StableDiffusionPipeline`` with an image encoder), readable by
-    ``StableDiffusionImg2ImgPipeline.from_pretrained``. It is written to a temporary folder and
-    renamed, so a crash or a parallel build never leaves a half-written model.
-
-    Args:
-        out_dir (`str` or `os.PathLike`): the folder to create (replaced if it exists).
-        config (`TinyConfig`, *optional*): sizes and seed; defaults to :class:`TinyConfig`.
-    """
-    from diffusers import (
-        AutoencoderKL,
-        PNDMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPTextConfig,
-        CLIPTextModel,
-        CLIPTokenizer,
-        CLIPVisionConfig,
-        CLIPVisionModelWithProjection,
-    )
-
-    cfg = config or TinyConfig()
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
-    n = len(cfg.unet_channels)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
-        block_out_channels=cfg.unet_channels,
-        layers_per_block=cfg.layers_per_block,
-        cross_attention_dim=cfg.text_dim,
-        attention_head_dim=8,
-        norm_num_groups=16,
-    )
-    m = len(cfg.vae_channels)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * m,
-        up_block_types=("UpDecoderBlock2D",) * m,
-        block_out_channels=cfg.vae_channels,
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=64,
-        scaling_factor=0.18215,
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=cfg.text_dim,
-            intermediate_size=cfg.text_dim * 4,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            hidden_act="quick_gelu",
-            projection_dim=cfg.text_dim,
-        )
-    )
-    image_encoder = CLIPVisionModelWithProjection(
-        CLIPVisionConfig(
-            hidden_size=cfg.vision_dim,
-            intermediate_size=cfg.vision_dim * 4,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=cfg.vision_image_size,
-            patch_size=8,
-            projection_dim=cfg.projection_dim,
-            hidden_act="quick_gelu",
-        )
-    )
-    size = cfg.vision_image_size
-    feature_extractor = CLIPImageProcessor(
-        size={"shortest_edge": size}, crop_size={"height": size, "width": size}
-    )
-    scheduler = PNDMScheduler(**{k: v for k, v in SD14_SCHEDULER.items() if k != "clip_sample"})
-
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
-        # SD-1.4's tokenizer folder holds exactly these files; loading them through
-        # from_pretrained works with both transformers 4 (slow BPE) and 5 (tokenizers backend).
-        bpe_dir = Path(tmp) / "_bpe"
-        write_clip_vocabulary(bpe_dir)
-        (bpe_dir / "tokenizer_config.json").write_text(json.dumps(SD14_TOKENIZER_CONFIG))
-        tokenizer = CLIPTokenizer.from_pretrained(bpe_dir)
-        pipe = StableDiffusionPipeline(
-            vae=vae,
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            unet=unet,
-            scheduler=scheduler,
-            safety_checker=None,
-            feature_extractor=feature_extractor,
-            image_encoder=image_encoder,
-            requires_safety_checker=False,
-        )
-        staged = Path(tmp) / "model"
-        pipe.save_pretrained(staged)
-        for name in (
-            "vocab.json",
-            "merges.txt",
-        ):  # as in SD-1.4's folder; transformers 4 needs them
-            shutil.copy(bpe_dir / name, staged / "tokenizer" / name)
-        (staged / "README.md").write_text(
-            "# svdinst tiny model\n\nSD-1.4 *layout* at toy size with deterministic random weights "
-            f"(seed {cfg.seed}, {TINY_VERSION}). Built by `svdinst tiny-model`; for tests and the "
-            "offline course only. Its images are noise: it says nothing about quality.\n"
-        )
-        if out.exists():
-            shutil.rmtree(out)
-        try:
-            os.replace(staged, out)
-        except OSError:
-            if not (out / "model_index.json").exists():  # a parallel builder won the race
-                raise
-    return out
+__all__ = [
+    "ALL_PARTS",
+    "CLIP_VISION_ID",
+    "SD14_ID",
+    "TINY",
+    "Components",
+    "build_tiny_model",
+    "cache_dir",
+    "load_components",
+    "resolve_model",
+    "tiny_model_path",
+]
