@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "svdinst.lora_export",
     "svdinst.data",
     "svdinst.metrics",
+    "svdinst.stylize",
     "svdinst.baselines.cli",
     "svdinst.train",
 ]
