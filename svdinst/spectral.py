@@ -19,6 +19,7 @@ holds one weight per layer, as in vanilla SD.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -133,6 +134,7 @@ class SpectralShiftLayer(nn.Module):
         self.merged = False
         self._original: torch.Tensor | None = None  # CPU copy while the storage holds a rebuilt W
         self._built_key: tuple | None = None  # (δ version, scale, device) of the stored rebuilt W
+        self._grad_gate: torch.Tensor | None = None  # s·1[σ + s·δ > 0] of the stored W (backward)
 
     # peft-style pass-through so code reading layer.weight / layer.bias keeps working.
     @property
@@ -294,7 +296,11 @@ def add_spectral_shifts(
         parent_name, _, child = name.rpartition(".")
         setattr(modules[parent_name] if parent_name else model, child, layer)
         wrapped[name] = layer
+    from svdinst.spectral_fast import refresh_hook
+
     model._svdinst_base_model = base_model
+    hook = functools.partial(refresh_hook, layers=list(wrapped.values()))
+    model._svdinst_hook = model.register_forward_pre_hook(hook)
     return wrapped
 
 
@@ -349,6 +355,9 @@ def remove_spectral_shifts(model: nn.Module, merge: bool = True) -> nn.Module:
         layer._original = None
         parent_name, _, child = name.rpartition(".")
         setattr(modules[parent_name] if parent_name else model, child, layer.base_layer)
+    handle = getattr(model, "_svdinst_hook", None)
+    if handle is not None:
+        handle.remove()
     return model
 
 
@@ -373,11 +382,10 @@ def set_fast_path(
 
 def refresh_spectral_weights(model: nn.Module) -> None:
     """Fast path: rebuild every layer's W from the current δ now (call after ``optimizer.step()``)."""
-    from svdinst.spectral_fast import refresh_weight
+    from svdinst.spectral_fast import refresh_weights
 
-    for layer in _require_layers(model).values():
-        if layer.fast and not layer.merged:
-            refresh_weight(layer, force=True)
+    layers = _require_layers(model).values()
+    refresh_weights([lay for lay in layers if lay.fast and not lay.merged], force=True)
 
 
 def spectral_shifts_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

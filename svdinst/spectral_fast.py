@@ -9,6 +9,8 @@ rebuild for every micro-batch. Here (same gradient, Han et al., 2023, Eq. 1 diff
   knows its W is stale from δ's version counter, which every optimizer step bumps, so gradient
   accumulation reuses W (``rebuild="step"``; the default ``"forward"`` rebuilds every
   forward, which needs no cooperation from the training loop). U, Vᵀ and W may be bfloat16 (``compute_dtype``).
+  A forward pre-hook on the wrapped model rebuilds all layers at once (a few ``_foreach``
+  launches and one GEMM per layer), so no layer pays Python overhead for it during the forward.
 * **Custom backward**: y = op(x, W) saves only x. Backward computes dx with W, the weight
   gradient dW transiently, and its projection onto the shifts
   ∂L/∂δₖ = s·1[σₖ + s·δₖ > 0]·uₖᵀ·dW·vₖ = s·1[…]·Σⱼ (Uᵀ·dW)ₖⱼ·Vᵀₖⱼ, accumulated in float32,
@@ -17,6 +19,7 @@ rebuild for every micro-batch. Here (same gradient, Han et al., 2023, Eq. 1 diff
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import torch
@@ -26,21 +29,58 @@ if TYPE_CHECKING:
     from svdinst.spectral import SpectralShiftLayer
 
 
+def _key(layer: SpectralShiftLayer) -> tuple:
+    """What the stored W depends on: δ (its version counter and storage), s, U's device/dtype."""
+    return (
+        layer.delta._version,
+        layer.delta.data_ptr(),
+        layer.scale,
+        layer.U.device,
+        layer.U.dtype,
+    )
+
+
 @torch.no_grad()
-def refresh_weight(layer: SpectralShiftLayer, force: bool = False) -> None:
-    """Write U·diag(relu(σ + s·δ))·Vᵀ into the base weight's storage (if stale, or ``force``)."""
-    key = (layer.delta._version, layer.delta.data_ptr(), layer.scale, layer.U.device, layer.U.dtype)
-    if layer._built_key == key and not force:
-        return
+def refresh_weights(layers: list[SpectralShiftLayer], force: bool = False) -> None:
+    """Write U·diag(relu(σ + s·δ))·Vᵀ into each stale layer's weight storage (all if ``force``).
+
+    σ' = relu(σ + s·δ) and the backward's gate s·1[σ + s·δ > 0] are computed for all layers
+    in a few ``torch._foreach`` launches; then one scaled GEMM per layer writes W in place.
+    """
+    stale = [lay for lay in layers if force or lay._built_key != _key(lay)]
+    by_scale: dict[float, list[SpectralShiftLayer]] = defaultdict(list)
+    for lay in stale:
+        by_scale[lay.scale].append(lay)
+    for scale, group in by_scale.items():
+        pre = torch._foreach_add(
+            [g.S for g in group], [g.delta.detach() for g in group], alpha=scale
+        )
+        shifted = torch._foreach_clamp_min(pre, 0.0)
+        gates = torch._foreach_sign(shifted)  # σ' ≥ 0, so sign(σ') = 1[σ + s·δ > 0]
+        torch._foreach_mul_(gates, scale)
+        for lay, sv, gate in zip(group, shifted, gates):
+            _write_weight(lay, sv)
+            lay._grad_gate = gate
+
+
+def _write_weight(layer: SpectralShiftLayer, sv: torch.Tensor) -> None:
     layer._stash_original()
     weight = layer.base_layer.weight
-    sv = layer.shifted_singular_values().to(layer.U.dtype)
-    rows = weight.shape[0]
+    scaled = layer.U * sv.to(layer.U.dtype)
     if weight.dtype == layer.U.dtype and weight.device == layer.U.device and weight.is_contiguous():
-        torch.mm(layer.U * sv, layer.Vh, out=weight.data.view(rows, -1))
+        torch.mm(scaled, layer.Vh, out=weight.data.view(weight.shape[0], -1))
     else:  # first build: the storage changes dtype (e.g. float32 original → bfloat16 W)
-        weight.data = (layer.U * sv).mm(layer.Vh).view(weight.shape)
-    layer._built_key = key
+        weight.data = scaled.mm(layer.Vh).view(weight.shape)
+    layer._built_key = _key(layer)
+
+
+def refresh_hook(module: nn.Module, args: tuple, layers: list[SpectralShiftLayer]) -> None:
+    """Forward pre-hook of the wrapped model: rebuild the fast ``rebuild="forward"`` layers."""
+    if torch.is_grad_enabled():
+        refresh_weights(
+            [lay for lay in layers if lay.fast and not lay.merged and lay.rebuild == "forward"],
+            force=True,
+        )
 
 
 def _grads(
@@ -72,8 +112,7 @@ def project_weight_grad(layer: SpectralShiftLayer, dw: torch.Tensor) -> torch.Te
     """∂L/∂δ from ∂L/∂W: s·1[σ + s·δ > 0]·diag(Uᵀ·dW·V), summed in the dtype of σ (≥ float32)."""
     proj = layer.U.t() @ dw.reshape(dw.shape[0], -1).to(layer.U.dtype)
     diag = (proj * layer.Vh).sum(dim=1, dtype=layer.S.dtype)
-    active = (layer.S + layer.scale * layer.delta.detach()) > 0
-    return (diag * layer.scale * active).to(layer.delta.dtype)
+    return (diag * layer._grad_gate).to(layer.delta.dtype)
 
 
 class _SpectralShiftFunction(torch.autograd.Function):
@@ -83,7 +122,10 @@ class _SpectralShiftFunction(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, delta: torch.Tensor, layer: SpectralShiftLayer):
         weight = layer.base_layer.weight
         xc = x.to(weight.dtype)
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                y = layer.apply_op(xc, weight)
+        else:
             y = layer.apply_op(xc, weight)
         ctx.save_for_backward(xc)
         ctx.layer, ctx.in_dtype = layer, x.dtype
@@ -93,16 +135,16 @@ class _SpectralShiftFunction(torch.autograd.Function):
     def backward(ctx, g: torch.Tensor):
         (x,) = ctx.saved_tensors
         layer = ctx.layer
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            dx, dw = _grads(layer, x, g.to(x.dtype), ctx.needs_input_grad[0])
-            ddelta = project_weight_grad(layer, dw) if ctx.needs_input_grad[1] else None
+        dx, dw = _grads(layer, x, g.to(x.dtype), ctx.needs_input_grad[0])
+        ddelta = project_weight_grad(layer, dw) if ctx.needs_input_grad[1] else None
         del dw
         return (dx.to(ctx.in_dtype) if dx is not None else None), ddelta, None
 
 
 def fast_forward(layer: SpectralShiftLayer, x: torch.Tensor) -> torch.Tensor:
     """Forward of a fast-path layer: refresh W if stale, then the custom-backward op."""
-    refresh_weight(layer, force=layer.rebuild == "forward")
+    if layer._built_key != _key(layer):
+        refresh_weights([layer])
     if not (torch.is_grad_enabled() and (layer.delta.requires_grad or x.requires_grad)):
         with torch.autocast(device_type=x.device.type, enabled=False):
             return layer.apply_op(x.to(layer.base_layer.weight.dtype), layer.base_layer.weight).to(

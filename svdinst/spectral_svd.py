@@ -118,14 +118,20 @@ def cache_path(base_model: str, fingerprint: str) -> Path:
     return cache_dir() / "spectral" / f"{slug}-{fingerprint}.safetensors"
 
 
-def load_factors(path: Path, names: list[str]) -> dict[str, Factors] | None:
-    """Factors from a cache file, or ``None`` when it is missing, stale or unreadable."""
+def load_factors(
+    path: Path, names: list[str], device: str | torch.device = "cpu"
+) -> dict[str, Factors] | None:
+    """Factors from a cache file (read straight onto ``device``), or ``None`` when it is
+    missing, stale or unreadable."""
     from safetensors import safe_open
 
     if not path.is_file():
         return None
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     try:
-        with safe_open(str(path), framework="pt") as fh:
+        with safe_open(str(path), framework="pt", device=str(device)) as fh:
             if (fh.metadata() or {}).get("format") != CACHE_FORMAT:
                 return None
             keys = set(fh.keys())
@@ -170,7 +176,8 @@ def load_or_decompose(
     path = None
     if config.cache and base_model:
         path = cache_path(base_model, weights_fingerprint(mats))
-        cached = load_factors(path, list(mats))
+        device = next(iter(mats.values())).device
+        cached = load_factors(path, list(mats), device)
         if cached is not None:
             return cached
     factors = decompose_matrices(mats, config.svd_method, config.svd_device, progress)

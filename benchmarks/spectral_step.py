@@ -1,0 +1,328 @@
+"""Training-step cost of spectral shifts against textual inversion, on SD-1.4-shaped models.
+
+Builds the SD-1.4 UNet (859.5 M parameters, random weights: shapes set the cost) and a CLIP-L
+text encoder, then times side by side in one process, at batch 1 and 4 on 64×64 latents:
+
+* ``ti``     — textual inversion: frozen UNet, gradients to the text condition (token embeddings);
+* ``naive``  — SVDiff as ported: W = U·diag(relu(σ+δ))·Vᵀ rebuilt inside autograd every forward;
+* ``ours-*`` — :mod:`svdinst.spectral_fast`: rebuild outside autograd, custom backward projecting
+  dW onto δ (``fp32`` factors, or ``bf16`` factors/W with fp32 accumulation);
+* ``full``   — full fine-tuning of the UNet (AdamW);
+
+under TF32 (``tf32``) and under bf16 autocast (``bf16-amp``, the TI baseline then runs in bf16
+too), with the peak memory of each, the δ-gradient agreement with the naive path, the SVD time
+(batched Gram/eigh vs ``torch.linalg.svd`` layer by layer), the cached reload, and a merged vs
+vanilla inference step. ``--small`` uses toy shapes so the script runs on a CPU in seconds.
+
+    python benchmarks/spectral_step.py            # on a GPU; updates reports/benchmarks.md
+    python benchmarks/spectral_step.py --small    # anywhere; prints the table only
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from svdinst.spectral import (
+    SpectralShiftConfig,
+    add_spectral_shifts,
+    merge_spectral_shifts,
+    set_fast_path,
+    spectral_layers,
+)
+from svdinst.spectral_svd import (
+    cache_path,
+    decompose_matrices,
+    save_factors,
+    weights_fingerprint,
+)
+
+BEGIN, END = "<!-- spectral_step:begin -->", "<!-- spectral_step:end -->"
+
+
+def build(small: bool, device: str):
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    with torch.device(device):
+        if small:
+            unet = UNet2DConditionModel(
+                block_out_channels=(32, 64),
+                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+                layers_per_block=1,
+                cross_attention_dim=32,
+                norm_num_groups=16,
+                sample_size=8,
+            )
+            text = CLIPTextConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1)
+            text.num_attention_heads = 4
+        else:  # SD-1.4's UNet config (diffusers' defaults with CLIP-L's 768-wide context)
+            unet = UNet2DConditionModel(cross_attention_dim=768)
+            text = CLIPTextConfig(
+                hidden_size=768, intermediate_size=3072, num_hidden_layers=12
+            )  # CLIP-L text tower
+            text.num_attention_heads = 12
+        text.max_position_embeddings = 77
+        encoder = CLIPTextModel(text)
+    unet.requires_grad_(False).train()
+    encoder.requires_grad_(False).train()
+    return unet, encoder
+
+
+def batch(bs: int, latent: int, vocab: int, device: str, seed: int = 0):
+    gen = torch.Generator(device).manual_seed(seed)
+    return (
+        torch.randn(bs, 4, latent, latent, device=device, generator=gen),
+        torch.randint(0, 1000, (bs,), device=device, generator=gen),
+        torch.randint(0, vocab, (bs, 77), device=device, generator=gen),
+        torch.randn(bs, 4, latent, latent, device=device, generator=gen),
+    )
+
+
+def timed(fn, steps: int, warmup: int, device: str) -> tuple[float, float]:
+    """(median ms per call, peak GiB during the timed calls incl. resident tensors)."""
+    for _ in range(warmup):
+        fn()
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(1e3 * (time.perf_counter() - t0))
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
+    return statistics.median(times), peak
+
+
+def make_step(unet, encoder, params, inputs, amp: bool, device: str, after=None):
+    """One optimizer step: text → UNet noise prediction → MSE → backward → AdamW."""
+    opt = torch.optim.AdamW(params, lr=1e-5)
+    latents, t, ids, noise = inputs
+    ctx = (
+        torch.autocast(device, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+    )  # bf16 mixed precision, as accelerate's --mixed_precision bf16
+
+    def step():
+        with ctx:
+            cond = encoder(ids)[0]
+            pred = unet(latents, t, cond).sample
+        F.mse_loss(pred.float(), noise).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if after is not None:
+            after()
+
+    return step, opt
+
+
+def delta_grads(unet, encoder, inputs, amp: bool, device: str) -> torch.Tensor:
+    layers = spectral_layers(unet)
+    for layer in layers.values():
+        layer.delta.grad = None
+    latents, t, ids, noise = inputs
+    ctx = torch.autocast(device, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+    with ctx:
+        pred = unet(latents, t, encoder(ids)[0]).sample
+    F.mse_loss(pred.float(), noise).backward()
+    return torch.cat([layer.delta.grad.flatten().float() for layer in layers.values()])
+
+
+def run(args) -> list[dict]:
+    device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    latent = 8 if args.small else 64
+    unet, encoder = build(args.small, device)
+    vocab = encoder.config.vocab_size
+    rows: list[dict] = []
+    n_params = sum(p.numel() for p in unet.parameters())
+    print(
+        f"UNet {n_params / 1e6:.1f} M params on {device}; text encoder {encoder.config.hidden_size}"
+    )
+    inputs = {bs: batch(bs, latent, vocab, device) for bs in args.batch_sizes}
+    precisions = ["tf32", "bf16-amp"] if device == "cuda" else ["tf32"]
+
+    def record(name, bs, prec, fn):
+        ms, gib = timed(fn, args.steps, args.warmup, device)
+        rows.append({"variant": name, "bs": bs, "precision": prec, "ms": ms, "gib": gib})
+        print(f"{name:<12} bs {bs} {prec:<8} {ms:8.1f} ms  {gib:6.2f} GiB", flush=True)
+
+    # Inference: vanilla UNet forward (later compared with the merged one).
+    lat, t, ids, _ = inputs[1]
+    with torch.no_grad():
+        cond = encoder(ids)[0]
+    with torch.no_grad():
+        record("infer-vanilla", 1, "tf32", lambda: unet(lat, t, cond))
+
+    emb = encoder.get_input_embeddings().weight
+    for prec in precisions:
+        for bs in args.batch_sizes:  # textual inversion: only the token embeddings train
+            emb.requires_grad_(True)
+            step, opt = make_step(unet, encoder, [emb], inputs[bs], prec != "tf32", device)
+            record("ti", bs, prec, step)
+            del opt
+            emb.requires_grad_(False)
+            emb.grad = None
+    if not args.skip_full:
+        for bs in args.batch_sizes:
+            unet.requires_grad_(True)
+            step, opt = make_step(unet, encoder, list(unet.parameters()), inputs[bs], False, device)
+            record("full", bs, "tf32", step)
+            opt.state.clear()
+            del opt, step
+            unet.requires_grad_(False)
+            for p in unet.parameters():
+                p.grad = None
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+    # SVD of every wrapped weight: batched float64 Gram + eigh, and the layer-by-layer SVD.
+    modules = dict(unet.named_modules())
+    mats = {
+        n: m.weight.detach().reshape(m.weight.shape[0], -1)
+        for n, m in modules.items()
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
+    }
+    timings = {}
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    factors = decompose_matrices(mats, method="gram", progress=False)
+    sync()
+    timings["svd-gram"] = time.perf_counter() - t0
+    if args.svd_baseline:
+        t0 = time.perf_counter()
+        for m in mats.values():
+            torch.linalg.svd(m.float(), full_matrices=False)
+        sync()
+        timings["svd-per-layer"] = time.perf_counter() - t0
+    err = max(
+        float(((f[0] * f[1]) @ f[2] - mats[n]).norm() / mats[n].norm()) for n, f in factors.items()
+    )
+    print(f"SVD: {timings}; max relative reconstruction error {err:.2e}")
+    # The cache as add_spectral_shifts uses it: factors saved under the base model's key, then
+    # wrapping reloads them (fingerprint + read + wrap is what a second run pays).
+    os.environ["SVDINST_CACHE"] = tempfile.mkdtemp(prefix="svdinst-bench-")
+    save_factors(cache_path("benchmark", weights_fingerprint(mats)), factors, "benchmark")
+    del factors
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    sync()
+    t0 = time.perf_counter()
+    add_spectral_shifts(unet, config=SpectralShiftConfig(), base_model="benchmark")
+    sync()
+    timings["cached-reload+wrap"] = time.perf_counter() - t0
+    print(f"cached reload + wrap: {timings['cached-reload+wrap']:.2f} s")
+    deltas = [layer.delta for layer in spectral_layers(unet).values()]
+    grads = {"naive": delta_grads(unet, encoder, inputs[1], False, device)}
+    if device == "cuda":  # the precision floor: the naive path itself under bf16 autocast
+        grads["naive/bf16-amp"] = delta_grads(unet, encoder, inputs[1], True, device)
+    for bs in args.batch_sizes:
+        record("naive", bs, "tf32", make_step(unet, encoder, deltas, inputs[bs], False, device)[0])
+    with torch.no_grad():
+        for d in deltas:
+            d.zero_()
+    for dtype, name in ((torch.float32, "ours-fp32"), (torch.bfloat16, "ours-bf16")):
+        set_fast_path(unet, True, dtype)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        for prec in precisions if dtype == torch.bfloat16 else ["tf32"]:
+            grads[f"{name}/{prec}"] = delta_grads(unet, encoder, inputs[1], prec != "tf32", device)
+            for bs in args.batch_sizes:
+                step, _ = make_step(unet, encoder, deltas, inputs[bs], prec != "tf32", device)
+                record(name, bs, prec, step)
+            with torch.no_grad():
+                for d in deltas:
+                    d.zero_()
+    ref = grads["naive"]
+    agree = {k: float((g - ref).norm() / ref.norm()) for k, g in grads.items() if k != "naive"}
+    print("δ-gradient relative difference to naive:", {k: f"{v:.1e}" for k, v in agree.items()})
+
+    merge_spectral_shifts(unet)
+    with torch.no_grad():
+        record("infer-merged", 1, "tf32", lambda: unet(lat, t, cond))
+    card = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+    return rows, timings, agree, card, err
+
+
+def table(rows, timings, agree, card, err, small: bool) -> str:
+    base = {(r["bs"], r["precision"]): r for r in rows if r["variant"] == "ti"}
+    lines = [
+        f"Card: **{card}**, torch {torch.__version__}; SD-1.4-shaped UNet"
+        + (" (--small: toy shapes)" if small else "")
+        + ", 64×64 latents, 77 tokens; median step time, peak allocated memory.",
+        "",
+        "| variant | bs | precision | ms/step | × TI step | peak GiB | × TI peak |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ti = base.get((r["bs"], r["precision"])) or base.get((r["bs"], "tf32"))
+        rt = f"{r['ms'] / ti['ms']:.2f}" if ti and not r["variant"].startswith("infer") else "–"
+        rm = f"{r['gib'] / ti['gib']:.2f}" if ti and ti["gib"] == ti["gib"] else "–"
+        if r["variant"].startswith("infer"):
+            rm = "–"
+        lines.append(
+            f"| {r['variant']} | {r['bs']} | {r['precision']} | {r['ms']:.1f} | {rt} | "
+            f"{r['gib']:.2f} | {rm} |"
+        )
+    lines += [
+        "",
+        "SVD of all wrapped weights: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items())
+        + f"; max relative reconstruction error {err:.1e}.",
+        "δ-gradient vs the naive path (‖g − g_naive‖/‖g_naive‖, bs 1): "
+        + ", ".join(f"{k} {v:.1e}" for k, v in agree.items())
+        + ".",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(path: Path, text: str) -> None:
+    section = (
+        f"{BEGIN}\n## Spectral shifts: training step (benchmarks/spectral_step.py)\n\n{text}\n{END}"
+    )
+    old = (
+        path.read_text() if path.exists() else "# Benchmarks\n\nMeasured numbers, with the card.\n"
+    )
+    if BEGIN in old and END in old:
+        new = old[: old.index(BEGIN)] + section + old[old.index(END) + len(END) :]
+    else:
+        new = old.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(new)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--small", action="store_true", help="toy shapes (CPU, tests)")
+    p.add_argument("--cpu", action="store_true", help="run on the CPU even if CUDA is present")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per variant (median)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
+    p.add_argument("--skip-full", action="store_true", help="skip full fine-tuning")
+    p.add_argument("--svd-baseline", action="store_true", help="also time per-layer linalg.svd")
+    p.add_argument("--report", type=Path, default=None, help="markdown file to update")
+    args = p.parse_args(argv)
+    rows, timings, agree, card, err = run(args)
+    text = table(rows, timings, agree, card, err, args.small)
+    print(text)
+    if args.report is not None:
+        write_report(args.report, text)
+        print(f"Updated {args.report}")
+
+
+if __name__ == "__main__":
+    main()
