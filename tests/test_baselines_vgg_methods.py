@@ -255,13 +255,18 @@ def test_logged_learning_rates_follow_the_published_schedules(trained, folders):
 
 def test_arbitrary_style_methods_need_style_and_alpha_blends(trained, folders):
     photo = [Image.open(folders / "content" / "0.png").convert("RGB")]
-    style = [Image.open(folders / "style" / "1.png").convert("RGB")]
     for name in ("adain", "stytr2"):
         with pytest.raises(SvdinstError, match="--style"):
             trained[name][0].stylize(photo)
     model = trained["adain"][0]
-    full, none = model.stylize(photo, style, alpha=1.0), model.stylize(photo, style, alpha=0.0)
-    assert not np.array_equal(np.asarray(full[0]), np.asarray(none[0]))
+    x, s = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 40, 32)
+    with torch.no_grad():
+        feat = model.encoder(x)[-1]
+        target = adain(feat, *mean_std(model.encoder(s)[-1]))
+        assert not torch.allclose(feat, target)
+        for alpha in (0.0, 0.3, 1.0):  # Eq. 14: g((1 − α) f(c) + α t)
+            expected = model.decoder(alpha * target + (1 - alpha) * feat)
+            torch.testing.assert_close(model.transfer(x, s, alpha), expected)
     with pytest.raises(SvdinstError, match="alpha"):
         AdaINConfig(alpha=1.5)
 

@@ -47,7 +47,7 @@ class AdaINConfig:
     """Published defaults (the authors' ``train.lua``; pytorch-AdaIN ``train.py``)."""
 
     resolution: int = 256  # random 256×256 crops
-    load_size: int = 512  # images first resized to 512 (shorter side here), then cropped
+    load_size: int = 0  # shorter side before cropping; 0 → 2 × resolution (authors: 512 → 256)
     batch_size: int = 8  # 8 content-style pairs per step (train.lua -batchSize)
     published_steps: int = 160_000  # train.lua -maxIter (fit's `steps` is what actually runs)
     lr: float = 1e-4  # Adam learning rate
@@ -67,7 +67,7 @@ class AdaINConfig:
             )
         if not 0.0 <= self.alpha <= 1.0:
             raise SvdinstError(f"adain alpha must be in [0, 1], got {self.alpha}.")
-        if self.load_size < self.resolution:
+        if self.load_size and self.load_size < self.resolution:
             raise SvdinstError(f"adain load_size {self.load_size} < resolution {self.resolution}.")
 
 
@@ -102,9 +102,7 @@ class AdaIN(Baseline):
     @classmethod
     def tiny_config(cls, resolution: int = 64) -> AdaINConfig:
         """The real VGG-19 encoder with a decoder of 1/8 the widths, for CPU tests."""
-        return AdaINConfig(
-            resolution=resolution, load_size=resolution, batch_size=1, decoder_widths=(32, 16, 8)
-        )
+        return AdaINConfig(resolution=resolution, batch_size=1, decoder_widths=(32, 16, 8))
 
     @property
     def encoder(self) -> VGGFeatures:
@@ -139,8 +137,9 @@ class AdaIN(Baseline):
         encoder = self.encoder
 
         def sampler(folder: str | os.PathLike, offset: int) -> ImageSampler:
+            load = cfg.load_size or 2 * cfg.resolution
             return ImageSampler(
-                folder, cfg.resolution, load_size=cfg.load_size, flip=False, seed=seed + offset,
+                folder, cfg.resolution, load_size=load, flip=False, seed=seed + offset,
                 value_range=(0.0, 1.0),
             )  # fmt: skip
 

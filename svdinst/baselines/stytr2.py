@@ -47,7 +47,7 @@ class StyTr2Config:
     """Published defaults (authors' ``train.py`` / ``models/transformer.py``)."""
 
     resolution: int = 256  # random 256×256 crops (train.py)
-    load_size: int = 512  # images resized to 512 before cropping (train.py: 512×512)
+    load_size: int = 0  # shorter side before cropping; 0 → 2 × resolution (authors: 512 → 256)
     batch_size: int = 8  # train.py --batch_size
     published_steps: int = 160_000  # train.py --max_iter (fit's `steps` is what actually runs)
     d_model: int = 512  # embedding width = VGG relu4_1 width the CNN decoder expects
@@ -82,7 +82,7 @@ class StyTr2Config:
             )
         if self.d_model % self.n_heads:
             raise SvdinstError(f"stytr2 d_model {self.d_model} must divide by n_heads.")
-        if self.load_size < self.resolution:
+        if self.load_size and self.load_size < self.resolution:
             raise SvdinstError(f"stytr2 load_size {self.load_size} < resolution {self.resolution}.")
 
 
@@ -148,7 +148,7 @@ class StyTr2(Baseline):
     def tiny_config(cls, resolution: int = 64) -> StyTr2Config:
         """Same layout (3 + 3 encoder, 3 decoder layers) at width 32, for CPU tests."""
         return StyTr2Config(
-            resolution=resolution, load_size=resolution, batch_size=1, d_model=32, n_heads=4,
+            resolution=resolution, batch_size=1, d_model=32, n_heads=4,
             dim_feedforward=64, decoder_widths=(32, 16, 8),
         )  # fmt: skip
 
@@ -183,8 +183,9 @@ class StyTr2(Baseline):
         vgg = self.loss_network()
 
         def sampler(folder: str | os.PathLike, offset: int) -> ImageSampler:
+            load = cfg.load_size or 2 * cfg.resolution
             return ImageSampler(
-                folder, cfg.resolution, load_size=cfg.load_size, flip=False, seed=seed + offset,
+                folder, cfg.resolution, load_size=load, flip=False, seed=seed + offset,
                 value_range=(0.0, 1.0),
             )  # fmt: skip
 
