@@ -1,4 +1,4 @@
-"""Atomic training checkpoints that let ``--resume`` continue *exactly*.
+"""Atomic training checkpoints that let ``--resume`` continue *exactly*, and ``log.csv``.
 
 A checkpoint is ``RUN/checkpoints/step-NNNNNN/state.pt`` holding only what changes during
 training: the trainable parameters (by name), the optimizer and lr-scheduler states, the data
@@ -9,6 +9,7 @@ mid-write leaves the previous checkpoint intact and never a half-written one.
 
 from __future__ import annotations
 
+import csv
 import os
 import random
 import re
@@ -93,3 +94,26 @@ def load_latest_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise RunFolderError(
             f"Checkpoint '{folder}' is unreadable ({err}); delete it to resume from an older one."
         ) from err
+
+
+class LossLog:
+    """``log.csv`` (step, loss, lr, seconds), truncated to the resumed step, flushed each row."""
+
+    def __init__(self, path: Path, start: int) -> None:
+        rows = []
+        if start and path.exists():
+            with path.open() as fh:
+                rows = [r for r in csv.reader(fh)][1:]
+            rows = [r for r in rows if int(r[0]) <= start]
+        self.fh = path.open("w", newline="")
+        self.writer = csv.writer(self.fh)
+        self.writer.writerow(["step", "loss", "lr", "seconds"])
+        self.writer.writerows(rows)
+        self.fh.flush()
+
+    def write(self, step: int, loss: float, lr: float, seconds: float) -> None:
+        self.writer.writerow([step, f"{loss:.6g}", f"{lr:.6g}", f"{seconds:.3f}"])
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()

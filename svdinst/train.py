@@ -20,9 +20,9 @@ trains on its slice, so N GPUs follow the 1-GPU loss curve for the same global b
 from __future__ import annotations
 
 import contextlib
-import csv
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from svdinst.checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
+from svdinst.checkpoint import (
+    LossLog,
+    load_latest_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.train_config import MODES, RESUMABLE_FIELDS, TrainConfig, read_config_json
 
@@ -133,7 +139,12 @@ def _prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path
     return run
 
 
-def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+    callback: Callable[[int, float], None] | None = None,
+) -> TrainResult:
     """Train one run into ``config.out`` (DESIGN.md run-folder contract).
 
     Args:
@@ -141,6 +152,8 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         resume (`bool`, defaults to `False`): continue from the newest checkpoint of
             ``config.out``; the result equals an uninterrupted run (same seed, same device).
         overwrite (`bool`, defaults to `False`): replace an existing run in ``config.out``.
+        callback (`Callable[[int, float], None]`, *optional*): called after every optimizer step
+            with (step, loss) on every process, e.g. to plot live or to measure memory.
 
     Returns:
         `TrainResult`: the run folder and the losses of the steps run in this call.
@@ -160,7 +173,9 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
 
     styles = gather_style_images(config.style)  # bad input fails before any model is loaded
     cuda = torch.cuda.is_available()
-    accelerator = Accelerator(mixed_precision=config.mixed_precision if cuda else "no")
+    accelerator = Accelerator(
+        cpu=not cuda, mixed_precision=config.mixed_precision if cuda else "no"
+    )
     main = accelerator.is_main_process
     world, rank = accelerator.num_processes, accelerator.process_index
     if config.batch_size % world:
@@ -273,7 +288,7 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         }
         save_checkpoint(run, step, state, keep=config.keep_checkpoints)
 
-    log = _LossLog(run / "log.csv", start) if main else None
+    log = LossLog(run / "log.csv", start) if main else None
     losses: list[float] = []
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
                disable=not (main and config.progress), desc=f"train {config.mode}")  # fmt: skip
@@ -294,6 +309,8 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
             total += loss.detach() / config.grad_accum
         mean_loss = float(accelerator.reduce(total, "mean"))
         if not math.isfinite(mean_loss):
+            if log is not None:
+                log.close()
             raise TrainingDivergedError(
                 f"Loss became {mean_loss} at step {step + 1}; the last good checkpoint in "
                 f"'{run / 'checkpoints'}' is kept. Lower --lr (now {config.lr}) or use "
@@ -310,8 +327,12 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         if log is not None:
             log.write(step + 1, mean_loss, optimizer.param_groups[0]["lr"], elapsed)
         bar.set_postfix(loss=f"{mean_loss:.4f}")
+        if callback is not None:
+            callback(step + 1, mean_loss)
         if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
             checkpoint(step + 1)
+    if log is not None:
+        log.close()
     every = config.checkpoint_every
     if not (every and config.steps % every == 0):  # the final state, so a run can be extended
         checkpoint(config.steps)
@@ -320,26 +341,6 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     accelerator.wait_for_everyone()
     injector.remove()
     return TrainResult(run, losses, config.steps, elapsed)
-
-
-class _LossLog:
-    """``log.csv`` (step, loss, lr, seconds), truncated to the resumed step, flushed each row."""
-
-    def __init__(self, path: Path, start: int) -> None:
-        rows = []
-        if start and path.exists():
-            with path.open() as fh:
-                rows = [r for r in csv.reader(fh)][1:]
-            rows = [r for r in rows if int(r[0]) <= start]
-        self.fh = path.open("w", newline="")
-        self.writer = csv.writer(self.fh)
-        self.writer.writerow(["step", "loss", "lr", "seconds"])
-        self.writer.writerows(rows)
-        self.fh.flush()
-
-    def write(self, step: int, loss: float, lr: float, seconds: float) -> None:
-        self.writer.writerow([step, f"{loss:.6g}", f"{lr:.6g}", f"{seconds:.3f}"])
-        self.fh.flush()
 
 
 @torch.no_grad()

@@ -222,3 +222,24 @@ def test_learned_embeds_load_with_stock_diffusers(cli_run, tiny_model_dir):
     row = pipe.text_encoder.get_input_embeddings().weight[token_id]
     saved = load_file(cli_run / "learned_embeds.safetensors")["<mural>"][0]
     torch.testing.assert_close(row, saved)
+
+
+def test_benchmark_script_runs_small_and_keeps_other_report_sections(tmp_path):
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "train_step.py"
+    spec = importlib.util.spec_from_file_location("train_step_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = tmp_path / "benchmarks.md"
+    report.write_text(
+        "# Benchmarks\n\n<!-- spectral_step:begin -->\nkeep me\n<!-- spectral_step:end -->\n"
+    )
+    argv = ["--small", "--steps", "4", "--modes", "inst", "svd-inst", "--work", str(tmp_path)]
+    bench.main([*argv, "--write-report", "--report", str(report)])
+    text = report.read_text()
+    assert "keep me" in text and text.count(bench.BEGIN) == 1
+    assert "| svd-inst | 64 | 1 |" in text and "| inst | 64 | 1 |" in text
+    bench.write_report(report, "new table")  # a rerun replaces only its own section
+    text = report.read_text()
+    assert "keep me" in text and "new table" in text and "| inst | 64" not in text
