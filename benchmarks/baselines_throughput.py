@@ -20,6 +20,7 @@ import argparse
 import csv
 import dataclasses
 import datetime
+import gc
 import platform
 import sys
 import tempfile
@@ -66,6 +67,7 @@ def _bench_train(cls, config, content: Path, style: Path, device: str, warmup: i
             if batch <= 1:
                 raise
             config = dataclasses.replace(config, batch_size=batch // 2)
+            gc.collect()  # drop the failed attempt's tensors before retrying
             print(f"  {cls.name}: out of memory at batch {batch}; retrying with {batch // 2}")
 
 

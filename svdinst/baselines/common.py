@@ -234,6 +234,8 @@ class ImagePool:
         """Return a batch of the same shape mixing ``images`` with stored ones."""
         if self.size == 0:
             return images
+        if self.images and self.images[0].device != images.device:  # e.g. restored on the CPU
+            self.images = [im.to(images.device) for im in self.images]
         out = []
         for image in images.detach():
             image = image[None]
@@ -252,13 +254,8 @@ class ImagePool:
         return {"images": [im.cpu() for im in self.images], "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        device = self.images[0].device if self.images else None
-        self.images = [im.to(device) if device else im for im in state["images"]]
+        self.images = list(state["images"])  # moved to the batches' device on the next query
         self.generator.set_state(state["generator"])
-
-    def to(self, device: torch.device | str) -> ImagePool:
-        self.images = [im.to(device) for im in self.images]
-        return self
 
 
 def linear_decay(step: int, *, total: int, decay_fraction: float = 0.5) -> float:
