@@ -1,13 +1,26 @@
 """Baselines behind one interface (:class:`svdinst.baselines.base.Baseline`), looked up by name.
 
-Each method lives in its own module and registers itself with :func:`register`; importing this
-package imports them all so :data:`REGISTRY` is complete.
+Each method lives in its own module and registers itself with :func:`register`. Asking this
+package for :data:`REGISTRY`, :func:`get_baseline`, :class:`Baseline` or :func:`register` first
+imports every module of :data:`METHOD_MODULES`, so the registry is always complete; until then
+nothing heavy (torch) is imported, which keeps ``svdinst --help`` quick (the CLI imports
+:mod:`svdinst.baselines.cli`, a sub-module of this package).
 """
 
-from svdinst.baselines.base import REGISTRY, Baseline, get_baseline, register
+from __future__ import annotations
 
-# Method modules register themselves on import (keep this list complete: one line per method).
-from svdinst.baselines import balagan, cyclegan, magenta, stargan  # noqa: F401  isort: skip
-from svdinst.baselines import adain, fast_style, stytr2  # noqa: F401  isort: skip
+import importlib
+from typing import Any
 
-__all__ = ["REGISTRY", "Baseline", "get_baseline", "register"]
+# One entry per method module (keep complete: a module missing here is missing everywhere).
+METHOD_MODULES = ("adain", "balagan", "cyclegan", "fast_style", "magenta", "stargan", "stytr2")
+
+__all__ = ["METHOD_MODULES", "REGISTRY", "Baseline", "get_baseline", "register"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("REGISTRY", "Baseline", "get_baseline", "register"):
+        for module in METHOD_MODULES:
+            importlib.import_module(f"svdinst.baselines.{module}")
+        return getattr(importlib.import_module("svdinst.baselines.base"), name)
+    raise AttributeError(f"module 'svdinst.baselines' has no attribute {name!r}")
