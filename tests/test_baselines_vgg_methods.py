@@ -159,6 +159,26 @@ def test_stytr2_output_depends_on_style_and_cape_on_content():
         assert not torch.allclose(net.cape(e1), net.cape(e2))
 
 
+def test_stytr2_losses_are_wired_to_the_right_images():
+    from svdinst.baselines.stytr2 import STYTR2_LAYERS, stytr2_losses
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomVGGWarning)
+        vgg = VGGFeatures("vgg19", STYTR2_LAYERS, "random")
+    gen = torch.Generator().manual_seed(2)
+    c, s = torch.rand(2, 3, 32, 32, generator=gen), torch.rand(2, 3, 32, 32, generator=gen)
+    fc, fs = vgg(c), vgg(s)
+    # A "network" that returns its content input: I_cs = I_c, I_cc = I_c, I_ss = I_s.
+    keep = stytr2_losses(lambda content, style: content, vgg, c, s)
+    assert keep["content"].item() == keep["id1"].item() == keep["id2"].item() == 0.0
+    assert keep["style"].item() == pytest.approx(mean_std_loss(fc, fs).item(), rel=1e-5)
+    # One that returns its style input: I_cs = I_s, and I_cc, I_ss are again the inputs.
+    swap = stytr2_losses(lambda content, style: style, vgg, c, s)
+    expected = sum(((normalize(fs[i]) - normalize(fc[i])) ** 2).mean() for i in (3, 4))
+    assert swap["content"].item() == pytest.approx(expected.item(), rel=1e-5)  # relu4_1 + relu5_1
+    assert swap["style"].item() == 0.0 and swap["id1"].item() == 0.0
+
+
 # ----------------------------------------------------------------------------- VGG weights
 
 

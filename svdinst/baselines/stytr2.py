@@ -107,7 +107,7 @@ def normalize(feat: torch.Tensor) -> torch.Tensor:
 def stytr2_losses(
     net: StyTr2Net, vgg: VGGFeatures, content: torch.Tensor, style: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """The four unweighted losses of one batch (L_c, L_s, L_id1, L_id2) and the stylized images ``ics``."""
+    """The unweighted losses L_c, L_s, L_id1, L_id2 of one batch, and the stylized ``ics``."""
     with torch.no_grad():
         fc, fs = vgg(content), vgg(style)
     ics = net(content, style)

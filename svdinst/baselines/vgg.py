@@ -124,8 +124,11 @@ class VGGFeatures(nn.Module):
         # torchvision's trunk (make_layers of config "E"/"D" is exactly vgg19/vgg16 .features),
         # with torchvision's VGG init under a fixed seed: the random fallback is identical in
         # every process, so save → load is exact even without ImageNet weights.
-        with fixed_seed(0):
+        # Built on the meta device first so the weights are initialised once, not twice.
+        with torch.device("meta"):
             trunk = models.vgg.make_layers(models.vgg.cfgs[_CFG[arch]])[: last + 1]
+        trunk = trunk.to_empty(device="cpu")
+        with fixed_seed(0):
             for m in trunk:
                 if isinstance(m, nn.Conv2d):
                     nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
