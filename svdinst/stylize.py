@@ -151,7 +151,7 @@ class Stylizer:
             text_encoder=comps.text_encoder,
             tokenizer=comps.tokenizer,
             unet=comps.unet,
-            scheduler=DDIMScheduler.from_config(comps.scheduler.config),
+            scheduler=DDIMScheduler.from_config(comps.scheduler.config, clip_sample=False),
             safety_checker=None,
             feature_extractor=None,
             requires_safety_checker=False,
@@ -192,7 +192,7 @@ class Stylizer:
         if cfg.adain_style is not None:
             style = to_tensor(load_image(cfg.adain_style), x.shape[-1])[None]
             z0 = adain(z0, self._latent(style, gens[:1])[:1])
-        sched = DDIMScheduler.from_config(pipe.scheduler.config)
+        sched = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False)
         sched.set_timesteps(cfg.steps, device=self.device)
         t_inv = min(
             int(cfg.strength * sched.config.num_train_timesteps),
