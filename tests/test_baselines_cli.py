@@ -39,7 +39,7 @@ def test_cyclegan_train_then_stylize_on_cpu(data, tmp_path, capsys):
     argv = ["baseline", "cyclegan", "train", "--content", str(data / "content"),
             "--style", str(data / "style"), "--steps", "5", "--out", str(run),
             "--size", "tiny", "--resolution", "32", "--device", "cpu",
-            "--checkpoint-every", "4"]  # fmt: skip
+            "--checkpoint-every", "4", "--batch-size", "2"]  # fmt: skip
     assert main(argv) == 0
     assert {"config.json", "model.safetensors", "log.csv"} <= {p.name for p in run.iterdir()}
     assert [p.name for p in sorted((run / "checkpoints").iterdir())] == [
@@ -60,7 +60,8 @@ def test_cyclegan_train_then_stylize_on_cpu(data, tmp_path, capsys):
         assert result.size == source.size and result.mode == "RGB"
     settings = json.loads((out / "settings.json").read_text())
     assert settings["method"] == "cyclegan" and settings["seeds"] == [0]
-    assert settings["config"]["ngf"] == 8 and settings["run"] == str(run.resolve())
+    assert settings["config"]["ngf"] == 8 and settings["config"]["batch_size"] == 2
+    assert settings["run"] == str(run.resolve())
 
 
 def test_magenta_stylizes_without_a_run_at_the_asked_resolution(data, tmp_path):
@@ -92,3 +93,6 @@ def test_bad_names_and_paths_give_one_clear_line(data, tmp_path, capsys):
     line = _error_line(capsys, ["baseline", "cyclegan", *train, str(tmp_path / "f"),
                                 "--vgg-weights", missing])  # fmt: skip
     assert "VGG" in line
+    line = _error_line(capsys, ["baseline", "magenta", *train, str(tmp_path / "g"),
+                                "--batch-size", "4"])  # fmt: skip
+    assert "batch size" in line

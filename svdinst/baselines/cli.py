@@ -33,6 +33,7 @@ def build_config(
     size: str = "full",
     resolution: int | None = None,
     vgg_weights: str | os.PathLike | None = None,
+    batch_size: int | None = None,
 ) -> Any:
     """A baseline's config: the paper's (``size="full"``) or the narrow CPU one (``"tiny"``).
 
@@ -41,6 +42,7 @@ def build_config(
         size (`str`, defaults to ``"full"``): ``"full"`` (published defaults) or ``"tiny"``.
         resolution (`int`, *optional*): training crop size; defaults to the config's.
         vgg_weights (*optional*): an ImageNet VGG weights file (VGG-based methods only).
+        batch_size (`int`, *optional*): replaces the paper's batch size (e.g. to fit a 16 GB T4).
     """
     if size not in ("full", "tiny"):
         raise SvdinstError(f"--size must be 'full' or 'tiny', got {size!r}.")
@@ -56,6 +58,12 @@ def build_config(
         if not Path(vgg_weights).is_file():
             raise SvdinstError(f"--vgg-weights file '{vgg_weights}' does not exist.")
         config = dataclasses.replace(config, vgg_weights=str(vgg_weights))
+    if batch_size is not None:
+        if "batch_size" not in {f.name for f in dataclasses.fields(config)}:
+            raise SvdinstError(f"{cls.name} has no batch size to set; drop --batch-size.")
+        if batch_size < 1:
+            raise SvdinstError(f"--batch-size must be ≥ 1, got {batch_size}.")
+        config = dataclasses.replace(config, batch_size=batch_size)
     return config
 
 
@@ -129,6 +137,7 @@ def train_baseline(
     size: str = "full",
     resolution: int | None = None,
     vgg_weights: str | os.PathLike | None = None,
+    batch_size: int | None = None,
     checkpoint_every: int = 0,
     resume: bool = False,
     seed: int = 0,
@@ -142,8 +151,8 @@ def train_baseline(
         out_dir: the run folder (``config.json``, ``model.safetensors``, ``log.csv``,
             ``checkpoints/``).
         steps (`int`): total training iterations.
-        size, resolution, vgg_weights: see :func:`build_config` (ignored when resuming: a
-            resumed run keeps the settings in its ``config.json``).
+        size, resolution, vgg_weights, batch_size: see :func:`build_config` (ignored when
+            resuming: a resumed run keeps the settings in its ``config.json``).
         checkpoint_every (`int`, defaults to 0): write a resumable checkpoint every K steps.
         resume (`bool`, defaults to `False`): continue from the newest checkpoint.
         seed (`int`, defaults to 0): data order and augmentation.
@@ -166,7 +175,9 @@ def train_baseline(
             raise RunFolderError(
                 f"'{out}' already holds checkpoints: pass --resume to continue, or another --out."
             )
-        config = build_config(cls, size=size, resolution=resolution, vgg_weights=vgg_weights)
+        config = build_config(
+            cls, size=size, resolution=resolution, vgg_weights=vgg_weights, batch_size=batch_size
+        )
     model = cls(config, device=device)
     model.save_config(out)
     losses = model.fit(
@@ -182,7 +193,7 @@ def train_baseline(
 def _train(args: argparse.Namespace) -> int:
     train_baseline(
         args.name, args.content, args.style, args.out, args.steps, size=args.size,
-        resolution=args.resolution, vgg_weights=args.vgg_weights,
+        resolution=args.resolution, vgg_weights=args.vgg_weights, batch_size=args.batch_size,
         checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed,
         device=args.device,
     )  # fmt: skip
@@ -229,6 +240,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--resolution", type=int, default=None, help="crop size (px)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
+    train.add_argument("--batch-size", type=int, default=None, help="default: the paper's")
     train.add_argument("--vgg-weights", default=None, help="ImageNet VGG file (VGG-based methods)")
     train.add_argument(
         "--size", default="full", choices=("full", "tiny"),
