@@ -225,3 +225,67 @@ def test_tensor_conversions_round_trip_and_translate_each_keeps_sizes(photos):
     assert [im.size for im in out] == [im.size for im in photos]
     inverted = 255 - np.asarray(photos[1]).astype(int)
     assert np.abs(np.asarray(out[1]).astype(int) - inverted).max() <= 1
+
+
+# --- the GAN pieces, by hand ------------------------------------------------------------------
+
+
+def test_lsgan_loss_by_hand():
+    from svdinst.baselines.cyclegan import lsgan_loss
+
+    pred = torch.tensor([0.5, 1.5])
+    assert float(lsgan_loss(pred, True)) == pytest.approx((0.25 + 0.25) / 2)
+    assert float(lsgan_loss(pred, False)) == pytest.approx((0.25 + 2.25) / 2)
+
+
+def test_patchgan_sees_70_by_70_patches():
+    from svdinst.baselines.cyclegan import PatchDiscriminator
+
+    d = PatchDiscriminator(ndf=4, n_layers=3)
+    for m in d.modules():  # positive weights: no accidental zero gradients inside the field
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.constant_(m.weight, 0.01)
+    d = torch.nn.Sequential(*[m for m in d.model if not isinstance(m, torch.nn.InstanceNorm2d)])
+    x = torch.zeros(1, 3, 256, 256, requires_grad=True)
+    out = d(x)
+    assert out.shape[-2:] == (30, 30)  # the paper's 30×30 output for 256-px inputs
+    out[0, 0, 15, 15].backward()
+    rows = x.grad[0].abs().sum((0, 2)).nonzero().flatten()
+    assert int(rows.max() - rows.min() + 1) == 70
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    from svdinst.baselines.stargan import gradient_penalty
+
+    w = torch.randn(1, 3, 4, 4)
+    x_hat = torch.randn(5, 3, 4, 4, requires_grad=True)
+    out = (x_hat * w).sum((1, 2, 3))  # ∇ = w for every sample
+    assert float(gradient_penalty(out, x_hat)) == pytest.approx(float((w.norm() - 1) ** 2))
+
+
+def test_stargan_heads_and_conditioning():
+    from svdinst.baselines.stargan import Discriminator, Generator
+
+    d = Discriminator(image_size=256, conv_dim=4, c_dim=2, repeat_num=6)
+    src, cls = d(torch.randn(2, 3, 256, 256))
+    assert src.shape == (2, 1, 4, 4) and cls.shape == (2, 2)
+    g = Generator(conv_dim=4, c_dim=2, repeat_num=1)
+    x = torch.randn(1, 3, 16, 16)
+    to_photo, to_mural = g(x, torch.tensor([[1.0, 0.0]])), g(x, torch.tensor([[0.0, 1.0]]))
+    assert to_photo.shape == x.shape and not torch.allclose(to_photo, to_mural)
+
+
+def test_balagan_clusters_photos_by_colour_and_translates_with_the_class_code():
+    from svdinst.baselines.balagan import BalaGAN, cluster_photos
+
+    red, blue = torch.tensor([1.0, -1, -1]), torch.tensor([-1.0, -1, 1])
+    images = [c[:, None, None] + 0.05 * torch.randn(3, 8, 8) for c in (red, blue, red, blue)]
+    labels = cluster_photos(images, k=2)
+    assert labels[0] == labels[2] != labels[1] == labels[3]
+    assert len(set(cluster_photos(images, k=8))) <= 4  # k is capped at the number of photos
+    model = BalaGAN(BalaGAN.tiny_config(resolution=RES))
+    x = torch.randn(1, 3, 32, 32)
+    codes = torch.randn(2, model.config.latent_dim)
+    with torch.no_grad():
+        a, b = model.G(x, codes[:1]), model.G(x, codes[1:])
+    assert a.shape == x.shape and not torch.allclose(a, b)  # the class code steers AdaIN
