@@ -96,3 +96,26 @@ def test_bad_names_and_paths_give_one_clear_line(data, tmp_path, capsys):
     line = _error_line(capsys, ["baseline", "magenta", *train, str(tmp_path / "g"),
                                 "--batch-size", "4"])  # fmt: skip
     assert "batch size" in line
+
+
+def test_comparison_figures_read_what_the_cli_wrote(data, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from svdinst.baselines.compare import comparison_grid, loss_curves
+    from svdinst.errors import DataError
+
+    outputs = tmp_path / "outputs"
+    assert main(["baseline", "magenta", "stylize", "--content", str(data / "test"), "--style",
+                 str(data / "style"), "--out", str(outputs / "magenta"), "--resolution", "32",
+                 "--device", "cpu"]) == 0  # fmt: skip
+    fig = comparison_grid(data / "test", outputs, ["magenta"], resolution=32)
+    assert len(fig.axes) == 2 * 3  # 2 photos × (photo, mural proxy, magenta)
+    plt.close(fig)
+    with pytest.raises(DataError, match="cyclegan"):
+        comparison_grid(data / "test", outputs, ["magenta", "cyclegan"])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_text("step,loss,lr,seconds\n1,2.5,0.1,0.1\n2,1.5,0.1,0.2\n")
+    fig = loss_curves({"cyclegan": run, "magenta": tmp_path / "no-log"})
+    assert len(fig.axes) == 1 and list(fig.axes[0].lines[0].get_ydata()) == [2.5, 1.5]
+    plt.close(fig)
