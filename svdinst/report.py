@@ -315,12 +315,11 @@ def write_report(
         "- LPIPS diversity is the mean pairwise LPIPS among one photo's seeds, averaged over "
         "photos (the original report's LPIPS column); deterministic methods have none. ArtFID = "
         "(1 + content LPIPS)(1 + FID).",
-        f"- LPIPS backbone: {backbone}."
-        + (
-            " LPIPS is **unavailable** (n/a): torchvision's AlexNet weights could not be "
-            "downloaded here; pass `lpips_backbone=` / `--lpips-backbone alexnet-owt-7be5be79.pth`."
+        (
+            "- LPIPS is **unavailable** (n/a): torchvision's AlexNet weights could not be "
+            "downloaded here; pass `LPIPS_BACKBONE` / `--lpips-backbone alexnet-owt-7be5be79.pth`."
             if backbone == UNAVAILABLE
-            else ""
+            else f"- LPIPS backbone (AlexNet weights): `{backbone}`."
         ),
         (
             f"- Training seeds per method: {min(seeds)}; with one seed there is no ± and a gap "
