@@ -231,29 +231,35 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("name", metavar="NAME", help="registered baseline name")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     train = actions.add_parser("train", help="train NAME on a content and a style folder")
-    train.add_argument("--content", type=Path, required=True, help="folder of photos")
-    train.add_argument("--style", type=Path, required=True, help="folder of style images")
-    train.add_argument("--steps", type=int, required=True, help="training iterations")
-    train.add_argument("--out", type=Path, required=True, help="run folder to write")
-    train.add_argument("--checkpoint-every", type=int, default=0, help="0: no checkpoints")
+    train.add_argument("--content", type=Path, required=True, metavar="DIR", help="photos")
+    train.add_argument("--style", type=Path, required=True, metavar="DIR", help="style images")
+    train.add_argument("--steps", type=int, required=True, metavar="N", help="iterations")
+    train.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
+    train.add_argument("--checkpoint-every", type=int, default=0, metavar="K", help="0: none")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    train.add_argument("--resolution", type=int, default=None, help="crop size (px)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
-    train.add_argument("--batch-size", type=int, default=None, help="default: the paper's")
-    train.add_argument("--vgg-weights", default=None, help="ImageNet VGG file (VGG-based methods)")
+    train.add_argument("--resolution", type=int, default=None, metavar="R", help="crop px")
+    train.add_argument("--seed", type=int, default=0, metavar="S")
+    train.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda…")
+    train.add_argument("--batch-size", type=int, default=None, metavar="B", help="default: paper's")
+    train.add_argument("--vgg-weights", default=None, metavar="FILE", help="ImageNet VGG .pth")
     train.add_argument(
         "--size", default="full", choices=("full", "tiny"),
         help="full: the paper's widths; tiny: narrow networks for CPU demos",
     )  # fmt: skip
     train.set_defaults(func=_train)
     sty = actions.add_parser("stylize", help="stylize a folder of photos with NAME")
-    sty.add_argument("--run", type=Path, default=None, help="run folder from `train`")
-    sty.add_argument("--content", type=Path, required=True, help="folder of photos")
-    sty.add_argument("--out", type=Path, required=True, help="output folder")
+    sty.add_argument("--run", type=Path, default=None, metavar="RUN", help="from `train`")
+    sty.add_argument("--content", type=Path, required=True, metavar="DIR", help="photos")
+    sty.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     sty.add_argument(
-        "--style", type=Path, default=None, help="style images (stytr2, adain, magenta)"
+        "--style",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="style images (stytr2, adain, magenta)",
     )
-    sty.add_argument("--resolution", type=int, default=None, help="center-crop photos to R px")
-    sty.add_argument("--device", default="auto")
+    sty.add_argument(
+        "--resolution", type=int, default=None, metavar="R", help="center-crop to R px"
+    )
+    sty.add_argument("--device", default="auto", metavar="D")
     sty.set_defaults(func=_stylize)
