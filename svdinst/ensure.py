@@ -25,6 +25,7 @@ def ensure_run(
     profile: Any,
     style_dir: str | os.PathLike,
     steps: int,
+    seed: int = 0,
     make_missing: bool = True,
 ) -> Path:
     """Return ``run_dir`` if it holds a finished run, else train a short one (or raise).
@@ -35,6 +36,8 @@ def ensure_run(
         profile (`Profile`): model, resolution and mixed precision of the short run.
         style_dir (`str` or `os.PathLike`): the style images.
         steps (`int`): training steps of the short run.
+        seed (`int`, defaults to 0): the training seed (repeat runs with seeds 1, 2… measure
+            training noise; Table I then shows mean ± std).
         make_missing (`bool`, defaults to `True`): train when missing; `False` raises instead.
     """
     from svdinst.runs import check_run
@@ -59,11 +62,21 @@ def ensure_run(
         out=str(run),
         mode=mode,
         steps=steps,
+        seed=seed,
         resolution=profile.resolution,
         mixed_precision=profile.mixed_precision,
     )
     train(config, overwrite=True)
     return run
+
+
+def seed_name(mode: str, seed: int) -> str:
+    """Folder name of a method's training seed: ``mode`` for seed 0, else ``<mode>-seed<k>``.
+
+    Seed 0 keeps the plain name notebooks 03/04 write; :func:`svdinst.report.method_folders`
+    groups ``<mode>-seed<k>`` folders with ``<mode>`` as repeated training runs.
+    """
+    return mode if seed == 0 else f"{mode}-seed{seed}"
 
 
 def ensure_diffusion_outputs(

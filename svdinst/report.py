@@ -326,7 +326,9 @@ def write_report(
             "between methods cannot be told from training noise — rerun notebooks 03–05 with "
             "output folders `<method>-seed<k>` (≥ 3 seeds) to get mean ± std (sample std)."
             if max(seeds) < 3
-            else f"- Values are mean ± sample std over {min(seeds)}–{max(seeds)} training seeds."
+            else "- Values are mean ± sample std over "
+            f"{min(seeds) if min(seeds) == max(seeds) else f'{min(seeds)}–{max(seeds)}'} "
+            "training seeds per method."
         ),
         "- Original: the student report's Table I (SD-1.4, the private mural set, strength 0.8, "
         "10 seeds per photo). Our style set is the documented mural *proxy*, so the columns are "
