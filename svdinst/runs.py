@@ -154,3 +154,86 @@ def read_loss_log(run_dir: str | os.PathLike) -> dict[str, list[float]]:
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
     return {k: [float(r[k]) for r in rows] for k in ("step", "loss", "lr", "seconds")}
+
+
+def ensure_run(config: Any, make_missing: bool = True, **train_kwargs: Any) -> Path:
+    """Reuse ``config.out`` when it holds a finished run of the same mode and model, else train.
+
+    Notebooks call this so a rerun (``make reproduce``) reuses earlier runs and a notebook opened
+    alone on Colab can make what it needs.
+
+    Args:
+        config (`TrainConfig`): the run to find or make.
+        make_missing (`bool`, defaults to `True`): train when the run is missing, incomplete or of
+            another mode/model; `False` raises :class:`RunFolderError` instead.
+        train_kwargs: passed to :func:`svdinst.train.train` (e.g. ``callback``).
+
+    Returns:
+        `Path`: the run folder.
+    """
+    run = Path(config.out)
+    try:
+        saved = check_run(run)
+        if saved["mode"] == config.mode and saved["model"] == config.model:
+            print(f"Reusing the {saved['mode']} run in {run} ({saved.get('steps')} steps).")
+            return run
+        why = f"it holds a {saved['mode']} run of {saved['model']}"
+    except RunFolderError as err:
+        why = str(err)
+    if not make_missing:
+        raise RunFolderError(
+            f"No usable {config.mode} run in '{run}' ({why}). Run the training notebook first, "
+            "or set MAKE_MISSING = True to train a short one here."
+        )
+    from svdinst.train import train
+
+    print(f"Training a {config.mode} run into {run} ({config.steps} steps).")
+    train(config, overwrite=True, **train_kwargs)
+    return run
+
+
+def plot_loss_curves(runs: dict[str, str | os.PathLike], smooth: int = 10) -> Any:
+    """One figure with the loss of several runs (raw, faint) and a running mean (bold).
+
+    Args:
+        runs (`dict[str, path]`): label → run folder.
+        smooth (`int`, defaults to 10): window of the running mean (steps).
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for i, (label, run) in enumerate(runs.items()):
+        log = read_loss_log(run)
+        steps, loss = np.array(log["step"]), np.array(log["loss"])
+        color = f"C{i}"
+        ax.plot(steps, loss, color=color, alpha=0.25, lw=0.8)
+        if len(loss) >= smooth:
+            mean = np.convolve(loss, np.ones(smooth) / smooth, mode="valid")
+            ax.plot(
+                steps[smooth - 1 :], mean, color=color, lw=2, label=f"{label} ({smooth}-step mean)"
+            )
+        else:
+            ax.plot(steps, loss, color=color, lw=2, label=label)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("noise-prediction MSE")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_shift_magnitudes(run_dir: str | os.PathLike, top: int = 15) -> Any:
+    """Bar chart of the ``top`` layers with the largest ‖δ‖₂, coloured by UNet part."""
+    import matplotlib.pyplot as plt
+
+    norms = list(shift_magnitudes(run_dir).items())[:top]
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(norms) + 1.2))
+    parts = ("down_blocks", "mid_block", "up_blocks")
+    colors = [f"C{next((i for i, p in enumerate(parts) if n.startswith(p)), 3)}" for n, _ in norms]
+    ax.barh(range(len(norms)), [v for _, v in norms], color=colors)
+    ax.set_yticks(range(len(norms)), [n for n, _ in norms], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("‖δ‖₂ (blue: down, orange: mid, green: up, red: other)")
+    fig.tight_layout()
+    return fig

@@ -243,3 +243,28 @@ def test_benchmark_script_runs_small_and_keeps_other_report_sections(tmp_path):
     bench.write_report(report, "new table")  # a rerun replaces only its own section
     text = report.read_text()
     assert "keep me" in text and "new table" in text and "| inst | 64" not in text
+
+
+def test_ensure_run_reuses_or_refuses(cli_run, tmp_path):
+    from svdinst.runs import ensure_run, plot_loss_curves, plot_shift_magnitudes, shift_magnitudes
+
+    config = TrainConfig.load(cli_run)
+    stamp = (cli_run / "learned_embeds.safetensors").stat().st_mtime_ns
+    assert ensure_run(config) == cli_run
+    assert (cli_run / "learned_embeds.safetensors").stat().st_mtime_ns == stamp  # not retrained
+    config.out = str(tmp_path / "none")
+    with pytest.raises(RunFolderError, match="MAKE_MISSING"):
+        ensure_run(config, make_missing=False)
+    norms = list(shift_magnitudes(cli_run).values())
+    assert norms == sorted(norms, reverse=True) and norms[0] > 0
+    assert len(plot_loss_curves({"a": cli_run, "b": cli_run}).axes[0].lines) == 4
+    assert len(plot_shift_magnitudes(cli_run, top=5).axes[0].patches) == 5
+
+
+def test_fast_spectral_path_trains_like_the_exact_one(tmp_path, style_image, tiny_model_dir):
+    losses = {}
+    for fast in (False, True):
+        cfg = TrainConfig(model=str(tiny_model_dir), style=[str(style_image)], mode="svd-inst",
+                          out=str(tmp_path / str(fast)), steps=4, fast_shifts=fast, **FAST)  # fmt: skip
+        losses[fast] = train(cfg).losses
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
