@@ -8,6 +8,7 @@ same knobs are laid out as a static grid instead and nothing waits for input.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -108,7 +109,7 @@ def stylize_explorer(
     strength = w.FloatSlider(config.strength, min=0.1, max=1.0, step=0.05, description="strength")
     scale = w.FloatSlider(stylizer.shift_scale, min=0.0, max=2.0, step=0.1, description="shift")
     button = w.Button(description="Stylize", button_style="primary")
-    out = w.Output()
+    view = w.Image(format="png", width=256, height=256)
 
     def run(_: Any = None) -> None:
         button.disabled = True
@@ -116,13 +117,11 @@ def stylize_explorer(
             set_shift_scale(stylizer.pipe.unet, scale.value)
             cfg = replace(config, strength=strength.value)
             img = stylizer.stylize(photos[photo.value], [seed.value], cfg)[0]
-            out.clear_output(wait=True)
-            with out:
-                from IPython.display import display
-
-                display(img.resize((256, 256), Image.NEAREST) if img.width < 256 else img)
+            buffer = io.BytesIO()
+            img.save(buffer, format="PNG")
+            view.value = buffer.getvalue()
         finally:
             button.disabled = False
 
     button.on_click(run)
-    return w.VBox([w.HBox([photo, seed]), w.HBox([strength, scale]), button, out])
+    return w.VBox([w.HBox([photo, seed]), w.HBox([strength, scale]), button, view])

@@ -174,3 +174,33 @@ def test_cli_stylize_then_evaluate(merged, svd_run: Path, data_dirs, tmp_path: P
         assert m[key] == "unavailable"
     assert 0 < m["oracle"]["ssim"] < 1
     assert main(["stylize", "--run", str(tmp_path / "nope"), "--content", ".", "--out", "x"]) == 2
+
+
+def test_explorer_static_grid_and_widgets(unmerged, monkeypatch) -> None:
+    from svdinst.explorer import frontend_available, shift_scale_grid, stylize_explorer
+    from svdinst.stylize import StylizeConfig
+
+    assert frontend_available() is False  # no IPython kernel under pytest
+    monkeypatch.setenv("SVDINST_HEADLESS", "0")
+    assert frontend_available() is True
+    cfg = StylizeConfig(**FAST)
+    fig = shift_scale_grid(unmerged, _photo(5), cfg, scales=(0.0, 1.0))
+    assert len([ax for ax in fig.axes if ax.images]) == 2
+    assert unmerged.shift_scale == 1.0
+    box = stylize_explorer(unmerged, {"p": _photo(5)}, cfg, max_seed=2)
+    button, view = box.children[2], box.children[3]
+    button.click()  # what a person's click does: stylize and show the image
+    assert not button.disabled and bytes(view.value).startswith(b"\x89PNG")
+
+
+def test_ensure_run_finds_or_refuses(svd_run: Path, tmp_path: Path) -> None:
+    from svdinst.ensure import ensure_run, seed_name
+    from svdinst.errors import RunFolderError
+    from svdinst.profiles import get_profile
+
+    tiny = get_profile("tiny", verbose=False)
+    kw = {"profile": tiny, "style_dir": tmp_path, "steps": 1}
+    assert ensure_run(svd_run, "svd-inst", **kw) == svd_run
+    with pytest.raises(RunFolderError, match="MAKE_MISSING"):
+        ensure_run(tmp_path / "missing", "inst", make_missing=False, **kw)
+    assert seed_name("inst", 0) == "inst" and seed_name("inst", 2) == "inst-seed2"
