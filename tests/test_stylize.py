@@ -111,6 +111,19 @@ def test_seeds_reproducible_distinct_and_batch_independent(bare, init: str) -> N
     assert first[0].size == (64, 64)  # the tiny UNet's native 8×8 latents
 
 
+def test_inst_adain_uses_the_style_image(bare, data_dirs) -> None:
+    from svdinst.stylize import StylizeConfig
+
+    style = str(next(data_dirs["style"].iterdir()))
+    plain = StylizeConfig(init="inst", prompt="a mural", **FAST)
+    with_adain = StylizeConfig(init="inst", prompt="a mural", adain_style=style, **FAST)
+    a = bare.stylize(_photo(6), [0], plain)[0]
+    b = bare.stylize(_photo(6), [0], with_adain)[0]
+    assert _maxdiff(a, b) > 5
+    with pytest.raises(SvdinstError, match="AdaIN"):
+        StylizeConfig(init="img2img", adain_style=style)
+
+
 def test_adain_moves_latent_statistics() -> None:
     from svdinst.stylize import adain
 
