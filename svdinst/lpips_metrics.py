@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from svdinst.errors import DataError, ModelNotFoundError
 
@@ -75,10 +75,16 @@ class LpipsScorer:
     def distance(
         self, a: Sequence[Image.Image], b: Sequence[Image.Image], batch_size: int = 16
     ) -> np.ndarray:
-        """LPIPS between ``a[i]`` and ``b[i]`` for every i; ``b[i]`` is resized to ``a[i]``'s size."""
+        """LPIPS between ``a[i]`` and ``b[i]`` for every i.
+
+        ``b[i]`` is center-cropped to ``a[i]``'s aspect ratio and resized to its size — the same
+        view the stylizers take of a photo (``svdinst.data.center_crop_resize``).
+        """
         if len(a) != len(b):
             raise ValueError(f"LPIPS needs pairs: got {len(a)} and {len(b)} images.")
-        b = [y.resize(x.size, Image.BICUBIC) if y.size != x.size else y for x, y in zip(a, b)]
+        b = [
+            y if y.size == x.size else ImageOps.fit(y, x.size, Image.BICUBIC) for x, y in zip(a, b)
+        ]
         out: list[float] = []
         for start in range(0, len(a), batch_size):
             xa = [_to_unit(img) for img in a[start : start + batch_size]]

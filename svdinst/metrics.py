@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from svdinst.errors import DataError
 from svdinst.lpips_metrics import UNAVAILABLE, content_lpips, load_lpips, lpips_diversity
@@ -225,8 +225,8 @@ def oracle_distance(
 
     Args:
         outputs (`Mapping[str, Sequence[PIL.Image]]`): content stem → outputs (one per seed).
-        targets (`Mapping[str, PIL.Image]`): content stem → ``mural_proxy(photo)``; resized to
-            each output's size.
+        targets (`Mapping[str, PIL.Image]`): content stem → ``mural_proxy(photo)``;
+            center-cropped to each output's aspect ratio and resized to its size.
         scorer (`LpipsScorer`, *optional*): adds paired LPIPS when given.
 
     Returns:
@@ -239,7 +239,7 @@ def oracle_distance(
     for stem, images in outputs.items():
         for img in images:
             outs.append(img.convert("RGB"))
-            tgts.append(targets[stem].convert("RGB").resize(img.size, Image.BICUBIC))
+            tgts.append(ImageOps.fit(targets[stem].convert("RGB"), img.size, Image.BICUBIC))
     psnr, ssim = [], []
     for o, t in zip(outs, tgts):
         a, b = np.asarray(o), np.asarray(t)
@@ -365,11 +365,23 @@ def evaluate(
         if mural_oracle:
             from svdinst.mural import mural_proxy
 
-            targets = {stem: mural_proxy(photos[stem]) for stem in groups}
+            # The filter runs on the photo's own pixels, cropped to the outputs' aspect ratio
+            # (the view the stylizers took), and only then shrinks to the outputs' size.
+            targets = {
+                stem: mural_proxy(_native_crop(photos[stem], groups[stem][0].size))
+                for stem in groups
+            }
             out["oracle"] = oracle_distance(groups, targets, scorer)
     elif mural_oracle:
         raise DataError("The mural oracle needs --content (the photos the outputs were made from).")
     return out
+
+
+def _native_crop(photo: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The central region of ``photo`` with the aspect ratio of ``size``, at full resolution."""
+    scale = min(photo.width / size[0], photo.height / size[1])
+    crop = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+    return ImageOps.fit(photo, crop, Image.BICUBIC)
 
 
 def write_metrics(metrics: Mapping[str, Any], path: str | os.PathLike) -> Path:

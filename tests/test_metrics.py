@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from svdinst.errors import DataError, ModelNotFoundError
 
@@ -106,6 +106,11 @@ def test_lpips_diversity_zero_for_identical_and_positive_otherwise() -> None:
     assert c["mean"] == pytest.approx(scorer.distance([a[1]], [a[0]])[0] / 2, rel=1e-5)
     with pytest.raises(DataError, match="2 seeds"):
         lpips_diversity({"photo": [a[0]]}, scorer)
+    # A non-square photo is compared through the stylizers' view: centre crop, then resize.
+    wide = _images(1, seed=6, size=96)[0].resize((96, 64))
+    crop = ImageOps.fit(wide, (32, 32), Image.BICUBIC)
+    assert scorer.distance([crop], [wide])[0] == pytest.approx(0.0, abs=1e-7)
+    assert scorer.distance([wide.resize((32, 32))], [wide])[0] > 1e-3
 
 
 def test_lpips_backbone_file_is_mapped_and_missing_is_unavailable(tmp_path, monkeypatch) -> None:
