@@ -29,12 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "FILE_FORMAT",
     "SpectralShiftConfig",
     "SpectralShiftLayer",
     "add_spectral_shifts",
     "export_lora",
     "load_spectral_shifts",
     "merge_spectral_shifts",
+    "read_spectral_shift_file",
     "refresh_spectral_weights",
     "remove_spectral_shifts",
     "save_spectral_shifts",
@@ -389,7 +391,9 @@ def export_lora(model: nn.Module, rank: int) -> dict:
 
 # File I/O lives in its own module; it is part of this module's public API.
 from svdinst.spectral_io import (  # noqa: E402
+    FILE_FORMAT,
     load_spectral_shifts,
+    read_spectral_shift_file,
     save_spectral_shifts,
     spectral_shifts_state_dict,
 )
