@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from svdinst.errors import DataError
 from svdinst.lpips_metrics import UNAVAILABLE, content_lpips, load_lpips, lpips_diversity
+from svdinst.oracle import native_crop, oracle_distance
 
 SEED_FILE = re.compile(r"^seed-(\d+)\.png$")
 KID_SUBSETS = 100  # torch-fidelity's default; KID's std is over these subsets
@@ -216,47 +217,6 @@ def artfid(fid: float, content_lpips_value: float) -> float:
     return (1.0 + content_lpips_value) * (1.0 + fid)
 
 
-def oracle_distance(
-    outputs: Mapping[str, Sequence[Image.Image]],
-    targets: Mapping[str, Image.Image],
-    scorer: Any = None,
-) -> dict[str, Any]:
-    """Paired distance of each output to its oracle target (the proxy filter of its photo).
-
-    Args:
-        outputs (`Mapping[str, Sequence[PIL.Image]]`): content stem → outputs (one per seed).
-        targets (`Mapping[str, PIL.Image]`): content stem → ``mural_proxy(photo)``;
-            center-cropped to each output's aspect ratio and resized to its size.
-        scorer (`LpipsScorer`, *optional*): adds paired LPIPS when given.
-
-    Returns:
-        `dict`: ``psnr`` (dB, higher is better), ``ssim`` (higher is better), ``lpips`` (lower is
-        better, or ``"unavailable"``), ``n``.
-    """
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    outs, tgts = [], []
-    for stem, images in outputs.items():
-        for img in images:
-            outs.append(img.convert("RGB"))
-            tgts.append(ImageOps.fit(targets[stem].convert("RGB"), img.size, Image.BICUBIC))
-    psnr, ssim = [], []
-    for o, t in zip(outs, tgts):
-        a, b = np.asarray(o), np.asarray(t)
-        with np.errstate(divide="ignore"):  # identical images: PSNR = inf, which is right
-            psnr.append(peak_signal_noise_ratio(b, a, data_range=255))
-        ssim.append(structural_similarity(b, a, channel_axis=2, data_range=255))
-    result: dict[str, Any] = {
-        "psnr": float(np.mean(psnr)),
-        "ssim": float(np.mean(ssim)),
-        "lpips": UNAVAILABLE,
-        "n": len(outs),
-    }
-    if scorer is not None:
-        result["lpips"] = float(scorer.distance(outs, tgts).mean())
-    return result
-
-
 def collect_outputs(folder: str | os.PathLike) -> dict[str, list[Path]]:
     """Find a method's outputs: ``<folder>/<content-stem>/seed-<k>.png``, ordered by seed.
 
@@ -368,20 +328,13 @@ def evaluate(
             # The filter runs on the photo's own pixels, cropped to the outputs' aspect ratio
             # (the view the stylizers took), and only then shrinks to the outputs' size.
             targets = {
-                stem: mural_proxy(_native_crop(photos[stem], groups[stem][0].size))
+                stem: mural_proxy(native_crop(photos[stem], groups[stem][0].size))
                 for stem in groups
             }
             out["oracle"] = oracle_distance(groups, targets, scorer)
     elif mural_oracle:
         raise DataError("The mural oracle needs --content (the photos the outputs were made from).")
     return out
-
-
-def _native_crop(photo: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """The central region of ``photo`` with the aspect ratio of ``size``, at full resolution."""
-    scale = min(photo.width / size[0], photo.height / size[1])
-    crop = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-    return ImageOps.fit(photo, crop, Image.BICUBIC)
 
 
 def write_metrics(metrics: Mapping[str, Any], path: str | os.PathLike) -> Path:

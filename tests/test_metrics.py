@@ -145,7 +145,8 @@ def test_lpips_backbone_file_is_mapped_and_missing_is_unavailable(tmp_path, monk
 
 
 def test_artfid_and_oracle() -> None:
-    from svdinst.metrics import artfid, oracle_distance
+    from svdinst.metrics import artfid
+    from svdinst.oracle import native_crop, oracle_distance
 
     assert artfid(100.0, 0.5) == pytest.approx(151.5)
     a = _images(2, seed=7)
@@ -155,6 +156,8 @@ def test_artfid_and_oracle() -> None:
     assert perfect["ssim"] == pytest.approx(1.0)
     assert worse["ssim"] < 0.5 and worse["psnr"] < 20
     assert perfect["lpips"] == "unavailable" and perfect["n"] == 2
+    wide = Image.new("RGB", (300, 100))
+    assert native_crop(wide, (64, 64)).size == (100, 100)  # full-resolution centre square
 
 
 def test_corrupt_generated_image_fails_clearly(tmp_path) -> None:
