@@ -287,3 +287,44 @@ def test_bad_arguments():
         add_spectral_shifts(model)
     with pytest.raises(ValueError, match="add_spectral_shifts"):
         merge_spectral_shifts(Plain())
+
+
+def test_layer_kinds_and_reconstruction_errors():
+    from diffusers import UNet2DConditionModel
+
+    from svdinst.spectral_svd import layer_kind, reconstruction_errors
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(cross_attention_dim=768)
+    kinds = {n: layer_kind(n) for n in spectral_shift_layout(unet)}
+    assert "other" not in kinds.values()
+    assert kinds["down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k"] == "cross-attn k/v"
+    assert kinds["mid_block.resnets.1.conv2"] == "resnet conv"
+    model = Plain()
+    add_spectral_shifts(model, config=EXACT)
+    errors = reconstruction_errors(model)
+    assert set(errors) == {"c1", "c2", "c3", "fc", "out"} and max(errors.values()) < 1e-6
+    with torch.no_grad():
+        model.c1.base_layer.weight.add_(0.1)  # a factorization of other weights: visible
+    assert reconstruction_errors(model)["c1"] > 1e-3
+
+
+def test_benchmark_script_small(tmp_path):
+    """benchmarks/spectral_step.py --small runs every CPU variant and writes its report section."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "spectral_step.py"
+    spec = importlib.util.spec_from_file_location("spectral_step", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\n## Someone else's section\n")
+    argv = ["--small", "--cpu", "--steps", "1", "--warmup", "0", "--batch-sizes", "1"]
+    bench.main([*argv, "--skip-full", "--report", str(report)])
+    bench.main([*argv, "--skip-full", "--report", str(report)])  # replaces its own section
+    text = report.read_text()
+    assert text.count(bench.BEGIN) == 1 and "Someone else's section" in text
+    for variant in ("| ti |", "| naive |", "| ours-fp32 |", "| ours-bf16 |", "| infer-merged |"):
+        assert variant in text
+    assert "ours-fp32/tf32" in text
