@@ -57,7 +57,8 @@ class SpectralShiftConfig:
         fast (`bool`, defaults to `False`): use the fast training path (rebuild once per optimizer
             step, custom backward); the exact path rebuilds W in autograd on every forward.
         compute_dtype (`torch.dtype`, *optional*): dtype of U, Vᵀ and the rebuilt W on the fast
-            path (e.g. ``torch.bfloat16`` on a GPU; accumulation stays fp32). ``None``: float32.
+            path (e.g. ``torch.bfloat16`` on a GPU; accumulation stays fp32). ``None``: the base
+            weight's dtype.
         svd_method (`str`, defaults to ``"auto"``): ``"svd"`` (LAPACK/cuSOLVER SVD in float64),
             ``"gram"`` (float64 Gram matrix + batched eigh, much faster on a GPU, falls back to SVD
             for ill-conditioned weights) or ``"auto"`` (``gram``, fastest on CPU and GPU alike).
@@ -118,9 +119,11 @@ class SpectralShiftLayer(nn.Module):
                 f"Spectral shifts wrap nn.Linear and nn.Conv2d, got {type(base_layer)}."
             )
         self.base_layer = base_layer
-        self.register_buffer("U", U)
-        self.register_buffer("S", S)
-        self.register_buffer("Vh", Vh)
+        # Buffers follow .to(); not persistent: they derive from the base weight (and the SVD
+        # cache), so state_dict() stays base weights + δ instead of growing by ~1.3× the UNet.
+        self.register_buffer("U", U, persistent=False)
+        self.register_buffer("S", S, persistent=False)
+        self.register_buffer("Vh", Vh, persistent=False)
         self.delta = nn.Parameter(torch.zeros_like(S))
         self.scale = 1.0
         self.fast = fast and _fast_supported(base_layer)
@@ -277,7 +280,7 @@ def add_spectral_shifts(
         base = modules[name]
         U, S, Vh = factors[name]
         precise = torch.float64 if base.weight.dtype == torch.float64 else torch.float32
-        fdtype = (cfg.compute_dtype or precise) if cfg.fast else precise
+        fdtype = (cfg.compute_dtype or base.weight.dtype) if cfg.fast else precise
         device = base.weight.device
         layer = SpectralShiftLayer(
             base,

@@ -328,3 +328,27 @@ def test_benchmark_script_small(tmp_path):
     for variant in ("| ti |", "| naive |", "| ours-fp32 |", "| ours-bf16 |", "| infer-merged |"):
         assert variant in text
     assert "ours-fp32/tf32" in text
+
+
+@pytest.mark.parametrize("config", [EXACT, FAST], ids=["exact", "fast"])
+def test_low_precision_base_weights(config):
+    """A bf16 model: factors stay float32 (exact path), zero δ still gives the base output."""
+    model, x = Plain(torch.bfloat16), _x(torch.bfloat16)
+    ref = model(x)
+    add_spectral_shifts(model, config=config)
+    assert model.c1.S.dtype == torch.float32 and model.c1.delta.dtype == torch.float32
+    torch.testing.assert_close(model(x), ref, rtol=2e-2, atol=2e-2)
+    _randomize(model)
+    model(x).float().square().sum().backward()
+    assert all(lay.delta.grad.abs().sum() > 0 for lay in spectral_layers(model).values())
+    state = model.state_dict()
+    assert "c1.delta" in state and "c1.U" not in state  # factors are not checkpointed
+
+
+def test_state_dict_holds_base_weights_and_shifts_only():
+    model = Plain()
+    add_spectral_shifts(model, config=EXACT)
+    keys = set(model.state_dict())
+    assert keys == {
+        f"{n}.base_layer.{p}" for n in ("c1", "c2", "fc", "out") for p in ("weight", "bias")
+    } | {"c3.base_layer.weight"} | {f"{n}.delta" for n in ("c1", "c2", "c3", "fc", "out")}
