@@ -139,6 +139,19 @@ def _prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path
     return run
 
 
+def _release_accelerator_state(precision: str) -> None:
+    """Let a second ``train()`` in one process use another precision (a notebook, a test).
+
+    accelerate keeps one global ``AcceleratorState`` and refuses a different ``mixed_precision``
+    later; only that part is cleared — the process group (``PartialState``) stays as launched.
+    """
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and str(state.get("_mixed_precision", precision)) != precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
 def train(
     config: TrainConfig,
     resume: bool = False,
@@ -173,9 +186,10 @@ def train(
 
     styles = gather_style_images(config.style)  # bad input fails before any model is loaded
     cuda = torch.cuda.is_available()
-    accelerator = Accelerator(
-        cpu=not cuda, mixed_precision=config.mixed_precision if cuda else "no"
-    )
+    # Low precision is for GPUs: CPU bf16 autocast gave sporadic NaN losses on the tiny model.
+    precision = config.mixed_precision if cuda else "no"
+    _release_accelerator_state(precision)
+    accelerator = Accelerator(cpu=not cuda, mixed_precision=precision)
     main = accelerator.is_main_process
     world, rank = accelerator.num_processes, accelerator.process_index
     if config.batch_size % world:
