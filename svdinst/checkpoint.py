@@ -15,12 +15,14 @@ import random
 import re
 import shutil
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from svdinst.errors import RunFolderError
+from svdinst.train_config import RESUMABLE_FIELDS, TrainConfig, read_config_json
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 
@@ -117,3 +119,31 @@ class LossLog:
 
     def close(self) -> None:
         self.fh.close()
+
+
+def _check_resume(config: TrainConfig, run: Path) -> None:
+    saved = read_config_json(run)
+    diffs = [
+        f"{f.name}: {saved.get(f.name)!r} → {getattr(config, f.name)!r}"
+        for f in fields(TrainConfig)
+        if f.name not in RESUMABLE_FIELDS and saved.get(f.name) != config.to_json()[f.name]
+    ]
+    if diffs:
+        raise RunFolderError(
+            f"--resume: settings differ from '{run / 'config.json'}' ({'; '.join(diffs)}); "
+            "resume with the original settings (only --steps may change) or use a new --out."
+        )
+
+
+def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
+    """Create the run folder; refuse to clobber a run, or check a resumed run's settings."""
+    run = Path(config.out)
+    if resume:
+        _check_resume(config, run)
+    elif (run / "config.json").exists() and not overwrite:
+        raise RunFolderError(
+            f"Run folder '{run}' already holds a run; pass --resume to continue it, "
+            "--overwrite to replace it, or another --out."
+        )
+    run.mkdir(parents=True, exist_ok=True)
+    return run

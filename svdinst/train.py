@@ -34,12 +34,13 @@ from torch import nn
 from svdinst.checkpoint import (
     LossLog,
     load_latest_checkpoint,
+    prepare_run_dir,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from svdinst.errors import RunFolderError, SvdinstError
-from svdinst.train_config import MODES, RESUMABLE_FIELDS, TrainConfig, read_config_json
+from svdinst.train_config import MODES, TrainConfig
 
 
 class TrainingDivergedError(SvdinstError, RuntimeError):
@@ -112,33 +113,6 @@ def _trainable(module: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p for n, p in module.named_parameters() if p.requires_grad}
 
 
-def _check_resume(config: TrainConfig, run: Path) -> None:
-    saved = read_config_json(run)
-    diffs = [
-        f"{f.name}: {saved.get(f.name)!r} → {getattr(config, f.name)!r}"
-        for f in fields(TrainConfig)
-        if f.name not in RESUMABLE_FIELDS and saved.get(f.name) != config.to_json()[f.name]
-    ]
-    if diffs:
-        raise RunFolderError(
-            f"--resume: settings differ from '{run / 'config.json'}' ({'; '.join(diffs)}); "
-            "resume with the original settings (only --steps may change) or use a new --out."
-        )
-
-
-def _prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
-    run = Path(config.out)
-    if resume:
-        _check_resume(config, run)
-    elif (run / "config.json").exists() and not overwrite:
-        raise RunFolderError(
-            f"Run folder '{run}' already holds a run; pass --resume to continue it, "
-            "--overwrite to replace it, or another --out."
-        )
-    run.mkdir(parents=True, exist_ok=True)
-    return run
-
-
 def _release_accelerator_state(precision: str) -> None:
     """Let a second ``train()`` in one process use another precision (a notebook, a test).
 
@@ -198,7 +172,7 @@ def train(
     frozen_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
         accelerator.mixed_precision, torch.float32
     )
-    run = _prepare_run_dir(config, resume, overwrite) if main else Path(config.out)
+    run = prepare_run_dir(config, resume, overwrite) if main else Path(config.out)
     accelerator.wait_for_everyone()
 
     vision = None
