@@ -82,11 +82,9 @@ def _write_weight(layer: SpectralShiftLayer, sv: torch.Tensor) -> None:
 
 def refresh_hook(module: nn.Module, args: tuple, layers: list[SpectralShiftLayer]) -> None:
     """Forward pre-hook of the wrapped model: rebuild the fast ``rebuild="forward"`` layers."""
-    if torch.is_grad_enabled():
-        refresh_weights(
-            [lay for lay in layers if lay.fast and not lay.merged and lay.rebuild == "forward"],
-            force=True,
-        )
+    todo = [lay for lay in layers if lay.fast and not lay.merged and lay.rebuild == "forward"]
+    if todo:
+        refresh_weights(todo, force=True)
 
 
 def _grads(

@@ -352,3 +352,19 @@ def test_state_dict_holds_base_weights_and_shifts_only():
     assert keys == {
         f"{n}.base_layer.{p}" for n in ("c1", "c2", "fc", "out") for p in ("weight", "bias")
     } | {"c3.base_layer.weight"} | {f"{n}.delta" for n in ("c1", "c2", "c3", "fc", "out")}
+
+
+def test_fast_forward_mode_sees_fused_optimizer_updates():
+    """rebuild="forward": even a fused optimizer (no version bump) is seen by the next forward."""
+    model, x = Plain(), _x()
+    add_spectral_shifts(model, config=FAST)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1, fused=True)
+    model(x).sum().backward()
+    opt.step()
+    with torch.no_grad():
+        fast = model(x)
+        for layer in spectral_layers(model).values():
+            layer.fast = False
+        exact = model(x)
+    assert (exact - Plain()(x)).abs().max() > 1e-3  # δ did move
+    torch.testing.assert_close(fast, exact, rtol=1e-5, atol=1e-5)
