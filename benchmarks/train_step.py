@@ -185,24 +185,29 @@ def ddp(args, model: Path) -> str:
     """Loss curve at a fixed global batch; compare 1 vs N processes once both curves exist."""
     from accelerate import PartialState
 
-    state = PartialState(cpu=not torch.cuda.is_available())
+    state = PartialState()
     res = 64 if args.small else args.ddp_resolution
     row = run_mode(
-        args, model, "svd-inst", args.steps, args.ddp_batch, res, f"ddp-{state.num_processes}"
+        args, model, args.ddp_mode, args.steps, args.ddp_batch, res, f"ddp-{state.num_processes}"
     )
     if not state.is_main_process:
         return ""
     curve = row.get("losses", [])
-    (args.work / f"ddp_curve_{state.num_processes}.json").write_text(json.dumps(curve))
+    (args.work / f"ddp_curve_{args.ddp_mode}_{state.num_processes}.json").write_text(
+        json.dumps(curve)
+    )
     print(f"{state.num_processes} process(es), global batch {args.ddp_batch}, {res} px: "
           + " ".join(f"{v:.4f}" for v in curve))  # fmt: skip
-    files = {int(p.stem.rsplit("_", 1)[1]): p for p in args.work.glob("ddp_curve_*.json")}
+    files = {
+        int(p.stem.rsplit("_", 1)[1]): p
+        for p in args.work.glob(f"ddp_curve_{args.ddp_mode}_*.json")
+    }
     if 1 in files and len(files) > 1:
         prec = "fp32 (CPU)" if args.small else args.precision
         one = json.loads(files[1].read_text())
-        lines = [f"**Multi-GPU check** ({device_name()}): svd-inst, global batch {args.ddp_batch}, "
-                 f"{res} px, {args.steps} steps, frozen weights {prec}. Differences come from "
-                 "dropout masks in the image→token module (drawn per process).", "",
+        lines = [f"**Multi-GPU check** ({device_name()}): {args.ddp_mode}, global batch {args.ddp_batch}, "
+                 f"{res} px, {args.steps} steps, frozen weights {prec}. In svd-inst the dropout masks of the "
+                 "image→token module are drawn per process; svdiff has no dropout.", "",
                  "| processes | first loss | last loss | max abs diff vs 1 process |", "|---|---|---|---|"]  # fmt: skip
         for n, path in sorted(files.items()):
             other = json.loads(path.read_text())
@@ -226,6 +231,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="cap GPU memory: a fraction, or 't4' = 15 GiB / total")  # fmt: skip
     p.add_argument("--ddp", action="store_true", help="loss-curve mode for 1 vs N GPUs")
     p.add_argument("--ddp-batch", type=int, default=2)
+    p.add_argument(
+        "--ddp-mode", default="svd-inst", help="svdiff has no dropout: curves match exactly"
+    )
     p.add_argument("--ddp-resolution", type=int, default=256)
     p.add_argument(
         "--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "svdinst-bench"
@@ -233,8 +241,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--write-report", action="store_true")
     p.add_argument("--report", type=Path, default=Path("reports") / "benchmarks.md")
     args = p.parse_args(argv)
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # one per process under a launcher
     args.work.mkdir(parents=True, exist_ok=True)
-    model = build_model(args.work, args.small)
+    with state.main_process_first():  # the main process builds; the others then read it
+        model = build_model(args.work, args.small)
+        style_image(args.work)
     title = device_name()
     if args.memory_fraction and torch.cuda.is_available():
         total = torch.cuda.get_device_properties(0).total_memory / 2**30
