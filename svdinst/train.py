@@ -40,7 +40,7 @@ from svdinst.checkpoint import (
     set_rng_state,
 )
 from svdinst.errors import RunFolderError, SvdinstError
-from svdinst.train_config import MODES, TrainConfig
+from svdinst.train_config import MODES, TrainConfig, TrainConfigError
 
 
 class TrainingDivergedError(SvdinstError, RuntimeError):
@@ -167,7 +167,10 @@ def train(
     main = accelerator.is_main_process
     world, rank = accelerator.num_processes, accelerator.process_index
     if config.batch_size % world:
-        raise ValueError(f"batch_size {config.batch_size} must be divisible by {world} GPUs.")
+        raise TrainConfigError(
+            f"--batch-size {config.batch_size} is the global batch: it must be divisible by the "
+            f"{world} processes."
+        )
     local = config.batch_size // world
     frozen_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
         accelerator.mixed_precision, torch.float32
@@ -325,14 +328,14 @@ def train(
     if not (every and config.steps % every == 0):  # the final state, so a run can be extended
         checkpoint(config.steps)
     if main:
-        _write_outputs(config, run, comps, plain, sampler)
+        _write_outputs(config, run, comps, plain)
     accelerator.wait_for_everyone()
     injector.remove()
     return TrainResult(run, losses, config.steps, elapsed)
 
 
 @torch.no_grad()
-def _write_outputs(config: TrainConfig, run: Path, comps: Any, objective: Any, sampler) -> None:
+def _write_outputs(config: TrainConfig, run: Path, comps: Any, objective: Any) -> None:
     """learned_embeds (final embedding), image_to_token, spectral_shifts — DESIGN.md layout."""
     from svdinst.inversion import save_image_to_token, save_learned_embeds
 

@@ -268,3 +268,47 @@ def test_fast_spectral_path_trains_like_the_exact_one(tmp_path, style_image, tin
                           out=str(tmp_path / str(fast)), steps=4, fast_shifts=fast, **FAST)  # fmt: skip
         losses[fast] = train(cfg).losses
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
+
+
+def test_cached_latents_are_the_vae_posterior_of_the_crops(tiny_model_dir, style_image):
+    """The pool's mean + std·ε equals encoding the same crop now (flip pool: image + mirror)."""
+    from PIL import ImageOps
+
+    from svdinst.data import center_crop_resize, to_tensor
+    from svdinst.models import load_components
+    from svdinst.style_crops import StyleSampler
+
+    vae = load_components(tiny_model_dir, ["vae"]).vae
+    image = Image.open(style_image).convert("RGB")
+    sampler = StyleSampler([image, image.rotate(90)], vae, 32, "flip", 0.5, 0, seed=0)
+    assert sampler.owners.tolist() == [0, 0, 1, 1]
+    gen = torch.Generator().manual_seed(0)
+    picks, owners, eps = sampler.draw(6, gen)
+    z = sampler.latents(picks, eps, torch.device("cpu"))
+    crops = [center_crop_resize(image, 32), ImageOps.mirror(center_crop_resize(image, 32))]
+    crops += [center_crop_resize(image.rotate(90), 32)]
+    crops.append(ImageOps.mirror(crops[-1]))
+    with torch.no_grad():
+        dist = vae.encode(torch.stack([to_tensor(c) for c in crops])).latent_dist
+    expected = (dist.mean[picks] + dist.std[picks] * eps) * vae.config.scaling_factor
+    torch.testing.assert_close(z, expected, rtol=1e-4, atol=1e-5)
+    assert torch.equal(owners, sampler.owners[picks])
+    fresh = StyleSampler([image], vae, 32, "crop-flip", 0.5, 0, seed=0)  # no pool: crops per step
+    crops, owners, eps = fresh.draw(3, gen)
+    assert len(crops) == 3 and crops[0].size == (32, 32)
+    assert fresh.latents(crops, eps, torch.device("cpu")).shape == (3, 4, 4, 4)
+
+
+def test_patch_tokens_variant_trains(tmp_path, style_image, tiny_model_dir):
+    from svdinst.inversion import load_image_to_token
+
+    cfg = TrainConfig(model=str(tiny_model_dir), style=[str(style_image)], out=str(tmp_path / "p"),
+                      mode="inst", steps=2, image_tokens="patches", prompt_template="style",
+                      **FAST)  # fmt: skip
+    train(cfg)
+    saved = json.loads((tmp_path / "p" / "config.json").read_text())
+    assert saved["prompt_template"] == "a painting in the style of {}"
+    assert (
+        load_image_to_token(tmp_path / "p" / "image_to_token.safetensors").config.image_tokens
+        == "patches"
+    )
