@@ -78,6 +78,8 @@ class TrainConfig:
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch size and grad_accum ≥ 1"),
             (self.resolution % 8 == 0 and self.resolution >= 8, "resolution: a multiple of 8"),
             (self.augment in AUGMENTATIONS, f"augment must be one of {list(AUGMENTATIONS)}"),
+            (self.image_tokens in ("pooled", "patches"), "image_tokens: 'pooled' or 'patches'"),
+            (self.crop_pool >= 0 and self.keep_checkpoints >= 1, "crop_pool ≥ 0, keep ≥ 1"),
             (0.05 <= self.min_crop <= 1.0, f"min_crop must be in [0.05, 1], got {self.min_crop}"),
             (self.mixed_precision in MIXED_PRECISION, f"mixed precision: {list(MIXED_PRECISION)}"),
             (self.prompt_template.count("{}") == 1, "prompt_template needs exactly one '{}'"),
