@@ -216,6 +216,7 @@ def comparison_figure(
     photos: int = 3,
     seed: int = 0,
     size: int = 128,
+    oracle: bool = False,
 ) -> Any:
     """Fig. 3: one row per content photo — the photo, then each method's seed-``seed`` output.
 
@@ -226,6 +227,8 @@ def comparison_figure(
         photos (`int`, defaults to 3): rows (photos every method has, in name order).
         seed (`int`, defaults to 0): which seed's output to show (deterministic methods: 0).
         size (`int`, defaults to 128): each cell is resized to ``size``×``size`` for display.
+        oracle (`bool`, defaults to `False`): add a column with ``mural_proxy(photo)``, the
+            ideal output when the style set is the mural proxy.
     """
     from svdinst.data import center_crop_resize, list_images, load_image
     from svdinst.figures import image_grid
@@ -248,13 +251,20 @@ def comparison_figure(
     contents = {p.stem: p for p in list_images(content_dir)}
     cells = []
     for stem in stems:
-        cells.append(center_crop_resize(load_image(contents[stem]), size))
+        photo = load_image(contents[stem])
+        cells.append(center_crop_resize(photo, size))
+        if oracle:
+            from svdinst.mural import mural_proxy
+            from svdinst.oracle import native_crop
+
+            cells.append(center_crop_resize(mural_proxy(native_crop(photo, (1, 1))), size))
         for f in folders.values():
             file = (
                 pick(f, stem) if pick(f, stem).is_file() else pick(f, stem).with_name("seed-0.png")
             )
             cells.append(center_crop_resize(load_image(file), size))
-    titles = ["content"] + [LABELS.get(m, m) for m in methods]
+    titles = ["content", *(["mural proxy (oracle)"] if oracle else [])]
+    titles += [LABELS.get(m, m) for m in methods]
     return image_grid(cells, ncols=len(titles), titles=titles, row_labels=stems)
 
 
