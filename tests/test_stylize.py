@@ -217,3 +217,23 @@ def test_ensure_run_finds_or_refuses(svd_run: Path, tmp_path: Path) -> None:
     with pytest.raises(RunFolderError, match="MAKE_MISSING"):
         ensure_run(tmp_path / "missing", "inst", make_missing=False, **kw)
     assert seed_name("inst", 0) == "inst" and seed_name("inst", 2) == "inst-seed2"
+
+
+def test_inst_mode_run_has_no_shifts_and_stylizes(data_dirs, tmp_path: Path) -> None:
+    from svdinst.spectral import spectral_layers
+    from svdinst.stylize import StylizeConfig, Stylizer, stylize_folder
+    from svdinst.train import train
+    from svdinst.train_config import TrainConfig
+
+    run = tmp_path / "inst"
+    cfg = TrainConfig(
+        model="tiny", style=[str(data_dirs["style"])], out=str(run), mode="inst", steps=1,
+        resolution=64, crop_pool=2, progress=False,
+    )  # fmt: skip
+    train(cfg)
+    st = Stylizer(run=run)
+    assert st.mode == "inst" and not spectral_layers(st.pipe.unet)
+    written = stylize_folder(
+        st, data_dirs["content"], tmp_path / "out", StylizeConfig(seeds=2, **FAST)
+    )
+    assert [p.name for p in written["harbour"]] == ["seed-0.png", "seed-1.png"]
