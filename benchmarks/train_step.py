@@ -203,7 +203,7 @@ def ddp(args, model: Path) -> str:
         for p in args.work.glob(f"ddp_curve_{args.ddp_mode}_*.json")
     }
     if 1 in files and len(files) > 1:
-        prec = "fp32 (CPU)" if args.small else args.precision
+        prec = args.precision if torch.cuda.is_available() else "fp32 (CPU)"
         one = json.loads(files[1].read_text())
         lines = [f"**Multi-GPU check** ({device_name()}): {args.ddp_mode}, global batch {args.ddp_batch}, "
                  f"{res} px, {args.steps} steps, frozen weights {prec}. In svd-inst the dropout masks of the "
@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         res = 64 if args.small else args.resolution
         rows = [run_mode(args, model, m, args.steps, 1, res, m) for m in args.modes]
-        prec = "fp32 (CPU)" if args.small else f"{args.precision} frozen weights"
+        cuda = torch.cuda.is_available()
+        prec = f"{args.precision} frozen weights" if cuda else "fp32 (CPU)"
         extra = ", gradient checkpointing" if args.gradient_checkpointing else ""
         text = table(
             rows, f"{title}; {prec}{extra}; {'small shapes' if args.small else 'SD-1.4 shapes'}"
