@@ -114,10 +114,15 @@ def style_image(out: Path) -> Path:
 
 def run_mode(args, model: Path, mode: str, steps: int, batch: int, res: int, tag: str) -> dict:
     """Train ``steps`` steps; time per step (after 3 warm-up steps) and peak memory of the loop."""
+    import gc
+
     from svdinst.train import train
     from svdinst.train_config import TrainConfig
 
     cuda = torch.cuda.is_available()
+    gc.collect()  # the previous mode's model goes before this one loads
+    if cuda:
+        torch.cuda.empty_cache()
     times: list[float] = []
     last = [time.perf_counter()]
 
@@ -169,14 +174,25 @@ def device_name() -> str:
     return f"CPU ({os.cpu_count()} cores), torch {torch.__version__}"
 
 
-def write_report(path: Path, text: str) -> None:
-    """Replace this script's section of ``path`` (or append it); other sections stay as they are."""
-    section = f"{BEGIN}\n## Training step per mode (benchmarks/train_step.py)\n\n{text}\n{END}"
+def write_report(path: Path, text: str, key: str = "main") -> None:
+    """Put ``text`` into block ``key`` of this script's section of ``path``.
+
+    Each kind of run (modes, T4 cap, gradient checkpointing, multi-GPU) has its own block, so the
+    runs add up; reruns replace their block. Other sections of the file are left alone.
+    """
+    b, e = f"<!-- train_step/{key}:begin -->", f"<!-- train_step/{key}:end -->"
+    block = f"{b}\n{text}\n{e}"
     old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + section + old[old.index(END) + len(END) :]
+    if BEGIN not in old or END not in old:
+        head = "## Training step per mode (benchmarks/train_step.py)"
+        old = old.rstrip("\n") + f"\n\n{BEGIN}\n{head}\n\n{END}\n"
+    start, stop = old.index(BEGIN), old.index(END)
+    section = old[start:stop]
+    if b in section and e in section:
+        section = section[: section.index(b)] + block + section[section.index(e) + len(e) :]
     else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
+        section = section.rstrip("\n") + f"\n\n{block}\n"
+    new = old[:start] + section + old[stop:]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new)
 
@@ -267,7 +283,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(text)
     if args.write_report and text:
-        write_report(args.report, text)
+        key = f"ddp-{args.ddp_mode}" if args.ddp else "modes"
+        key += f"-cap{args.memory_fraction}" if args.memory_fraction else ""
+        key += ("-gc" if args.gradient_checkpointing else "") + ("-small" if args.small else "")
+        write_report(args.report, text, key)
         print(f"Updated {args.report}")
 
 

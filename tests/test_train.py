@@ -240,9 +240,11 @@ def test_benchmark_script_runs_small_and_keeps_other_report_sections(tmp_path):
     text = report.read_text()
     assert "keep me" in text and text.count(bench.BEGIN) == 1
     assert "| svd-inst | 64 | 1 |" in text and "| inst | 64 | 1 |" in text
-    bench.write_report(report, "new table")  # a rerun replaces only its own section
+    bench.write_report(report, "new table", "modes-small")  # a rerun replaces its own block
+    bench.write_report(report, "t4 table", "modes-capt4")  # another kind of run adds a block
     text = report.read_text()
     assert "keep me" in text and "new table" in text and "| inst | 64" not in text
+    assert "t4 table" in text and text.count(bench.BEGIN) == 1
 
 
 def test_ensure_run_reuses_or_refuses(cli_run, tmp_path):
