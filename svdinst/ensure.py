@@ -10,64 +10,46 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
-
-from svdinst.errors import RunFolderError
 
 DIFFUSION_METHODS = ("svd-inst", "inst", "svdiff")
 
 
-def ensure_run(
-    run_dir: str | os.PathLike,
+def short_run_config(
     mode: str,
+    out: str | os.PathLike,
     *,
     profile: Any,
     style_dir: str | os.PathLike,
     steps: int,
     seed: int = 0,
-    make_missing: bool = True,
-) -> Path:
-    """Return ``run_dir`` if it holds a finished run, else train a short one (or raise).
+) -> Any:
+    """The :class:`~svdinst.train_config.TrainConfig` of a run made here when one is missing.
+
+    Pass it to :func:`svdinst.runs.ensure_run`, which reuses a finished run of the same mode and
+    model in ``out`` and trains only when there is none.
 
     Args:
-        run_dir (`str` or `os.PathLike`): e.g. ``ctx.runs_dir / "svd-inst"``.
         mode (`str`): ``"inst"``, ``"svdiff"`` or ``"svd-inst"``.
-        profile (`Profile`): model, resolution and mixed precision of the short run.
+        out (`str` or `os.PathLike`): the run folder, e.g. ``ctx.runs_dir / "svd-inst"``.
+        profile (`Profile`): model, resolution and mixed precision of the run.
         style_dir (`str` or `os.PathLike`): the style images.
-        steps (`int`): training steps of the short run.
+        steps (`int`): training steps.
         seed (`int`, defaults to 0): the training seed (repeat runs with seeds 1, 2… measure
             training noise; Table I then shows mean ± std).
-        make_missing (`bool`, defaults to `True`): train when missing; `False` raises instead.
     """
-    from svdinst.runs import check_run
-
-    run = Path(run_dir)
-    try:
-        check_run(run)
-        print(f"{mode}: using {run}")
-        return run
-    except RunFolderError as err:
-        if not make_missing:
-            raise RunFolderError(
-                f"{err} Run notebooks 03/04 first, or set MAKE_MISSING = True."
-            ) from None
-        print(f"{mode}: no finished run at {run}; training a short one ({steps} steps).")
-    from svdinst.train import train
     from svdinst.train_config import TrainConfig
 
-    config = TrainConfig(
+    return TrainConfig(
         model=profile.model,
         style=[str(style_dir)],
-        out=str(run),
+        out=str(out),
         mode=mode,
         steps=steps,
         seed=seed,
         resolution=profile.resolution,
         mixed_precision=profile.mixed_precision,
     )
-    train(config, overwrite=True)
-    return run
 
 
 def seed_name(mode: str, seed: int) -> str:
@@ -101,6 +83,7 @@ def ensure_diffusion_outputs(
     """
     import torch
 
+    from svdinst.runs import ensure_run
     from svdinst.stylize import StylizeConfig, Stylizer, stylize_folder
 
     ready = []
@@ -112,13 +95,14 @@ def ensure_diffusion_outputs(
         if not make_missing:
             print(f"{mode}: no outputs in {out} (run notebook 05, or set MAKE_MISSING = True).")
             continue
-        run = ensure_run(
-            ctx.runs_dir / mode,
+        config = short_run_config(
             mode,
+            ctx.runs_dir / mode,
             profile=ctx.profile,
             style_dir=ctx.data_dir / "style",
             steps=train_steps if ctx.profile.name == "tiny" else ctx.profile.train_steps,
         )
+        run = ensure_run(config, make_missing=True)
         dtype = torch.float16 if ctx.device == "cuda" else torch.float32
         stylizer = Stylizer(ctx.profile.model, run, device=ctx.device, dtype=dtype)
         config = StylizeConfig(

@@ -206,16 +206,19 @@ def test_explorer_static_grid_and_widgets(unmerged, monkeypatch) -> None:
     assert not button.disabled and bytes(view.value).startswith(b"\x89PNG")
 
 
-def test_ensure_run_finds_or_refuses(svd_run: Path, tmp_path: Path) -> None:
-    from svdinst.ensure import ensure_run, seed_name
+def test_short_run_config_is_found_by_ensure_run(svd_run: Path, data_dirs, tmp_path: Path) -> None:
+    from svdinst.ensure import seed_name, short_run_config
     from svdinst.errors import RunFolderError
     from svdinst.profiles import get_profile
+    from svdinst.runs import ensure_run
 
     tiny = get_profile("tiny", verbose=False)
-    kw = {"profile": tiny, "style_dir": tmp_path, "steps": 1}
-    assert ensure_run(svd_run, "svd-inst", **kw) == svd_run
+    kw = {"profile": tiny, "style_dir": data_dirs["style"], "steps": 1}
+    assert ensure_run(short_run_config("svd-inst", svd_run, **kw), make_missing=False) == svd_run
+    config = short_run_config("inst", tmp_path / "missing", seed=2, **kw)
+    assert config.seed == 2 and config.resolution == tiny.resolution
     with pytest.raises(RunFolderError, match="MAKE_MISSING"):
-        ensure_run(tmp_path / "missing", "inst", make_missing=False, **kw)
+        ensure_run(config, make_missing=False)
     assert seed_name("inst", 0) == "inst" and seed_name("inst", 2) == "inst-seed2"
 
 
