@@ -214,58 +214,40 @@ def comparison_figure(
     methods: Sequence[str] | None = None,
     *,
     photos: int = 3,
-    seed: int = 0,
-    size: int = 128,
     oracle: bool = False,
+    resolution: int | None = None,
 ) -> Any:
-    """Fig. 3: one row per content photo — the photo, then each method's seed-``seed`` output.
+    """Fig. 3: one row per content photo — the photo, (the oracle), then each method's seed 0.
+
+    The grid itself is :func:`svdinst.baselines.compare.comparison_grid`; this picks the methods
+    (the first training seed's folder of each, in table order) and titles the columns.
 
     Args:
         outputs_dir (`str` or `os.PathLike`): ``WORKDIR/outputs``.
         content_dir (`str` or `os.PathLike`): the stylized photos.
         methods (`Sequence[str]`, *optional*): columns; defaults to every method with outputs.
-        photos (`int`, defaults to 3): rows (photos every method has, in name order).
-        seed (`int`, defaults to 0): which seed's output to show (deterministic methods: 0).
-        size (`int`, defaults to 128): each cell is resized to ``size``×``size`` for display.
-        oracle (`bool`, defaults to `False`): add a column with ``mural_proxy(photo)``, the
-            ideal output when the style set is the mural proxy.
+        photos (`int`, defaults to 3): rows.
+        oracle (`bool`, defaults to `False`): add ``mural_proxy(photo)``, the ideal output when
+            the style set is the mural proxy.
+        resolution (`int`, *optional*): center-crop the photos to the outputs' size.
     """
-    from svdinst.data import center_crop_resize, list_images, load_image
-    from svdinst.figures import image_grid
+    from svdinst.baselines.compare import comparison_grid
 
     groups = method_folders(outputs_dir)
     methods = list(methods) if methods is not None else list(groups)
     missing = [m for m in methods if m not in groups]
     if missing or not methods:
         raise DataError(f"No outputs under '{outputs_dir}' for method(s) {missing or methods}.")
-    folders = {m: groups[m][0] for m in methods}
-    pick = lambda f, stem: f / stem / f"seed-{seed}.png"  # noqa: E731
-    stems = [
-        p.stem
-        for p in list_images(content_dir)
-        if all(pick(f, p.stem).is_file() or pick(f, p.stem).with_name("seed-0.png").is_file()
-               for f in folders.values())
-    ][:photos]  # fmt: skip
-    if not stems:
-        raise DataError(f"No photo of '{content_dir}' was stylized by every one of {methods}.")
-    contents = {p.stem: p for p in list_images(content_dir)}
-    cells = []
-    for stem in stems:
-        photo = load_image(contents[stem])
-        cells.append(center_crop_resize(photo, size))
-        if oracle:
-            from svdinst.mural import mural_proxy
-            from svdinst.oracle import native_crop
-
-            cells.append(center_crop_resize(mural_proxy(native_crop(photo, (1, 1))), size))
-        for f in folders.values():
-            file = (
-                pick(f, stem) if pick(f, stem).is_file() else pick(f, stem).with_name("seed-0.png")
-            )
-            cells.append(center_crop_resize(load_image(file), size))
+    folders = [groups[m][0].name for m in methods]
+    fig = comparison_grid(
+        content_dir, outputs_dir, folders, resolution=resolution, with_proxy=oracle,
+        max_photos=photos,
+    )  # fmt: skip
     titles = ["content", *(["mural proxy (oracle)"] if oracle else [])]
     titles += [LABELS.get(m, m) for m in methods]
-    return image_grid(cells, ncols=len(titles), titles=titles, row_labels=stems)
+    for ax, title in zip(fig.axes, titles):  # the first row carries the column titles
+        ax.set_title(title, fontsize=8)
+    return fig
 
 
 def write_report(

@@ -89,8 +89,11 @@ def test_figure_and_report(tmp_path: Path) -> None:
         Image.fromarray(np.zeros((20, 24, 3), dtype=np.uint8)).save(content / f"{stem}.png")
     _outputs(tmp_path / "outputs", "svd-inst", ["a", "b"], 2)
     _outputs(tmp_path / "outputs", "cyclegan", ["a", "b"], 1)
-    fig = comparison_figure(tmp_path / "outputs", content, photos=2, size=32, oracle=True)
+    fig = comparison_figure(tmp_path / "outputs", content, photos=2, oracle=True, resolution=16)
     assert len([ax for ax in fig.axes if ax.images]) == 2 * 4  # rows × (content, oracle, 2 methods)
+    assert [ax.get_title() for ax in fig.axes[:4]] == [
+        "content", "mural proxy (oracle)", "SVD-InST", "CycleGAN"
+    ]  # fmt: skip
     png = save_figure(fig, "07_fig3_comparison", tmp_path / "reports" / "figures", close=True)
     results = {"svd-inst": [_metrics(100.0)], "cyclegan": [_metrics(170.0)]}
     report = write_report(
