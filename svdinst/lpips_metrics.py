@@ -85,29 +85,29 @@ class LpipsScorer:
         b = [
             y if y.size == x.size else ImageOps.fit(y, x.size, Image.BICUBIC) for x, y in zip(a, b)
         ]
+        from svdinst.data import to_tensor
+
         out: list[float] = []
         for start in range(0, len(a), batch_size):
-            xa = [_to_unit(img) for img in a[start : start + batch_size]]
-            xb = [_to_unit(img) for img in b[start : start + batch_size]]
+            xa = [to_tensor(img) for img in a[start : start + batch_size]]  # [-1, 1], LPIPS' range
+            xb = [to_tensor(img) for img in b[start : start + batch_size]]
             if len({tuple(x.shape) for x in xa}) == 1:  # one pass for same-size pairs
                 d = self.model(
-                    torch.stack(xa).to(self.device), torch.stack(xb).to(self.device), normalize=True
+                    torch.stack(xa).to(self.device),
+                    torch.stack(xb).to(self.device),
+                    normalize=False,
                 )
             else:
                 d = torch.cat(
                     [
-                        self.model(x[None].to(self.device), y[None].to(self.device), normalize=True)
+                        self.model(
+                            x[None].to(self.device), y[None].to(self.device), normalize=False
+                        )
                         for x, y in zip(xa, xb)
                     ]
                 )
             out.extend(d.flatten().cpu().tolist())
         return np.asarray(out, dtype=np.float64)
-
-
-def _to_unit(image: Image.Image) -> torch.Tensor:
-    """PIL RGB → 3×H×W float in [0, 1] (``lpips`` maps it to [-1, 1] with ``normalize=True``)."""
-    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1)
 
 
 def _new_lpips(pnet_rand: bool) -> torch.nn.Module:
