@@ -201,11 +201,19 @@ def train(
         image_to_token = ImageToToken(cfg).to(accelerator.device).train()
         del vision  # the style images' features are all InST needs from the vision tower
     if config.trains_shifts:
-        from svdinst.spectral import SpectralShiftConfig, add_spectral_shifts
+        from svdinst.spectral import (
+            SpectralShiftConfig,
+            add_spectral_shifts,
+            refresh_spectral_weights,
+        )
 
         fast = cuda if config.fast_shifts is None else config.fast_shifts
         low = frozen_dtype if frozen_dtype != torch.float32 else None
-        shift_cfg = SpectralShiftConfig(fast=fast, compute_dtype=low if fast else None)
+        # rebuild="step": W is rebuilt once per optimizer step (refresh below), not in every
+        # forward — which matters under gradient accumulation and gradient checkpointing.
+        shift_cfg = SpectralShiftConfig(
+            fast=fast, compute_dtype=low if fast else None, rebuild="step"
+        )
         add_spectral_shifts(comps.unet, config.shift_include, config.shift_exclude,
                             config=shift_cfg, base_model=config.model)  # fmt: skip
     for module in (comps.unet, comps.vae, comps.text_encoder):  # frozen parts in low precision
@@ -252,6 +260,8 @@ def train(
         sampler.rng.bit_generator.state = state["crop_rng"]
         set_rng_state(state["rng"])
         start, elapsed = state["step"], state["seconds"]
+        if config.trains_shifts:
+            refresh_spectral_weights(comps.unet)
     if start >= config.steps:
         raise RunFolderError(
             f"--resume: '{run}' is already at step {start}; pass --steps > {start}."
@@ -308,6 +318,8 @@ def train(
                 "--mixed-precision bf16, then --resume."
             )
         optimizer.step()
+        if config.trains_shifts:
+            refresh_spectral_weights(comps.unet)  # fast path: rebuild W from the new δ
         lr_sched.step()
         optimizer.zero_grad(set_to_none=True)
         if embedding is not None:
