@@ -1,7 +1,7 @@
 """Images per second of every baseline: training and inference, at 256 px on one GPU.
 
     python benchmarks/baselines_throughput.py                      # GPU: full networks, 256 px
-    python benchmarks/baselines_throughput.py --write-report       # … and append to reports/
+    python benchmarks/baselines_throughput.py --write-report       # … and record it in reports/
     python benchmarks/baselines_throughput.py --small              # CPU smoke run (tiny, 64 px)
 
 Training throughput runs each method's own ``fit`` (its published batch size, optimiser and
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from report_md import write_block
 
 
 def _write_photos(folder: Path, n: int, side: int, seed: int) -> None:
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="timed steps; 20 (2 --small)")
     parser.add_argument("--images", type=int, default=None, help="inference photos; 16 (2)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--write-report", action="store_true", help="append to --report")
+    parser.add_argument(
+        "--write-report", action="store_true", help="update this script's section of --report"
+    )
     parser.add_argument("--report", type=Path, default=Path("reports") / "benchmarks.md")
     args = parser.parse_args(argv)
 
@@ -145,22 +148,24 @@ def main(argv: list[str] | None = None) -> int:
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
 
-    header = (
-        f"\n## Baselines: training and inference throughput ({'tiny networks, ' if small else ''}"
-        f"{res} px)\n\n"
-        f"{hardware}; torch {torch.__version__}; {datetime.date.today().isoformat()}; "
+    table = (
+        f"{'Tiny networks, ' if small else ''}{res} px. {hardware}; torch {torch.__version__}; "
+        f"{datetime.date.today().isoformat()}; "
         f"`python benchmarks/baselines_throughput.py{' --small' if small else ''}`; "
         f"{warmup} warm-up + {steps} timed training steps, {n_images} photos for inference.\n\n"
         "| method | train images/s | train steps/s | batch | peak GiB | stylize images/s | note |\n"
-        "|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
-    table = header + "\n".join(rows) + "\n"
     print(table)
     if args.write_report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        with args.report.open("a") as fh:  # append only: other benchmarks share the file
-            fh.write(table)
-        print(f"Appended to {args.report}")
+        write_block(
+            args.report,
+            "baselines_throughput",
+            "Baselines: training and inference throughput (benchmarks/baselines_throughput.py)",
+            table,
+            "small" if small else "main",
+        )
+        print(f"Updated {args.report}")
     return 0
 
 

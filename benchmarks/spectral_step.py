@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from report_md import write_block
 
 from svdinst.spectral import (
     SpectralShiftConfig,
@@ -46,7 +47,7 @@ from svdinst.spectral_svd import (
     weights_fingerprint,
 )
 
-BEGIN, END = "<!-- spectral_step:begin -->", "<!-- spectral_step:end -->"
+HEADING = "Spectral shifts: training step (benchmarks/spectral_step.py)"
 
 
 def build(small: bool, device: str):
@@ -403,20 +404,6 @@ def table(rows, timings, agree, card, err, small: bool) -> str:
     return "\n".join(lines)
 
 
-def write_report(path: Path, text: str) -> None:
-    section = (
-        f"{BEGIN}\n## Spectral shifts: training step (benchmarks/spectral_step.py)\n\n{text}\n{END}"
-    )
-    old = (
-        path.read_text() if path.exists() else "# Benchmarks\n\nMeasured numbers, with the card.\n"
-    )
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + section + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(new)
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--small", action="store_true", help="toy shapes (CPU, tests)")
@@ -432,7 +419,7 @@ def main(argv=None) -> None:
     text = table(rows, timings, agree, card, err, args.small)
     print(text)
     if args.report is not None:
-        write_report(args.report, text)
+        write_block(args.report, "spectral_step", HEADING, text)
         print(f"Updated {args.report}")
 
 

@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from report_md import write_block
 
-BEGIN, END = "<!-- train_step:begin -->", "<!-- train_step:end -->"
+HEADING = "Training step per mode (benchmarks/train_step.py)"
 MODES = ("inst", "svdiff", "svd-inst")
 
 
@@ -174,29 +175,6 @@ def device_name() -> str:
     return f"CPU ({os.cpu_count()} cores), torch {torch.__version__}"
 
 
-def write_report(path: Path, text: str, key: str = "main") -> None:
-    """Put ``text`` into block ``key`` of this script's section of ``path``.
-
-    Each kind of run (modes, T4 cap, gradient checkpointing, multi-GPU) has its own block, so the
-    runs add up; reruns replace their block. Other sections of the file are left alone.
-    """
-    b, e = f"<!-- train_step/{key}:begin -->", f"<!-- train_step/{key}:end -->"
-    block = f"{b}\n{text}\n{e}"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN not in old or END not in old:
-        head = "## Training step per mode (benchmarks/train_step.py)"
-        old = old.rstrip("\n") + f"\n\n{BEGIN}\n{head}\n\n{END}\n"
-    start, stop = old.index(BEGIN), old.index(END)
-    section = old[start:stop]
-    if b in section and e in section:
-        section = section[: section.index(b)] + block + section[section.index(e) + len(e) :]
-    else:
-        section = section.rstrip("\n") + f"\n\n{block}\n"
-    new = old[:start] + section + old[stop:]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
-
-
 def ddp(args, model: Path) -> str:
     """Loss curve at a fixed global batch; compare 1 vs N processes once both curves exist."""
     from accelerate import PartialState
@@ -286,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         key = f"ddp-{args.ddp_mode}" if args.ddp else "modes"
         key += f"-cap{args.memory_fraction}" if args.memory_fraction else ""
         key += ("-gc" if args.gradient_checkpointing else "") + ("-small" if args.small else "")
-        write_report(args.report, text, key)
+        write_block(args.report, "train_step", HEADING, text, key)
         print(f"Updated {args.report}")
 
 

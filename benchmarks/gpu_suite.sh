@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Every GPU benchmark of the kit, in the order reports/benchmarks.md presents them.
+#   bash benchmarks/gpu_suite.sh [spectral] [baselines] [train] [ddp]    (default: all)
+# Needs a CUDA machine (ddp: two GPUs). Logs go to $LOG_DIR (default benchmarks/logs);
+# results are written into reports/benchmarks.md, each script in its own section.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+LOG_DIR=${LOG_DIR:-benchmarks/logs}
+mkdir -p "$LOG_DIR"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(spectral baselines train ddp)
+status=0
+step() {  # step NAME CMD...: run, tee the log, remember failures but go on
+  local name=$1
+  shift
+  echo "=== $name: $*"
+  "$@" 2>&1 | tee "$LOG_DIR/$name.log" || status=1
+}
+for part in "${parts[@]}"; do
+  case $part in
+    spectral) step spectral python3 benchmarks/spectral_step.py --report reports/benchmarks.md ;;
+    baselines) step baselines python3 benchmarks/baselines_throughput.py --write-report ;;
+    train)
+      step train-modes python3 benchmarks/train_step.py --write-report
+      step train-t4 python3 benchmarks/train_step.py --modes svd-inst inst --memory-fraction t4 --write-report
+      ;;
+    ddp)
+      for mode in svdiff svd-inst; do
+        step "ddp1-$mode" python3 benchmarks/train_step.py --ddp --ddp-mode "$mode" --steps 20 --write-report
+        step "ddp2-$mode" accelerate launch --num_processes 2 --multi_gpu \
+          benchmarks/train_step.py --ddp --ddp-mode "$mode" --steps 20 --write-report
+      done
+      ;;
+    *) echo "unknown part '$part' (spectral, baselines, train, ddp)" >&2; exit 2 ;;
+  esac
+done
+exit $status
