@@ -238,13 +238,15 @@ def test_benchmark_script_runs_small_and_keeps_other_report_sections(tmp_path):
     argv = ["--small", "--steps", "4", "--modes", "inst", "svd-inst", "--work", str(tmp_path)]
     bench.main([*argv, "--write-report", "--report", str(report)])
     text = report.read_text()
-    assert "keep me" in text and text.count(bench.BEGIN) == 1
+    begin = "<!-- train_step:begin -->"
+    assert "keep me" in text and text.count(begin) == 1
     assert "| svd-inst | 64 | 1 |" in text and "| inst | 64 | 1 |" in text
-    bench.write_report(report, "new table", "modes-small")  # a rerun replaces its own block
-    bench.write_report(report, "t4 table", "modes-capt4")  # another kind of run adds a block
+    # a rerun replaces its own block; another kind of run adds a block
+    bench.write_block(report, "train_step", bench.HEADING, "new table", "modes-small")
+    bench.write_block(report, "train_step", bench.HEADING, "t4 table", "modes-capt4")
     text = report.read_text()
     assert "keep me" in text and "new table" in text and "| inst | 64" not in text
-    assert "t4 table" in text and text.count(bench.BEGIN) == 1
+    assert "t4 table" in text and text.count(begin) == 1
 
 
 def test_ensure_run_reuses_or_refuses(cli_run, tmp_path):

@@ -1,0 +1,32 @@
+"""The benchmark scripts' shared report writer, and the baselines benchmark in --small mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from report_md import write_block
+
+
+def test_write_block_keeps_other_sections_and_replaces_its_own(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    report.write_text("# Benchmarks\n\nhand-written intro\n")
+    write_block(report, "demo", "Demo", "first", "a")
+    write_block(report, "demo", "Demo", "second", "b")
+    write_block(report, "other", "Other", "kept")
+    write_block(report, "demo", "Demo", "first again", "a")
+    text = report.read_text()
+    assert "hand-written intro" in text and "kept" in text
+    assert text.count("## Demo") == 1 and text.count("<!-- demo:begin -->") == 1
+    assert "first again" in text and "first\n" not in text and "second" in text
+    assert text.index("first again") < text.index("second") < text.index("kept")
+
+
+def test_baselines_throughput_small(tmp_path: Path) -> None:
+    import baselines_throughput
+
+    report = tmp_path / "benchmarks.md"
+    argv = ["--small", "--methods", "cyclegan", "magenta", "--steps", "1", "--warmup", "0"]
+    assert baselines_throughput.main([*argv, "--write-report", "--report", str(report)]) == 0
+    text = report.read_text()
+    assert "<!-- baselines_throughput/small:begin -->" in text
+    assert "| cyclegan |" in text and "| magenta |" in text
