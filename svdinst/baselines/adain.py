@@ -28,12 +28,12 @@ from PIL import Image
 
 from svdinst.baselines.base import Baseline, register
 from svdinst.baselines.common import (
-    ImageSampler,
-    _resize_shorter,
     fit_loop,
     fixed_seed,
+    require_style,
     seed_everything,
-    to_tensor,
+    style_pair_samplers,
+    style_tensor_for,
     translate_each,
 )
 from svdinst.baselines.vgg import VGGFeatures, adain, mean_std, mean_std_loss, vgg_mirror_decoder
@@ -136,14 +136,9 @@ class AdaIN(Baseline):
         seed_everything(seed)
         encoder = self.encoder
 
-        def sampler(folder: str | os.PathLike, offset: int) -> ImageSampler:
-            load = cfg.load_size or 2 * cfg.resolution
-            return ImageSampler(
-                folder, cfg.resolution, load_size=load, flip=False, seed=seed + offset,
-                value_range=(0.0, 1.0),
-            )  # fmt: skip
-
-        content, style = sampler(content_dir, 0), sampler(style_dir, 1)
+        content, style = style_pair_samplers(
+            content_dir, style_dir, cfg.resolution, cfg.load_size, seed
+        )
         optimizer = torch.optim.Adam(self.decoder.parameters(), lr=cfg.lr)
         self.decoder.train()
 
@@ -190,8 +185,7 @@ class AdaIN(Baseline):
                 photo's (AdaIN's statistics depend on scale).
             alpha (`float`, *optional*): overrides ``config.alpha`` (Eq. 14).
         """
-        if not style:
-            raise SvdinstError("adain transfers arbitrary styles: pass style images (--style DIR).")
+        style = require_style(self.name, style)
         alpha = self.config.alpha if alpha is None else alpha
         if not 0.0 <= alpha <= 1.0:
             raise SvdinstError(f"adain alpha must be in [0, 1], got {alpha}.")
@@ -199,8 +193,7 @@ class AdaIN(Baseline):
         images = list(images)
 
         def run(x: torch.Tensor, i: int) -> torch.Tensor:
-            side = min(images[i].size)
-            s = to_tensor(_resize_shorter(style[i % len(style)], side), (0.0, 1.0))
+            s = style_tensor_for(style, i, images[i])
             return self.transfer(x, s.to(self.device), alpha)
 
         return translate_each(images, run, self.device, multiple=8, value_range=(0.0, 1.0))

@@ -172,7 +172,7 @@ class ImageSampler:
         self.flip = flip
         self.paths = list_images(self.folder)
         self.images = [
-            to_tensor(_resize_shorter(load_image(p), self.load_size), value_range)[0]
+            to_tensor(resize_shorter(load_image(p), self.load_size), value_range)[0]
             for p in self.paths
         ]
         self.generator = torch.Generator().manual_seed(seed)
@@ -208,10 +208,50 @@ class ImageSampler:
         self.generator.set_state(state["generator"])
 
 
-def _resize_shorter(image: Image.Image, side: int) -> Image.Image:
+def resize_shorter(image: Image.Image, side: int) -> Image.Image:
+    """Resize so the shorter side is ``side`` px (bicubic), keeping the aspect ratio."""
     w, h = image.size
     scale = side / min(w, h)
     return image.resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.BICUBIC)
+
+
+# ------------------------------------------------------------- arbitrary-style helpers
+
+
+def style_pair_samplers(
+    content_dir: str | os.PathLike,
+    style_dir: str | os.PathLike,
+    resolution: int,
+    load_size: int,
+    seed: int,
+) -> tuple[ImageSampler, ImageSampler]:
+    """(content, style) crop samplers of the arbitrary-style methods (AdaIN, StyTr²).
+
+    As published, images are resized so the shorter side is ``load_size`` (0 → 2 × resolution,
+    the papers' 512 → 256 ratio), cropped to ``resolution`` without flips, in [0, 1].
+    """
+    load = load_size or 2 * resolution
+
+    def sampler(folder: str | os.PathLike, offset: int) -> ImageSampler:
+        return ImageSampler(
+            folder, resolution, load_size=load, flip=False, seed=seed + offset,
+            value_range=(0.0, 1.0),
+        )  # fmt: skip
+
+    return sampler(content_dir, 0), sampler(style_dir, 1)
+
+
+def require_style(method: str, style: list[Image.Image] | None) -> list[Image.Image]:
+    """The style images an arbitrary-style method needs at inference, or a one-line error."""
+    if not style:
+        raise SvdinstError(f"{method} transfers arbitrary styles: pass style images (--style DIR).")
+    return list(style)
+
+
+def style_tensor_for(style: list[Image.Image], i: int, photo: Image.Image) -> torch.Tensor:
+    """Style image ``i % len(style)`` in [0, 1], its shorter side matched to ``photo``'s
+    (style statistics depend on scale)."""
+    return to_tensor(resize_shorter(style[i % len(style)], min(photo.size)), (0.0, 1.0))
 
 
 # ----------------------------------------------------------------------------- GAN helpers

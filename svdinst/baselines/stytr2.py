@@ -27,12 +27,12 @@ from PIL import Image
 
 from svdinst.baselines.base import Baseline, register
 from svdinst.baselines.common import (
-    ImageSampler,
-    _resize_shorter,
     fit_loop,
     fixed_seed,
+    require_style,
     seed_everything,
-    to_tensor,
+    style_pair_samplers,
+    style_tensor_for,
     translate_each,
 )
 from svdinst.baselines.stytr2_net import StyTr2Net
@@ -182,14 +182,9 @@ class StyTr2(Baseline):
         seed_everything(seed)
         vgg = self.loss_network()
 
-        def sampler(folder: str | os.PathLike, offset: int) -> ImageSampler:
-            load = cfg.load_size or 2 * cfg.resolution
-            return ImageSampler(
-                folder, cfg.resolution, load_size=load, flip=False, seed=seed + offset,
-                value_range=(0.0, 1.0),
-            )  # fmt: skip
-
-        content, style = sampler(content_dir, 0), sampler(style_dir, 1)
+        content, style = style_pair_samplers(
+            content_dir, style_dir, cfg.resolution, cfg.load_size, seed
+        )
         optimizer = torch.optim.Adam(self.net.parameters(), lr=stytr2_lr(cfg, 0))
         self.net.train()
 
@@ -228,16 +223,12 @@ class StyTr2(Baseline):
         The style image is resized so its shorter side matches the photo's (the authors resize
         both to 512); the output is clamped to [0, 1] when converted to an image.
         """
-        if not style:
-            raise SvdinstError(
-                "stytr2 transfers arbitrary styles: pass style images (--style DIR)."
-            )
+        style = require_style(self.name, style)
         self.net.eval()
         images = list(images)
 
         def run(x: torch.Tensor, i: int) -> torch.Tensor:
-            s = to_tensor(_resize_shorter(style[i % len(style)], min(images[i].size)), (0.0, 1.0))
-            return self.net(x, s.to(self.device))
+            return self.net(x, style_tensor_for(style, i, images[i]).to(self.device))
 
         return translate_each(images, run, self.device, multiple=8, value_range=(0.0, 1.0))
 
