@@ -15,40 +15,56 @@ from typing import Any
 DIFFUSION_METHODS = ("svd-inst", "inst", "svdiff")
 
 
-def short_run_config(
+def profile_run_config(
     mode: str,
     out: str | os.PathLike,
     *,
     profile: Any,
     style_dir: str | os.PathLike,
-    steps: int,
+    steps: int | str = "auto",
     seed: int = 0,
+    lr: float | str = "auto",
+    prompt_template: str | None = None,
 ) -> Any:
-    """The :class:`~svdinst.train_config.TrainConfig` of a run made here when one is missing.
+    """The :class:`~svdinst.train_config.TrainConfig` notebooks train with, sized for a profile.
 
-    Pass it to :func:`svdinst.runs.ensure_run`, which reuses a finished run of the same mode and
-    model in ``out`` and trains only when there is none.
+    One place for the notebooks' training settings, so 03, 04 and the short runs that 05/07 make
+    when a run is missing all train the same way. Pass it to :func:`svdinst.runs.ensure_run`,
+    which reuses a finished run of the same mode and model in ``out`` and trains only when there
+    is none.
 
     Args:
         mode (`str`): ``"inst"``, ``"svdiff"`` or ``"svd-inst"``.
         out (`str` or `os.PathLike`): the run folder, e.g. ``ctx.runs_dir / "svd-inst"``.
-        profile (`Profile`): model, resolution and mixed precision of the run.
+        profile (`Profile`): model, resolution, steps and mixed precision of the run.
         style_dir (`str` or `os.PathLike`): the style images.
-        steps (`int`): training steps.
+        steps (`int` or ``"auto"``): training steps; ``"auto"`` = ``profile.train_steps``.
         seed (`int`, defaults to 0): the training seed (repeat runs with seeds 1, 2… measure
             training noise; Table I then shows mean ± std).
+        lr (`float` or ``"auto"``): ``"auto"`` is the report's AdamW 1e-3 for both parts, except
+            on random tiny weights, where the shifts get 1e-2 so a few dozen steps show a
+            falling curve.
+        prompt_template (`str`, *optional*): e.g. ``"{}"`` (InST's bare placeholder); defaults to
+            the training config's.
     """
     from svdinst.train_config import TrainConfig
 
+    tiny = not profile.quality_claims
+    extra = {} if prompt_template is None else {"prompt_template": prompt_template}
     return TrainConfig(
         model=profile.model,
         style=[str(style_dir)],
         out=str(out),
         mode=mode,
-        steps=steps,
+        steps=profile.train_steps if steps == "auto" else int(steps),
         seed=seed,
+        lr=1e-3 if lr == "auto" else float(lr),
+        lr_shifts=1e-2 if (tiny and lr == "auto") else (1e-3 if lr == "auto" else float(lr)),
+        batch_size=4 if tiny else 1,  # SD-1.4 at batch 1 is what a 16 GB T4 holds
         resolution=profile.resolution,
         mixed_precision=profile.mixed_precision,
+        gradient_checkpointing=not tiny,  # keeps SD-1.4 inside a T4's 16 GB
+        **extra,
     )
 
 
@@ -95,7 +111,7 @@ def ensure_diffusion_outputs(
         if not make_missing:
             print(f"{mode}: no outputs in {out} (run notebook 05, or set MAKE_MISSING = True).")
             continue
-        config = short_run_config(
+        config = profile_run_config(
             mode,
             ctx.runs_dir / mode,
             profile=ctx.profile,

@@ -76,6 +76,10 @@ def setup(profile: str = "auto", workdir: str | os.PathLike = ".") -> NotebookCo
     ctx = NotebookContext(get_profile(profile), Path(workdir).expanduser().resolve(), device)
     for folder in (ctx.data_dir, ctx.runs_dir, ctx.outputs_dir, ctx.figures_dir):
         folder.mkdir(parents=True, exist_ok=True)
+    if device == "cpu" and not ctx.profile.quality_claims:
+        # Toy-sized tensors: extra CPU threads cost more in synchronisation than they give (and
+        # under load, 2 threads were measured >10× slower than 1 for the tiny UNet).
+        torch.set_num_threads(1)
     print(
         f"svdinst {svdinst.__version__} (from {Path(svdinst.__file__).parent}), "
         f"torch {torch.__version__}, Python {platform.python_version()}; "

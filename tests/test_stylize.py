@@ -206,16 +206,18 @@ def test_explorer_static_grid_and_widgets(unmerged, monkeypatch) -> None:
     assert not button.disabled and bytes(view.value).startswith(b"\x89PNG")
 
 
-def test_short_run_config_is_found_by_ensure_run(svd_run: Path, data_dirs, tmp_path: Path) -> None:
-    from svdinst.ensure import seed_name, short_run_config
+def test_profile_run_config_is_found_by_ensure_run(
+    svd_run: Path, data_dirs, tmp_path: Path
+) -> None:
+    from svdinst.ensure import profile_run_config, seed_name
     from svdinst.errors import RunFolderError
     from svdinst.profiles import get_profile
     from svdinst.runs import ensure_run
 
     tiny = get_profile("tiny", verbose=False)
     kw = {"profile": tiny, "style_dir": data_dirs["style"], "steps": 1}
-    assert ensure_run(short_run_config("svd-inst", svd_run, **kw), make_missing=False) == svd_run
-    config = short_run_config("inst", tmp_path / "missing", seed=2, **kw)
+    assert ensure_run(profile_run_config("svd-inst", svd_run, **kw), make_missing=False) == svd_run
+    config = profile_run_config("inst", tmp_path / "missing", seed=2, **kw)
     assert config.seed == 2 and config.resolution == tiny.resolution
     with pytest.raises(RunFolderError, match="MAKE_MISSING"):
         ensure_run(config, make_missing=False)
