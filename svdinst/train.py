@@ -317,6 +317,7 @@ def train(
                 f"'{run / 'checkpoints'}' is kept. Lower --lr (now {config.lr}) or use "
                 "--mixed-precision bf16, then --resume."
             )
+        lr_used = optimizer.param_groups[0]["lr"]  # log the lr of this step, not the next one
         optimizer.step()
         if config.trains_shifts:
             refresh_spectral_weights(comps.unet)  # fast path: rebuild W from the new δ
@@ -328,7 +329,7 @@ def train(
         t0 = time.perf_counter()
         losses.append(mean_loss)
         if log is not None:
-            log.write(step + 1, mean_loss, optimizer.param_groups[0]["lr"], elapsed)
+            log.write(step + 1, mean_loss, lr_used, elapsed)
         bar.set_postfix(loss=f"{mean_loss:.4f}")
         if callback is not None:
             callback(step + 1, mean_loss)

@@ -75,6 +75,15 @@ def test_cli_run_folder_and_loss_falls(cli_run, tiny_model_dir):
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.1
 
 
+def test_log_lr_is_the_lr_the_step_used(cli_run):
+    """log.csv's lr of step s is the warm-up ramp's value *during* step s: lr·min(1, s/warm-up)."""
+    with (cli_run / "log.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    logged = [float(r["lr"]) for r in rows]
+    expected = [1e-2 * min(1.0, s / 5) for s in range(1, 61)]
+    assert logged == pytest.approx(expected, rel=1e-5)
+
+
 def test_trained_run_lowers_the_loss_on_held_out_noise(cli_run, tiny_model_dir, style_image):
     """load_run applies both parts: a fixed batch of noise/timesteps is denoised better."""
     from svdinst.models import load_components
