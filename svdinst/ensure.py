@@ -41,15 +41,14 @@ def profile_run_config(
         steps (`int` or ``"auto"``): training steps; ``"auto"`` = ``profile.train_steps``.
         seed (`int`, defaults to 0): the training seed (repeat runs with seeds 1, 2… measure
             training noise; Table I then shows mean ± std).
-        lr (`float` or ``"auto"``): ``"auto"`` is the report's AdamW 1e-3 for both parts, except
-            on random tiny weights, where the shifts get 1e-2 so a few dozen steps show a
-            falling curve.
+        lr (`float` or ``"auto"``): ``"auto"`` is the report's AdamW 1e-3 for the token part and
+            ``profile.lr_shifts`` for the shifts (1e-2 on random tiny weights, so a few dozen
+            steps show a falling curve).
         prompt_template (`str`, *optional*): e.g. ``"{}"`` (InST's bare placeholder); defaults to
             the training config's.
     """
     from svdinst.train_config import TrainConfig
 
-    tiny = not profile.quality_claims
     extra = {} if prompt_template is None else {"prompt_template": prompt_template}
     return TrainConfig(
         model=profile.model,
@@ -59,13 +58,39 @@ def profile_run_config(
         steps=profile.train_steps if steps == "auto" else int(steps),
         seed=seed,
         lr=1e-3 if lr == "auto" else float(lr),
-        lr_shifts=1e-2 if (tiny and lr == "auto") else (1e-3 if lr == "auto" else float(lr)),
-        batch_size=4 if tiny else 1,  # SD-1.4 at batch 1 is what a 16 GB T4 holds
+        lr_shifts=profile.lr_shifts if lr == "auto" else float(lr),
+        batch_size=profile.train_batch_size,  # sized by the profile (SD-1.4: 1 on a 16 GB T4)
         resolution=profile.resolution,
         mixed_precision=profile.mixed_precision,
-        gradient_checkpointing=not tiny,  # keeps SD-1.4 inside a T4's 16 GB
+        gradient_checkpointing=profile.gradient_checkpointing,
         **extra,
     )
+
+
+def baseline_batch_size(cls: Any, profile: Any, requested: int | str | None = "auto") -> int | None:
+    """The training batch of a baseline for a profile: the paper's, at most the profile's cap.
+
+    Published batches assume large cards (StyTr² at its batch 8 peaked at 17 GiB on an H100 at
+    256 px, BalaGAN at 32 at 77 GiB; see ``reports/benchmarks.md``), so the ``sd14`` profiles cap
+    them at ``profile.baseline_batch_cap`` to fit a 16 GB T4; smaller published batches (CycleGAN's
+    1) are kept.
+
+    Args:
+        cls: a registered baseline class (``svdinst.baselines.get_baseline(name)``).
+        profile (`Profile`): gives ``baseline_batch_cap``.
+        requested (`int`, ``"auto"`` or `None`, defaults to ``"auto"``): an explicit batch wins;
+            `None` keeps the paper's.
+
+    Returns:
+        `int` or `None`: the batch, or `None` (the config's own) for a method without a batch
+        size or when ``requested`` is `None`.
+    """
+    fields = cls.config_class.__dataclass_fields__
+    if "batch_size" not in fields or requested is None:
+        return None
+    if requested != "auto":
+        return int(requested)
+    return min(int(fields["batch_size"].default), profile.baseline_batch_cap)
 
 
 def seed_name(mode: str, seed: int) -> str:

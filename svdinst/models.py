@@ -16,9 +16,16 @@ from typing import Any
 import torch
 
 from svdinst.errors import ModelNotFoundError
-from svdinst.tiny_model import TINY_VERSION, build_tiny_model
+from svdinst.tiny_model import (
+    SD14_RANDOM_VERSION,
+    TINY_VERSION,
+    SDLayoutConfig,
+    build_sd_layout_model,
+    build_tiny_model,
+)
 
 TINY = "tiny"
+SD14_RANDOM = "sd14-random"  # SD-1.4's exact shapes, random weights: rehearsals, never quality
 SD14_ID = "CompVis/stable-diffusion-v1-4"
 CLIP_VISION_ID = "openai/clip-vit-large-patch14"
 ALIASES = {"sd14": SD14_ID}
@@ -64,11 +71,17 @@ def tiny_model_path() -> Path:
     return cache_dir() / TINY_VERSION
 
 
+def sd14_random_path() -> Path:
+    """Folder of the cached ``sd14-random`` model (full SD-1.4 size, random weights, fp16)."""
+    return cache_dir() / SD14_RANDOM_VERSION
+
+
 def resolve_model(model: str | os.PathLike) -> str:
     """Turn a model argument into a folder path or hub id that ``from_pretrained`` accepts.
 
     Args:
-        model (`str` or `os.PathLike`): ``"tiny"`` (built into the cache on first use), ``"sd14"``,
+        model (`str` or `os.PathLike`): ``"tiny"`` or ``"sd14-random"`` (random weights, built
+            into the cache on first use; ``sd14-random`` is SD-1.4's full size), ``"sd14"``,
             a hub id such as ``"CompVis/stable-diffusion-v1-4"``, or a local pipeline folder.
     """
     name = str(model)
@@ -76,6 +89,15 @@ def resolve_model(model: str | os.PathLike) -> str:
         path = tiny_model_path()
         if not (path / "model_index.json").exists():
             build_tiny_model(path)
+        return str(path)
+    if name == SD14_RANDOM:
+        path = sd14_random_path()
+        if not (path / "model_index.json").exists():
+            print(
+                f"Building '{SD14_RANDOM}' (SD-1.4's shapes, random weights, never for quality "
+                f"claims) into {path}: once, 2.8 GB of fp16 files."
+            )
+            build_sd_layout_model(path, SDLayoutConfig.sd14())
         return str(path)
     name = ALIASES.get(name, name)
     path = Path(name).expanduser()
@@ -95,7 +117,7 @@ def resolve_model(model: str | os.PathLike) -> str:
     if name.startswith((".", "/", "~")) or name.count("/") != 1:
         raise ModelNotFoundError(
             f"Model '{name}' is neither an existing folder nor a hub id of the form 'org/name'. "
-            "Pass `tiny`, `sd14`, a hub id, or a local pipeline folder."
+            "Pass `tiny`, `sd14`, `sd14-random`, a hub id, or a local pipeline folder."
         )
     return name
 
@@ -213,11 +235,13 @@ __all__ = [
     "ALL_PARTS",
     "CLIP_VISION_ID",
     "SD14_ID",
+    "SD14_RANDOM",
     "TINY",
     "Components",
     "build_tiny_model",
     "cache_dir",
     "load_components",
     "resolve_model",
+    "sd14_random_path",
     "tiny_model_path",
 ]

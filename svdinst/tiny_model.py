@@ -1,6 +1,6 @@
-"""The tiny offline model: SD-1.4's layout at toy size with deterministic random weights.
+"""Random-weight models with SD-1.4's layout: the tiny offline model and the full-size rehearsal one.
 
-It is written with ``save_pretrained`` and read back by :func:`svdinst.models.load_components`
+Each is written with ``save_pretrained`` and read back by :func:`svdinst.models.load_components`
 through the same ``from_pretrained`` path as the real model. Its tokenizer is the real CLIP BPE
 vocabulary (49,408 entries) rebuilt from the file ``open-clip-torch`` ships, so prompts and
 placeholder tokens tokenize exactly as in SD-1.4.
@@ -20,9 +20,6 @@ from pathlib import Path
 import torch
 
 from svdinst.errors import ModelNotFoundError
-
-# Bump when the tiny model's architecture or seed changes, so stale caches are rebuilt.
-TINY_VERSION = "tiny-v1"
 
 # SD-1.4's scheduler settings (scheduler/scheduler_config.json of CompVis/stable-diffusion-v1-4).
 SD14_SCHEDULER = {
@@ -97,63 +94,110 @@ def write_clip_vocabulary(out_dir: Path) -> tuple[Path, Path]:
     return vocab_file, merges_file
 
 
-@dataclass
-class TinyConfig:
-    """Sizes of the tiny model: SD-1.4's layout, shrunk until a 64 px step is cheap on a CPU."""
+@dataclass(frozen=True)
+class SDLayoutConfig:
+    """Sizes of a random-weight model with SD-1.4's layout; :meth:`tiny` and :meth:`sd14` presets.
 
+    One builder serves both: ``tiny`` shrinks every width until a 64 px step is cheap on a CPU;
+    ``sd14`` is SD-1.4's exact configuration (UNet 859,520,964 parameters, VAE 83,653,863, CLIP-L
+    text tower 123,060,480, CLIP-L vision tower with projection 303,966,208), so a GPU rehearsal
+    costs what the real model costs. Neither says anything about image quality.
+    """
+
+    version: str = "tiny-v1"  # cache folder name; bump when sizes or seed change
     seed: int = 0  # weights are random but deterministic, so every machine builds the same model
     unet_channels: tuple[int, ...] = (32, 32, 64, 64)  # SD: (320, 640, 1280, 1280); 4 levels kept
-    layers_per_block: int = 1  # SD: 2; one keeps every block type while halving the cost
+    unet_layers_per_block: int = 1  # SD: 2; one keeps every block type while halving the cost
+    unet_norm_groups: int = 16  # SD: 32; must divide the smallest channel count
+    unet_sample_size: int = 8  # latent side the config advertises (SD: 64 = 512 px / 8)
     text_dim: int = 64  # SD: 768 (CLIP-L); also the UNet's cross-attention width
+    text_layers: int = 2  # CLIP-L text: 12
+    text_heads: int = 4  # CLIP-L text: 12
     vision_dim: int = 64  # CLIP-L vision: 1024 hidden
-    projection_dim: int = 64  # CLIP-L: 768; InST maps image_embeds → token embedding
+    vision_layers: int = 2  # CLIP-L vision: 24
+    vision_heads: int = 4  # CLIP-L vision: 16
+    vision_patch: int = 8  # CLIP-L: 14
     vision_image_size: int = 32  # CLIP-L: 224; small patches keep the vision tower cheap
+    projection_dim: int = 64  # CLIP-L: 768; InST maps image_embeds → token embedding
     vae_channels: tuple[int, ...] = (16, 16, 32, 32)  # SD: (128, 256, 512, 512); 4 levels → f = 8
+    vae_layers_per_block: int = 1  # SD: 2
+    vae_norm_groups: int = 8  # SD: 32
+    vae_sample_size: int = 64  # SD: 512 (the VAE config's nominal image side)
+    save_dtype: str = "float32"  # "float16" halves a full-size folder (2.8 GB instead of 5.5 GB)
+    label: str = "toy size"  # goes into README.md: what the folder is, and that it is no model
+
+    @classmethod
+    def tiny(cls) -> SDLayoutConfig:
+        """The tiny offline model of tests, CI and ``make reproduce``."""
+        return cls()
+
+    @classmethod
+    def sd14(cls) -> SDLayoutConfig:
+        """SD-1.4's exact sizes with random weights (the ``sd14-random`` rehearsal model)."""
+        return cls(
+            version="sd14-random-v1",
+            unet_channels=(320, 640, 1280, 1280),
+            unet_layers_per_block=2,
+            unet_norm_groups=32,
+            unet_sample_size=64,
+            text_dim=768,
+            text_layers=12,
+            text_heads=12,
+            vision_dim=1024,
+            vision_layers=24,
+            vision_heads=16,
+            vision_patch=14,
+            vision_image_size=224,
+            projection_dim=768,
+            vae_channels=(128, 256, 512, 512),
+            vae_layers_per_block=2,
+            vae_norm_groups=32,
+            vae_sample_size=512,
+            save_dtype="float16",
+            label="full SD-1.4 size",
+        )
 
 
-def build_tiny_model(out_dir: str | os.PathLike, config: TinyConfig | None = None) -> Path:
-    """Build the tiny SD-layout pipeline with random weights and ``save_pretrained`` it.
+TinyConfig = SDLayoutConfig  # the name earlier versions used
+TINY_VERSION = SDLayoutConfig.tiny().version  # cache folder of the tiny model
+SD14_RANDOM_VERSION = SDLayoutConfig.sd14().version  # cache folder of the sd14-random model
 
-    The folder holds ``unet vae text_encoder tokenizer scheduler image_encoder feature_extractor``
-    and ``model_index.json`` (a ``StableDiffusionPipeline`` with an image encoder), readable by
-    ``StableDiffusionImg2ImgPipeline.from_pretrained``. It is written to a temporary folder and
-    renamed, so a crash or a parallel build never leaves a half-written model.
+
+def sd_layout_modules(config: SDLayoutConfig) -> dict:
+    """Construct the four networks (``unet vae text_encoder image_encoder``) of ``config``.
+
+    Weights are whatever the constructors draw after ``torch.manual_seed(config.seed)``, so a
+    plain call is deterministic; under ``accelerate.init_empty_weights()`` nothing is allocated
+    (tests count SD-1.4's parameters that way without 5.5 GB of memory).
 
     Args:
-        out_dir (`str` or `os.PathLike`): the folder to create (replaced if it exists).
-        config (`TinyConfig`, *optional*): sizes and seed; defaults to :class:`TinyConfig`.
+        config (`SDLayoutConfig`): sizes and seed.
+
+    Returns:
+        `dict[str, torch.nn.Module]`: the networks, in float32.
     """
-    from diffusers import (
-        AutoencoderKL,
-        PNDMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import (
-        CLIPImageProcessor,
         CLIPTextConfig,
         CLIPTextModel,
-        CLIPTokenizer,
         CLIPVisionConfig,
         CLIPVisionModelWithProjection,
     )
 
-    cfg = config or TinyConfig()
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    cfg = config
     torch.manual_seed(cfg.seed)
     n = len(cfg.unet_channels)
     unet = UNet2DConditionModel(
-        sample_size=8,
+        sample_size=cfg.unet_sample_size,
         in_channels=4,
         out_channels=4,
         down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
         block_out_channels=cfg.unet_channels,
-        layers_per_block=cfg.layers_per_block,
+        layers_per_block=cfg.unet_layers_per_block,
         cross_attention_dim=cfg.text_dim,
-        attention_head_dim=8,
-        norm_num_groups=16,
+        attention_head_dim=8,  # SD-1.4's config value (diffusers reads it as the head count)
+        norm_num_groups=cfg.unet_norm_groups,
     )
     m = len(cfg.vae_channels)
     vae = AutoencoderKL(
@@ -162,10 +206,10 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyConfig | None = Non
         down_block_types=("DownEncoderBlock2D",) * m,
         up_block_types=("UpDecoderBlock2D",) * m,
         block_out_channels=cfg.vae_channels,
-        layers_per_block=1,
+        layers_per_block=cfg.vae_layers_per_block,
         latent_channels=4,
-        norm_num_groups=8,
-        sample_size=64,
+        norm_num_groups=cfg.vae_norm_groups,
+        sample_size=cfg.vae_sample_size,
         scaling_factor=0.18215,
     )
     text_encoder = CLIPTextModel(
@@ -173,8 +217,8 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyConfig | None = Non
             vocab_size=49408,
             hidden_size=cfg.text_dim,
             intermediate_size=cfg.text_dim * 4,
-            num_hidden_layers=2,
-            num_attention_heads=4,
+            num_hidden_layers=cfg.text_layers,
+            num_attention_heads=cfg.text_heads,
             max_position_embeddings=77,
             hidden_act="quick_gelu",
             projection_dim=cfg.text_dim,
@@ -184,14 +228,45 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyConfig | None = Non
         CLIPVisionConfig(
             hidden_size=cfg.vision_dim,
             intermediate_size=cfg.vision_dim * 4,
-            num_hidden_layers=2,
-            num_attention_heads=4,
+            num_hidden_layers=cfg.vision_layers,
+            num_attention_heads=cfg.vision_heads,
             image_size=cfg.vision_image_size,
-            patch_size=8,
+            patch_size=cfg.vision_patch,
             projection_dim=cfg.projection_dim,
             hidden_act="quick_gelu",
         )
     )
+    return {
+        "unet": unet,
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "image_encoder": image_encoder,
+    }
+
+
+def build_sd_layout_model(out_dir: str | os.PathLike, config: SDLayoutConfig | None = None) -> Path:
+    """Build a random-weight SD-layout pipeline folder and ``save_pretrained`` it.
+
+    The folder holds ``unet vae text_encoder tokenizer scheduler image_encoder feature_extractor``
+    and ``model_index.json`` (a ``StableDiffusionPipeline`` with an image encoder), readable by
+    ``StableDiffusionImg2ImgPipeline.from_pretrained``. It is written to a temporary folder and
+    renamed, so a crash or a parallel build never leaves a half-written model.
+
+    Args:
+        out_dir (`str` or `os.PathLike`): the folder to create (replaced if it exists).
+        config (`SDLayoutConfig`, *optional*): sizes and seed; defaults to
+            :meth:`SDLayoutConfig.tiny`.
+    """
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
+    from transformers import CLIPImageProcessor, CLIPTokenizer
+
+    cfg = config or SDLayoutConfig.tiny()
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    modules = sd_layout_modules(cfg)
+    dtype = getattr(torch, cfg.save_dtype)
+    if dtype != torch.float32:  # the constructors draw in float32
+        modules = {name: module.to(dtype) for name, module in modules.items()}
     size = cfg.vision_image_size
     feature_extractor = CLIPImageProcessor(
         size={"shortest_edge": size}, crop_size={"height": size, "width": size}
@@ -206,14 +281,11 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyConfig | None = Non
         (bpe_dir / "tokenizer_config.json").write_text(json.dumps(SD14_TOKENIZER_CONFIG))
         tokenizer = CLIPTokenizer.from_pretrained(bpe_dir)
         pipe = StableDiffusionPipeline(
-            vae=vae,
-            text_encoder=text_encoder,
+            **modules,
             tokenizer=tokenizer,
-            unet=unet,
             scheduler=scheduler,
             safety_checker=None,
             feature_extractor=feature_extractor,
-            image_encoder=image_encoder,
             requires_safety_checker=False,
         )
         staged = Path(tmp) / "model"
@@ -224,9 +296,10 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyConfig | None = Non
         ):  # as in SD-1.4's folder; transformers 4 needs them
             shutil.copy(bpe_dir / name, staged / "tokenizer" / name)
         (staged / "README.md").write_text(
-            "# svdinst tiny model\n\nSD-1.4 *layout* at toy size with deterministic random weights "
-            f"(seed {cfg.seed}, {TINY_VERSION}). Built by `svdinst tiny-model`; for tests and the "
-            "offline course only. Its images are noise: it says nothing about quality.\n"
+            f"# svdinst {cfg.version}: random weights, never for quality claims\n\n"
+            f"SD-1.4 *layout* at {cfg.label} with deterministic random weights (seed {cfg.seed}, "
+            f"saved as {cfg.save_dtype}). Built by svdinst for tests, the offline course and "
+            "timing/memory rehearsals only. Its images are noise: it says nothing about quality.\n"
         )
         if out.exists():
             shutil.rmtree(out)
@@ -236,3 +309,13 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyConfig | None = Non
             if not (out / "model_index.json").exists():  # a parallel builder won the race
                 raise
     return out
+
+
+def build_tiny_model(out_dir: str | os.PathLike, config: SDLayoutConfig | None = None) -> Path:
+    """Build the tiny SD-layout model (:meth:`SDLayoutConfig.tiny` unless ``config`` says else).
+
+    Args:
+        out_dir (`str` or `os.PathLike`): the folder to create (replaced if it exists).
+        config (`SDLayoutConfig`, *optional*): sizes and seed.
+    """
+    return build_sd_layout_model(out_dir, config or SDLayoutConfig.tiny())
