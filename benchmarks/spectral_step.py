@@ -7,11 +7,13 @@ text encoder, then times side by side in one process, at batch 1 and 4 on 64×64
 * ``naive``  — SVDiff as ported: W = U·diag(relu(σ+δ))·Vᵀ rebuilt inside autograd every forward;
 * ``ours-*`` — :mod:`svdinst.spectral_fast`: rebuild outside autograd, custom backward projecting
   dW onto δ (``fp32`` factors, or ``bf16`` factors/W with fp32 accumulation);
+* ``ours-fact`` — the same with ``factored="auto"``: layers with few tokens run
+  y = ((x·V)·diag(σ'))·Uᵀ without W (:mod:`svdinst.spectral_factored`), bf16 factors;
 * ``full``   — full fine-tuning of the UNet (AdamW);
 
 under TF32 (``tf32``) and under bf16 autocast (``bf16-amp``, the TI baseline then runs in bf16
 too), with the peak memory of each, the δ-gradient agreement with the naive path, the SVD time
-(batched Gram/eigh vs ``torch.linalg.svd`` layer by layer), the cached reload, and a merged vs
+(batched Gram/eigh, serial and with CPU lanes, vs ``torch.linalg.svd`` layer by layer), the cached reload, and a merged vs
 vanilla inference step. ``--small`` uses toy shapes so the script runs on a CPU in seconds.
 
     python benchmarks/spectral_step.py            # on a GPU; updates reports/benchmarks.md
@@ -286,10 +288,15 @@ def run(args) -> list[dict]:
     timings = {}
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     sync()
+    for workers in (0, 1, 2, 4) if device == "cuda" else (0,):
+        t0 = time.perf_counter()
+        factors = decompose_matrices(mats, method="gram", progress=False, cpu_workers=workers)
+        sync()
+        timings[f"svd-gram cpu_workers={workers}"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    factors = decompose_matrices(mats, method="gram", progress=False)
+    factors = decompose_matrices(mats, method="gram", progress=False)  # the default
     sync()
-    timings["svd-gram"] = time.perf_counter() - t0
+    timings["svd-gram (default)"] = time.perf_counter() - t0
     if args.svd_baseline:
         t0 = time.perf_counter()
         for m in mats.values():
@@ -328,6 +335,7 @@ def run(args) -> list[dict]:
     timings["cached-reload+wrap"] = time.perf_counter() - t0
     print(f"cached reload + wrap: {timings['cached-reload+wrap']:.2f} s")
     deltas = [layer.delta for layer in spectral_layers(unet).values()]
+    factored: dict[int, str] = {}
     grads = {"naive": delta_grads(unet, encoder, inputs[1], False, device)}
     if device == "cuda":  # the precision floor: the naive path itself under bf16 autocast
         grads["naive/bf16-amp"] = delta_grads(unet, encoder, inputs[1], True, device)
@@ -336,25 +344,32 @@ def run(args) -> list[dict]:
     with torch.no_grad():
         for d in deltas:
             d.zero_()
-    for dtype, name in ((torch.float32, "ours-fp32"), (torch.bfloat16, "ours-bf16")):
-        set_fast_path(unet, True, dtype)
+    paths = {"ours-fp32": "never", "ours-bf16": "never", "ours-fact": "auto"}
+    for name, dtype in (("ours-fp32", torch.float32), ("ours-bf16", torch.bfloat16),
+                        ("ours-fact", torch.bfloat16)):  # fmt: skip
+        set_fast_path(unet, True, dtype, factored=paths[name])
         if device == "cuda":
             torch.cuda.empty_cache()
         for prec in precisions if dtype == torch.bfloat16 else ["tf32"]:
             grads[f"{name}/{prec}"] = delta_grads(unet, encoder, inputs[1], prec != "tf32", device)
             for bs in args.batch_sizes:
+                set_fast_path(unet, True, factored=paths[name])  # path chosen at this bs
                 step, _ = make_step(unet, encoder, deltas, inputs[bs], prec != "tf32", device)
                 record(name, bs, prec, step)
+                if name == "ours-fact":
+                    factored[bs] = factored_share(unet)
             with torch.no_grad():
                 for d in deltas:
                     d.zero_()
-    if device == "cuda":  # the same step captured in a CUDA graph, ours and TI alike
-        for prec in precisions:
-            for bs in args.batch_sizes:
-                graphed("ours-bf16+graph", bs, prec, deltas)
-                with torch.no_grad():
-                    for d in deltas:
-                        d.zero_()
+    if device == "cuda":  # the same steps captured in a CUDA graph, ours and TI alike
+        for name in ("ours-bf16", "ours-fact"):
+            for prec in precisions:
+                for bs in args.batch_sizes:
+                    set_fast_path(unet, True, factored=paths[name])
+                    graphed(f"{name}+graph", bs, prec, deltas)
+                    with torch.no_grad():
+                        for d in deltas:
+                            d.zero_()
     ref = grads["naive"]
     agree = {k: float((g - ref).norm() / ref.norm()) for k, g in grads.items() if k != "naive"}
     print("δ-gradient relative difference to naive:", {k: f"{v:.1e}" for k, v in agree.items()})
@@ -363,7 +378,17 @@ def run(args) -> list[dict]:
     with torch.no_grad():
         record("infer-merged", 1, "tf32", lambda: unet(lat, t, cond))
     card = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+    timings["factored"] = factored
     return rows, timings, agree, card, err
+
+
+def factored_share(unet) -> str:
+    """'a of b layers, p% of the rebuild FLOPs' that ``factored="auto"`` ran without W."""
+    layers = spectral_layers(unet).values()
+    flops = {lay: lay.U.shape[0] * lay.S.numel() * lay.Vh.shape[1] for lay in layers}
+    chosen = [lay for lay in layers if lay.factored]
+    share = sum(flops[lay] for lay in chosen) / sum(flops.values())
+    return f"{len(chosen)} of {len(flops)} layers ({100 * share:.0f}% of the rebuild FLOPs)"
 
 
 def table(rows, timings, agree, card, err, small: bool) -> str:
@@ -392,8 +417,12 @@ def table(rows, timings, agree, card, err, small: bool) -> str:
             f"| {r['variant']} | {r['bs']} | {r['precision']} | {r['ms']:.1f} | {rt} | "
             f"{r['gib']:.2f} | {rm} | {re_} |"
         )
+    factored = timings.pop("factored", {})
     lines += [
         "",
+        "`ours-fact` ran without W (factored) in "
+        + "; ".join(f"bs {bs}: {text}" for bs, text in factored.items())
+        + ".",
         "SVD of all wrapped weights: "
         + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items())
         + f"; max relative reconstruction error {err:.1e}.",

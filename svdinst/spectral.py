@@ -70,6 +70,10 @@ class SpectralShiftConfig:
             :func:`refresh_spectral_weights` is called — call it after each ``optimizer.step()``
             (a fused optimizer updates δ without bumping its version) to rebuild once per step
             under gradient accumulation.
+        factored (`str`, defaults to ``"auto"``): fast path only. ``"auto"`` runs a layer as
+            y = ((x·V)·diag(σ'))·Uᵀ without W when a FLOP model says that is cheaper for the
+            tokens of its first forward (:mod:`svdinst.spectral_factored`); ``"always"``,
+            ``"never"`` force the choice (grouped convolutions always use W).
     """
 
     fast: bool = False  # exact path by default: simplest autograd graph, what the tests check
@@ -78,6 +82,7 @@ class SpectralShiftConfig:
     svd_device: str | None = None  # a GPU decomposes SD-1.4 in seconds, a CPU in minutes
     cache: bool = True  # decompose once per base model; later runs reload the factors
     rebuild: str = "forward"  # "step" skips rebuilds between optimizer steps (accumulation)
+    factored: str = "auto"  # few-token layers (8×8/16×16 blocks) skip the rebuild of W entirely
 
     def __post_init__(self) -> None:
         if self.svd_method not in ("auto", "svd", "gram"):
@@ -88,6 +93,8 @@ class SpectralShiftConfig:
             raise ValueError(f"compute_dtype must be a float dtype, got {self.compute_dtype}.")
         if self.rebuild not in ("forward", "step"):
             raise ValueError(f"rebuild must be 'forward' or 'step', got {self.rebuild!r}.")
+        if self.factored not in ("auto", "always", "never"):
+            raise ValueError(f"factored must be 'auto', 'always' or 'never', not {self.factored!r}")
 
 
 class SpectralShiftLayer(nn.Module):
@@ -101,7 +108,8 @@ class SpectralShiftLayer(nn.Module):
         U (`torch.Tensor`), S (`torch.Tensor`), Vh (`torch.Tensor`): its thin SVD factors,
             shapes (out, k), (k,), (k, in'), with k = min(out, in').
         fast (`bool`, defaults to `False`): use the fast path (see :mod:`svdinst.spectral_fast`).
-        rebuild (`str`, defaults to ``"forward"``): see :class:`SpectralShiftConfig`.
+        rebuild (`str`, defaults to ``"forward"``), factored (`str`, defaults to ``"auto"``):
+            see :class:`SpectralShiftConfig`.
     """
 
     def __init__(
@@ -112,6 +120,7 @@ class SpectralShiftLayer(nn.Module):
         Vh: torch.Tensor,
         fast: bool = False,
         rebuild: str = "forward",
+        factored: str = "auto",
     ) -> None:
         super().__init__()
         if not isinstance(base_layer, (nn.Linear, nn.Conv2d)):
@@ -127,7 +136,9 @@ class SpectralShiftLayer(nn.Module):
         self.delta = nn.Parameter(torch.zeros_like(S))
         self.scale = 1.0
         self.fast = fast and _fast_supported(base_layer)
-        self.rebuild = rebuild
+        self.rebuild, self.factored_mode = rebuild, factored
+        self.factored: bool | None = None  # fast path: W-free form? decided at the 1st forward
+        self._sv: torch.Tensor | None = None  # relu(σ + s·δ) of the factored path
         self.merged = False
         self._original: torch.Tensor | None = None  # CPU copy while the storage holds a rebuilt W
         self._built_key: tuple | None = None  # (δ version, scale, device) of the stored rebuilt W
@@ -144,6 +155,7 @@ class SpectralShiftLayer(nn.Module):
 
     def extra_repr(self) -> str:
         mode = "merged" if self.merged else ("fast" if self.fast else "exact")
+        mode += ", factored" if self.fast and self.factored else ""
         return f"k={self.S.numel()}, scale={self.scale}, {mode}"
 
     def shifted_singular_values(self) -> torch.Tensor:
@@ -289,6 +301,7 @@ def add_spectral_shifts(
             Vh.to(device, fdtype),
             fast=cfg.fast,
             rebuild=cfg.rebuild,
+            factored=cfg.factored,
         )
         parent_name, _, child = name.rpartition(".")
         setattr(modules[parent_name] if parent_name else model, child, layer)
@@ -358,25 +371,6 @@ def remove_spectral_shifts(model: nn.Module, merge: bool = True) -> nn.Module:
     return model
 
 
-def set_fast_path(
-    model: nn.Module, enabled: bool = True, compute_dtype: torch.dtype | None = None
-) -> None:
-    """Switch every layer between the exact and the fast path (unmerging first).
-
-    Args:
-        model (`nn.Module`): a model with spectral shifts.
-        enabled (`bool`, defaults to `True`): fast path on or off.
-        compute_dtype (`torch.dtype`, *optional*): new dtype of U and Vᵀ (casting to a lower
-            precision is one-way: re-add the shifts to get float32 factors back).
-    """
-    for layer in _require_layers(model).values():
-        layer.unmerge()
-        layer.fast = enabled and _fast_supported(layer.base_layer)
-        if compute_dtype is not None:
-            layer.U = layer.U.to(compute_dtype)
-            layer.Vh = layer.Vh.to(compute_dtype)
-
-
 def refresh_spectral_weights(model: nn.Module) -> None:
     """Fast path: rebuild every layer's W from the current δ now (call after ``optimizer.step()``)."""
     from svdinst.spectral_fast import refresh_weights
@@ -392,7 +386,8 @@ def export_lora(model: nn.Module, rank: int) -> dict:
     return _export(model, rank)
 
 
-# File I/O lives in its own module; it is part of this module's public API.
+# File I/O and the path switch live in their own modules; they are part of this public API.
+from svdinst.spectral_fast import set_fast_path  # noqa: E402
 from svdinst.spectral_io import (  # noqa: E402
     FILE_FORMAT,
     load_spectral_shifts,

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from svdinst.spectral_factored import FACTORED_MODES, factored_forward, prefers_factored
+
 if TYPE_CHECKING:
     from svdinst.spectral import SpectralShiftLayer
 
@@ -65,7 +67,10 @@ def refresh_weights(layers: list[SpectralShiftLayer], force: bool = False) -> No
         gates = torch._foreach_sign(shifted)  # σ' ≥ 0, so sign(σ') = 1[σ + s·δ > 0]
         torch._foreach_mul_(gates, scale)
         for lay, sv, gate in zip(group, shifted, gates):
-            _write_weight(lay, sv)
+            if lay.factored:  # y = ((x·V)·diag(σ'))·Uᵀ needs σ' only, never W
+                lay._sv, lay._built_key = sv, _key(lay)
+            else:
+                _write_weight(lay, sv)
             lay._grad_gate = gate
 
 
@@ -82,7 +87,11 @@ def _write_weight(layer: SpectralShiftLayer, sv: torch.Tensor) -> None:
 
 def refresh_hook(module: nn.Module, args: tuple, layers: list[SpectralShiftLayer]) -> None:
     """Forward pre-hook of the wrapped model: rebuild the fast ``rebuild="forward"`` layers."""
-    todo = [lay for lay in layers if lay.fast and not lay.merged and lay.rebuild == "forward"]
+    todo = [
+        lay
+        for lay in layers  # a layer whose path is not decided yet is built by its first forward
+        if lay.fast and not lay.merged and lay.rebuild == "forward" and lay.factored is not None
+    ]
     if todo:
         refresh_weights(todo, force=True)
 
@@ -146,12 +155,49 @@ class _SpectralShiftFunction(torch.autograd.Function):
 
 
 def fast_forward(layer: SpectralShiftLayer, x: torch.Tensor) -> torch.Tensor:
-    """Forward of a fast-path layer: refresh W if stale, then the custom-backward op."""
+    """Forward of a fast-path layer: pick its path once (:func:`prefers_factored`), refresh W
+    (or σ' on the factored path) if stale, then the custom-backward op."""
+    if layer.factored is None:
+        layer.factored = prefers_factored(layer, x)
+        layer._built_key = None
     if layer._built_key != _key(layer):
         refresh_weights([layer])
+    if layer.factored:
+        return factored_forward(layer, x)
     if not (torch.is_grad_enabled() and (layer.delta.requires_grad or x.requires_grad)):
         with torch.autocast(device_type=x.device.type, enabled=False):
             return layer.apply_op(x.to(layer.base_layer.weight.dtype), layer.base_layer.weight).to(
                 x.dtype
             )
     return _SpectralShiftFunction.apply(x, layer.delta, layer)
+
+
+def set_fast_path(
+    model: nn.Module,
+    enabled: bool = True,
+    compute_dtype: torch.dtype | None = None,
+    factored: str | None = None,
+) -> None:
+    """Switch every layer between the exact and the fast path (unmerging first).
+
+    Args:
+        model (`nn.Module`): a model with spectral shifts.
+        enabled (`bool`, defaults to `True`): fast path on or off.
+        compute_dtype (`torch.dtype`, *optional*): new dtype of U and Vᵀ (casting to a lower
+            precision is one-way: re-add the shifts to get float32 factors back).
+        factored (`str`, *optional*): new ``factored`` mode (see ``SpectralShiftConfig``);
+            every layer decides its path again at its next forward.
+    """
+    from svdinst.spectral import _fast_supported, _require_layers
+
+    if factored is not None and factored not in FACTORED_MODES:
+        raise ValueError(f"factored must be one of {FACTORED_MODES}, got {factored!r}.")
+    for layer in _require_layers(model).values():
+        layer.unmerge()
+        layer.fast = enabled and _fast_supported(layer.base_layer)
+        layer.factored, layer._sv = None, None
+        if factored is not None:
+            layer.factored_mode = factored
+        if compute_dtype is not None:
+            layer.U = layer.U.to(compute_dtype)
+            layer.Vh = layer.Vh.to(compute_dtype)

@@ -21,7 +21,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections import defaultdict
+import threading
+from collections import defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 Factors = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 CACHE_FORMAT = "svdinst-svd-cache-v1"
 CHUNK_BYTES = 2**30  # float64 working set per batched call (a group is split into chunks)
+UNIT = 4  # matrices per work unit: small enough for the CPU and GPU lanes to balance
+CPU_MAX_SIDE = 640  # CPU lanes take matrices up to this short side (a 1280² eigh: ~5× a GPU's)
 
 
 def _svd(a: torch.Tensor) -> Factors:
@@ -57,50 +61,92 @@ def _gram(a: torch.Tensor) -> tuple[Factors, torch.Tensor]:
     return (q, s, vh), ok
 
 
+def _decompose_unit(
+    mats: dict[str, torch.Tensor], names: list[str], dev: torch.device, method: str
+) -> dict[str, Factors]:
+    """Factors of same-shaped matrices ``names``, computed on ``dev``, returned on their own
+    device (float32, or float64 for float64 input)."""
+    src_device, precise = mats[names[0]].device, mats[names[0]].dtype == torch.float64
+    use = ("svd" if precise else "gram") if method == "auto" else method  # float64: LAPACK SVD
+    a = torch.stack([mats[n].to(dev, torch.float64) for n in names])
+    flip = a.shape[-2] > a.shape[-1]
+    if flip:
+        a = a.mT
+    if use == "gram":
+        (u, s, vh), ok = _gram(a)
+        for j in (~ok).nonzero().flatten().tolist():  # ill-conditioned: exact SVD instead
+            u[j], s[j], vh[j] = _svd(a[j])
+    else:
+        u, s, vh = _svd(a)
+    if flip:
+        u, vh = vh.mT, u.mT
+    keep = torch.float64 if precise else torch.float32
+    return {n: tuple(t[j].to(src_device, keep).contiguous() for t in (u, s, vh)) for j, n in
+            enumerate(names)}  # fmt: skip
+
+
+def default_cpu_workers() -> int:
+    """CPU threads that take the smallest weights while a GPU decomposes the largest: one per
+    8 cores, at most 4 (each LAPACK call is itself multi-threaded)."""
+    return min(4, (os.cpu_count() or 1) // 8)
+
+
 def decompose_matrices(
     mats: dict[str, torch.Tensor],
     method: str = "auto",
     device: str | torch.device | None = None,
     progress: bool = True,
+    cpu_workers: int | None = None,
 ) -> dict[str, Factors]:
     """Thin SVD (U, σ, Vᵀ on the input's device; float32, or float64 for float64 input).
+
+    Same-shaped matrices are decomposed together in units of up to ``UNIT`` matrices, largest
+    first. cuSOLVER's eigh solves a batch one matrix at a time, so on a GPU the smallest units
+    are taken from the other end of the queue by ``cpu_workers`` threads running LAPACK in
+    float64 meanwhile (the queue balances itself; the factors are the same to float64 rounding,
+    eigenvector signs may differ — W = U·diag(σ)·Vᵀ does not).
 
     Args:
         mats (`dict[str, torch.Tensor]`): matrices by name (a conv weight as out × in·kh·kw).
         method (`str`, defaults to ``"auto"``): ``"gram"``, ``"svd"`` or ``"auto"`` (see module).
         device (`str` or `torch.device`, *optional*): where to compute; default: the input's.
-        progress (`bool`, defaults to `True`): show a tqdm bar over shape groups.
+        progress (`bool`, defaults to `True`): show a tqdm bar over layers.
+        cpu_workers (`int`, *optional*): CPU threads beside the main one; ``None``:
+            :func:`default_cpu_workers` when computing on a GPU, else 0 (serial).
     """
     groups: dict[tuple, list[str]] = defaultdict(list)
     for name, m in mats.items():
-        groups[(tuple(m.shape), m.device, m.dtype == torch.float64)].append(name)
+        dev = torch.device(device) if device is not None else m.device
+        groups[(tuple(m.shape), dev, m.dtype == torch.float64)].append(name)
+    units: deque[tuple[int, torch.device, list[str]]] = deque()
+    for (shape, dev, _), names in sorted(groups.items(), key=lambda kv: -kv[0][0][0]):
+        step = max(1, min(UNIT, CHUNK_BYTES // (8 * shape[0] * shape[1])))
+        units.extend((min(shape), dev, names[i : i + step]) for i in range(0, len(names), step))
+    if cpu_workers is None:
+        cpu_workers = default_cpu_workers() if any(u[1].type == "cuda" for u in units) else 0
     out: dict[str, Factors] = {}
+    lock = threading.Lock()
     bar = tqdm(total=len(mats), desc="SVD of weights", unit="layer", disable=not progress)
-    for (shape, src_device, _), names in sorted(groups.items(), key=lambda kv: -kv[0][0][0]):
-        dev = torch.device(device) if device is not None else src_device
-        precise = mats[names[0]].dtype == torch.float64  # float64 weights get LAPACK's SVD
-        use = ("svd" if precise else "gram") if method == "auto" else method
-        step = max(1, CHUNK_BYTES // (8 * shape[0] * shape[1]))
-        for i in range(0, len(names), step):
-            chunk = names[i : i + step]
-            a = torch.stack([mats[n].to(dev, torch.float64) for n in chunk])
-            flip = a.shape[-2] > a.shape[-1]
-            if flip:
-                a = a.mT
-            if use == "gram":
-                (u, s, vh), ok = _gram(a)
-                for j in (~ok).nonzero().flatten().tolist():  # ill-conditioned: exact SVD instead
-                    u[j], s[j], vh[j] = _svd(a[j])
-            else:
-                u, s, vh = _svd(a)
-            if flip:
-                u, vh = vh.mT, u.mT
-            keep = torch.float64 if precise else torch.float32
-            for j, n in enumerate(chunk):
-                out[n] = tuple(t[j].to(src_device, keep).contiguous() for t in (u, s, vh))
-            bar.update(len(chunk))
+
+    def lane(cpu: bool) -> None:
+        """Take units (the main lane from the large end, CPU lanes from the small end)."""
+        while True:
+            with lock:
+                if not units or (cpu and units[-1][0] > CPU_MAX_SIDE):
+                    return
+                _, dev, names = units.pop() if cpu else units.popleft()
+            done = _decompose_unit(mats, names, torch.device("cpu") if cpu else dev, method)
+            with lock:
+                out.update(done)
+                bar.update(len(names))
+
+    with ThreadPoolExecutor(max_workers=max(1, cpu_workers)) as pool:
+        helpers = [pool.submit(lane, True) for _ in range(cpu_workers)]
+        lane(False)
+        for h in helpers:
+            h.result()  # re-raises a worker's error
     bar.close()
-    return out
+    return {n: out[n] for n in mats}
 
 
 def weights_fingerprint(mats: dict[str, torch.Tensor]) -> str:

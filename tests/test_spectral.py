@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from svdinst.errors import ShiftFileError
@@ -171,7 +172,8 @@ def test_fast_gradient_equals_exact_gradient(rebuild):
 
 def test_fast_step_rebuilds_after_optimizer_step():
     model, x = Plain(), _x()
-    add_spectral_shifts(model, config=SpectralShiftConfig(fast=True, rebuild="step", cache=False))
+    cfg = SpectralShiftConfig(fast=True, rebuild="step", factored="never", cache=False)
+    add_spectral_shifts(model, config=cfg)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1, fused=True)
     model(x).sum().backward()
     before = model.c1.base_layer.weight.detach().clone()
@@ -251,6 +253,26 @@ def test_gram_and_svd_agree_and_reconstruct():
         eye = torch.eye(S.numel())
         torch.testing.assert_close(U.T @ U, eye, rtol=0, atol=1e-5)
         torch.testing.assert_close(Vh @ Vh.T, eye, rtol=0, atol=1e-5)
+
+
+def test_overlapped_svd_equals_serial(monkeypatch):
+    """Work units shared by the main lane and CPU lanes: every layer gets its own factors."""
+    import svdinst.spectral_svd as svd
+
+    monkeypatch.setattr(svd, "CPU_MAX_SIDE", 24)  # the 32-row group stays on the main lane
+    gen = torch.Generator().manual_seed(4)
+    shapes = [(32, 48)] * 6 + [(16, 24)] * 9 + [(24, 8)] * 5 + [(40, 3, 2, 2)]
+    mats = {
+        f"w{i}": torch.randn(sh, generator=gen).reshape(sh[0], -1) for i, sh in enumerate(shapes)
+    }
+    serial = decompose_matrices(mats, method="gram", progress=False, cpu_workers=0)
+    overlapped = decompose_matrices(mats, method="gram", progress=False, cpu_workers=3)
+    assert list(overlapped) == list(mats)
+    for n, m in mats.items():
+        for a, b in zip(overlapped[n], serial[n]):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+        U, S, Vh = overlapped[n]
+        torch.testing.assert_close((U * S) @ Vh, m, rtol=1e-5, atol=1e-5)
 
 
 def test_svd_cache_is_reused(monkeypatch):
@@ -368,3 +390,73 @@ def test_fast_forward_mode_sees_fused_optimizer_updates():
         exact = model(x)
     assert (exact - Plain()(x)).abs().max() > 1e-3  # δ did move
     torch.testing.assert_close(fast, exact, rtol=1e-5, atol=1e-5)
+
+
+class Tokens(nn.Module):
+    """Convs (stride, padding, dilation, no bias, asymmetric kernel, groups) then Linear layers
+    over a (batch, tokens, channels) input — the factored path's cases and one fallback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.c1 = nn.Conv2d(4, 6, 3, stride=2, padding=1, dtype=torch.float64)
+        self.c2 = nn.Conv2d(6, 6, 3, padding=2, dilation=2, bias=False, dtype=torch.float64)
+        self.grouped = nn.Conv2d(6, 6, 3, padding=1, groups=3, dtype=torch.float64)
+        self.c3 = nn.Conv2d(6, 8, (1, 3), stride=(1, 2), padding=(0, 1), dtype=torch.float64)
+        self.fc = nn.Linear(8, 12, dtype=torch.float64)
+        self.out = nn.Linear(12, 5, bias=False, dtype=torch.float64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.grouped(torch.tanh(self.c2(torch.tanh(self.c1(x))))))
+        h = self.c3(h).flatten(2).transpose(1, 2)  # (B, tokens, 8)
+        return self.out(torch.tanh(self.fc(h)))
+
+
+def test_factored_path_equals_naive_formula():
+    """y = ((x·V)·diag(σ'))·Uᵀ: output, ∂L/∂δ and ∂L/∂x equal the exact path (float64)."""
+    x = _x(torch.float64)
+    results = {}
+    for name, cfg in (
+        ("exact", EXACT),
+        ("factored", SpectralShiftConfig(fast=True, factored="always", cache=False)),
+    ):
+        model, xi = Tokens(), x.clone().requires_grad_(True)
+        add_spectral_shifts(model, config=cfg)
+        _randomize(model, std=1.0)  # some σ + s·δ < 0: the gate matters
+        set_shift_scale(model, 0.7)
+        y = model(xi)
+        (y.square().sum() + y.sum()).backward()
+        layers = spectral_layers(model)
+        grads = {n: lay.delta.grad for n, lay in layers.items()}
+        results[name] = (y.detach(), grads, xi.grad, {n: lay.factored for n, lay in layers.items()})
+    y, grads, dx, _ = results["exact"]
+    fy, fgrads, fdx, chosen = results["factored"]
+    assert chosen == {n: n != "grouped" for n in chosen}  # grouped conv: the weight path
+    torch.testing.assert_close(fy, y, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(fdx, dx, rtol=1e-10, atol=1e-12)
+    assert any((g == 0).any() for g in grads.values())  # the ReLU gate zeroes some shifts
+    for n, g in grads.items():
+        assert g.abs().max() > 0
+        torch.testing.assert_close(fgrads[n], g, rtol=1e-10, atol=1e-12)
+
+
+def test_factored_choice_follows_flop_model():
+    """auto: few tokens → factored, many tokens → the weight path; decided once per layer."""
+    from svdinst.spectral_factored import flop_costs
+
+    assert flop_costs(8, 8, 8, 4) == (6 * 4 * 64 + 4 * 512, 4 * 4 * 8 * 16)
+    conv = flop_costs(1280, 1280 * 9, 1280, 64)  # SD-1.4's 8×8 blocks, 3×3 conv, bs 1
+    assert conv[1] * 15 < conv[0]
+    for tokens, factored in ((4, True), (64, False)):
+        model = nn.Sequential(nn.Linear(8, 8))
+        (layer,) = add_spectral_shifts(model, config=FAST).values()
+        x = torch.randn(tokens, 8)
+        ref = model(x)
+        assert layer.factored is factored
+        model(torch.randn(4 if tokens == 64 else 64, 8))  # another N: the choice stays
+        assert layer.factored is factored
+        with torch.no_grad():
+            layer.delta.add_(0.1)
+            out = model(x)
+        torch.testing.assert_close(out, F.linear(x, layer.rebuild_weight(), layer.bias))
+        assert not torch.equal(out, ref)
