@@ -111,6 +111,8 @@ def load_run(
             components.unet,
             include=config.get("shift_include"),
             exclude=config.get("shift_exclude"),
+            # lets load_spectral_shifts warn when the run was trained on another base model
+            base_model=getattr(components, "model_id", None),
         )
         load_spectral_shifts(components.unet, run / "spectral_shifts.safetensors")
         set_shift_scale(components.unet, shift_scale)

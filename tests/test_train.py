@@ -117,6 +117,24 @@ def test_trained_run_lowers_the_loss_on_held_out_noise(cli_run, tiny_model_dir, 
     assert held_out_loss(True) < held_out_loss(False) - 0.02
 
 
+def test_load_run_warns_when_the_base_model_differs(cli_run, tiny_model_dir):
+    """Shifts of a run trained on model A loaded into a same-shaped model B: a warning, not silence."""
+    import warnings
+
+    from svdinst.models import load_components
+    from svdinst.runs import load_run
+
+    def warnings_of(model) -> list[str]:
+        c = load_components(model, ["unet", "text_encoder", "tokenizer"])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_run(cli_run, c)
+        return [str(w.message) for w in caught if "was trained on" in str(w.message)]
+
+    assert warnings_of(tiny_model_dir) == []
+    assert len(warnings_of("tiny")) == 1  # another name: the user is told to check
+
+
 def test_resume_30_plus_30_equals_60(cli_run, tmp_path):
     from safetensors.torch import load_file
 
