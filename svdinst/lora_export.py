@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from svdinst.errors import RunFolderError
+from svdinst.errors import RunFolderError, SvdinstError
 
 if TYPE_CHECKING:  # torch is imported inside functions so `svdinst --help` stays quick
     from torch import nn
@@ -135,6 +135,8 @@ def export_run(run: str | os.PathLike, rank: int, out: str | os.PathLike) -> Lor
     from svdinst.models import load_components
     from svdinst.spectral import add_spectral_shifts, load_spectral_shifts, read_spectral_shift_file
 
+    if not isinstance(rank, int) or rank < 1:  # before any model is loaded
+        raise SvdinstError(f"--rank must be a positive integer (e.g. 4), got {rank!r}.")
     run = Path(run)
     config_file, shifts_file = run / "config.json", run / "spectral_shifts.safetensors"
     if not config_file.is_file():

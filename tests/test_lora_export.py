@@ -128,6 +128,9 @@ def test_export_lora_cli(tiny_model_dir, tmp_path, capsys):
     rc = main(["export-lora", "--run", str(tmp_path / "nope"), "--rank", "3", "--out", str(out)])
     assert rc == 2
     assert "no config.json" in capsys.readouterr().err
+    rc = main(["export-lora", "--run", str(run), "--rank", "0", "--out", str(out)])
+    assert rc == 2  # one line, not a ValueError traceback
+    assert "--rank must be a positive integer" in capsys.readouterr().err
 
 
 def test_bad_rank():
