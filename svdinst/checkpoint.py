@@ -25,6 +25,14 @@ from svdinst.errors import RunFolderError
 from svdinst.train_config import RESUMABLE_FIELDS, TrainConfig, read_config_json
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
+# What train() writes into a run folder besides checkpoints/ (removed by --overwrite).
+RUN_FILES = (
+    "config.json",
+    "log.csv",
+    "learned_embeds.safetensors",
+    "image_to_token.safetensors",
+    "spectral_shifts.safetensors",
+)
 
 
 def rng_state() -> dict:
@@ -145,5 +153,9 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
             f"Run folder '{run}' already holds a run; pass --resume to continue it, "
             "--overwrite to replace it, or another --out."
         )
+    elif overwrite:  # the old run's checkpoints and files must not outlive it
+        shutil.rmtree(run / "checkpoints", ignore_errors=True)
+        for name in RUN_FILES:
+            (run / name).unlink(missing_ok=True)
     run.mkdir(parents=True, exist_ok=True)
     return run

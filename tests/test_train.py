@@ -155,6 +155,27 @@ def test_resume_30_plus_30_equals_60(cli_run, tmp_path):
         assert all(torch.equal(full[k], resumed[k]) for k in full), name
 
 
+def test_overwrite_removes_the_old_runs_checkpoints_and_files(cli_run, tmp_path):
+    """--overwrite of a 60-step svd-inst run by a 2-step inst run: nothing of the old run stays
+    (its step-60 checkpoint would otherwise be the newest, evict the new one and be resumed)."""
+    from svdinst.checkpoint import list_checkpoints
+
+    run = tmp_path / "run"
+    shutil.copytree(cli_run, run)
+    config = TrainConfig.load(run)
+    config.out, config.mode, config.steps = str(run), "inst", 2
+    train(config, overwrite=True)
+    assert [step for step, _ in list_checkpoints(run)] == [2]
+    assert not (run / "spectral_shifts.safetensors").exists()
+    config.steps = 3
+    train(config, resume=True)  # continues the new run, from its own step 2
+    assert [int(r) for r in np.loadtxt(run / "log.csv", delimiter=",", skiprows=1)[:, 0]] == [
+        1,
+        2,
+        3,
+    ]
+
+
 @pytest.mark.parametrize("mode", ["inst", "svdiff"])
 def test_each_mode_trains_exactly_its_parts(mode, tmp_path, style_image, tiny_model_dir):
     from safetensors.torch import load_file
