@@ -14,7 +14,7 @@ optimizer step in a compute dtype and projects the weight gradient onto δ in a 
 Memory design: the original weight is never recomputed from the factors (that is exact only to
 ~1e-6). Whenever the base layer's storage holds a rebuilt weight (after ``merge()`` or in fast
 mode) the original is kept as a CPU copy, so ``unmerge()`` restores it bit for bit and the GPU
-holds one weight per layer, as in vanilla SD.
+holds one weight per layer, as in vanilla SD (a factored fast layer holds none at all).
 """
 
 from __future__ import annotations

@@ -68,10 +68,23 @@ def refresh_weights(layers: list[SpectralShiftLayer], force: bool = False) -> No
         torch._foreach_mul_(gates, scale)
         for lay, sv, gate in zip(group, shifted, gates):
             if lay.factored:  # y = ((x·V)·diag(σ'))·Uᵀ needs σ' only, never W
+                _hollow_weight(lay)
                 lay._sv, lay._built_key = sv, _key(lay)
             else:
                 _write_weight(lay, sv)
             lay._grad_gate = gate
+
+
+def _hollow_weight(layer: SpectralShiftLayer) -> None:
+    """A factored layer never reads its weight: move the original to the CPU copy (as the weight
+    path does) and leave a zero-stride placeholder of the right shape on the device, so the GPU
+    holds no per-layer weight. ``unmerge()`` / ``merge()`` restore a real one."""
+    if layer._original is None:
+        layer._stash_original()
+        weight = layer.base_layer.weight
+        weight.data = torch.zeros((), dtype=layer.U.dtype, device=layer.U.device).expand(
+            weight.shape
+        )
 
 
 def _write_weight(layer: SpectralShiftLayer, sv: torch.Tensor) -> None:

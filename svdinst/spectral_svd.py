@@ -18,6 +18,7 @@ reloads them instead of decomposing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -97,6 +98,7 @@ def decompose_matrices(
     device: str | torch.device | None = None,
     progress: bool = True,
     cpu_workers: int | None = None,
+    gpu_lanes: int = 1,
 ) -> dict[str, Factors]:
     """Thin SVD (U, σ, Vᵀ on the input's device; float32, or float64 for float64 input).
 
@@ -104,7 +106,9 @@ def decompose_matrices(
     first. cuSOLVER's eigh solves a batch one matrix at a time, so on a GPU the smallest units
     are taken from the other end of the queue by ``cpu_workers`` threads running LAPACK in
     float64 meanwhile (the queue balances itself; the factors are the same to float64 rounding,
-    eigenvector signs may differ — W = U·diag(σ)·Vᵀ does not).
+    eigenvector signs may differ — W = U·diag(σ)·Vᵀ does not). On a GPU, ``gpu_lanes`` threads
+    with a CUDA stream each take units from the large end, overlapping the solver's host-side
+    latency.
 
     Args:
         mats (`dict[str, torch.Tensor]`): matrices by name (a conv weight as out × in·kh·kw).
@@ -113,6 +117,8 @@ def decompose_matrices(
         progress (`bool`, defaults to `True`): show a tqdm bar over layers.
         cpu_workers (`int`, *optional*): CPU threads beside the main one; ``None``:
             :func:`default_cpu_workers` when computing on a GPU, else 0 (serial).
+        gpu_lanes (`int`, defaults to 1): GPU threads, each on its own CUDA stream (used when
+            all work is on one GPU).
     """
     groups: dict[tuple, list[str]] = defaultdict(list)
     for name, m in mats.items():
@@ -127,24 +133,36 @@ def decompose_matrices(
     out: dict[str, Factors] = {}
     lock = threading.Lock()
     bar = tqdm(total=len(mats), desc="SVD of weights", unit="layer", disable=not progress)
+    gpus = {u[1] for u in units}
+    gpu = next(iter(gpus)) if len(gpus) == 1 and next(iter(gpus)).type == "cuda" else None
+    main = torch.cuda.current_stream(gpu) if gpu is not None else None
+    streams = [torch.cuda.Stream(gpu) for _ in range(max(1, gpu_lanes))] if gpu else [None]
+    for stream in streams[: len(streams) if gpu else 0]:
+        stream.wait_stream(main)  # the weights may still be in flight on the main stream
 
-    def lane(cpu: bool) -> None:
-        """Take units (the main lane from the large end, CPU lanes from the small end)."""
-        while True:
-            with lock:
-                if not units or (cpu and units[-1][0] > CPU_MAX_SIDE):
-                    return
-                _, dev, names = units.pop() if cpu else units.popleft()
-            done = _decompose_unit(mats, names, torch.device("cpu") if cpu else dev, method)
-            with lock:
-                out.update(done)
-                bar.update(len(names))
+    def lane(cpu: bool, stream: torch.cuda.Stream | None = None) -> None:
+        """Take units (GPU lanes from the large end, CPU lanes from the small end)."""
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            while True:
+                with lock:
+                    if not units or (cpu and units[-1][0] > CPU_MAX_SIDE):
+                        return
+                    _, dev, names = units.pop() if cpu else units.popleft()
+                done = _decompose_unit(mats, names, torch.device("cpu") if cpu else dev, method)
+                if main is not None:  # used on the main stream later: keep allocator-safe
+                    for t in (t for f in done.values() for t in f if t.is_cuda):
+                        t.record_stream(main)
+                with lock:
+                    out.update(done)
+                    bar.update(len(names))
 
-    with ThreadPoolExecutor(max_workers=max(1, cpu_workers)) as pool:
-        helpers = [pool.submit(lane, True) for _ in range(cpu_workers)]
-        lane(False)
-        for h in helpers:
-            h.result()  # re-raises a worker's error
+    with ThreadPoolExecutor(max_workers=cpu_workers + len(streams)) as pool:
+        lanes = [pool.submit(lane, True) for _ in range(cpu_workers)]
+        lanes += [pool.submit(lane, False, stream) for stream in streams]
+        for h in lanes:
+            h.result()  # re-raises a lane's error
+    for stream in streams[: len(streams) if gpu else 0]:
+        main.wait_stream(stream)
     bar.close()
     return {n: out[n] for n in mats}
 

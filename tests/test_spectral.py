@@ -449,6 +449,7 @@ def test_factored_choice_follows_flop_model():
     assert conv[1] * 15 < conv[0]
     for tokens, factored in ((4, True), (64, False)):
         model = nn.Sequential(nn.Linear(8, 8))
+        original = model[0].weight.detach().clone()
         (layer,) = add_spectral_shifts(model, config=FAST).values()
         x = torch.randn(tokens, 8)
         ref = model(x)
@@ -460,3 +461,7 @@ def test_factored_choice_follows_flop_model():
             out = model(x)
         torch.testing.assert_close(out, F.linear(x, layer.rebuild_weight(), layer.bias))
         assert not torch.equal(out, ref)
+        # a factored layer holds no weight on the device, and unmerge brings the original back
+        assert (layer.weight.stride() == (0, 0)) is factored
+        unmerge_spectral_shifts(model)
+        assert torch.equal(layer.weight, original)
