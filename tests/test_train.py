@@ -169,11 +169,8 @@ def test_overwrite_removes_the_old_runs_checkpoints_and_files(cli_run, tmp_path)
     assert not (run / "spectral_shifts.safetensors").exists()
     config.steps = 3
     train(config, resume=True)  # continues the new run, from its own step 2
-    assert [int(r) for r in np.loadtxt(run / "log.csv", delimiter=",", skiprows=1)[:, 0]] == [
-        1,
-        2,
-        3,
-    ]
+    with (run / "log.csv").open() as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("mode", ["inst", "svdiff"])
