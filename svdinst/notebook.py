@@ -76,13 +76,14 @@ def setup(profile: str = "auto", workdir: str | os.PathLike = ".") -> NotebookCo
     ctx = NotebookContext(get_profile(profile), Path(workdir).expanduser().resolve(), device)
     for folder in (ctx.data_dir, ctx.runs_dir, ctx.outputs_dir, ctx.figures_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    if device == "cpu" and not ctx.profile.quality_claims:
+    if device == "cpu" and ctx.profile.resolution <= 128:
         # Toy-sized tensors: extra CPU threads cost more in synchronisation than they give (and
         # under load, 2 threads were measured >10× slower than 1 for the tiny UNet).
         torch.set_num_threads(1)
+    label = "" if ctx.profile.quality_claims else "; random weights, never for quality claims"
     print(
         f"svdinst {svdinst.__version__} (from {Path(svdinst.__file__).parent}), "
         f"torch {torch.__version__}, Python {platform.python_version()}; "
-        f"profile '{ctx.profile.name}' (model {ctx.profile.model}); WORKDIR {ctx.workdir}"
+        f"profile '{ctx.profile.name}' (model {ctx.profile.model}{label}); WORKDIR {ctx.workdir}"
     )
     return ctx

@@ -114,3 +114,14 @@ def test_baseline_batch_is_the_papers_capped_for_a_t4() -> None:
     assert baseline_batch_size(get_baseline("balagan"), sd14, 2) == 2
     assert baseline_batch_size(get_baseline("balagan"), sd14, None) is None
     assert baseline_batch_size(get_baseline("magenta"), sd14) is None  # no batch to set
+
+
+def test_notebook_setup_labels_random_weight_profiles(capsys, tmp_path: Path) -> None:
+    from svdinst.notebook import setup
+
+    ctx = setup("sd14-random", tmp_path)
+    out = capsys.readouterr().out
+    assert ctx.profile.model == SD14_RANDOM
+    assert "profile 'sd14-random' (model sd14-random; random weights, never for quality" in out
+    setup("sd14", tmp_path)
+    assert "never for quality" not in capsys.readouterr().out
