@@ -1,9 +1,8 @@
 """Seconds per step and peak GPU memory of the three training modes, through ``svdinst.train``.
 
-Builds an SD-1.4-*shaped* pipeline folder with random weights (shapes set the cost): the UNet
-(diffusers' default config, 768-wide cross-attention), the SD AutoencoderKL, a CLIP-L text tower
-(hidden 768, 12 layers) and a CLIP-L vision tower with projection (hidden 1024, 24 layers,
-16 heads, patch 14, 224 px, projection 768), then runs the *real* training loop
+Uses the ``sd14-random`` model (SD-1.4's exact shapes with random weights, built once into the
+kit's cache: UNet 859.5 M with 768-wide cross-attention, the SD AutoencoderKL, a CLIP-L text tower
+and a CLIP-L vision tower with projection; shapes set the cost), then runs the *real* training loop
 (:func:`svdinst.train.train`) for each mode at 512 px, batch 1, frozen weights in fp16:
 
     python benchmarks/train_step.py                       # modes inst / svdiff / svd-inst
@@ -22,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -37,70 +35,12 @@ HEADING = "Training step per mode (benchmarks/train_step.py)"
 MODES = ("inst", "svdiff", "svd-inst")
 
 
-def build_model(out: Path, small: bool) -> Path:
-    """Write an SD-1.4-shaped (or, with ``small``, tiny) random-weight pipeline folder."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPTextConfig,
-        CLIPTextModel,
-        CLIPVisionConfig,
-        CLIPVisionModelWithProjection,
-    )
+def build_model(small: bool) -> Path:
+    """The ``sd14-random`` model (SD-1.4's exact shapes, random weights), or with ``small`` the
+    tiny one: built once into the kit's cache by the profiles' own builder (svdinst.tiny_model)."""
+    from svdinst.models import SD14_RANDOM, TINY, resolve_model
 
-    from svdinst.models import resolve_model
-
-    tag = out / ("small" if small else "sd14-shaped")
-    if (tag / "unet" / "config.json").exists():
-        return tag
-    tiny = Path(resolve_model("tiny"))  # its tokenizer and scheduler folders are SD-1.4's
-    staging = out / f".{tag.name}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    torch.manual_seed(0)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    with torch.device(device):
-        if small:
-            unet = UNet2DConditionModel(block_out_channels=(32, 32, 64, 64), layers_per_block=1,
-                                        cross_attention_dim=64, norm_num_groups=16, sample_size=8)  # fmt: skip
-            vae = AutoencoderKL(block_out_channels=(16, 16, 32, 32), norm_num_groups=8,
-                                down_block_types=("DownEncoderBlock2D",) * 4,
-                                up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4)  # fmt: skip
-            text = CLIPTextConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2,
-                                  num_attention_heads=4, projection_dim=64)  # fmt: skip
-            vision = CLIPVisionConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2,
-                                      num_attention_heads=4, image_size=32, patch_size=8,
-                                      projection_dim=64)  # fmt: skip
-        else:
-            unet = UNet2DConditionModel(cross_attention_dim=768, sample_size=64)  # SD-1.4's UNet
-            vae = AutoencoderKL(  # SD-1.4's VAE config
-                block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                down_block_types=("DownEncoderBlock2D",) * 4,
-                up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512,
-            )  # fmt: skip
-            text = CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                                  num_attention_heads=12, projection_dim=768)  # CLIP-L text  # fmt: skip
-            vision = CLIPVisionConfig(hidden_size=1024, intermediate_size=4096,
-                                      num_hidden_layers=24, num_attention_heads=16, patch_size=14,
-                                      image_size=224, projection_dim=768)  # CLIP-L vision  # fmt: skip
-        text.max_position_embeddings, text.hidden_act = 77, "quick_gelu"
-        vision.hidden_act = "quick_gelu"
-        parts = {
-            "unet": unet,
-            "vae": vae,
-            "text_encoder": CLIPTextModel(text),
-            "image_encoder": CLIPVisionModelWithProjection(vision),
-        }
-    dtype = torch.float32 if small else torch.float16  # halves the folder; loads back as fp32
-    for name, module in parts.items():
-        module.to(dtype).save_pretrained(staging / name)
-    size = 32 if small else 224
-    CLIPImageProcessor(size={"shortest_edge": size},
-                       crop_size={"height": size, "width": size}).save_pretrained(staging / "feature_extractor")  # fmt: skip
-    for name in ("tokenizer", "scheduler"):  # the real CLIP vocabulary; SD-1.4's schedule
-        shutil.copytree(tiny / name, staging / name)
-    shutil.copy(tiny / "model_index.json", staging / "model_index.json")
-    os.replace(staging, tag)
-    return tag
+    return Path(resolve_model(TINY if small else SD14_RANDOM))
 
 
 def style_image(out: Path) -> Path:
@@ -240,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     state = PartialState(cpu=not torch.cuda.is_available())  # one per process under a launcher
     args.work.mkdir(parents=True, exist_ok=True)
     with state.main_process_first():  # the main process builds; the others then read it
-        model = build_model(args.work, args.small)
+        model = build_model(args.small)
         style_image(args.work)
     title = device_name()
     if args.memory_fraction and torch.cuda.is_available():
