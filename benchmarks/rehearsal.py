@@ -183,7 +183,7 @@ def extrapolate(work: Path, rows: list[dict], args: argparse.Namespace) -> str:
     baselines = next((r for r in rows if r["notebook"].startswith("06") and r["ok"]), None)
     if baselines:  # upper bound: the notebook's wall time per training step, stylizing included
         per = baselines["seconds"] / args.baseline_steps
-        what = f"baselines (notebook 06), {args.full_baseline_steps} steps each"
+        what = f"baselines (notebook 06, all methods), {args.full_baseline_steps} steps each"
         lines.append((what, per, args.full_baseline_steps))
     out = [
         f"Extrapolated from the per-step/per-image times measured above on **{device}** to the "
