@@ -18,9 +18,10 @@ rebuild for every micro-batch. Here (same gradient, Han et al., 2023, Eq. 1 diff
 
 Everything stays on the device with static shapes, so a whole training step (forward, backward,
 ``AdamW(capturable=True)``) can be captured in one CUDA graph, which removes the Python and
-launch overhead that dominates an SD step at batch 1. Measured on an H100 (see
-``reports/benchmarks.md``): at the textual-inversion step's peak memory, 1.43× its time at
-batch 1 and 1.26× at batch 4 (TF32, both graph-captured); the naive port needs 2.4× the memory.
+launch overhead that dominates an SD step at batch 1. Layers that see few tokens skip W
+altogether (:mod:`svdinst.spectral_factored`, ``factored="auto"``). Measured on an H100 (see
+``reports/benchmarks.md``, TF32, both graph-captured): 1.20× the textual-inversion step at
+batch 1 and 1.15× at batch 4, at 0.84× its peak memory; the naive port needs 2.5× the memory.
 """
 
 from __future__ import annotations
