@@ -191,7 +191,8 @@ class Stylizer:
         z0 = self._latent(x, gens)
         if cfg.adain_style is not None:
             style = to_tensor(load_image(cfg.adain_style), x.shape[-1])[None]
-            z0 = adain(z0, self._latent(style, gens[:1])[:1])
+            # One style sample per seed: every generator draws the same stream in any batch.
+            z0 = adain(z0, self._latent(style, gens))
         sched = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False)
         sched.set_timesteps(cfg.steps, device=self.device)
         t_inv = min(
