@@ -77,16 +77,34 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, state: dict, keep: in
     final = root / f"step-{step:06d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".step-{step:06d}."))
     try:
-        torch.save({**state, "step": step}, tmp / "state.pt")
+        with (tmp / "state.pt").open("wb") as fh:
+            torch.save({**state, "step": step}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())  # on disk before the rename: a power cut never leaves it empty
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+        _fsync_dir(root)  # the rename itself is durable
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     for _, old in list_checkpoints(run_dir)[: -max(keep, 1)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (renames) to disk where the OS allows it (not on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_latest_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -155,6 +155,24 @@ def test_resume_30_plus_30_equals_60(cli_run, tmp_path):
         assert all(torch.equal(full[k], resumed[k]) for k in full), name
 
 
+def test_checkpoint_is_flushed_to_disk_before_the_rename(tmp_path, monkeypatch):
+    """Atomic *and* durable: state.pt is fsynced before os.replace publishes it, keep=2 holds."""
+    import os
+
+    from svdinst.checkpoint import list_checkpoints, load_latest_checkpoint, save_checkpoint
+
+    events: list[str] = []
+    fsync, replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), replace(a, b))[1])
+    for step in (1, 2, 3):
+        save_checkpoint(tmp_path, step, {"params": {"x": torch.full((2,), float(step))}})
+    assert events[:2] == ["fsync", "replace"]
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [2, 3]
+    state = load_latest_checkpoint(tmp_path)
+    assert state["step"] == 3 and torch.equal(state["params"]["x"], torch.full((2,), 3.0))
+
+
 def test_overwrite_removes_the_old_runs_checkpoints_and_files(cli_run, tmp_path):
     """--overwrite of a 60-step svd-inst run by a 2-step inst run: nothing of the old run stays
     (its step-60 checkpoint would otherwise be the newest, evict the new one and be resumed)."""
