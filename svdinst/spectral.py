@@ -9,7 +9,8 @@ This module is the public API (peft style: a wrapper keeping ``base_layer``, ``m
 ``unmerge()``, a config dataclass and an injection function). Two training paths compute the same
 δ-gradient: the *exact* path rebuilds W inside autograd on every forward (fp32, the reference the
 tests check against), the *fast* path (:mod:`svdinst.spectral_fast`) rebuilds W once per
-optimizer step in a compute dtype and projects the weight gradient onto δ in a custom backward.
+optimizer step in a compute dtype and projects the weight gradient onto δ in a custom backward,
+or, for layers with few tokens, never forms W (:mod:`svdinst.spectral_factored`).
 
 Memory design: the original weight is never recomputed from the factors (that is exact only to
 ~1e-6). Whenever the base layer's storage holds a rebuilt weight (after ``merge()`` or in fast

@@ -74,6 +74,8 @@ def prefers_factored(layer: SpectralShiftLayer, x: torch.Tensor) -> bool:
     """Decide the path of a fast layer from its ``factored_mode``, shapes and the tokens of x."""
     if layer.factored_mode == "never" or not factored_supported(layer.base_layer):
         return False
+    if isinstance(layer.base_layer, nn.Conv2d) and x.dim() != 4:
+        return False  # an unbatched conv input keeps the weight path
     if layer.factored_mode == "always":
         return True
     weight, factored = flop_costs(
@@ -129,8 +131,8 @@ class _FactoredFunction(torch.autograd.Function):
         gu = F.conv2d(g, layer.U.t()[:, :, None, None]) if conv else g @ layer.U  # g·U
         ddelta = dx = None
         if ctx.needs_input_grad[1]:
-            dims = (0, 2, 3) if conv else tuple(range(h.dim() - 1))
-            diag = (gu * h).sum(dim=dims, dtype=layer.S.dtype)  # Σₙ (g·U) ∘ (x·V), fp32
+            prod = gu * h if conv else (gu * h).reshape(-1, h.shape[-1])
+            diag = prod.sum(dim=(0, 2, 3) if conv else 0, dtype=layer.S.dtype)  # Σₙ (g·U)∘(x·V)
             ddelta = (diag * layer._grad_gate).to(layer.delta.dtype)
         if ctx.needs_input_grad[0]:
             gs = gu * _channels(layer._sv.to(h.dtype), conv)

@@ -347,7 +347,8 @@ def test_benchmark_script_small(tmp_path):
     bench.main([*argv, "--skip-full", "--report", str(report)])  # replaces its own section
     text = report.read_text()
     assert text.count("<!-- spectral_step:begin -->") == 1 and "Someone else's section" in text
-    for variant in ("| ti |", "| naive |", "| ours-fp32 |", "| ours-bf16 |", "| infer-merged |"):
+    variants = ("| ti |", "| naive |", "| ours-fp32 |", "| ours-bf16 |", "| ours-fact |")
+    for variant in (*variants, "| infer-merged |"):
         assert variant in text
     assert "ours-fp32/tf32" in text
 
@@ -461,6 +462,15 @@ def test_factored_choice_follows_flop_model():
             out = model(x)
         torch.testing.assert_close(out, F.linear(x, layer.rebuild_weight(), layer.bias))
         assert not torch.equal(out, ref)
+        if factored:  # an unbatched input (one token): same output and ∂L/∂δ as the formula
+            x1 = torch.randn(8)
+            layer.delta.grad = None
+            model(x1).square().sum().backward()
+            w = layer.rebuild_weight()
+            (ref_grad,) = torch.autograd.grad(
+                F.linear(x1, w, layer.bias).square().sum(), layer.delta
+            )
+            torch.testing.assert_close(layer.delta.grad, ref_grad)
         # a factored layer holds no weight on the device, and unmerge brings the original back
         assert (layer.weight.stride() == (0, 0)) is factored
         unmerge_spectral_shifts(model)
