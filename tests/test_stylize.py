@@ -135,6 +135,23 @@ def test_inst_adain_seed_is_batch_independent(bare, data_dirs) -> None:
     assert _maxdiff(pair[1], alone[0]) <= 2
 
 
+def test_stylize_folder_replaces_earlier_outputs(bare, data_dirs, tmp_path: Path) -> None:
+    """A rerun with fewer seeds or other photos leaves no stale seed files to be evaluated."""
+    from svdinst.metrics import collect_outputs
+    from svdinst.stylize import StylizeConfig, stylize_folder
+
+    out = tmp_path / "method"
+    for stem, seed in [("harbour", 5), ("old-photo", 0)]:
+        (out / stem).mkdir(parents=True, exist_ok=True)
+        _photo(seed).save(out / stem / f"seed-{seed}.png")
+    cfg = StylizeConfig(init="img2img", prompt="a mural", seeds=2, **FAST)
+    stylize_folder(bare, data_dirs["content"], out, cfg)
+    found = collect_outputs(out)
+    assert {k: [p.name for p in v] for k, v in found.items()} == {
+        "harbour": ["seed-0.png", "seed-1.png"]
+    }
+
+
 def test_adain_moves_latent_statistics() -> None:
     from svdinst.stylize import adain
 
