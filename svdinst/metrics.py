@@ -244,6 +244,30 @@ def collect_outputs(folder: str | os.PathLike) -> dict[str, list[Path]]:
     return groups
 
 
+def clear_outputs(folder: str | os.PathLike) -> int:
+    """Delete a method folder's ``<stem>/seed-<k>.png`` before it is written again.
+
+    Outputs of an earlier call (other seeds, photos or settings) left beside new ones would be
+    evaluated with them by :func:`collect_outputs`. Other files are kept.
+
+    Returns:
+        `int`: how many files were deleted.
+    """
+    root = Path(folder)
+    stale = [
+        f
+        for d in (root.iterdir() if root.is_dir() else [])
+        if d.is_dir()
+        for f in d.iterdir()
+        if SEED_FILE.match(f.name)
+    ]
+    if stale:
+        print(f"Replacing {len(stale)} earlier output(s) in {root}.")
+    for f in stale:
+        f.unlink()
+    return len(stale)
+
+
 def evaluate(
     generated: str | os.PathLike,
     style: str | os.PathLike,

@@ -295,18 +295,6 @@ def content_images(content: str | os.PathLike) -> list[Path]:
     return files
 
 
-def _remove_stale_outputs(out: Path) -> None:
-    """Delete ``<out>/*/seed-<k>.png`` of an earlier call: left beside new outputs, they would be
-    evaluated with them (other seeds, photos or settings than ``settings.json`` says)."""
-    from svdinst.metrics import SEED_FILE
-
-    stale = [f for d in out.iterdir() if d.is_dir() for f in d.iterdir() if SEED_FILE.match(f.name)]
-    if stale:
-        print(f"Replacing {len(stale)} earlier output(s) in {out}.")
-    for f in stale:
-        f.unlink()
-
-
 def stylize_folder(
     stylizer: Stylizer,
     content: str | os.PathLike,
@@ -327,13 +315,14 @@ def stylize_folder(
     from tqdm.auto import tqdm
 
     from svdinst.data import load_image
+    from svdinst.metrics import clear_outputs
 
     cfg = config or StylizeConfig()
     files = content_images(content)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(cfg.seeds))
-    _remove_stale_outputs(out)
+    clear_outputs(out)
     written: dict[str, list[Path]] = {}
     start = time.perf_counter()
     batches = math.ceil(len(seeds) / cfg.batch_size)

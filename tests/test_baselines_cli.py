@@ -66,10 +66,13 @@ def test_cyclegan_train_then_stylize_on_cpu(data, tmp_path, capsys):
 
 def test_magenta_stylizes_without_a_run_at_the_asked_resolution(data, tmp_path):
     out = tmp_path / "magenta"
+    (out / "photo-of-an-earlier-run").mkdir(parents=True)  # stale: must not be evaluated
+    Image.new("RGB", (8, 8)).save(out / "photo-of-an-earlier-run" / "seed-0.png")
     assert main(["baseline", "magenta", "stylize", "--content", str(data / "test"),
                  "--style", str(data / "style"), "--out", str(out), "--resolution", "40",
                  "--device", "cpu"]) == 0  # fmt: skip
     assert Image.open(out / "test1" / "seed-0.png").size == (40, 40)
+    assert not (out / "photo-of-an-earlier-run" / "seed-0.png").exists()
 
 
 def test_bad_names_and_paths_give_one_clear_line(data, tmp_path, capsys):

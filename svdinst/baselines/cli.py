@@ -92,6 +92,7 @@ def stylize_folder(
     """
     import svdinst
     from svdinst.data import center_crop_resize, list_images, load_image
+    from svdinst.metrics import clear_outputs
 
     paths = list_images(content_dir)
     photos = [load_image(p) for p in paths]
@@ -104,6 +105,7 @@ def stylize_folder(
         style = [load_image(p) for p in list_images(style_dir)]
     results = model.stylize(photos, style)
     out = Path(out_dir)
+    clear_outputs(out)  # no stale photos of an earlier content folder beside the new outputs
     written = []
     for path, image in zip(paths, results, strict=True):
         target = out / path.stem / "seed-0.png"
