@@ -300,6 +300,8 @@ def evaluate(
     import svdinst
     from svdinst.data import list_images, load_image
 
+    if mural_oracle and content is None:  # before minutes of Inception features
+        raise DataError("The mural oracle needs --content (the photos the outputs were made from).")
     device = device or default_device()
     paths = collect_outputs(generated)
     groups = {stem: [load_image(p) for p in files] for stem, files in paths.items()}
@@ -356,8 +358,6 @@ def evaluate(
                 for stem in groups
             }
             out["oracle"] = oracle_distance(groups, targets, scorer)
-    elif mural_oracle:
-        raise DataError("The mural oracle needs --content (the photos the outputs were made from).")
     return out
 
 

@@ -176,3 +176,14 @@ def test_corrupt_generated_image_fails_clearly(tmp_path) -> None:
         evaluate(tmp_path / "gen", style, device="cpu")
     with pytest.raises(DataError, match="no outputs"):
         evaluate(style, style, device="cpu")
+
+
+def test_oracle_without_content_fails_before_any_feature_is_computed(monkeypatch) -> None:
+    import svdinst.metrics as metrics
+
+    def no_features(*args, **kwargs):
+        raise AssertionError("FID/KID computed before the settings were checked")
+
+    monkeypatch.setattr(metrics, "fid_kid", no_features)
+    with pytest.raises(DataError, match="mural oracle needs --content"):
+        metrics.evaluate("no-such-folder", "no-such-style", None, mural_oracle=True)
