@@ -40,10 +40,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from svdinst.errors import ModelNotFoundError, ShiftFileError
+from svdinst.errors import ModelNotFoundError, ShiftFileError, SvdinstError
 
 DEFAULT_PLACEHOLDER = "<mural>"
 IMAGE_TOKENS = ("pooled", "patches")
+
+
+class PlaceholderTokenError(SvdinstError, ValueError):
+    """A bad placeholder or initializer word (the CLI prints it as one line)."""
 
 
 @dataclass
@@ -206,11 +210,13 @@ def add_placeholder_token(
         `int`: the new token's id.
     """
     if not token or any(ch.isspace() for ch in token):
-        raise ValueError(f"Placeholder token must be one word without spaces, got {token!r}.")
+        raise PlaceholderTokenError(
+            f"Placeholder token (--placeholder-token) must be one word without spaces, got {token!r}."
+        )
     if token in tokenizer.get_vocab():
-        raise ValueError(
-            f"Placeholder token {token!r} is already in the tokenizer's vocabulary; choose "
-            "another (e.g. '<mural-2>') or load fresh components."
+        raise PlaceholderTokenError(
+            f"Placeholder token (--placeholder-token) {token!r} is already in the tokenizer's "
+            "vocabulary; choose another (e.g. '<mural-2>') or load fresh components."
         )
     tokenizer.add_tokens(token)
     token_id = tokenizer.convert_tokens_to_ids(token)
@@ -221,9 +227,9 @@ def add_placeholder_token(
         if isinstance(initializer, str):
             ids = tokenizer.encode(initializer, add_special_tokens=False)
             if len(ids) != 1:
-                raise ValueError(
-                    f"Initializer word {initializer!r} is {len(ids)} tokens; pick one that is a "
-                    "single token (e.g. 'painting', 'mural', 'art')."
+                raise PlaceholderTokenError(
+                    f"Initializer word (--initializer-token) {initializer!r} is {len(ids)} tokens; "
+                    "pick one that is a single token (e.g. 'painting', 'mural', 'art')."
                 )
             weight[token_id] = weight[ids[0]]
         elif initializer is not None:

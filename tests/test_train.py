@@ -269,6 +269,14 @@ def test_bad_input_exits_with_one_line(capsys, tmp_path, style_image, tiny_model
     argv = ["train", "--model", str(no_encoder), "--style", str(style_image), "--mode", "svd-inst"]
     line = _one_line_error(capsys, [*argv, "--steps", "2", "--out", str(tmp_path / "r2")])
     assert "image_encoder" in line
+    ok = ["--style", str(style_image), "--mode", "inst"]
+    for flag, word, why in [("--initializer-token", "oil painting", "2 tokens"),
+                            ("--placeholder-token", "painting", "already")]:  # fmt: skip
+        assert main([*base, *ok, flag, word]) == 2  # found after the model loads (its bars)
+        err = capsys.readouterr().err.strip()
+        last = err.splitlines()[-1]
+        assert "Traceback" not in err and last.startswith("svdinst: error: ")
+        assert flag in last and why in last
     with pytest.raises(RunFolderError, match="does not exist"):
         from svdinst.runs import load_run
 
