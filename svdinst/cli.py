@@ -22,7 +22,7 @@ COMMAND_MODULES = [
     "svdinst.metrics",
     "svdinst.stylize",
     "svdinst.baselines.cli",
-    "svdinst.train",
+    "svdinst.train_cli",
 ]
 
 

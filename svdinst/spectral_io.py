@@ -74,13 +74,14 @@ def read_spectral_shift_file(path: str | os.PathLike) -> tuple[dict[str, torch.T
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
     except Exception as err:  # safetensors raises its own error types for corrupt files
         raise ShiftFileError(
-            f"'{path}' is not a readable safetensors file ({err}); re-save it with "
-            "save_spectral_shifts()."
+            f"'{path}' is not a readable safetensors file ({err}); retrain the run "
+            "(`svdinst train … --overwrite`) or re-save it with save_spectral_shifts()."
         ) from err
     if meta.get("format") != FILE_FORMAT or "layers" not in meta:
         raise ShiftFileError(
             f"'{path}' is not an svdinst spectral-shift file (metadata format "
-            f"{meta.get('format')!r}, expected {FILE_FORMAT!r}); write it with save_spectral_shifts()."
+            f"{meta.get('format')!r}, expected {FILE_FORMAT!r}); it is written by `svdinst train` "
+            "(or save_spectral_shifts())."
         )
     meta["layers"] = {k: tuple(v) for k, v in json.loads(meta["layers"]).items()}
     return tensors, meta
