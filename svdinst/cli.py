@@ -19,7 +19,7 @@ from svdinst.errors import SvdinstError
 COMMAND_MODULES = [
     "svdinst.lora_export",
     "svdinst.data",
-    "svdinst.metrics",
+    "svdinst.evaluate_cli",
     "svdinst.stylize",
     "svdinst.baselines.cli",
     "svdinst.train_cli",
