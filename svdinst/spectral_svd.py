@@ -100,6 +100,18 @@ def _lane_stream(device: torch.device, i: int) -> torch.cuda.Stream:
     return _STREAMS[key]
 
 
+def _init_linalg(device: torch.device) -> None:
+    """Run one tiny eigh and SVD on ``device`` in this thread first.
+
+    torch loads its CUDA linear-algebra backend lazily on the first call, and that loader must not
+    run from several threads at once: concurrent first calls from the GPU lanes fail with
+    "lazy wrapper should be called at most once" (seen on an H100 in a fresh process).
+    """
+    eye = torch.eye(2, dtype=torch.float64, device=device)
+    torch.linalg.eigh(eye)
+    torch.linalg.svd(eye)
+
+
 def decompose_matrices(
     mats: dict[str, torch.Tensor],
     method: str = "auto",
@@ -162,6 +174,8 @@ def decompose_matrices(
                     out.update(done)
                     bar.update(len(names))
 
+    if gpu is not None:
+        _init_linalg(gpu)
     with ThreadPoolExecutor(max_workers=cpu_workers + len(streams)) as pool:
         lanes = [pool.submit(lane, True) for _ in range(cpu_workers)]
         lanes += [pool.submit(lane, False, stream) for stream in streams]
