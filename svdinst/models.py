@@ -66,14 +66,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SVDINST_CACHE", Path.home() / ".cache" / "svdinst"))
 
 
+# Random-weight models the kit builds itself, by name: (cache folder name, their SD layout).
+BUILT_IN_MODELS = {
+    TINY: (TINY_VERSION, SDLayoutConfig.tiny),
+    SD14_RANDOM: (SD14_RANDOM_VERSION, SDLayoutConfig.sd14),
+}
+
+
+def built_in_model_path(name: str) -> Path:
+    """Cache folder of a built-in random-weight model (``"tiny"`` or ``"sd14-random"``)."""
+    return cache_dir() / BUILT_IN_MODELS[name][0]
+
+
 def tiny_model_path() -> Path:
     """Folder of the cached tiny model, built on first use by :func:`resolve_model`."""
-    return cache_dir() / TINY_VERSION
+    return built_in_model_path(TINY)
 
 
 def sd14_random_path() -> Path:
     """Folder of the cached ``sd14-random`` model (full SD-1.4 size, random weights, fp16)."""
-    return cache_dir() / SD14_RANDOM_VERSION
+    return built_in_model_path(SD14_RANDOM)
 
 
 def resolve_model(model: str | os.PathLike) -> str:
@@ -85,19 +97,15 @@ def resolve_model(model: str | os.PathLike) -> str:
             a hub id such as ``"CompVis/stable-diffusion-v1-4"``, or a local pipeline folder.
     """
     name = str(model)
-    if name == TINY:
-        path = tiny_model_path()
+    if name in BUILT_IN_MODELS:
+        path = built_in_model_path(name)
         if not (path / "model_index.json").exists():
-            build_tiny_model(path)
-        return str(path)
-    if name == SD14_RANDOM:
-        path = sd14_random_path()
-        if not (path / "model_index.json").exists():
-            print(
-                f"Building '{SD14_RANDOM}' (SD-1.4's shapes, random weights, never for quality "
-                f"claims) into {path}: once, 2.8 GB of fp16 files."
-            )
-            build_sd_layout_model(path, SDLayoutConfig.sd14())
+            if name == SD14_RANDOM:
+                print(
+                    f"Building '{SD14_RANDOM}' (SD-1.4's shapes, random weights, never for "
+                    f"quality claims) into {path}: once, 2.8 GB of fp16 files."
+                )
+            build_sd_layout_model(path, BUILT_IN_MODELS[name][1]())
         return str(path)
     name = ALIASES.get(name, name)
     path = Path(name).expanduser()
