@@ -80,7 +80,7 @@ def setup(profile: str = "auto", workdir: str | os.PathLike = ".") -> NotebookCo
         # Toy-sized tensors: extra CPU threads cost more in synchronisation than they give (and
         # under load, 2 threads were measured >10× slower than 1 for the tiny UNet).
         torch.set_num_threads(1)
-    label = "" if ctx.profile.quality_claims else "; random weights, never for quality claims"
+    label = f"; {ctx.profile.note}" if ctx.profile.note else ""
     print(
         f"svdinst {svdinst.__version__} (from {Path(svdinst.__file__).parent}), "
         f"torch {torch.__version__}, Python {platform.python_version()}; "

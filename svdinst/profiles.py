@@ -1,7 +1,9 @@
 """Profiles: one name that picks the base model and the settings sized for it.
 
 ``tiny`` runs everywhere (CPU, CI, ``make reproduce``) on random weights — it shows the machinery,
-never quality. ``sd14`` is the report's setting on a GPU; its defaults fit a 16 GB Colab T4.
+never quality. ``pocket`` runs on a small model that the kit pretrained on the offline photos
+(``svdinst pocket pretrain``): on a CPU it learns a style visibly, at toy scale, and says nothing
+about SD-1.4. ``sd14`` is the report's setting on a GPU; its defaults fit a 16 GB Colab T4.
 ``auto`` picks ``sd14`` when CUDA is present, otherwise ``tiny``. ``sd14-random`` is ``sd14``'s
 settings on a model of SD-1.4's exact shapes with random weights (no download): it rehearses the
 time and memory of a full run (``benchmarks/rehearsal.py``) and, like ``tiny``, never makes
@@ -15,6 +17,9 @@ from dataclasses import dataclass, replace
 import torch
 
 from svdinst.models import SD14_ID, SD14_RANDOM, TINY
+
+POCKET = "pocket"  # svdinst.models resolves it to the committed pocket weights
+RANDOM_NOTE = "random weights, never for quality claims"
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,13 @@ class Profile:
     gradient_checkpointing: bool = True  # keeps SD-1.4 training inside a T4's 16 GB
     lr_shifts: float = 1e-3  # the report's AdamW lr for δ; random tiny weights need 1e-2
     baseline_batch_cap: int = 4  # GAN/arbitrary-style baselines: papers' batch, at most this
+    training_seeds: tuple[int, ...] = (0,)  # notebook 05's TRAINING_SEEDS="auto"; ≥ 3 give ± std
+    about: str = ""  # one line on what the model is; "" = random weights (without quality claims)
+
+    @property
+    def note(self) -> str:
+        """What this profile's images can show, printed by notebooks and written into reports."""
+        return self.about or ("" if self.quality_claims else RANDOM_NOTE)
 
 
 PROFILES: dict[str, Profile] = {
@@ -51,6 +63,24 @@ PROFILES: dict[str, Profile] = {
         gradient_checkpointing=False,  # nothing to save at 64 px
         lr_shifts=1e-2,  # random weights: a few dozen steps show a falling curve
         baseline_batch_cap=64,  # tiny networks: no memory limit worth the name
+    ),
+    "pocket": Profile(
+        name="pocket",
+        model=POCKET,
+        resolution=128,  # the pocket model's native size (SDLayoutConfig.pocket(): f = 4, 32²)
+        train_steps=120,  # ~1.5 min per run on a 2-core CPU; the style is visible by then
+        stylize_seeds=2,  # N comes from crops of the test photos (svdinst.pocket_experiment)
+        inference_steps=20,  # DDIM; 20 steps already give clean samples at 32² latents
+        strength=0.6,  # highest strength whose outputs stay closest to their own photo
+        mixed_precision="no",
+        quality_claims=False,  # a toy model: says nothing about SD-1.4's quality
+        train_batch_size=4,  # 0.7 s per svd-inst step at 128 px on one CPU thread
+        gradient_checkpointing=False,  # nothing to save at 128 px
+        lr_shifts=5e-3,  # pretrained weights: 1e-2 overshoots, 1e-3 learns too little in 120 steps
+        baseline_batch_cap=16,  # small networks at 128 px
+        training_seeds=(0, 1, 2),  # the pocket experiment reports mean ± std over 3 seeds
+        about="a small model pretrained by the kit on offline photos — real style learning at "
+        "toy scale, no claims about SD-1.4",
     ),
     "sd14": Profile(
         name="sd14",
@@ -87,10 +117,7 @@ def get_profile(name: str = "auto", *, verbose: bool = True, **overrides: object
         raise ValueError(f"Unknown profile {name!r}; choose 'auto' or one of {sorted(PROFILES)}.")
     profile = replace(PROFILES[chosen], **overrides) if overrides else PROFILES[chosen]
     if verbose and not profile.quality_claims:
-        print(
-            f"Profile '{profile.name}' uses random-weight models: every stage runs, "
-            "but its images and numbers say nothing about quality."
-        )
+        print(f"Profile '{profile.name}': {profile.note}.")
         if profile.resolution >= 512:
             print(
                 "  (full SD-1.4 size: its time and memory are what the real model costs; "
