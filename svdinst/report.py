@@ -31,6 +31,7 @@ ORIGINAL_TABLE: dict[str, dict[str, float | None]] = {
     "fast_style": {"fid": 172.7, "lpips": None},
 }
 LABELS = {
+    "base": "base model (untrained)",
     "svd-inst": "SVD-InST",
     "inst": "InST",
     "svdiff": "SVDiff only",
@@ -257,6 +258,7 @@ def write_report(
     profile: Any,
     figure: str | os.PathLike | None = None,
     stylize_settings: Mapping[str, Any] | None = None,
+    sections: Sequence[str] = (),
 ) -> Path:
     """Write ``REPORT.md``: the profile, Table I, the oracle table, Fig. 3 and how to read them.
 
@@ -266,6 +268,8 @@ def write_report(
         profile (`Profile`): the profile the outputs were made with (stated in the report).
         figure (`str` or `os.PathLike`, *optional*): Fig. 3's PNG (linked relative to ``path``).
         stylize_settings (*optional*): ``settings.json`` of a diffusion method (strength, seeds…).
+        sections (`Sequence[str]`, defaults to ``()``): more Markdown sections appended at the end
+            (e.g. :func:`svdinst.pocket_report.pocket_section`).
     """
     import svdinst
 
@@ -286,7 +290,14 @@ def write_report(
             f"{st.get('steps')} DDIM steps, guidance {st.get('guidance_scale')}, "
             f"init `{st.get('init')}`, shift scale {st.get('shift_scale')}.",
         ]
-    if not profile.quality_claims:
+    if not profile.quality_claims and getattr(profile, "about", ""):
+        lines += [
+            "",
+            f"> **The `{profile.name}` profile: {profile.about}.** Its numbers compare the methods "
+            "on a toy model trained here; run the notebooks with `PROFILE='sd14'` on a GPU for "
+            "the report's setting.",
+        ]
+    elif not profile.quality_claims:
         lines += [
             "",
             f"> **The `{profile.name}` profile uses random-weight models: these numbers say nothing "
@@ -340,6 +351,7 @@ def write_report(
     if figure is not None:
         rel = os.path.relpath(Path(figure).resolve(), out.resolve().parent)
         lines += ["## Fig. 3", "", f"![Fig. 3: content | each method]({rel})", ""]
+    lines += [section for section in sections if section]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     return out
