@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "svdinst.stylize",
     "svdinst.baselines.cli",
     "svdinst.train_cli",
+    "svdinst.pocket_cli",
 ]
 
 

@@ -25,6 +25,7 @@ from svdinst.tiny_model import (
 )
 
 TINY = "tiny"
+POCKET = "pocket"  # small SD-layout model pretrained by the kit on offline photos (svdinst.pocket)
 SD14_RANDOM = "sd14-random"  # SD-1.4's exact shapes, random weights: rehearsals, never quality
 SD14_ID = "CompVis/stable-diffusion-v1-4"
 CLIP_VISION_ID = "openai/clip-vit-large-patch14"
@@ -88,15 +89,30 @@ def sd14_random_path() -> Path:
     return built_in_model_path(SD14_RANDOM)
 
 
+def pocket_model_path() -> Path:
+    """Package-data folder of the committed pocket weights (``svdinst/weights/pocket-v1``)."""
+    return Path(__file__).parent / "weights" / SDLayoutConfig.pocket().version
+
+
 def resolve_model(model: str | os.PathLike) -> str:
     """Turn a model argument into a folder path or hub id that ``from_pretrained`` accepts.
 
     Args:
         model (`str` or `os.PathLike`): ``"tiny"`` or ``"sd14-random"`` (random weights, built
-            into the cache on first use; ``sd14-random`` is SD-1.4's full size), ``"sd14"``,
+            into the cache on first use; ``sd14-random`` is SD-1.4's full size), ``"pocket"``
+            (pretrained on offline photos, shipped with the package), ``"sd14"``,
             a hub id such as ``"CompVis/stable-diffusion-v1-4"``, or a local pipeline folder.
     """
     name = str(model)
+    if name == POCKET:
+        path = pocket_model_path()
+        if not (path / "model_index.json").is_file():
+            raise ModelNotFoundError(
+                f"The pocket model's weights are not in '{path}'. Train them with "
+                "`svdinst pocket pretrain --out DIR` (minutes on a GPU, longer on a CPU) and pass "
+                "DIR as the model, or install a svdinst release that ships them."
+            )
+        return str(path)
     if name in BUILT_IN_MODELS:
         path = built_in_model_path(name)
         if not (path / "model_index.json").exists():
@@ -125,7 +141,7 @@ def resolve_model(model: str | os.PathLike) -> str:
     if name.startswith((".", "/", "~")) or name.count("/") != 1:
         raise ModelNotFoundError(
             f"Model '{name}' is neither an existing folder nor a hub id of the form 'org/name'. "
-            "Pass `tiny`, `sd14`, `sd14-random`, a hub id, or a local pipeline folder."
+            "Pass `tiny`, `pocket`, `sd14`, `sd14-random`, a hub id, or a local pipeline folder."
         )
     return name
 
@@ -242,6 +258,7 @@ def _image_encoder_source(
 __all__ = [
     "ALL_PARTS",
     "CLIP_VISION_ID",
+    "POCKET",
     "SD14_ID",
     "SD14_RANDOM",
     "TINY",
@@ -249,6 +266,7 @@ __all__ = [
     "build_tiny_model",
     "cache_dir",
     "load_components",
+    "pocket_model_path",
     "resolve_model",
     "sd14_random_path",
     "tiny_model_path",

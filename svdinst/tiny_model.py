@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,19 @@ def write_clip_vocabulary(out_dir: Path) -> tuple[Path, Path]:
     return vocab_file, merges_file
 
 
+def make_clip_tokenizer(folder: Path):
+    """SD-1.4's ``CLIPTokenizer`` (real BPE vocabulary), written into ``folder`` and loaded from it.
+
+    Args:
+        folder (`Path`): where ``vocab.json``, ``merges.txt`` and ``tokenizer_config.json`` go.
+    """
+    from transformers import CLIPTokenizer
+
+    write_clip_vocabulary(folder)
+    (folder / "tokenizer_config.json").write_text(json.dumps(SD14_TOKENIZER_CONFIG))
+    return CLIPTokenizer.from_pretrained(folder)
+
+
 @dataclass(frozen=True)
 class SDLayoutConfig:
     """Sizes of a random-weight model with SD-1.4's layout; :meth:`tiny` and :meth:`sd14` presets.
@@ -110,6 +124,7 @@ class SDLayoutConfig:
     unet_layers_per_block: int = 1  # SD: 2; one keeps every block type while halving the cost
     unet_norm_groups: int = 16  # SD: 32; must divide the smallest channel count
     unet_sample_size: int = 8  # latent side the config advertises (SD: 64 = 512 px / 8)
+    unet_attention_head_dim: int = 8  # SD-1.4's value (diffusers reads it as the head count)
     text_dim: int = 64  # SD: 768 (CLIP-L); also the UNet's cross-attention width
     text_layers: int = 2  # CLIP-L text: 12
     text_heads: int = 4  # CLIP-L text: 12
@@ -123,6 +138,7 @@ class SDLayoutConfig:
     vae_layers_per_block: int = 1  # SD: 2
     vae_norm_groups: int = 8  # SD: 32
     vae_sample_size: int = 64  # SD: 512 (the VAE config's nominal image side)
+    vae_scaling_factor: float = 0.18215  # SD's; a trained model stores its latents' 1 / std
     save_dtype: str = "float32"  # "float16" halves a full-size folder (2.8 GB instead of 5.5 GB)
     label: str = "toy size"  # goes into README.md: what the folder is, and that it is no model
 
@@ -155,6 +171,39 @@ class SDLayoutConfig:
             vae_sample_size=512,
             save_dtype="float16",
             label="full SD-1.4 size",
+        )
+
+    @classmethod
+    def pocket(cls) -> SDLayoutConfig:
+        """The *pocket* model's sizes (:mod:`svdinst.pocket` trains it on the offline photos).
+
+        96 px images; a VAE with f = 4 (3 levels → 24×24 latents); a 3-level UNet of 4.9 M
+        parameters whose training step with spectral shifts takes ~0.27 s at batch 4 on a
+        2-core CPU (128 px or wider levels cost 0.35–0.6 s); text and vision towers narrow
+        enough that the 49,408-row token table costs 3.2 MB in fp16 (16.6 MB in all).
+        """
+        return cls(
+            version="pocket-v1",
+            unet_channels=(48, 96, 144),  # 3 levels at 24, 12, 6 latent px
+            unet_layers_per_block=1,
+            unet_norm_groups=16,  # divides 48
+            unet_sample_size=24,  # 96 px / f 4
+            unet_attention_head_dim=4,  # heads (12–36 channels each)
+            text_dim=32,  # token table 49,408 × 32 = 3.2 MB in fp16
+            text_layers=2,
+            text_heads=4,
+            vision_dim=64,
+            vision_layers=2,
+            vision_heads=4,
+            vision_patch=8,
+            vision_image_size=64,
+            projection_dim=32,
+            vae_channels=(32, 64, 96),  # 3 levels → f = 4
+            vae_layers_per_block=1,
+            vae_norm_groups=32,
+            vae_sample_size=96,
+            save_dtype="float16",
+            label="pocket size (trained on offline photos)",
         )
 
 
@@ -196,7 +245,7 @@ def sd_layout_modules(config: SDLayoutConfig) -> dict:
         block_out_channels=cfg.unet_channels,
         layers_per_block=cfg.unet_layers_per_block,
         cross_attention_dim=cfg.text_dim,
-        attention_head_dim=8,  # SD-1.4's config value (diffusers reads it as the head count)
+        attention_head_dim=cfg.unet_attention_head_dim,
         norm_num_groups=cfg.unet_norm_groups,
     )
     m = len(cfg.vae_channels)
@@ -210,7 +259,7 @@ def sd_layout_modules(config: SDLayoutConfig) -> dict:
         latent_channels=4,
         norm_num_groups=cfg.vae_norm_groups,
         sample_size=cfg.vae_sample_size,
-        scaling_factor=0.18215,
+        scaling_factor=cfg.vae_scaling_factor,
     )
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
@@ -257,13 +306,47 @@ def build_sd_layout_model(out_dir: str | os.PathLike, config: SDLayoutConfig | N
         config (`SDLayoutConfig`, *optional*): sizes and seed; defaults to
             :meth:`SDLayoutConfig.tiny`.
     """
-    from diffusers import PNDMScheduler, StableDiffusionPipeline
-    from transformers import CLIPImageProcessor, CLIPTokenizer
-
     cfg = config or SDLayoutConfig.tiny()
+    readme = (
+        f"# svdinst {cfg.version}: random weights, never for quality claims\n\n"
+        f"SD-1.4 *layout* at {cfg.label} with deterministic random weights (seed {cfg.seed}, "
+        f"saved as {cfg.save_dtype}). Built by svdinst for tests, the offline course and "
+        "timing/memory rehearsals only. Its images are noise: it says nothing about quality.\n"
+    )
+    return save_sd_layout_pipeline(
+        out_dir,
+        sd_layout_modules(cfg),
+        cfg,
+        lambda folder: (folder / "README.md").write_text(readme),
+    )
+
+
+def save_sd_layout_pipeline(
+    out_dir: str | os.PathLike,
+    modules: dict,
+    config: SDLayoutConfig,
+    finalize: Callable[[Path], None] | None = None,
+) -> Path:
+    """Save SD-layout networks (random or trained) as a diffusers pipeline folder, atomically.
+
+    Adds the real CLIP tokenizer, SD-1.4's PNDM scheduler config and a CLIP image processor to
+    the four networks of :func:`sd_layout_modules`, writes everything into a temporary folder and
+    renames it, so a crash or a parallel build never leaves a half-written model.
+
+    Args:
+        out_dir (`str` or `os.PathLike`): the folder to create (replaced if it exists).
+        modules (`dict[str, torch.nn.Module]`): ``unet vae text_encoder image_encoder``; cast
+            *in place* to ``config.save_dtype`` (no second copy of a 3 GB model in memory).
+        config (`SDLayoutConfig`): the sizes they were built with (image size, save dtype).
+        finalize (`Callable[[Path], None]`, *optional*): writes extra files (a model card,
+            checksums) into the staged folder before the rename.
+    """
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
+    from transformers import CLIPImageProcessor
+
+    cfg = config
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    modules = sd_layout_modules(cfg)
     dtype = getattr(torch, cfg.save_dtype)
     if dtype != torch.float32:  # the constructors draw in float32
         modules = {name: module.to(dtype) for name, module in modules.items()}
@@ -277,9 +360,7 @@ def build_sd_layout_model(out_dir: str | os.PathLike, config: SDLayoutConfig | N
         # SD-1.4's tokenizer folder holds exactly these files; loading them through
         # from_pretrained works with both transformers 4 (slow BPE) and 5 (tokenizers backend).
         bpe_dir = Path(tmp) / "_bpe"
-        write_clip_vocabulary(bpe_dir)
-        (bpe_dir / "tokenizer_config.json").write_text(json.dumps(SD14_TOKENIZER_CONFIG))
-        tokenizer = CLIPTokenizer.from_pretrained(bpe_dir)
+        tokenizer = make_clip_tokenizer(bpe_dir)
         pipe = StableDiffusionPipeline(
             **modules,
             tokenizer=tokenizer,
@@ -295,12 +376,8 @@ def build_sd_layout_model(out_dir: str | os.PathLike, config: SDLayoutConfig | N
             "merges.txt",
         ):  # as in SD-1.4's folder; transformers 4 needs them
             shutil.copy(bpe_dir / name, staged / "tokenizer" / name)
-        (staged / "README.md").write_text(
-            f"# svdinst {cfg.version}: random weights, never for quality claims\n\n"
-            f"SD-1.4 *layout* at {cfg.label} with deterministic random weights (seed {cfg.seed}, "
-            f"saved as {cfg.save_dtype}). Built by svdinst for tests, the offline course and "
-            "timing/memory rehearsals only. Its images are noise: it says nothing about quality.\n"
-        )
+        if finalize is not None:
+            finalize(staged)
         if out.exists():
             shutil.rmtree(out)
         try:
