@@ -187,7 +187,7 @@ def pick_strength(
     *,
     min_identified: float = 1.0,
     min_margin: float = 0.05,
-) -> float:
+) -> float | None:
     """The highest strength whose outputs are still *clearly* closest to their own photo.
 
     Clearly: at least ``min_identified`` of the outputs are identified and, on average, the own
@@ -199,19 +199,15 @@ def pick_strength(
         min_margin (`float`, defaults to 0.05): mean own − best-other SSIM.
 
     Returns:
-        `float`: the chosen strength (``DataError`` when none qualifies).
+        `float` or `None`: the chosen strength; `None` when no strength qualifies (random
+        weights, or a model that memorised its photos: sweep lower strengths).
     """
     ok = [
         s
         for s, r in sweep.items()
         if r.identified >= min_identified and r.summary()["margin_best"] >= min_margin
     ]
-    if not ok:
-        raise DataError(
-            f"No strength in {sorted(sweep)} keeps the outputs closest to their own photo; "
-            "sweep lower strengths."
-        )
-    return max(ok)
+    return max(ok) if ok else None
 
 
 def plot_strength_sweep(sweep: Mapping[float, ContentPreservation], chosen: float | None = None):

@@ -67,15 +67,15 @@ PROFILES: dict[str, Profile] = {
     "pocket": Profile(
         name="pocket",
         model=POCKET,
-        resolution=128,  # the pocket model's native size (SDLayoutConfig.pocket(): f = 4, 32²)
+        resolution=96,  # the pocket model's native size (SDLayoutConfig.pocket(): f = 4, 24²)
         train_steps=120,  # ~1.5 min per run on a 2-core CPU; the style is visible by then
         stylize_seeds=2,  # N comes from crops of the test photos (svdinst.pocket_experiment)
         inference_steps=20,  # DDIM; 20 steps already give clean samples at 32² latents
         strength=0.6,  # highest strength whose outputs stay closest to their own photo
         mixed_precision="no",
         quality_claims=False,  # a toy model: says nothing about SD-1.4's quality
-        train_batch_size=4,  # 0.7 s per svd-inst step at 128 px on one CPU thread
-        gradient_checkpointing=False,  # nothing to save at 128 px
+        train_batch_size=4,  # a CPU step stays well under a second at 96 px
+        gradient_checkpointing=False,  # nothing to save at 96 px
         lr_shifts=5e-3,  # pretrained weights: 1e-2 overshoots, 1e-3 learns too little in 120 steps
         baseline_batch_cap=16,  # small networks at 128 px
         training_seeds=(0, 1, 2),  # the pocket experiment reports mean ± std over 3 seeds
