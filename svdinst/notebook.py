@@ -58,7 +58,8 @@ def gpu_check() -> str:
         print(f"GPU: {props.name}, {props.total_memory / 2**30:.1f} GiB.")
         return "cuda"
     print(
-        "No GPU: this notebook will use the CPU and the tiny profile. On Colab choose "
+        "No GPU: this notebook will use the CPU (PROFILE='auto' → pocket, or tiny without the "
+        "pocket weights). On Colab choose "
         "Runtime → Change runtime type → T4 GPU, then Runtime → Run all."
     )
     return "cpu"

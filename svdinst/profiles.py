@@ -4,7 +4,8 @@
 never quality. ``pocket`` runs on a small model that the kit pretrained on the offline photos
 (``svdinst pocket pretrain``): on a CPU it learns a style visibly, at toy scale, and says nothing
 about SD-1.4. ``sd14`` is the report's setting on a GPU; its defaults fit a 16 GB Colab T4.
-``auto`` picks ``sd14`` when CUDA is present, otherwise ``tiny``. ``sd14-random`` is ``sd14``'s
+``auto`` picks ``sd14`` when CUDA is present, otherwise ``pocket`` when its weights are
+installed, else ``tiny``. ``sd14-random`` is ``sd14``'s
 settings on a model of SD-1.4's exact shapes with random weights (no download): it rehearses the
 time and memory of a full run (``benchmarks/rehearsal.py``) and, like ``tiny``, never makes
 quality claims.
@@ -16,9 +17,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from svdinst.models import SD14_ID, SD14_RANDOM, TINY
+from svdinst.models import POCKET, SD14_ID, SD14_RANDOM, TINY, pocket_model_path
 
-POCKET = "pocket"  # svdinst.models resolves it to the committed pocket weights
 RANDOM_NOTE = "random weights, never for quality claims"
 
 
@@ -100,7 +100,8 @@ PROFILES["sd14-random"] = replace(PROFILES["sd14"], name="sd14-random", model=SD
 
 
 def get_profile(name: str = "auto", *, verbose: bool = True, **overrides: object) -> Profile:
-    """Return the named profile; ``"auto"`` picks ``sd14`` with CUDA, else ``tiny``.
+    """Return the named profile; ``"auto"`` picks ``sd14`` with CUDA, else ``pocket`` (``tiny``
+    when the pocket weights are not installed).
 
     Args:
         name (`str`, defaults to ``"auto"``): ``"auto"``, or a key of :data:`PROFILES`.
@@ -109,9 +110,14 @@ def get_profile(name: str = "auto", *, verbose: bool = True, **overrides: object
     """
     chosen = name
     if name == "auto":
-        chosen = "sd14" if torch.cuda.is_available() else "tiny"
+        pocket = (pocket_model_path() / "model_index.json").is_file()
+        chosen = "sd14" if torch.cuda.is_available() else ("pocket" if pocket else "tiny")
         if verbose:
-            why = "CUDA is available" if chosen == "sd14" else "no CUDA GPU was found"
+            why = {
+                "sd14": "CUDA is available",
+                "pocket": "no CUDA GPU; the pocket model runs on a CPU",
+                "tiny": "no CUDA GPU, and the pocket weights are not installed",
+            }[chosen]
             print(f"PROFILE='auto' → '{chosen}' ({why}).")
     if chosen not in PROFILES:
         raise ValueError(f"Unknown profile {name!r}; choose 'auto' or one of {sorted(PROFILES)}.")

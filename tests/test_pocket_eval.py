@@ -104,3 +104,15 @@ def test_pocket_profile_is_sized_for_the_pocket_model(capsys) -> None:
     out = capsys.readouterr().out
     assert "pretrained by the kit" in out and "random" not in out
     assert "random weights" in get_profile("tiny", verbose=False).note
+
+
+def test_auto_picks_pocket_on_a_cpu_once_its_weights_are_installed(tmp_path, monkeypatch) -> None:
+    import svdinst.profiles as profiles
+
+    monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(profiles, "pocket_model_path", lambda: tmp_path)
+    assert profiles.get_profile("auto", verbose=False).name == "tiny"
+    (tmp_path / "model_index.json").write_text("{}")
+    assert profiles.get_profile("auto", verbose=False).name == "pocket"
+    monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: True)
+    assert profiles.get_profile("auto", verbose=False).name == "sd14"
