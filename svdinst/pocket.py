@@ -47,7 +47,7 @@ class PocketConfig:
     seed: int = 0  # drives the initial weights, crops, noise and timesteps: runs repeat exactly
     resolution: int = 96  # training crop side; the pocket profile stylizes at this size
     vae_steps: int = 2000  # reconstructions stop improving visibly after ~1.5k steps at batch 32
-    unet_steps: int = 6000  # small diffusion models keep improving for long; 6k fits the budget
+    unet_steps: int = 8000  # small diffusion models keep improving for long; 8k fits the budget
     batch_size: int = 32  # per step, both stages
     vae_lr: float = 4e-4  # AdamW; a small conv VAE trains stably at this rate
     unet_lr: float = 4e-4  # AdamW; with EMA, a high rate trains a 5 M UNet fast
@@ -150,7 +150,7 @@ class _Trainer:
         self.vae_opt = torch.optim.AdamW(self.vae.parameters(), lr=cfg.vae_lr, **kw)
         self.unet_opt = torch.optim.AdamW(self.unet.parameters(), lr=cfg.unet_lr, **kw)
         self.scaling_factor: float | None = None
-        self.seconds = {"vae": 0.0, "unet": 0.0}
+        self.seconds = {"prep": 0.0, "vae": 0.0, "unet": 0.0}
 
     @torch.no_grad()
     def _embed_captions(self, captions: list[str]) -> torch.Tensor:
@@ -179,7 +179,8 @@ class _Trainer:
         with self._autocast():
             post, z = _encode(self.vae, x, self.sampler.generator)
             rec = self.vae.decode(z).sample.float()
-        kl = post.kl().float().mean() / post.mean[0].numel()  # per latent element
+        mean, logvar = post.mean.float(), post.logvar.float()  # KL to N(0, I) in fp32
+        kl = 0.5 * (mean.square() + logvar.exp() - 1 - logvar).mean()  # per latent element
         loss = F.l1_loss(rec, x) + cfg.edge_weight * _gradient_l1(rec, x) + cfg.kl_weight * kl
         lr = lr_at(k, cfg.vae_steps, cfg.vae_lr, cfg.warmup_steps, cfg.min_lr_ratio)
         self._step(self.vae_opt, self.vae, loss, lr)
@@ -291,6 +292,7 @@ def pretrain(
     resume: bool = False,
     device: str = "auto",
     checkpoint_every: int = 500,
+    log_every: int = 500,
     stop_after_step: int | None = None,
     max_seconds: float | None = None,
     progress: bool = True,
@@ -307,6 +309,8 @@ def pretrain(
         device (`str`, defaults to ``"auto"``): ``"auto"``, ``"cpu"``, ``"cuda"``, …
         checkpoint_every (`int`, defaults to 500): steps between checkpoints (also written at
             the end of the VAE stage and when stopping early).
+        log_every (`int`, defaults to 500): steps between one-line progress reports on stdout
+            (loss of the last 100 steps, steps per second), readable without a terminal.
         stop_after_step (`int`, *optional*): stop (with a checkpoint) once this many global steps
             are done; ``--resume`` continues.
         max_seconds (`float`, *optional*): stop the same way once this much wall time has passed
@@ -337,9 +341,11 @@ def pretrain(
         state = load_latest_checkpoint(work)
         start, losses = state["step"], trainer.load(state)
         print(f"pocket: resumed at step {start} of {config.total_steps}")
+    trainer.seconds["prep"] += prep
     log = LossLog(work / "log.csv", start)
     cfg, step = config, start
     bar = tqdm(total=cfg.total_steps, initial=start, desc="pocket pretrain", disable=not progress)
+    loop_start = time.perf_counter()
     try:
         while step < cfg.total_steps:
             stage = "vae" if step < cfg.vae_steps else "unet"
@@ -360,6 +366,10 @@ def pretrain(
             log.write(step, loss, lr, trainer.seconds["vae"] + trainer.seconds["unet"])
             bar.update(1)
             bar.set_postfix(stage=stage, loss=f"{loss:.4f}")
+            if step % max(1, log_every) == 0:
+                rate = (step - start) / (time.perf_counter() - loop_start)
+                tqdm.write(f"pocket: step {step}/{cfg.total_steps} {stage} loss "
+                           f"{_tail_mean(losses[stage]):.4f} lr {lr:.2e} {rate:.1f} steps/s")  # fmt: skip
             stop = (stop_after_step is not None and step >= stop_after_step) or (
                 max_seconds is not None and time.perf_counter() - started > max_seconds
             )
@@ -375,6 +385,7 @@ def pretrain(
         log.close()
     stats = {
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU",
+        "seconds_prep": trainer.seconds["prep"],
         "seconds_vae": trainer.seconds["vae"],
         "seconds_unet": trainer.seconds["unet"],
         "loss_vae": _tail_mean(losses["vae"]),

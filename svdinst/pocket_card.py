@@ -153,9 +153,13 @@ image feature, from which the image→token module learns the token.
   schedule, EMA {config.ema_decay:g} (the saved weights); final loss {stats["loss_unet"]:.4f};
   {unet_min:.1f} min.
 - Seed {config.seed}; device: {stats["device"]}; {_versions()}.
-- Reproduce: `svdinst pocket pretrain --out DIR --seed {config.seed} --vae-steps {config.vae_steps}
-  --unet-steps {config.unet_steps} --batch-size {config.batch_size}` (bit-identical on the same
-  device type and library versions; GPUs differ in the last bits).
+- Wall time: {stats["seconds_prep"]:.0f} s building models and loading photos, {vae_min:.1f} min
+  VAE, {unet_min:.1f} min UNet ({(stats["seconds_prep"] / 60 + vae_min + unet_min):.1f} min of
+  training in all, saving excluded).
+- Reproduce: `svdinst pocket pretrain --out DIR --seed {config.seed} --resolution
+  {config.resolution} --vae-steps {config.vae_steps} --unet-steps {config.unet_steps}
+  --batch-size {config.batch_size}` (bit-identical on a CPU with the same library versions and
+  thread count; GPU kernels differ in the last bits from run to run and card to card).
 
 ## Photos (training data)
 | name | caption subject | file | credit | licence |
