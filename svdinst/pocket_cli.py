@@ -61,11 +61,16 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="pipeline folder to write")
     p.add_argument("--work", type=Path, default=None,
                    help="checkpoints and log.csv (default: OUT-work next to OUT)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--vae-steps", type=int, default=d.vae_steps)
-    p.add_argument("--unet-steps", type=int, default=d.unet_steps)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--resolution", type=int, default=d.resolution)
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help=f"initial weights, crops, noise (default {d.seed})")  # fmt: skip
+    p.add_argument("--vae-steps", type=int, default=d.vae_steps,
+                   help=f"autoencoder steps (default {d.vae_steps})")  # fmt: skip
+    p.add_argument("--unet-steps", type=int, default=d.unet_steps,
+                   help=f"UNet steps (default {d.unet_steps})")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help=f"crops per step (default {d.batch_size})")  # fmt: skip
+    p.add_argument("--resolution", type=int, default=d.resolution,
+                   help=f"crop side in px, a multiple of 16 (default {d.resolution})")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1…")
     p.add_argument("--resume", action="store_true", help="continue from WORK's newest checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
