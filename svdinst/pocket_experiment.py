@@ -271,35 +271,36 @@ def run_pocket_experiment(
     return {"results": results, "root": root, "sets": sets, "runs": runs, "settings": settings}
 
 
-def pocket_figure(root: str | Path, methods: Sequence[str] = (BASE, "inst", "svd-inst")) -> Any:
+def pocket_figure(root: str | Path, methods: Sequence[str] | None = None) -> Any:
     """Test photo | each method's seed 0 (first training seed) | oracle, one row per test photo.
 
     Args:
         root (`str` or `Path`): the experiment folder (``crops/`` and ``outputs/``).
-        methods (`Sequence[str]`): output folders to show, in column order.
+        methods (`Sequence[str]`, *optional*): methods to show, in column order; defaults to
+            every method with outputs (base first, as in the table).
     """
     from svdinst.data import list_images, load_image
     from svdinst.errors import DataError
     from svdinst.figures import image_grid
     from svdinst.mural import mural_proxy
     from svdinst.oracle import native_crop
+    from svdinst.report import LABELS, method_folders
 
     root = Path(root)
+    groups = method_folders(root / "outputs")
+    methods = list(groups) if methods is None else list(methods)
+    missing = [m for m in methods if m not in groups]
+    if missing or not methods:
+        raise DataError(f"No outputs under '{root / 'outputs'}' for {missing or 'any method'}: "
+                        "run the pocket experiment first.")  # fmt: skip
     centres = [p for p in list_images(root / "crops") if p.stem.endswith("-c0")]
     cells, labels = [], []
     for path in centres:
         photo = load_image(path)
-        row = []
-        for method in methods:
-            out = root / "outputs" / method / path.stem / "seed-0.png"
-            if not out.is_file():
-                raise DataError(f"{out} is missing: run the pocket experiment first.")
-            row.append(load_image(out))
+        row = [load_image(groups[m][0] / path.stem / "seed-0.png") for m in methods]
         size = row[0].size
-        cells += [photo.resize(size, Image.Resampling.LANCZOS), *row]
-        cells.append(mural_proxy(native_crop(photo, size)).resize(size, Image.Resampling.LANCZOS))
+        oracle = mural_proxy(native_crop(photo, size)).resize(size, Image.Resampling.LANCZOS)
+        cells += [photo.resize(size, Image.Resampling.LANCZOS), *row, oracle]
         labels.append(path.stem.removesuffix("-c0"))
-    from svdinst.report import LABELS
-
     titles = ["test photo", *(LABELS.get(m, m) for m in methods), "oracle (proxy filter)"]
     return image_grid(cells, ncols=len(titles), titles=titles, row_labels=labels)

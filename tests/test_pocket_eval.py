@@ -116,3 +116,98 @@ def test_auto_picks_pocket_on_a_cpu_once_its_weights_are_installed(tmp_path, mon
     assert profiles.get_profile("auto", verbose=False).name == "pocket"
     monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: True)
     assert profiles.get_profile("auto", verbose=False).name == "sd14"
+
+
+# --- the pocket experiment: crops, verdict, end to end ---------------------------------------
+
+
+def test_photo_crops_are_deterministic_squares_starting_with_the_centre() -> None:
+    from svdinst.pocket_experiment import photo_crops
+
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), np.uint8))
+    crops, groups = photo_crops({"p": photo}, 3, min_crop=0.5, seed=1)
+    assert list(crops) == ["p-c0", "p-c1", "p-c2"] and set(groups.values()) == {"p"}
+    assert crops["p-c0"].size == (40, 40)
+    assert np.array_equal(np.asarray(crops["p-c0"]), np.asarray(photo)[:, 10:50])
+    assert all(c.width == c.height and 20 <= c.width <= 36 for c in list(crops.values())[1:])
+    again, _ = photo_crops({"p": photo}, 3, min_crop=0.5, seed=1)
+    assert all(np.array_equal(np.asarray(crops[k]), np.asarray(again[k])) for k in crops)
+
+
+def _fake(fid: float, ssim: float) -> dict:
+    return {
+        "N": 24,
+        "n_reference": 36,
+        "fid": fid,
+        "kid": {"mean": fid / 1000},
+        "oracle": {"psnr": 10 + 10 * ssim, "ssim": ssim},
+        "content_preservation": {"identified": 1.0, "own": 0.5, "margin_best": 0.1, "chance": 0.2},
+    }
+
+
+def test_verdict_reads_the_numbers_including_when_svd_inst_loses() -> None:
+    from svdinst.pocket_report import pocket_table_markdown, verdict
+
+    results = {
+        "base": [_fake(300, 0.1)],
+        "inst": [_fake(f, s) for f, s in ((200, 0.30), (202, 0.32), (204, 0.34))],
+        "svd-inst": [_fake(f, s) for f, s in ((150, 0.31), (151, 0.33), (152, 0.35))],
+    }
+    lines = verdict(results)
+    assert "falls at each step" in lines[0]
+    assert "FID: SVD-InST 151 vs InST 202 — SVD-InST is better by 51" in lines[1]
+    assert "larger than two spreads" in lines[1]
+    assert "SSIM to the oracle" in lines[2] and "within two spreads" in lines[2]  # 0.01 vs 0.02
+    table = pocket_table_markdown(results)
+    assert "| InST | 3 | 24 | 202.0 ± 2.0 |" in table
+    results["svd-inst"] = [_fake(f, 0.2) for f in (250, 251, 252)]
+    lines = verdict(results)
+    assert "does **not** fall" in lines[0] and "SVD-InST is **not better**" in lines[1]
+
+
+@pytest.fixture(scope="module")
+def default_data(tmp_path_factory: pytest.TempPathFactory):
+    from svdinst.data import prepare_default_dataset
+
+    return prepare_default_dataset(tmp_path_factory.mktemp("pocket-data") / "data")
+
+
+def test_pocket_experiment_end_to_end_on_the_tiny_model(tiny_model_dir, default_data, tmp_path):
+    """Plumbing only (random weights): runs per seed, crops, metrics, table, figure, report."""
+    import shutil
+
+    from svdinst.figures import save_figure
+    from svdinst.notebook import NotebookContext
+    from svdinst.pocket_experiment import (
+        PocketExperimentConfig,
+        pocket_figure,
+        run_pocket_experiment,
+    )
+    from svdinst.pocket_report import pocket_section
+    from svdinst.profiles import get_profile
+    from svdinst.report import write_report
+
+    profile = get_profile(
+        "tiny", verbose=False, train_steps=1, stylize_seeds=1, inference_steps=2,
+        training_seeds=(0,), strength=0.5,
+    )  # fmt: skip
+    ctx = NotebookContext(profile, tmp_path, "cpu")
+    shutil.copytree(default_data, ctx.data_dir)
+    config = PocketExperimentConfig(modes=("inst",), seeds=(0, 1), crops_per_photo=2,
+                                    style_crops_per_image=1)  # fmt: skip
+    experiment = run_pocket_experiment(ctx, config)
+    results = experiment["results"]
+    assert list(results) == ["base", "inst"]
+    assert [len(r) for r in results.values()] == [1, 2]
+    assert {r["N"] for runs in results.values() for r in runs} == {6}  # 3 photos × 2 crops
+    assert {r["n_reference"] for runs in results.values() for r in runs} == {8}  # 4 × (1 + 1)
+    assert (ctx.runs_dir / "inst-seed1" / "image_to_token.safetensors").is_file()
+    assert (ctx.reports_dir / "metrics" / "pocket" / "inst-seed1.json").is_file()
+    first = results["inst"][0]
+    assert 0 <= first["content_preservation"]["identified"] <= 1 and "psnr" in first["oracle"]
+    figure = save_figure(pocket_figure(experiment["root"]), "pocket", ctx.figures_dir, close=True)
+    report = ctx.reports_dir / "REPORT.md"
+    section = pocket_section(experiment, profile=profile, report_path=report, figure=figure)
+    text = write_report(report, results, profile=profile, sections=[section]).read_text()
+    assert "## Pocket model" in text and "](figures/pocket.png)" in text
+    assert "| InST | 2 | 6 |" in text and "3 held-out photos × 2 square crops" in text
