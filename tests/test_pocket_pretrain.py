@@ -184,10 +184,7 @@ def test_checksums_verify_and_name_a_changed_file(micro_run, tmp_path, capsys):
     folder = shutil.copytree(result.out, tmp_path / "copy")
     assert verify_checksums(folder) == []
     assert main(["pocket", "verify", str(folder)]) == 0
-    card = (folder / "README.md").read_text()
-    for line in (folder / SUMS).read_text().splitlines():
-        digest, name = line.split()
-        assert name == "README.md" or f"| `{name}` | `{digest}` |" in card
+    _assert_card_lists_the_checksums(folder)
     target = folder / WEIGHT_FILES[0]
     data = bytearray(target.read_bytes())
     data[-1] ^= 0xFF
@@ -196,6 +193,15 @@ def test_checksums_verify_and_name_a_changed_file(micro_run, tmp_path, capsys):
     assert f"changed: {WEIGHT_FILES[0]}" in capsys.readouterr().err
     (folder / "vae" / "config.json").unlink()
     assert "missing: vae/config.json" in verify_checksums(folder)
+
+
+def _assert_card_lists_the_checksums(folder: Path) -> None:
+    card = (folder / "README.md").read_text()
+    lines = (folder / SUMS).read_text().splitlines()
+    assert len(lines) >= 15  # every pipeline file, the card included
+    for line in lines:
+        digest, name = line.split()
+        assert name == "README.md" or f"| `{name}` | `{digest}` |" in card, name
 
 
 def _thumb(image: Image.Image) -> np.ndarray:
@@ -270,6 +276,7 @@ def test_committed_pocket_weights_match_their_card():
     if not (folder / "model_index.json").is_file():
         pytest.skip(f"no committed pocket weights in {folder} yet")
     assert verify_checksums(folder) == []
+    _assert_card_lists_the_checksums(folder)
     sizes = sum(p.stat().st_size for p in Path(folder).rglob("*.safetensors"))
     assert sizes <= 30e6
     comps = models.load_components("pocket", ["unet", "vae"])
