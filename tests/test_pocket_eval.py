@@ -211,3 +211,36 @@ def test_pocket_experiment_end_to_end_on_the_tiny_model(tiny_model_dir, default_
     text = write_report(report, results, profile=profile, sections=[section]).read_text()
     assert "## Pocket model" in text and "](figures/pocket.png)" in text
     assert "| InST | 2 | 6 |" in text and "3 held-out photos × 2 square crops" in text
+
+
+@pytest.fixture(scope="module")
+def pocket_stylizer():
+    from svdinst.models import pocket_model_path
+    from svdinst.stylize import Stylizer
+
+    if not (pocket_model_path() / "model_index.json").is_file():
+        pytest.skip(f"the pocket weights are not installed in {pocket_model_path()}")
+    return Stylizer("pocket")
+
+
+def test_pocket_img2img_keeps_its_photo_at_the_profile_strength(pocket_stylizer, default_data):
+    """The committed pocket model on a CPU: at the profile's strength every output is closest
+    to its own test photo among all offline photos; from pure noise (strength 1) it is not."""
+    from svdinst.data import list_images, load_image
+    from svdinst.profiles import get_profile
+    from svdinst.stylize import StylizeConfig
+
+    profile = get_profile("pocket", verbose=False)
+    tests = {p.stem: load_image(p) for p in list_images(default_data / "test")}
+    content = {p.stem: load_image(p) for p in list_images(default_data / "content")}
+    results = {}
+    for strength in (profile.strength, 1.0):
+        config = StylizeConfig(strength=strength, seeds=1, steps=profile.inference_steps,
+                               prompt="a painting")  # fmt: skip
+        outs = {s: pocket_stylizer.stylize(photo, [0], config) for s, photo in tests.items()}
+        assert {o.size for v in outs.values() for o in v} == {(profile.resolution,) * 2}
+        results[strength] = content_preservation(outs, {**content, **tests})
+    kept = results[profile.strength].summary()
+    assert kept["identified"] == 1.0 and kept["margin_best"] > 0
+    assert results[1.0].identified < 1.0
+    assert results[1.0].summary()["own"] < kept["own"]
