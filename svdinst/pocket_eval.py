@@ -23,8 +23,10 @@ highest strength whose outputs are still clearly identified — the pocket profi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -208,6 +210,22 @@ def pick_strength(
         if r.identified >= min_identified and r.summary()["margin_best"] >= min_margin
     ]
     return max(ok) if ok else None
+
+
+def save_sweep(sweep: Mapping[float, ContentPreservation], path: str | os.PathLike) -> Path:
+    """Write the sweep's summaries as JSON (``{"0.6": {...}, …}``), e.g. for the report.
+
+    Args:
+        sweep (`Mapping[float, ContentPreservation]`): from :func:`strength_sweep`.
+        path (`str` or `os.PathLike`): the JSON file (parent folders are created).
+    """
+    import json
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = {f"{s:g}": r.summary() for s, r in sorted(sweep.items())}
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    return out
 
 
 def plot_strength_sweep(sweep: Mapping[float, ContentPreservation], chosen: float | None = None):

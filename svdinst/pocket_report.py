@@ -113,6 +113,22 @@ def verdict(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
     return lines
 
 
+def sweep_markdown(path: str | os.PathLike) -> str:
+    """The strength sweep of notebook 05 (:func:`svdinst.pocket_eval.save_sweep`) as a table."""
+    import json
+
+    sweep = json.loads(Path(path).read_text())
+    rows = [
+        f"| {k} | {v['identified']:.2f} | {v['own']:.3f} | {v['margin_best']:+.3f} | "
+        f"{v['margin_mean']:+.3f} | {v['n_outputs']} |"
+        for k, v in sweep.items()
+    ]
+    return (
+        "| strength | closest to own photo ↑ | SSIM to own photo | own − best other "
+        "| own − mean other | outputs |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
 def run_seconds(run_dirs: Sequence[str | os.PathLike]) -> list[float]:
     """Training wall time of each run (last ``seconds`` of its ``log.csv``)."""
     from svdinst.runs import read_loss_log
@@ -126,6 +142,8 @@ def pocket_section(
     profile: Any,
     report_path: str | os.PathLike,
     figure: str | os.PathLike | None = None,
+    sweep: str | os.PathLike | None = None,
+    sweep_figure: str | os.PathLike | None = None,
 ) -> str:
     """The report's "Pocket model" section (Markdown).
 
@@ -134,7 +152,10 @@ def pocket_section(
         profile (`Profile`): the pocket profile (model, strength, steps).
         report_path (`str` or `os.PathLike`): where REPORT.md goes (links are relative to it).
         figure (`str` or `os.PathLike`, *optional*): the pocket figure's PNG.
+        sweep (`str` or `os.PathLike`, *optional*): notebook 05's strength sweep JSON.
+        sweep_figure (`str` or `os.PathLike`, *optional*): its figure.
     """
+    here = Path(report_path).resolve().parent
     results, st = experiment["results"], experiment["settings"]
     any_run = next(iter(r for r in experiment["runs"].values() if r is not None), None)
     n = {r["N"] for runs in results.values() for r in runs}
@@ -172,8 +193,23 @@ def pocket_section(
             f"wall time per run {np.mean(seconds):.0f} s (min {min(seconds):.0f}, max "
             f"{max(seconds):.0f}) on {st['device']}.",
         ]
+    if sweep is not None and Path(sweep).is_file():
+        lines += [
+            "",
+            "### Content preservation against strength",
+            "",
+            "Notebook 05 stylizes the three test photos (2 seeds) with the SVD-InST run at each "
+            "strength and asks whether each output is closest to its own photo among all seven "
+            "offline photos (SSIM, grayscale). The profile's strength is the highest at which "
+            f"every output is, with a mean margin ≥ 0.05 (`pick_strength`): {profile.strength}.",
+            "",
+            sweep_markdown(sweep),
+        ]
+        if sweep_figure is not None and Path(sweep_figure).is_file():
+            rel = os.path.relpath(Path(sweep_figure).resolve(), here)
+            lines += [f"![content preservation against strength]({rel})", ""]
     if figure is not None:
-        rel = os.path.relpath(Path(figure).resolve(), Path(report_path).resolve().parent)
+        rel = os.path.relpath(Path(figure).resolve(), here)
         lines += [
             "",
             f"![Pocket model: test photo | base | InST | SVD-InST | oracle]({rel})",

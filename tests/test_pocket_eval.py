@@ -92,6 +92,20 @@ def test_pick_strength_takes_the_highest_clearly_identified_strength() -> None:
     assert pick_strength({0.8: bad}) is None
 
 
+def test_saved_sweep_reads_back_as_the_report_table(tmp_path) -> None:
+    from svdinst.pocket_eval import save_sweep
+    from svdinst.pocket_report import sweep_markdown
+
+    stems = list(PHOTOS)
+    good = content_preservation({s: [PHOTOS[s]] for s in stems}, PHOTOS)
+    bad = content_preservation(
+        {s: [PHOTOS[stems[(i + 1) % 4]]] for i, s in enumerate(stems)}, PHOTOS
+    )
+    table = sweep_markdown(save_sweep({0.8: bad, 0.4: good}, tmp_path / "m" / "sweep.json"))
+    rows = table.splitlines()[2:]
+    assert rows[0].startswith("| 0.4 | 1.00 | 1.000 |") and rows[1].startswith("| 0.8 | 0.00 |")
+
+
 def test_pocket_profile_is_sized_for_the_pocket_model(capsys) -> None:
     from svdinst.profiles import get_profile
     from svdinst.tiny_model import SDLayoutConfig
