@@ -26,10 +26,13 @@ for part in "${parts[@]}"; do
       step train-t4 python3 benchmarks/train_step.py --modes svd-inst inst --memory-fraction t4 --write-report
       ;;
     ddp)
+      # A fixed global batch of 8 at 512 px (4 per GPU on two): enough work per step for the
+      # speed-up to mean something; 1 process first so the 2-process run can compare.
+      ddp_args=(--ddp --ddp-batch 8 --ddp-resolution 512 --steps 15 --write-report)
       for mode in svdiff svd-inst; do
-        step "ddp1-$mode" python3 benchmarks/train_step.py --ddp --ddp-mode "$mode" --steps 20 --write-report
+        step "ddp1-$mode" python3 benchmarks/train_step.py "${ddp_args[@]}" --ddp-mode "$mode"
         step "ddp2-$mode" accelerate launch --num_processes 2 --multi_gpu \
-          benchmarks/train_step.py --ddp --ddp-mode "$mode" --steps 20 --write-report
+          benchmarks/train_step.py "${ddp_args[@]}" --ddp-mode "$mode"
       done
       ;;
     *) echo "unknown part '$part' (spectral, baselines, train, ddp)" >&2; exit 2 ;;

@@ -115,6 +115,12 @@ def device_name() -> str:
     return f"CPU ({os.cpu_count()} cores), torch {torch.__version__}"
 
 
+def _ddp_record(path: Path) -> dict:
+    """A saved 1- or N-process run: its loss curve, s/step and peak memory (old files: curve only)."""
+    data = json.loads(path.read_text())
+    return data if isinstance(data, dict) else {"losses": data}
+
+
 def ddp(args, model: Path) -> str:
     """Loss curve at a fixed global batch; compare 1 vs N processes once both curves exist."""
     from accelerate import PartialState
@@ -127,8 +133,9 @@ def ddp(args, model: Path) -> str:
     if not state.is_main_process:
         return ""
     curve = row.get("losses", [])
+    record = {"losses": curve, "s_per_step": row.get("s_per_step"), "peak_gib": row.get("peak_gib")}
     (args.work / f"ddp_curve_{args.ddp_mode}_{state.num_processes}.json").write_text(
-        json.dumps(curve)
+        json.dumps(record)
     )
     print(f"{state.num_processes} process(es), global batch {args.ddp_batch}, {res} px: "
           + " ".join(f"{v:.4f}" for v in curve))  # fmt: skip
@@ -138,15 +145,26 @@ def ddp(args, model: Path) -> str:
     }
     if 1 in files and len(files) > 1:
         prec = args.precision if torch.cuda.is_available() else "fp32 (CPU)"
-        one = json.loads(files[1].read_text())
-        lines = [f"**Multi-GPU check** ({device_name()}): {args.ddp_mode}, global batch {args.ddp_batch}, "
-                 f"{res} px, {args.steps} steps, frozen weights {prec}. In svd-inst the dropout masks of the "
-                 "image→token module are drawn per process; svdiff has no dropout.", "",
-                 "| processes | first loss | last loss | max abs diff vs 1 process |", "|---|---|---|---|"]  # fmt: skip
+        one = _ddp_record(files[1])
+        lines = [f"**Multi-GPU check** ({device_name()}): {args.ddp_mode}, global batch {args.ddp_batch} "
+                 f"(split over the processes), {res} px, {args.steps} steps, frozen weights {prec}. "
+                 "Speed-up = 1-process s/step ÷ N-process s/step (medians after 3 warm-up steps, same "
+                 "machine). In svd-inst the dropout masks of the image→token module are drawn per process; "
+                 "svdiff has no dropout.", "",
+                 "| processes | s/step | speed-up | peak GiB/GPU | first loss | last loss | max abs diff vs 1 process |",
+                 "|---|---|---|---|---|---|---|"]  # fmt: skip
         for n, path in sorted(files.items()):
-            other = json.loads(path.read_text())
-            diff = max(abs(a - b) for a, b in zip(one, other)) if other else float("nan")
-            lines.append(f"| {n} | {other[0]:.4f} | {other[-1]:.4f} | {diff:.2e} |")
+            other = _ddp_record(path)
+            curve, ref = other["losses"], one["losses"]
+            diff = max(abs(a - b) for a, b in zip(ref, curve)) if curve else float("nan")
+            t, t1 = other.get("s_per_step"), one.get("s_per_step")
+            speed = f"{t1 / t:.2f}×" if t and t1 else "–"
+            t_cell = f"{t:.3f}" if t else "–"
+            peak = other.get("peak_gib")
+            mem = f"{peak:.2f}" if peak and peak == peak else "–"  # NaN on a CPU
+            lines.append(
+                f"| {n} | {t_cell} | {speed} | {mem} | {curve[0]:.4f} | {curve[-1]:.4f} | {diff:.2e} |"
+            )
         text = "\n".join(lines)
         print(text)
         return text

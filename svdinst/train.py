@@ -114,6 +114,22 @@ def _trainable(module: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p for n, p in module.named_parameters() if p.requires_grad}
 
 
+def make_accelerator(cuda: bool, precision: str) -> Any:
+    """The run's ``Accelerator``; with several processes, DDP never re-broadcasts buffers.
+
+    The spectral layers keep their frozen SVD factors (U, σ, Vᵀ, and the rebuilt W) as buffers:
+    gigabytes at SD-1.4 size. DDP's default ``broadcast_buffers=True`` copies every buffer from
+    rank 0 before *each* forward pass. They are equal on all ranks after DDP's one broadcast at
+    wrap time and change only through δ, which every rank updates identically from the reduced
+    gradient, so the per-step copy is pure waste (reports/benchmarks.md: turning it off did not
+    change the 2-GPU ratio, the step is launch-bound, but it is bandwidth nobody needs).
+    """
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
+    return Accelerator(cpu=not cuda, mixed_precision=precision, kwargs_handlers=[ddp])
+
+
 def _release_accelerator_state(precision: str) -> None:
     """Let a second ``train()`` in one process use another precision (a notebook, a test).
 
@@ -146,7 +162,6 @@ def train(
     Returns:
         `TrainResult`: the run folder and the losses of the steps run in this call.
     """
-    from accelerate import Accelerator
     from tqdm.auto import tqdm
 
     from svdinst.inversion import (
@@ -170,7 +185,7 @@ def train(
             stacklevel=2,
         )
     _release_accelerator_state(precision)
-    accelerator = Accelerator(cpu=not cuda, mixed_precision=precision)
+    accelerator = make_accelerator(cuda, precision)
     main = accelerator.is_main_process
     world, rank = accelerator.num_processes, accelerator.process_index
     if config.batch_size % world:

@@ -388,3 +388,13 @@ def test_patch_tokens_variant_trains(tmp_path, style_image, tiny_model_dir):
         load_image_to_token(tmp_path / "p" / "image_to_token.safetensors").config.image_tokens
         == "patches"
     )
+
+
+def test_multi_gpu_runs_do_not_rebroadcast_the_frozen_svd_buffers() -> None:
+    # DDP's default copies every buffer (the SVD factors: GBs at SD-1.4 size) from rank 0 before
+    # each forward; they never differ between ranks, so the kit turns that copy off.
+    from svdinst.train import make_accelerator
+
+    accelerator = make_accelerator(cuda=False, precision="no")
+    handler = accelerator.ddp_handler
+    assert handler is not None and handler.broadcast_buffers is False
