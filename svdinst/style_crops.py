@@ -47,6 +47,11 @@ def to_batch(images: Sequence[Image.Image]) -> torch.Tensor:
     return torch.stack([to_tensor(im) for im in images])
 
 
+def vae_scale_factor(vae: Any) -> int:
+    """Pixels per latent cell of a diffusers ``AutoencoderKL``: 2^(levels − 1) (SD: 8, pocket: 4)."""
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
 class StyleSampler:
     """Draws a global batch of (latent, style index) per step.
 
@@ -115,7 +120,8 @@ class StyleSampler:
             return picks, self.owners[picks], eps
         owners = torch.randint(0, len(self.images), (batch,), generator=gen)
         crops = [self._crop(self.images[int(i)]) for i in owners]
-        latent_shape = (4, self.resolution // 8, self.resolution // 8)
+        side = self.resolution // vae_scale_factor(self.vae)
+        latent_shape = (self.vae.config.latent_channels, side, side)  # SD: 4 × 64 × 64 at 512 px
         eps = torch.randn((batch, *latent_shape), generator=gen)
         return crops, owners, eps
 

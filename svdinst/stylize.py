@@ -164,8 +164,9 @@ class Stylizer:
             self.pipe.fuse_lora(lora_scale=shift_scale)  # vanilla-SD cost, like merged shifts
             self.mode += "+lora"
         self.device, self.dtype = device, dtype
-        vae_scale = 2 ** (len(comps.vae.config.block_out_channels) - 1)
-        self.native_resolution = int(comps.unet.config.sample_size) * vae_scale
+        from svdinst.style_crops import vae_scale_factor
+
+        self.native_resolution = int(comps.unet.config.sample_size) * vae_scale_factor(comps.vae)
 
     # ------------------------------------------------------------------ sampling
 

@@ -375,6 +375,24 @@ def test_cached_latents_are_the_vae_posterior_of_the_crops(tiny_model_dir, style
     assert fresh.latents(crops, eps, torch.device("cpu")).shape == (3, 4, 4, 4)
 
 
+def test_fresh_crops_follow_the_vae_downsampling_factor() -> None:
+    """A VAE with 3 levels (f = 4, the pocket model's) and 2 latent channels: ε fits its latents."""
+    from diffusers import AutoencoderKL
+
+    from svdinst.style_crops import StyleSampler, vae_scale_factor
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(block_out_channels=(8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 3,
+                        up_block_types=("UpDecoderBlock2D",) * 3, latent_channels=2,
+                        norm_num_groups=4).eval()  # fmt: skip
+    assert vae_scale_factor(vae) == 4
+    image = Image.new("RGB", (48, 40), (200, 30, 90))
+    sampler = StyleSampler([image], vae, 16, "crop-flip", 0.5, 0, seed=0)
+    crops, _, eps = sampler.draw(2, torch.Generator().manual_seed(0))
+    assert eps.shape == (2, 2, 4, 4)
+    assert sampler.latents(crops, eps, torch.device("cpu")).shape == (2, 2, 4, 4)
+
+
 def test_patch_tokens_variant_trains(tmp_path, style_image, tiny_model_dir):
     from svdinst.inversion import load_image_to_token
 
