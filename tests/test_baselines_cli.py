@@ -64,6 +64,19 @@ def test_cyclegan_train_then_stylize_on_cpu(data, tmp_path, capsys):
     assert settings["run"] == str(run.resolve())
 
 
+def test_a_trained_model_without_checkpoints_is_not_silently_retrained(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["baseline", "fast_style", "train", "--content", str(data / "content"),
+            "--style", str(data / "style"), "--steps", "2", "--out", str(run),
+            "--size", "tiny", "--resolution", "32", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    first = (run / "model.safetensors").read_bytes()
+    assert "--overwrite" in _error_line(capsys, argv)
+    assert (run / "model.safetensors").read_bytes() == first  # untouched by the refused run
+    assert main([*argv[:8], "3", *argv[9:], "--overwrite"]) == 0
+    assert len((run / "log.csv").read_text().splitlines()) == 1 + 3  # a fresh log, not appended
+
+
 def test_magenta_stylizes_without_a_run_at_the_asked_resolution(data, tmp_path):
     out = tmp_path / "magenta"
     (out / "photo-of-an-earlier-run").mkdir(parents=True)  # stale: must not be evaluated

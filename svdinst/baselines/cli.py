@@ -144,6 +144,7 @@ def train_baseline(
     resume: bool = False,
     seed: int = 0,
     device: str = "auto",
+    overwrite: bool = False,
 ) -> Baseline:
     """Train baseline ``name`` into the run folder ``out_dir`` and save it (what ``train`` runs).
 
@@ -159,7 +160,11 @@ def train_baseline(
         resume (`bool`, defaults to `False`): continue from the newest checkpoint.
         seed (`int`, defaults to 0): data order and augmentation.
         device (`str`, defaults to ``"auto"``): where to train.
+        overwrite (`bool`, defaults to `False`): replace a trained model (and its checkpoints
+            and log) already in ``out_dir``; without it such a folder is an error.
     """
+    import shutil
+
     from svdinst.baselines import get_baseline
     from svdinst.baselines.common import latest_checkpoint
     from svdinst.data import list_images
@@ -170,6 +175,15 @@ def train_baseline(
     out = Path(out_dir)
     if steps < 0:
         raise SvdinstError(f"--steps must be ≥ 0, got {steps}.")
+    if overwrite and not resume:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        for stale in ("model.safetensors", "log.csv"):
+            (out / stale).unlink(missing_ok=True)
+    elif not resume and (out / "model.safetensors").exists():
+        raise RunFolderError(
+            f"'{out}' already holds a trained {name}: pass --overwrite to retrain it, --resume to "
+            "continue it, or another --out."
+        )
     if resume and (out / "config.json").exists():
         config = cls.read_config(out)
     else:
@@ -197,7 +211,7 @@ def _train(args: argparse.Namespace) -> int:
         args.name, args.content, args.style, args.out, args.steps, size=args.size,
         resolution=args.resolution, vgg_weights=args.vgg_weights, batch_size=args.batch_size,
         checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed,
-        device=args.device,
+        device=args.device, overwrite=args.overwrite,
     )  # fmt: skip
     return 0
 
@@ -239,6 +253,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
     train.add_argument("--checkpoint-every", type=int, default=0, metavar="K", help="0: none")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     train.add_argument("--resolution", type=int, default=None, metavar="R", help="crop px")
     train.add_argument("--seed", type=int, default=0, metavar="S")
     train.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda…")
