@@ -125,7 +125,11 @@ def load_latest_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 class LossLog:
-    """``log.csv`` (step, loss, lr, seconds), truncated to the resumed step, flushed each row."""
+    """``log.csv`` (step, loss, lr, seconds), truncated to the resumed step, flushed each row.
+
+    ``lr`` is the first parameter group's (the image→token module, or the shifts in ``svdiff``);
+    every group follows the same warm-up factor, so the others are their base lr times lr/lr₀.
+    """
 
     def __init__(self, path: Path, start: int) -> None:
         rows = []
@@ -147,12 +151,21 @@ class LossLog:
         self.fh.close()
 
 
+def _comparable(name: str, value: Any) -> Any:
+    """Style paths compare as normalised paths: ``data/style/`` and ``./data/style`` are one."""
+    if name == "style" and isinstance(value, list):
+        return [os.path.normpath(v) for v in value]
+    return value
+
+
 def _check_resume(config: TrainConfig, run: Path) -> None:
     saved = read_config_json(run)
+    now = config.to_json()
     diffs = [
         f"{f.name}: {saved.get(f.name)!r} → {getattr(config, f.name)!r}"
         for f in fields(TrainConfig)
-        if f.name not in RESUMABLE_FIELDS and saved.get(f.name) != config.to_json()[f.name]
+        if f.name not in RESUMABLE_FIELDS
+        and _comparable(f.name, saved.get(f.name)) != _comparable(f.name, now[f.name])
     ]
     if diffs:
         raise RunFolderError(

@@ -416,3 +416,17 @@ def test_multi_gpu_runs_do_not_rebroadcast_the_frozen_svd_buffers() -> None:
     accelerator = make_accelerator(cuda=False, precision="no")
     handler = accelerator.ddp_handler
     assert handler is not None and handler.broadcast_buffers is False
+
+
+def test_resume_accepts_the_same_style_folder_spelled_differently(tmp_path):
+    from svdinst.checkpoint import prepare_run_dir
+
+    config = TrainConfig(model="tiny", style=["data/style"], out=str(tmp_path / "r"), mode="inst")
+    prepare_run_dir(config, resume=False, overwrite=False)
+    config.save(tmp_path / "r")
+    for same in ("data/style/", "./data/style"):
+        config.style = [same]
+        prepare_run_dir(config, resume=True, overwrite=False)  # no error
+    config.style = ["data/other"]
+    with pytest.raises(RunFolderError, match="style"):
+        prepare_run_dir(config, resume=True, overwrite=False)
