@@ -185,7 +185,7 @@ def strength_sweep(
 
 
 def pick_strength(
-    sweep: Mapping[float, ContentPreservation],
+    sweep: Mapping[Any, ContentPreservation | Mapping[str, Any]],
     *,
     min_identified: float = 1.0,
     min_margin: float = 0.05,
@@ -196,7 +196,8 @@ def pick_strength(
     photo's SSIM beats the best other photo's by at least ``min_margin``.
 
     Args:
-        sweep (`Mapping[float, ContentPreservation]`): from :func:`strength_sweep`.
+        sweep (`Mapping`): strength → :class:`ContentPreservation` (from :func:`strength_sweep`)
+            or its summary dict (as :func:`save_sweep` writes them; string keys are accepted).
         min_identified (`float`, defaults to 1.0): every output identified.
         min_margin (`float`, defaults to 0.05): mean own − best-other SSIM.
 
@@ -204,10 +205,14 @@ def pick_strength(
         `float` or `None`: the chosen strength; `None` when no strength qualifies (random
         weights, or a model that memorised its photos: sweep lower strengths).
     """
+    summaries = {
+        float(k): (r.summary() if isinstance(r, ContentPreservation) else r)
+        for k, r in sweep.items()
+    }
     ok = [
         s
-        for s, r in sweep.items()
-        if r.identified >= min_identified and r.summary()["margin_best"] >= min_margin
+        for s, r in summaries.items()
+        if r["identified"] >= min_identified and r["margin_best"] >= min_margin
     ]
     return max(ok) if ok else None
 

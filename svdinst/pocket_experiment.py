@@ -277,7 +277,7 @@ def pocket_figure(root: str | Path, methods: Sequence[str] | None = None) -> Any
     Args:
         root (`str` or `Path`): the experiment folder (``crops/`` and ``outputs/``).
         methods (`Sequence[str]`, *optional*): methods to show, in column order; defaults to
-            every method with outputs (base first, as in the table).
+            every method with outputs in the table's order (base, InST, SVD-InST, …).
     """
     from svdinst.data import list_images, load_image
     from svdinst.errors import DataError
@@ -288,7 +288,11 @@ def pocket_figure(root: str | Path, methods: Sequence[str] | None = None) -> Any
 
     root = Path(root)
     groups = method_folders(root / "outputs")
-    methods = list(groups) if methods is None else list(methods)
+    if methods is None:
+        from svdinst.pocket_report import ordered
+
+        methods = list(ordered(groups))
+    methods = list(methods)
     missing = [m for m in methods if m not in groups]
     if missing or not methods:
         raise DataError(f"No outputs under '{root / 'outputs'}' for {missing or 'any method'}: "

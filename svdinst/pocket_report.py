@@ -18,16 +18,18 @@ import numpy as np
 from svdinst.report import LABELS, _cell, _int_cell
 
 ABOUT = (
-    "The pocket model is a small Stable-Diffusion-layout model (VAE with f = 4, a 3-level UNet, "
+    "The pocket model is a small Stable-Diffusion-layout model (a VAE with f = 4, a 3-level UNet, "
     "tiny CLIP towers with the real CLIP tokenizer) that the kit pretrained itself "
-    "(`svdinst pocket pretrain`) on crops of the offline *photos* — never on the style images. "
-    "It turns noise into photo-like images at 128 px, so training a style on it shows real style "
-    "learning within CPU minutes. It is **not** a text-to-image model (its text encoder "
-    "carries no language) and it says **nothing about SD-1.4's quality**: only the `sd14` "
-    "profile does. Its memory of a handful of photos also means that at high img2img strength "
-    "it can return a training photo instead of its input — hence the content-preservation "
-    "column and the profile's moderate strength."
+    "(`svdinst pocket pretrain`; its model card ships with the weights) on crops of the offline "
+    "*photos*, never on the style images or the held-out test photos. It turns noise into "
+    "photo-like images at {resolution} px, so training a style on it shows real style learning "
+    "within CPU minutes. It is **not** a text-to-image model (its text tower is frozen and random; "
+    "the UNet learned a handful of caption words) and it says **nothing about SD-1.4's quality**: "
+    "only the `sd14` profile does. Having seen few photos, at high img2img strength it can return "
+    "a photo it memorised instead of its input — hence the content-preservation columns and the "
+    "profile's moderate strength."
 )
+POCKET_ORDER = ("base", "inst", "svd-inst", "svdiff")  # the table reads base → InST → SVD-InST
 
 
 def _values(runs: Sequence[Mapping[str, Any]], *keys: str) -> list[Any]:
@@ -40,6 +42,12 @@ def _values(runs: Sequence[Mapping[str, Any]], *keys: str) -> list[Any]:
     return out
 
 
+def ordered(results: Mapping[str, Any]) -> dict[str, Any]:
+    """``results`` in :data:`POCKET_ORDER` (other methods after, in their order)."""
+    rank = {m: i for i, m in enumerate(POCKET_ORDER)}
+    return dict(sorted(results.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+
+
 def pocket_table_markdown(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     """Method × (mean ± std over training seeds): FID/KID, oracle distance, content preservation."""
     head = (
@@ -48,7 +56,7 @@ def pocket_table_markdown(results: Mapping[str, Sequence[Mapping[str, Any]]]) ->
         "|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
-    for method, runs in results.items():
+    for method, runs in ordered(results).items():
         cells = [
             LABELS.get(method, method),
             str(len(runs)) if method != "base" else "— (untrained)",
@@ -164,7 +172,7 @@ def pocket_section(
     lines = [
         "## Pocket model: does training learn the style?",
         "",
-        ABOUT,
+        ABOUT.format(resolution=profile.resolution),
         "",
         f"Model `{profile.model}`, {st['resolution']} px; img2img strength {st['strength']}, "
         f"{st['steps']} DDIM steps, guidance {st['guidance_scale']}, {st['seeds']} seed(s) per "
@@ -194,14 +202,20 @@ def pocket_section(
             f"{max(seconds):.0f}) on {st['device']}.",
         ]
     if sweep is not None and Path(sweep).is_file():
+        import json
+
+        from svdinst.pocket_eval import pick_strength
+
         lines += [
             "",
             "### Content preservation against strength",
             "",
             "Notebook 05 stylizes the three test photos (2 seeds) with the SVD-InST run at each "
             "strength and asks whether each output is closest to its own photo among all seven "
-            "offline photos (SSIM, grayscale). The profile's strength is the highest at which "
-            f"every output is, with a mean margin ≥ 0.05 (`pick_strength`): {profile.strength}.",
+            "offline photos (SSIM, grayscale). `pick_strength` takes the highest strength at which "
+            "every output is, with a mean margin ≥ 0.05 over the best other photo: here "
+            f"{pick_strength(json.loads(Path(sweep).read_text()))}; the profile's strength is "
+            f"{profile.strength}.",
             "",
             sweep_markdown(sweep),
         ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -101,7 +103,9 @@ def test_saved_sweep_reads_back_as_the_report_table(tmp_path) -> None:
     bad = content_preservation(
         {s: [PHOTOS[stems[(i + 1) % 4]]] for i, s in enumerate(stems)}, PHOTOS
     )
-    table = sweep_markdown(save_sweep({0.8: bad, 0.4: good}, tmp_path / "m" / "sweep.json"))
+    path = save_sweep({0.8: bad, 0.4: good}, tmp_path / "m" / "sweep.json")
+    assert pick_strength(json.loads(path.read_text())) == 0.4  # summaries work as well
+    table = sweep_markdown(path)
     rows = table.splitlines()[2:]
     assert rows[0].startswith("| 0.4 | 1.00 | 1.000 |") and rows[1].startswith("| 0.8 | 0.00 |")
 
