@@ -6,6 +6,7 @@ held-out test photos with
 * ``base`` — the pretrained model untouched, prompted with ``"a painting"`` (no learned token),
 * ``inst`` — InST's image→token module trained on the style images (Zhang et al. 2023),
 * ``svd-inst`` — the token module and SVDiff's spectral shifts δ trained jointly,
+* ``svdiff`` — the shifts alone (with a fixed token), to see which part carries the style,
 
 each trained with several seeds (runs ``runs/<mode>``, ``runs/<mode>-seed<k>``, the folders that
 notebooks 03–05 write), and measure
@@ -38,7 +39,7 @@ BASE = "base"  # the untrained model's output folder
 class PocketExperimentConfig:
     """What the pocket experiment compares and on how many images."""
 
-    modes: tuple[str, ...] = ("inst", "svd-inst")  # the issue's comparison; add "svdiff" if cheap
+    modes: tuple[str, ...] = ("inst", "svd-inst", "svdiff")  # notebook 05 trains all three
     seeds: tuple[int, ...] | None = None  # training seeds; None → profile.training_seeds
     crops_per_photo: int = 4  # test images per photo; N = photos × crops × stylize seeds
     style_crops_per_image: int = 8  # FID reference: crops of each style image (+ the image)

@@ -226,7 +226,7 @@ def pocket_section(
         rel = os.path.relpath(Path(figure).resolve(), here)
         lines += [
             "",
-            f"![Pocket model: test photo | base | InST | SVD-InST | oracle]({rel})",
+            f"![Pocket model: test photo | base | each trained mode | oracle]({rel})",
             "",
             "One row per test photo (its centre crop), seed 0 of the first training seed.",
         ]
