@@ -118,7 +118,7 @@ class SDLayoutConfig:
     costs what the real model costs. Neither says anything about image quality.
     """
 
-    version: str = "tiny-v1"  # cache folder name; bump when sizes or seed change
+    version: str = "tiny-v2"  # cache folder name; bump when the saved folder changes
     seed: int = 0  # weights are random but deterministic, so every machine builds the same model
     unet_channels: tuple[int, ...] = (32, 32, 64, 64)  # SD: (320, 640, 1280, 1280); 4 levels kept
     unet_layers_per_block: int = 1  # SD: 2; one keeps every block type while halving the cost
@@ -151,7 +151,7 @@ class SDLayoutConfig:
     def sd14(cls) -> SDLayoutConfig:
         """SD-1.4's exact sizes with random weights (the ``sd14-random`` rehearsal model)."""
         return cls(
-            version="sd14-random-v1",
+            version="sd14-random-v2",
             unet_channels=(320, 640, 1280, 1280),
             unet_layers_per_block=2,
             unet_norm_groups=32,
@@ -355,6 +355,10 @@ def save_sd_layout_pipeline(
         size={"shortest_edge": size}, crop_size={"height": size, "width": size}
     )
     scheduler = PNDMScheduler(**{k: v for k, v in SD14_SCHEDULER.items() if k != "clip_sample"})
+    # PNDM has no clip_sample argument, but SD-1.4's scheduler_config.json carries
+    # "clip_sample": false, and DDIM/DDPM built from it read it: without it they clip the
+    # predicted latents to [-1, 1] and img2img turns into coloured noise.
+    scheduler.register_to_config(clip_sample=False)
 
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
         # SD-1.4's tokenizer folder holds exactly these files; loading them through

@@ -125,3 +125,21 @@ def test_notebook_setup_labels_random_weight_profiles(capsys, tmp_path: Path) ->
     assert "profile 'sd14-random' (model sd14-random; random weights, never for quality" in out
     setup("sd14", tmp_path)
     assert "never for quality" not in capsys.readouterr().out
+
+
+def test_saved_schedulers_do_not_clip_latents_like_sd14(tiny_model_dir: Path) -> None:
+    """SD-1.4's scheduler_config.json says clip_sample: false; DDIM built from ours must agree.
+
+    Without it DDIM clips predicted latents to [-1, 1] and the pocket model's img2img is noise.
+    """
+    from diffusers import DDIMScheduler, DDPMScheduler, PNDMScheduler
+
+    from svdinst.models import pocket_model_path
+
+    folders = [tiny_model_dir]
+    if (pocket_model_path() / "model_index.json").exists():
+        folders.append(pocket_model_path())
+    for folder in folders:
+        config = PNDMScheduler.from_pretrained(folder, subfolder="scheduler").config
+        assert DDIMScheduler.from_config(config).config.clip_sample is False, folder
+        assert DDPMScheduler.from_config(config).config.clip_sample is False, folder
