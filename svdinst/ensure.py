@@ -150,6 +150,7 @@ def ensure_diffusion_outputs(
             strength=ctx.profile.strength,
             seeds=ctx.profile.stylize_seeds,
             steps=ctx.profile.inference_steps,
+            guidance=getattr(ctx.profile, "guidance", None),
             init=init,
         )
         stylize_folder(stylizer, ctx.data_dir / "test", out, config)

@@ -3,7 +3,8 @@
 On the ``pocket`` profile (a small model the kit pretrained on the offline photos) we stylize the
 held-out test photos with
 
-* ``base`` — the pretrained model untouched, prompted with ``"a painting"`` (no learned token),
+* ``base`` — the pretrained model untouched, with the empty prompt (no token, no style word:
+  the unconditional caption its pretraining dropped 10 % of captions to),
 * ``inst`` — InST's image→token module trained on the style images (Zhang et al. 2023),
 * ``svd-inst`` — the token module and SVDiff's spectral shifts δ trained jointly,
 * ``svdiff`` — the shifts alone (with a fixed token), to see which part carries the style,
@@ -45,7 +46,7 @@ class PocketExperimentConfig:
     style_crops_per_image: int = 8  # FID reference: crops of each style image (+ the image)
     min_crop: float = 0.5  # random crops: side ≥ this fraction of the shorter side
     crop_seed: int = 0  # crops are deterministic, so every method sees the same test set
-    base_prompt: str = "a painting"  # the base model has no token: the plainest style prompt
+    base_prompt: str = ""  # base model: the empty caption it was trained on (caption dropout)
 
 
 def photo_crops(
@@ -153,7 +154,7 @@ def stylize_runs(
     out_root: str | Path,
     config: Any,
     *,
-    base_prompt: str = "a painting",
+    base_prompt: str = "",
 ) -> dict[str, Path]:
     """Stylize the crops with every run (``None``: the base model) into ``out_root/<name>``.
 
@@ -163,7 +164,7 @@ def stylize_runs(
         crops (`str` or `Path`): the test crops folder.
         out_root (`str` or `Path`): where the method folders go.
         config (`StylizeConfig`): the profile's strength, seeds and steps.
-        base_prompt (`str`, defaults to ``"a painting"``): the base model's prompt (no token).
+        base_prompt (`str`, defaults to ``""``): the base model's prompt (no token).
     """
     from dataclasses import replace
 
@@ -261,6 +262,7 @@ def run_pocket_experiment(
         strength=ctx.profile.strength,
         seeds=ctx.profile.stylize_seeds,
         steps=ctx.profile.inference_steps,
+        guidance=ctx.profile.guidance,
     )
     stylize_runs(ctx, runs, sets["crops"], root / "outputs", stylize, base_prompt=cfg.base_prompt)
     evaluate_kwargs.setdefault("device", ctx.device)

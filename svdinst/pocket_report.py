@@ -180,7 +180,8 @@ def pocket_section(
         f"{len(experiment['sets']['groups']) // max(1, len(set(experiment['sets']['groups'].values())))}"
         f" square crops (the centre square and random crops) — N = {sorted(n)} outputs per "
         f"training seed; FID/KID reference: {sorted(ref)} crops of the proxy style images. "
-        f"The base model is prompted with `{st['prompt']}`; the trained modes with their token.",
+        "The base model gets the empty prompt (the unconditional caption of its pretraining); "
+        "the trained modes get their learned token.",
         "",
         pocket_table_markdown(results),
         "How to read it:",

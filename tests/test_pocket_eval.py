@@ -253,8 +253,8 @@ def test_pocket_img2img_keeps_its_photo_at_the_profile_strength(pocket_stylizer,
     content = {p.stem: load_image(p) for p in list_images(default_data / "content")}
     results = {}
     for strength in (profile.strength, 1.0):
-        config = StylizeConfig(strength=strength, seeds=1, steps=profile.inference_steps,
-                               prompt="a painting")  # fmt: skip
+        config = StylizeConfig(strength=strength, seeds=1, steps=profile.inference_steps, guidance=1,
+                               prompt="")  # fmt: skip
         outs = {s: pocket_stylizer.stylize(photo, [0], config) for s, photo in tests.items()}
         assert {o.size for v in outs.values() for o in v} == {(profile.resolution,) * 2}
         results[strength] = content_preservation(outs, {**content, **tests})
