@@ -100,6 +100,24 @@ def verdict(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
                 else "it does **not** fall at each step."
             )
         )
+    if "base" in fid:
+        for mode in (m for m in POCKET_ORDER[1:] if m in results):
+            vals = np.array(_values(results[mode], "fid"))
+            std = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+            gap = fid["base"] - float(vals.mean())
+            clear = not np.isnan(std) and gap > 2 * std
+            lines.append(
+                f"- {LABELS.get(mode, mode)} lowers FID below the base model's by {gap:.1f} "
+                f"(its seed std {std:.1f}): "
+                + (
+                    "clearly more than the seed noise."
+                    if clear
+                    else "not clearly beyond the seed noise."
+                )
+                if gap > 0
+                else f"- {LABELS.get(mode, mode)} does **not** lower FID below the base model's "
+                f"({float(vals.mean()):.1f} vs {fid['base']:.1f})."
+            )
     for keys, name, lower_better in (
         (("fid",), "FID", True),
         (("oracle", "ssim"), "SSIM to the oracle", False),
@@ -215,8 +233,9 @@ def pocket_section(
             "strength and asks whether each output is closest to its own photo among all seven "
             "offline photos (SSIM, grayscale). `pick_strength` takes the highest strength at which "
             "every output is, with a mean margin ≥ 0.05 over the best other photo: here "
-            f"{pick_strength(json.loads(Path(sweep).read_text()))}; the profile's strength is "
-            f"{profile.strength}.",
+            f"{pick_strength(json.loads(Path(sweep).read_text()))}. The profile's strength, "
+            f"{profile.strength}, is the same rule applied to the untrained base model, which "
+            "memorises most (it must hold for every row of the table above).",
             "",
             sweep_markdown(sweep),
         ]

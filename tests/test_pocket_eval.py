@@ -172,15 +172,24 @@ def test_verdict_reads_the_numbers_including_when_svd_inst_loses() -> None:
         "svd-inst": [_fake(f, s) for f, s in ((150, 0.31), (151, 0.33), (152, 0.35))],
     }
     lines = verdict(results)
-    assert "falls at each step" in lines[0]
-    assert "FID: SVD-InST 151 vs InST 202 — SVD-InST is better by 51" in lines[1]
-    assert "larger than two spreads" in lines[1]
-    assert "SSIM to the oracle" in lines[2] and "within two spreads" in lines[2]  # 0.01 vs 0.02
+    line = {ln.split(":")[0].split(" lowers")[0].split(" does")[0]: ln for ln in lines}
+    assert "falls at each step" in line["- FID to the proxy style set"]
+    assert "by 98.0 (its seed std 2.0): clearly more" in line["- InST"]
+    assert "SVD-InST is better by 51" in line["- FID"]
+    assert "larger than two spreads" in line["- FID"]
+    assert "within two spreads" in line["- SSIM to the oracle"]  # 0.01 apart, seed std 0.02
     table = pocket_table_markdown(results)
     assert "| InST | 3 | 24 | 202.0 ± 2.0 |" in table
     results["svd-inst"] = [_fake(f, 0.2) for f in (250, 251, 252)]
-    lines = verdict(results)
-    assert "does **not** fall" in lines[0] and "SVD-InST is **not better**" in lines[1]
+    text = "\n".join(verdict(results))
+    assert (
+        "does **not** fall" in text and "FID: SVD-InST 251 vs InST 202 — SVD-InST is **not" in text
+    )
+    assert "SVD-InST does **not** lower FID below the base model's (251.0 vs 300.0)" not in text
+    results["svd-inst"] = [_fake(f, 0.2) for f in (350, 351, 352)]
+    assert "SVD-InST does **not** lower FID below the base model's (351.0 vs 300.0)" in "\n".join(
+        verdict(results)
+    )
 
 
 @pytest.fixture(scope="module")
