@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Exact versions for this kit's CPU machines (torch comes from the machine's disk there).
 # pyproject.toml keeps torch a range so Colab's preinstalled CUDA torch is reused.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-# `make reproduce` runs the notebooks on the pocket model (real style learning at toy scale, about
+# `make reproduce` runs the notebooks on the pocket model (real images at toy scale, about
 # 15 minutes on a 2-core CPU); `make test` keeps them on tiny, CI's quick smoke run.
 PROFILE ?= pocket
 TEST_PROFILE ?= tiny

@@ -22,8 +22,8 @@ ABOUT = (
     "tiny CLIP towers with the real CLIP tokenizer) that the kit pretrained itself "
     "(`svdinst pocket pretrain`; its model card ships with the weights) on crops of the offline "
     "*photos*, never on the style images or the held-out test photos. It turns noise into "
-    "photo-like images at {resolution} px, so training a style on it shows real style learning "
-    "within CPU minutes. It is **not** a text-to-image model (its text tower is frozen and random; "
+    "photo-like images at {resolution} px, so whether a few CPU minutes of training learn the "
+    "style can be *measured*, which random weights cannot show. It is **not** a text-to-image model (its text tower is frozen and random; "
     "the UNet learned a handful of caption words) and it says **nothing about SD-1.4's quality**: "
     "only the `sd14` profile does. Having seen few photos, at high img2img strength it can return "
     "a photo it memorised instead of its input — hence the content-preservation columns and the "
@@ -95,7 +95,7 @@ def verdict(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
             f"- FID to the proxy style set: base {fid['base']:.1f} → InST {fid['inst']:.1f} → "
             f"SVD-InST {fid['svd-inst']:.1f} — "
             + (
-                "it falls at each step, as the issue asks."
+                "it falls at each step (read it against the seed spread below)."
                 if falls
                 else "it does **not** fall at each step."
             )

@@ -81,8 +81,8 @@ PROFILES: dict[str, Profile] = {
         baseline_batch_cap=16,  # small networks at 128 px
         training_seeds=(0, 1, 2),  # the pocket experiment reports mean ± std over 3 seeds
         guidance=3.0,  # its text tower is random: 7.5 over-amplifies a caption code into smears
-        about="a small model pretrained by the kit on offline photos — real style learning at "
-        "toy scale, no claims about SD-1.4",
+        about="a small model pretrained by the kit on offline photos — real images at toy scale, "
+        "so style learning can be measured; no claims about SD-1.4",
     ),
     "sd14": Profile(
         name="sd14",
