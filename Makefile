@@ -10,6 +10,11 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 # 15 minutes on a 2-core CPU); `make test` keeps them on tiny, CI's quick smoke run.
 PROFILE ?= pocket
 TEST_PROFILE ?= tiny
+# Where the notebooks read and write data/, runs/, outputs/ and reports/: the repository for
+# `make reproduce`; a scratch folder for `make test`, so a test run never overwrites the
+# committed pocket report (reports/) with tiny-profile results.
+WORKDIR ?= $(CURDIR)
+TEST_WORKDIR ?= $(CURDIR)/build/test-notebooks
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -30,11 +35,11 @@ install: $(VENV)/.installed
 # Run every notebook in order with papermill on the offline profile; stop at the first error.
 # The failing notebook is kept in reports/executed/ with the error at its top.
 notebooks: install
-	mkdir -p reports/executed
+	mkdir -p "$(WORKDIR)/reports/executed"
 	@for nb in $(NOTEBOOKS); do \
-	  echo "=== $$nb (PROFILE=$(PROFILE))"; \
-	  $(PY) -m papermill "$$nb" "reports/executed/$$(basename $$nb)" \
-	    -k python3 --cwd "$(CURDIR)" -p PROFILE $(PROFILE) -p WORKDIR "$(CURDIR)" \
+	  echo "=== $$nb (PROFILE=$(PROFILE), WORKDIR=$(WORKDIR))"; \
+	  $(PY) -m papermill "$$nb" "$(WORKDIR)/reports/executed/$$(basename $$nb)" \
+	    -k python3 --cwd "$(WORKDIR)" -p PROFILE $(PROFILE) -p WORKDIR "$(WORKDIR)" \
 	    --no-progress-bar --log-output || exit 1; \
 	done
 
@@ -50,7 +55,7 @@ format: install
 
 test: lint
 	$(PY) -m pytest
-	$(MAKE) notebooks PROFILE=$(TEST_PROFILE)
+	$(MAKE) notebooks PROFILE=$(TEST_PROFILE) WORKDIR=$(TEST_WORKDIR)
 
 clean:
-	rm -rf reports/executed runs outputs .pytest_cache
+	rm -rf reports/executed runs outputs build/test-notebooks .pytest_cache
