@@ -28,3 +28,15 @@ def tiny_model_dir(_svdinst_cache: Path) -> Path:
     from svdinst.models import resolve_model
 
     return Path(resolve_model("tiny"))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One CPU thread for a module: toy models are latency-bound (more threads only oversubscribe
+    a busy 2-core CI box), and bit-identity checks hold within one thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -52,13 +52,7 @@ def micro_config(**overrides) -> PocketConfig:
     return PocketConfig(**{**settings, **overrides})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One CPU thread: toy tensors run faster, and bit-identity holds within a thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,7 @@ FAST = {"resolution": 32, "crop_pool": 4, "progress": False, "warmup_steps": 5}
 CLI_FAST = ["--resolution", "32", "--crop-pool", "4", "--warmup-steps", "5", "--no-progress"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models are latency-bound: one thread avoids oversubscribing a busy CI box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
