@@ -244,8 +244,9 @@ def train(
                 p.data = p.data.to(frozen_dtype)
     if config.gradient_checkpointing:
         comps.unet.enable_gradient_checkpointing()
-        if config.trains_token:
-            comps.text_encoder.gradient_checkpointing_enable()
+        if config.trains_token:  # transformers ≥ 5.24 renamed it; Colab may still ship 4.x
+            te = comps.text_encoder
+            getattr(te, "activation_checkpointing_enable", te.gradient_checkpointing_enable)()
     sampler = StyleSampler([im for _, im in styles], comps.vae, config.resolution,
                            config.augment, config.min_crop, config.crop_pool, config.seed)  # fmt: skip
     objective = DiffusionObjective(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -424,3 +425,18 @@ def test_resume_accepts_the_same_style_folder_spelled_differently(tmp_path):
     config.style = ["data/other"]
     with pytest.raises(RunFolderError, match="style"):
         prepare_run_dir(config, resume=True, overwrite=False)
+
+
+def test_gradient_checkpointing_trains_without_deprecated_calls(
+    tmp_path, style_image, tiny_model_dir
+):
+    """The T4 setting (checkpointing UNet and text tower) runs, through the non-deprecated API."""
+    import warnings
+
+    cfg = TrainConfig(model=str(tiny_model_dir), style=[str(style_image)], out=str(tmp_path / "g"),
+                      mode="svd-inst", steps=2, gradient_checkpointing=True, **FAST)  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(cfg)
+    assert len(result.losses) == 2 and all(math.isfinite(v) for v in result.losses)
+    assert not [w for w in caught if "checkpointing_enable" in str(w.message)]
