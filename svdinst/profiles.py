@@ -1,6 +1,6 @@
 """Profiles: one name that picks the base model and the settings sized for it.
 
-``tiny`` runs everywhere (CPU, CI, ``make reproduce``) on random weights — it shows the machinery,
+``tiny`` runs everywhere (CPU, CI's ``make test``) on random weights — it shows the machinery,
 never quality. ``pocket`` runs on a small model that the kit pretrained on the offline photos
 (``svdinst pocket pretrain``): on a CPU it learns a style visibly, at toy scale, and says nothing
 about SD-1.4. ``sd14`` is the report's setting on a GPU; its defaults fit a 16 GB Colab T4.
@@ -71,7 +71,7 @@ PROFILES: dict[str, Profile] = {
         resolution=96,  # the pocket model's native size (SDLayoutConfig.pocket(): f = 4, 24²)
         train_steps=150,  # ~1 min per run on one CPU thread; 9 runs keep `make reproduce` ≤ 20 min
         stylize_seeds=2,  # N comes from crops of the test photos (svdinst.pocket_experiment)
-        inference_steps=20,  # DDIM; 20 steps already give clean samples at 32² latents
+        inference_steps=20,  # DDIM; 20 steps already give clean samples at 24² latents
         strength=0.5,  # highest strength whose outputs stay clearly closest to their own photo
         mixed_precision="no",
         quality_claims=False,  # a toy model: says nothing about SD-1.4's quality
