@@ -127,9 +127,8 @@ def content_preservation(
         raise DataError(f"Content preservation: outputs have several sizes {sorted(sizes)}.")
     size = sizes.pop()
     cands = [_gray(photos[s], size) for s in candidates]
-    sim = np.array(
-        [[structural_similarity(_gray(y, size), c, data_range=1.0) for c in cands] for y in flat]
-    )
+    grays = [_gray(y, size) for y in flat]  # once per output, not once per candidate
+    sim = np.array([[structural_similarity(g, c, data_range=1.0) for c in cands] for g in grays])
     own = np.array([candidates.index(stem) for stem in rows])
     others = np.array([[group[c] != group[stem] for c in candidates] for stem in rows])
     if not others.any(axis=1).all():
