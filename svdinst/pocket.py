@@ -33,8 +33,9 @@ from svdinst.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from svdinst.clip_vocab import make_clip_tokenizer
 from svdinst.errors import RunFolderError
-from svdinst.tiny_model import SD14_SCHEDULER, SDLayoutConfig, make_clip_tokenizer
+from svdinst.tiny_model import SD14_SCHEDULER, SDLayoutConfig, sd_layout_modules
 
 
 @dataclass
@@ -131,8 +132,6 @@ class _Trainer:
         cfg = self.cfg = config
         self.device = device
         self.cuda = device.type == "cuda"
-        from svdinst.tiny_model import sd_layout_modules
-
         mods = sd_layout_modules(replace(cfg.model, seed=cfg.seed))
         self.unet, self.vae = mods["unet"].to(device), mods["vae"].to(device)
         self.text_encoder = mods["text_encoder"].to(device).eval().requires_grad_(False)

@@ -1,16 +1,13 @@
-"""Random-weight models with SD-1.4's layout: the tiny offline model and the full-size rehearsal one.
+"""Models with SD-1.4's layout: the tiny and full-size random ones, and the pocket model's sizes.
 
 Each is written with ``save_pretrained`` and read back by :func:`svdinst.models.load_components`
 through the same ``from_pretrained`` path as the real model. Its tokenizer is the real CLIP BPE
-vocabulary (49,408 entries) rebuilt from the file ``open-clip-torch`` ships, so prompts and
-placeholder tokens tokenize exactly as in SD-1.4.
+vocabulary (49,408 entries, :mod:`svdinst.clip_vocab`), so prompts and placeholder tokens
+tokenize exactly as in SD-1.4.
 """
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
-import json
 import os
 import shutil
 import tempfile
@@ -20,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from svdinst.errors import ModelNotFoundError
+from svdinst.clip_vocab import make_clip_tokenizer
 
 # SD-1.4's scheduler settings (scheduler/scheduler_config.json of CompVis/stable-diffusion-v1-4).
 SD14_SCHEDULER = {
@@ -33,79 +30,6 @@ SD14_SCHEDULER = {
     "set_alpha_to_one": False,
     "clip_sample": False,
 }
-
-# tokenizer/tokenizer_config.json of CompVis/stable-diffusion-v1-4 (the fields that matter).
-SD14_TOKENIZER_CONFIG = {
-    "model_max_length": 77,
-    "do_lower_case": True,
-    "bos_token": "<|startoftext|>",
-    "eos_token": "<|endoftext|>",
-    "unk_token": "<|endoftext|>",
-    "pad_token": "<|endoftext|>",
-    "tokenizer_class": "CLIPTokenizer",
-}
-
-
-def clip_bpe_path() -> Path:
-    """The real CLIP BPE merges file that ``open-clip-torch`` ships (no import of open_clip)."""
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(
-            "The CLIP vocabulary comes from the `open-clip-torch` package; `pip install open-clip-torch`."
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
-    if not path.exists():
-        raise ModelNotFoundError(
-            f"open-clip-torch is installed but '{path}' is missing; reinstall it."
-        )
-    return path
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """CLIP/GPT-2's reversible byte → printable-unicode table (256 entries)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
-
-
-def write_clip_vocabulary(out_dir: Path) -> tuple[Path, Path]:
-    """Write CLIP's ``vocab.json`` (49,408 entries) and ``merges.txt`` from the shipped BPE file.
-
-    The construction follows CLIP's ``SimpleTokenizer``: 256 byte symbols, the same with ``</w>``,
-    the first 48,894 merges, then ``<|startoftext|>`` and ``<|endoftext|>``.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with gzip.open(clip_bpe_path(), "rt", encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
-    merges = lines[1 : 49152 - 256 - 2 + 1]
-    symbols = list(_bytes_to_unicode().values())
-    vocab = symbols + [s + "</w>" for s in symbols]
-    vocab += ["".join(m.split()) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    vocab_file, merges_file = out_dir / "vocab.json", out_dir / "merges.txt"
-    vocab_file.write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}, ensure_ascii=False))
-    merges_file.write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-    return vocab_file, merges_file
-
-
-def make_clip_tokenizer(folder: Path):
-    """SD-1.4's ``CLIPTokenizer`` (real BPE vocabulary), written into ``folder`` and loaded from it.
-
-    Args:
-        folder (`Path`): where ``vocab.json``, ``merges.txt`` and ``tokenizer_config.json`` go.
-    """
-    from transformers import CLIPTokenizer
-
-    write_clip_vocabulary(folder)
-    (folder / "tokenizer_config.json").write_text(json.dumps(SD14_TOKENIZER_CONFIG))
-    return CLIPTokenizer.from_pretrained(folder)
 
 
 @dataclass(frozen=True)
@@ -144,7 +68,7 @@ class SDLayoutConfig:
 
     @classmethod
     def tiny(cls) -> SDLayoutConfig:
-        """The tiny offline model of tests, CI and ``make reproduce``."""
+        """The tiny offline model of the tests and ``make test``'s notebooks."""
         return cls()
 
     @classmethod
