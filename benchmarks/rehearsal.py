@@ -125,7 +125,7 @@ def read_stats(executed: Path) -> dict | None:
 
 def prepare_data(workdir: Path, photos: int) -> None:
     """The default data set under ``workdir/data`` with its test photos cut to ``photos``."""
-    from svdinst.data import ensure_dataset, list_images
+    from svdinst.data.images import ensure_dataset, list_images
 
     data = ensure_dataset(workdir / "data")
     for extra in list_images(data / "test")[photos:]:
@@ -318,7 +318,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         if args.notebooks == list(NOTEBOOKS):
             args.notebooks = ["03"]
     if args.full_train_steps is None:
-        from svdinst.profiles import PROFILES
+        from svdinst.course.profiles import PROFILES
 
         args.full_train_steps = PROFILES["sd14"].train_steps
     return args

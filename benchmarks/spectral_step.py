@@ -5,10 +5,10 @@ text encoder, then times side by side in one process, at batch 1 and 4 on 64×64
 
 * ``ti``     — textual inversion: frozen UNet, gradients to the text condition (token embeddings);
 * ``naive``  — SVDiff as ported: W = U·diag(relu(σ+δ))·Vᵀ rebuilt inside autograd every forward;
-* ``ours-*`` — :mod:`svdinst.spectral_fast`: rebuild outside autograd, custom backward projecting
+* ``ours-*`` — :mod:`svdinst.spectral.fast`: rebuild outside autograd, custom backward projecting
   dW onto δ (``fp32`` factors, or ``bf16`` factors/W with fp32 accumulation);
 * ``ours-fact`` — the same with ``factored="auto"``: layers with few tokens run
-  y = ((x·V)·diag(σ'))·Uᵀ without W (:mod:`svdinst.spectral_factored`), bf16 factors;
+  y = ((x·V)·diag(σ'))·Uᵀ without W (:mod:`svdinst.spectral.factored`), bf16 factors;
 * ``full``   — full fine-tuning of the UNet (AdamW);
 
 under TF32 (``tf32``) and under bf16 autocast (``bf16-amp``, the TI baseline then runs in bf16
@@ -42,7 +42,7 @@ from svdinst.spectral import (
     set_fast_path,
     spectral_layers,
 )
-from svdinst.spectral_svd import (
+from svdinst.spectral.svd import (
     cache_path,
     decompose_matrices,
     save_factors,

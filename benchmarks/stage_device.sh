@@ -19,8 +19,8 @@ grep -v '^#' benchmarks/device_wheels.txt | grep . > /tmp/device_wheels.req
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
   -d .whl -r /tmp/device_wheels.req
-# The converted Inception (written by svdinst.inception on first use here).
-INC=$("$PY" -c "from svdinst.inception import inception_weights_path as p; print(p())")
+# The converted Inception (written by svdinst.evaluation.inception on first use here).
+INC=$("$PY" -c "from svdinst.evaluation.inception import inception_weights_path as p; print(p())")
 NAME=$(basename "$INC")
 HALF=$(( ($(stat -c %s "$INC") + 1) / 2 ))
 split -b "$HALF" -d -a 1 "$INC" /tmp/inc_part.

@@ -1,9 +1,9 @@
-"""Seconds per step and peak GPU memory of the three training modes, through ``svdinst.train``.
+"""Seconds per step and peak GPU memory of the three training modes, through ``svdinst.training.loop``.
 
 Uses the ``sd14-random`` model (SD-1.4's exact shapes with random weights, built once into the
 kit's cache: UNet 859.5 M with 768-wide cross-attention, the SD AutoencoderKL, a CLIP-L text tower
 and a CLIP-L vision tower with projection; shapes set the cost), then runs the *real* training loop
-(:func:`svdinst.train.train`) for each mode at 512 px, batch 1, frozen weights in fp16:
+(:func:`svdinst.training.loop.train`) for each mode at 512 px, batch 1, frozen weights in fp16:
 
     python benchmarks/train_step.py                       # modes inst / svdiff / svd-inst
     python benchmarks/train_step.py --memory-fraction t4  # cap at 15 GiB: does svd-inst fit a T4?
@@ -37,8 +37,8 @@ MODES = ("inst", "svdiff", "svd-inst")
 
 def build_model(small: bool) -> Path:
     """The ``sd14-random`` model (SD-1.4's exact shapes, random weights), or with ``small`` the
-    tiny one: built once into the kit's cache by the profiles' own builder (svdinst.tiny_model)."""
-    from svdinst.models import SD14_RANDOM, TINY, resolve_model
+    tiny one: built once into the kit's cache by the profiles' own builder (svdinst.models.layouts)."""
+    from svdinst.models.loading import SD14_RANDOM, TINY, resolve_model
 
     return Path(resolve_model(TINY if small else SD14_RANDOM))
 
@@ -57,8 +57,8 @@ def run_mode(args, model: Path, mode: str, steps: int, batch: int, res: int, tag
     """Train ``steps`` steps; time per step (after 3 warm-up steps) and peak memory of the loop."""
     import gc
 
-    from svdinst.train import train
-    from svdinst.train_config import TrainConfig
+    from svdinst.training.loop import train
+    from svdinst.training.config import TrainConfig
 
     cuda = torch.cuda.is_available()
     gc.collect()  # the previous mode's model goes before this one loads

@@ -17,18 +17,18 @@ from svdinst.errors import SvdinstError
 
 # Modules that add sub-commands; each defines register_cli(subparsers) and sets `func` defaults.
 COMMAND_MODULES = [
-    "svdinst.lora_export",
-    "svdinst.data",
-    "svdinst.evaluate_cli",
-    "svdinst.stylize",
+    "svdinst.spectral.lora",
+    "svdinst.data.images",
+    "svdinst.evaluation.cli",
+    "svdinst.stylize.stylizer",
     "svdinst.baselines.cli",
-    "svdinst.train_cli",
-    "svdinst.pocket_cli",
+    "svdinst.training.cli",
+    "svdinst.pocket.cli",
 ]
 
 
 def _tiny_model(args: argparse.Namespace) -> None:
-    from svdinst.models import build_tiny_model
+    from svdinst.models.loading import build_tiny_model
 
     out = build_tiny_model(args.dir)
     print(f"Wrote the tiny model to {out}")

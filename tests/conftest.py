@@ -25,7 +25,7 @@ def _svdinst_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(_svdinst_cache: Path) -> Path:
     """The tiny SD-layout pipeline folder (built on first use, then reused)."""
-    from svdinst.models import resolve_model
+    from svdinst.models.loading import resolve_model
 
     return Path(resolve_model("tiny"))
 

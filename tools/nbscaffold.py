@@ -64,7 +64,7 @@ def header_cells(stem: str, title: str, intro: str, parameters: dict) -> list:
         code(INSTALL),
         code("\n".join(lines), tags=["parameters"]),
         code(
-            "import svdinst\nfrom svdinst.notebook import setup\n\n"
+            "import svdinst\nfrom svdinst.course.notebook import setup\n\n"
             f'print("Written for svdinst {PACKAGE_VERSION}; running", svdinst.__version__)\n'
             "ctx = setup(PROFILE, WORKDIR)"
         ),

@@ -80,7 +80,7 @@ def stylize_folder(
 
     Args:
         model: a trained (or pretrained) baseline.
-        content_dir: photos to stylize (validated by :func:`svdinst.data.list_images`).
+        content_dir: photos to stylize (validated by :func:`svdinst.data.images.list_images`).
         out_dir: the method's output folder, e.g. ``WORKDIR/outputs/cyclegan``.
         style_dir (*optional*): style images, required by arbitrary-style methods.
         resolution (`int`, *optional*): center-crop-resize photos to this size first (the other
@@ -91,8 +91,8 @@ def stylize_folder(
         `list[Path]`: the written images, in content order.
     """
     import svdinst
-    from svdinst.data import center_crop_resize, list_images, load_image
-    from svdinst.metrics import clear_outputs
+    from svdinst.data.images import center_crop_resize, list_images, load_image
+    from svdinst.evaluation.metrics import clear_outputs
 
     paths = list_images(content_dir)
     photos = [load_image(p) for p in paths]
@@ -167,7 +167,7 @@ def train_baseline(
 
     from svdinst.baselines import get_baseline
     from svdinst.baselines.common import latest_checkpoint
-    from svdinst.data import list_images
+    from svdinst.data.images import list_images
 
     cls = get_baseline(name)
     list_images(content_dir)  # one clear line when a folder is missing, empty or broken

@@ -35,15 +35,15 @@ def comparison_grid(
         methods: method names (columns), e.g. the baseline registry names.
         resolution (`int`, *optional*): center-crop photos to this size (as they were stylized).
         with_proxy (`bool`, defaults to `True`): add the mural-proxy filter of each photo — the
-            oracle target the metrics compare against (:func:`svdinst.mural.mural_proxy`).
+            oracle target the metrics compare against (:func:`svdinst.data.mural.mural_proxy`).
         max_photos (`int`, defaults to 4): rows.
 
     Returns:
         `matplotlib.figure.Figure`
     """
-    from svdinst.data import center_crop_resize, list_images, load_image
+    from svdinst.data.images import center_crop_resize, list_images, load_image
     from svdinst.figures import image_grid
-    from svdinst.mural import mural_proxy
+    from svdinst.data.mural import mural_proxy
 
     paths = list_images(content_dir)[:max_photos]
     cells: list[Image.Image] = []

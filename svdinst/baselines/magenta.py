@@ -68,7 +68,7 @@ class Magenta(Baseline):
         seed: int = 0,
     ) -> list[float]:
         """Nothing to train: validate the folders (naming bad files) and return no losses."""
-        from svdinst.data import list_images
+        from svdinst.data.images import list_images
 
         list_images(content_dir)
         list_images(style_dir)

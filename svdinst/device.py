@@ -1,0 +1,66 @@
+"""One device and precision policy for every stage: fp16 on CUDA, fp32 on a CPU, bf16 only
+where the card computes it natively.
+
+Why fp16 on CUDA and not bf16: the kit's target card, a free Colab T4 (Turing), has fp16 tensor
+cores and no bf16; bf16 is offered only where :func:`bf16_supported` says so (Ampere and newer).
+Why fp32 on a CPU: half-precision matmuls there are slow or unsupported and the toy models are
+small. Training keeps its trainable tensors in fp32 whatever the policy (accelerate's mixed
+precision); this module only names the dtype of *frozen* weights and of inference.
+"""
+
+from __future__ import annotations
+
+import torch
+
+PRECISIONS = ("no", "fp16", "bf16")  # accelerate's names; "no" = fp32
+_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def default_device() -> str:
+    """``"cuda"`` when a CUDA GPU is visible, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def bf16_supported(device: str | torch.device | None = None) -> bool:
+    """Whether ``device`` computes bf16 natively (CUDA compute capability ≥ 8.0; never on a T4)."""
+    device = torch.device(device or default_device())
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
+def default_precision(device: str | torch.device | None = None) -> str:
+    """The kit's precision for ``device``: ``"fp16"`` on CUDA, ``"no"`` (fp32) elsewhere."""
+    return "fp16" if torch.device(device or default_device()).type == "cuda" else "no"
+
+
+def resolve_precision(precision: str, device: str | torch.device | None = None) -> str:
+    """``precision`` as it can run on ``device``: ``"auto"`` → :func:`default_precision`.
+
+    Raises:
+        ValueError: an unknown name, half precision asked for on a CPU, or bf16 on a card
+            without it (a T4: use fp16).
+    """
+    device = torch.device(device or default_device())
+    if precision == "auto":
+        return default_precision(device)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be 'auto' or one of {list(PRECISIONS)}, got {precision!r}")
+    if precision != "no" and device.type != "cuda":
+        raise ValueError(f"precision {precision!r} needs a CUDA GPU; on {device.type} use 'no' (fp32)")
+    if precision == "bf16" and not bf16_supported(device):
+        raise ValueError("this GPU has no bf16 (e.g. a T4): use precision 'fp16'")
+    return precision
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of an accelerate precision name (``"no"`` → float32)."""
+    if precision not in _DTYPES:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    return _DTYPES[precision]
+
+
+def inference_dtype(device: str | torch.device | None = None) -> torch.dtype:
+    """The dtype to run a frozen model in on ``device``: float16 on CUDA, float32 elsewhere."""
+    return precision_dtype(default_precision(device))

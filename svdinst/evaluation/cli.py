@@ -1,0 +1,50 @@
+"""``svdinst evaluate``: the command-line face of :func:`svdinst.evaluation.metrics.evaluate`.
+
+Kept apart from the metrics so ``svdinst --help`` does not import torch-fidelity and torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _evaluate_cmd(args: Any) -> None:
+    from svdinst.evaluation.metrics import evaluate, write_metrics
+
+    metrics = evaluate(
+        args.generated,
+        args.style,
+        args.content,
+        lpips_backbone=args.lpips_backbone,
+        mural_oracle=args.mural_oracle,
+        device=args.device,
+        verbose=True,
+    )
+    path = write_metrics(metrics, args.out)
+    lp = metrics["lpips_diversity"]
+    lp = f"{lp:.3f}" if isinstance(lp, float) else lp
+    print(
+        f"FID {metrics['fid']:.2f} (N={metrics['N']} vs {metrics['n_reference']} style images), "
+        f"KID {metrics['kid']['mean']:.4f} ± {metrics['kid']['std']:.4f}, LPIPS diversity {lp}"
+        f" → {path}"
+    )
+
+
+def register_cli(subparsers: Any) -> None:
+    """Add ``svdinst evaluate`` (DESIGN.md's CLI contract)."""
+    p = subparsers.add_parser(
+        "evaluate", help="FID, KID, LPIPS diversity, content LPIPS and ArtFID of a stylized folder"
+    )
+    p.add_argument("--generated", required=True, type=Path, help="<stem>/seed-<k>.png folder")
+    p.add_argument("--style", required=True, type=Path, help="style images (FID reference)")
+    p.add_argument("--content", type=Path, help="the content photos (content LPIPS, ArtFID)")
+    p.add_argument("--out", required=True, type=Path, help="metrics.json to write")
+    p.add_argument("--lpips-backbone", type=Path, help="torchvision AlexNet weights for LPIPS")
+    p.add_argument(
+        "--mural-oracle",
+        action="store_true",
+        help="also report the paired distance to mural_proxy(content) (proxy style set only)",
+    )
+    p.add_argument("--device", choices=["cpu", "cuda"], help="defaults to cuda when available")
+    p.set_defaults(func=_evaluate_cmd)

@@ -1,0 +1,199 @@
+"""The pocket model's folder: fp16 pipeline files, a model card (README.md) and ``SHA256SUMS``.
+
+``SHA256SUMS`` is in ``sha256sum`` format (``<hex>  <relative path>``) and covers every file of the
+folder except itself, so ``sha256sum -c SHA256SUMS`` or :func:`verify_checksums` proves that
+committed weights are the ones the card describes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+import svdinst
+
+SUMS = "SHA256SUMS"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(folder: Path) -> list[str]:
+    """Every file under ``folder`` except ``SHA256SUMS``, as sorted POSIX relative paths."""
+    found = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+    return sorted(f for f in found if f != SUMS)
+
+
+def write_checksums(folder: str | os.PathLike) -> dict[str, str]:
+    """Write ``folder/SHA256SUMS`` for every other file of ``folder``; returns {path: hex}."""
+    folder = Path(folder)
+    sums = {name: sha256_file(folder / name) for name in _files(folder)}
+    (folder / SUMS).write_text("".join(f"{h}  {name}\n" for name, h in sums.items()))
+    return sums
+
+
+def verify_checksums(folder: str | os.PathLike) -> list[str]:
+    """Recompute every checksum listed in ``folder/SHA256SUMS``.
+
+    Args:
+        folder (`str` or `os.PathLike`): a folder written by :func:`write_model_folder`.
+
+    Returns:
+        `list[str]`: one line per problem (``"changed: unet/…"``, ``"missing: …"``,
+        ``"not listed: …"``); empty when the folder is exactly what was written.
+    """
+    folder = Path(folder)
+    listing = folder / SUMS
+    if not listing.is_file():
+        return [f"missing: {SUMS} (not a folder written by `svdinst pocket pretrain`)"]
+    problems, listed = [], set()
+    for line in listing.read_text().splitlines():
+        if not line.strip():
+            continue
+        digest, name = line.split(maxsplit=1)
+        name = name.strip().lstrip("*")
+        listed.add(name)
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"missing: {name}")
+        elif sha256_file(path) != digest:
+            problems.append(f"changed: {name}")
+    problems += [f"not listed: {name}" for name in _files(folder) if name not in listed]
+    return problems
+
+
+def parameter_counts(modules: dict) -> dict[str, int]:
+    """Parameters per network (``unet vae text_encoder image_encoder``)."""
+    return {name: sum(p.numel() for p in m.parameters()) for name, m in modules.items()}
+
+
+def _versions() -> str:
+    import diffusers
+    import transformers
+
+    return (
+        f"svdinst {svdinst.__version__}, torch {torch.__version__}, diffusers "
+        f"{diffusers.__version__}, transformers {transformers.__version__}, Python "
+        f"{platform.python_version()}"
+    )
+
+
+def model_card(config, stats: dict, counts: dict[str, int], sums: dict[str, str]) -> str:
+    """The README.md of a pocket model folder (Markdown)."""
+    from svdinst.pocket.data import APPEARANCES, POCKET_PHOTOS
+
+    m = config.model
+    f = 2 ** (len(m.vae_channels) - 1)
+    total = sum(counts.values())
+    photos = "\n".join(
+        f"| {p.stem} | {p.subject} | {p.module}: `{p.relative}` | {p.credit} | {p.licence} |"
+        for p in POCKET_PHOTOS
+    )
+    files = "\n".join(
+        f"| `{name}` | `{digest}` |" for name, digest in sums.items() if name != "README.md"
+    )
+    vae_min = stats["seconds_vae"] / 60
+    unet_min = stats["seconds_unet"] / 60
+    return f"""# svdinst {m.version} — the pocket base model
+
+A small latent diffusion model with Stable Diffusion 1.4's *layout*, pretrained by the kit itself
+(`svdinst pocket pretrain`) on crops of {len(POCKET_PHOTOS)} photos that ship inside scikit-image
+and scikit-learn. It exists so the offline course shows real style learning (img2img, textual
+inversion, spectral shifts) on a CPU in minutes.
+
+## What it is NOT
+- **Not a text-to-image model.** It has seen {len(POCKET_PHOTOS)} photos; sampled from noise it
+  produces photo-like textures and fragments of them, not what a prompt describes.
+- **Not evidence about SD-1.4.** Nothing measured with it says anything about the quality of
+  Stable Diffusion 1.4 or of SVD-InST at 512 px; quality claims need the `sd14` profile.
+- It never saw a style image, a mural proxy, or the kit's held-out test photos (coffee, flower,
+  grace_hopper), so content preservation measured on those is measured on unseen photos.
+
+## Architecture ({total:,} parameters)
+| part | configuration | parameters |
+|---|---|---:|
+| UNet (`UNet2DConditionModel`) | blocks {m.unet_channels}, {m.unet_layers_per_block} layer per block, {m.unet_attention_head_dim} heads, cross-attention {m.text_dim} | {counts["unet"]:,} |
+| VAE (`AutoencoderKL`) | blocks {m.vae_channels}, f = {f}, 4 latent channels, scaling_factor {stats["scaling_factor"]:.5f} (1 / measured latent std) | {counts["vae"]:,} |
+| text encoder (`CLIPTextModel`) | width {m.text_dim}, {m.text_layers} layers; **frozen random** | {counts["text_encoder"]:,} |
+| image encoder (`CLIPVisionModelWithProjection`) | width {m.vision_dim}, {m.vision_layers} layers, {m.vision_image_size} px, projection {m.projection_dim}; **frozen random** | {counts["image_encoder"]:,} |
+
+The tokenizer is the real CLIP BPE vocabulary (49,408 tokens); the scheduler config is SD-1.4's
+(PNDM, scaled-linear betas 0.00085–0.012, 1,000 steps). Weights are stored in float16.
+
+**Text conditioning.** The text tower is random and frozen: its outputs are fixed, distinct codes
+for each caption, and the UNet learned to read them through cross-attention. Each crop's caption
+names its subject and the appearance edit applied to it ({", ".join(APPEARANCES)}), e.g.
+"a blurry grayscale photo of coins"; {config.caption_dropout:.0%} of captions are empty (the
+unconditional branch of classifier-free guidance). A cross-attention that carries *appearance* is
+what a learned style token (InST) later writes into. Training the text tower on a dozen captions
+would add nothing the UNet cannot learn from fixed codes, and would cost size and time.
+**Image encoder.** Random and frozen: for InST its embedding of a style image is a fixed random
+image feature, from which the image→token module learns the token.
+
+## Training
+- Data: random square crops (side log-uniform from {config.min_crop:.0%} of the shorter side to
+  all of it), horizontal flips, and with probability {config.appearance_prob:.0%} one appearance
+  edit; {config.resolution} px.
+- VAE: {config.vae_steps:,} steps, batch {config.batch_size}, AdamW lr {config.vae_lr:g}, loss L1 +
+  {config.edge_weight:g} × L1 of image gradients + {config.kl_weight:g} × KL; final loss
+  {stats["loss_vae"]:.4f} (mean of the last 100 steps); {vae_min:.1f} min.
+- UNet: {config.unet_steps:,} steps, batch {config.batch_size}, AdamW lr {config.unet_lr:g} (warm-up
+  {config.warmup_steps}, cosine to {config.min_lr_ratio:g}×), ε-prediction on the SD-1.4 DDPM
+  schedule, EMA {config.ema_decay:g} (the saved weights); final loss {stats["loss_unet"]:.4f};
+  {unet_min:.1f} min.
+- Seed {config.seed}; device: {stats["device"]}; {_versions()}.
+- Wall time: {stats["seconds_prep"]:.0f} s building models and loading photos, {vae_min:.1f} min
+  VAE, {unet_min:.1f} min UNet ({(stats["seconds_prep"] / 60 + vae_min + unet_min):.1f} min of
+  training in all, saving excluded).
+- Reproduce: `svdinst pocket pretrain --out DIR --seed {config.seed} --resolution
+  {config.resolution} --vae-steps {config.vae_steps} --unet-steps {config.unet_steps}
+  --batch-size {config.batch_size}` (bit-identical on a CPU with the same library versions and
+  thread count; GPU kernels differ in the last bits from run to run and card to card).
+
+## Photos (training data)
+| name | caption subject | file | credit | licence |
+|---|---|---|---|---|
+{photos}
+
+## Files (SHA-256)
+`SHA256SUMS` lists the same digests plus this card's; check with `svdinst pocket verify DIR`
+or `sha256sum -c SHA256SUMS`.
+
+| file | SHA-256 |
+|---|---|
+{files}
+"""
+
+
+def write_model_folder(out: str | os.PathLike, modules: dict, config, stats: dict) -> Path:
+    """Save the trained networks as an fp16 pipeline folder with its card and ``SHA256SUMS``.
+
+    Args:
+        out (`str` or `os.PathLike`): the folder (replaced atomically).
+        modules (`dict[str, torch.nn.Module]`): ``unet vae text_encoder image_encoder``
+            (cast to fp16 in place).
+        config (`svdinst.pocket.pretrain.PocketConfig`): the run's settings.
+        stats (`dict`): what :func:`svdinst.pocket.pretrain.pretrain` measured (times, losses, device).
+    """
+    from svdinst.models.layouts import save_sd_layout_pipeline
+
+    counts = parameter_counts(modules)
+
+    def finalize(folder: Path) -> None:
+        sums = {name: sha256_file(folder / name) for name in _files(folder)}
+        (folder / "README.md").write_text(model_card(config, stats, counts, sums))
+        write_checksums(folder)
+
+    model_cfg = replace(config.model, seed=config.seed, save_dtype="float16")
+    return save_sd_layout_pipeline(out, modules, model_cfg, finalize)

@@ -1,0 +1,83 @@
+"""``svdinst pocket pretrain`` and ``svdinst pocket verify`` (the pocket base model's commands)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from svdinst.pocket.pretrain import PocketConfig, pretrain
+
+    config = PocketConfig(
+        seed=args.seed,
+        resolution=args.resolution,
+        vae_steps=args.vae_steps,
+        unet_steps=args.unet_steps,
+        batch_size=args.batch_size,
+    )
+    result = pretrain(
+        config,
+        args.out,
+        args.work,
+        resume=args.resume,
+        device=args.device,
+        checkpoint_every=args.checkpoint_every,
+        max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
+        progress=not args.no_progress,
+    )
+    return 0 if result.out is not None else 3  # 3: stopped early, resumable
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from svdinst.errors import ModelNotFoundError
+    from svdinst.pocket.card import verify_checksums
+
+    if not Path(args.dir).is_dir():
+        raise ModelNotFoundError(f"'{args.dir}' is not a folder; pass a pocket model folder.")
+    problems = verify_checksums(args.dir)
+    for line in problems:
+        print(f"{args.dir}: {line}", file=sys.stderr)
+    if not problems:
+        print(f"{args.dir}: every file matches SHA256SUMS")
+    return 1 if problems else 0
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``svdinst pocket {pretrain,verify}``."""
+    from svdinst.pocket.pretrain import PocketConfig
+
+    d = PocketConfig()
+    pocket = subparsers.add_parser("pocket", help="pretrain or verify the pocket base model")
+    sub = pocket.add_subparsers(dest="pocket_command", required=True, metavar="ACTION")
+    p = sub.add_parser(
+        "pretrain",
+        help="train the pocket VAE + UNet on offline photo crops into a pipeline folder",
+        description="Train the pocket model (VAE, then UNet) on crops of the offline photos and "
+        "write an fp16 diffusers pipeline folder with a model card and SHA256SUMS. Defaults are "
+        "the GPU recipe (minutes on one H100); it also runs, slowly, on a CPU.",
+    )
+    p.add_argument("--out", type=Path, required=True, help="pipeline folder to write")
+    p.add_argument("--work", type=Path, default=None,
+                   help="checkpoints and log.csv (default: OUT-work next to OUT)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help=f"initial weights, crops, noise (default {d.seed})")  # fmt: skip
+    p.add_argument("--vae-steps", type=int, default=d.vae_steps,
+                   help=f"autoencoder steps (default {d.vae_steps})")  # fmt: skip
+    p.add_argument("--unet-steps", type=int, default=d.unet_steps,
+                   help=f"UNet steps (default {d.unet_steps})")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help=f"crops per step (default {d.batch_size})")  # fmt: skip
+    p.add_argument("--resolution", type=int, default=d.resolution,
+                   help=f"crop side in px, a multiple of 16 (default {d.resolution})")  # fmt: skip
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1…")
+    p.add_argument("--resume", action="store_true", help="continue from WORK's newest checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop with a checkpoint after this long (exit 3); --resume continues")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    p.set_defaults(func=_pretrain)
+    v = sub.add_parser("verify", help="recompute a pocket folder's SHA256SUMS (exit 1 on mismatch)")
+    v.add_argument("dir", type=Path, metavar="DIR")
+    v.set_defaults(func=_verify)

@@ -1,0 +1,303 @@
+"""The pocket model's training data: random crops of offline photos with appearance captions.
+
+Only photos that ship inside scikit-image, scikit-learn and matplotlib are used (no network), and
+never a style image or a held-out test photo of the kit's default data set
+(:data:`svdinst.data.default.PHOTOS` with split ``"test"``), so content preservation is measured
+on photos the model never saw. Each crop gets a caption naming its subject and the appearance
+change applied to it ("a blurry photo of a cat", "a grayscale photo of coins"): the UNet learns to
+*read* its cross-attention for appearance, which is what a learned style token later writes into.
+The appearance changes are plain photo edits (blur, contrast, tint, …), never the mural proxy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from svdinst.data.default import MAX_SIDE, PHOTOS, _package_file, _source_image
+from svdinst.errors import DataError
+
+
+@dataclass(frozen=True)
+class PocketPhoto:
+    """One training photo: where its bytes live, what it shows, and its credit and licence."""
+
+    stem: str  # short name (model card, tests)
+    subject: str  # what the caption calls it: "a photo of {subject}"
+    module: str  # importable package holding the file
+    relative: str  # path inside that package
+    credit: str
+    licence: str
+
+
+def _content(stem: str, subject: str) -> PocketPhoto:
+    """A training photo of the default data set's ``content/`` split (same credit, same licence)."""
+    src = next(s for s in PHOTOS if s.stem == stem)
+    if src.split != "content":
+        raise ValueError(f"'{stem}' is a held-out {src.split} photo; it must not train the model.")
+    return PocketPhoto(stem, subject, src.package, src.origin, src.credit, src.licence)
+
+
+# The content photos plus every other real photograph bundled with scikit-image (no pooch
+# download). Left out: synthetic images, text scans, silhouettes, the moon (no licence stated),
+# the Middlebury motorcycle (research-use licence) and the held-out test photos.
+POCKET_PHOTOS = (
+    _content("astronaut", "an astronaut"),
+    _content("chelsea", "a cat"),
+    _content("rocket", "a rocket"),
+    _content("china", "a temple"),
+    PocketPhoto(
+        "camera",
+        "a man with a camera",
+        "skimage",
+        "data/camera.png",
+        "Lav Varshney (photographer)",
+        "CC0",
+    ),
+    PocketPhoto(
+        "coins",
+        "coins",
+        "skimage",
+        "data/coins.png",
+        "Brooklyn Museum Collection (Greek coins from Pompeii)",
+        "no known copyright restrictions",
+    ),
+    PocketPhoto(
+        "clock",
+        "a clock",
+        "skimage",
+        "data/clock_motion.png",
+        "Stefan van der Walt (photographer)",
+        "public domain",
+    ),
+    PocketPhoto(
+        "hubble",
+        "galaxies",
+        "skimage",
+        "data/hubble_deep_field.jpg",
+        "NASA / Hubble eXtreme Deep Field (HubbleSite)",
+        "public domain",
+    ),
+    PocketPhoto(
+        "ihc",
+        "stained tissue",
+        "skimage",
+        "data/ihc.png",
+        "Center for Microscopy And Molecular Imaging (CMMI)",
+        "no known copyright restrictions",
+    ),
+    PocketPhoto(
+        "retina",
+        "a retina",
+        "skimage",
+        "data/retina.jpg",
+        "Mikael Häggström (Wikimedia Commons)",
+        "CC0 1.0",
+    ),
+    PocketPhoto(
+        "brick", "a brick wall", "skimage", "data/brick.png", "CC0Textures (Bricks25)", "CC0"
+    ),
+    PocketPhoto(
+        "grass", "grass", "skimage", "data/grass.png", "linolafett on DeviantArt (Grass-01)", "CC0"
+    ),
+    PocketPhoto("gravel", "gravel", "skimage", "data/gravel.png", "CC0Textures (Gravel04)", "CC0"),
+)
+
+# Appearance edits and the words the caption uses for them (plain photo edits, never a mural).
+APPEARANCES = (
+    "grayscale",
+    "blurry",
+    "high-contrast",
+    "faded",
+    "dark",
+    "bright",
+    "warm-toned",
+    "blue-tinted",
+    "noisy",
+)
+
+
+def load_pocket_photo(photo: PocketPhoto, max_side: int = MAX_SIDE) -> Image.Image:
+    """The photo's pixels (RGB), downscaled like the default data set so its longest side ≤ 512.
+
+    Args:
+        photo (`PocketPhoto`): which photo.
+        max_side (`int`, defaults to 512): longest side after a Lanczos downscale.
+    """
+    content = next((s for s in PHOTOS if s.stem == photo.stem and s.split == "content"), None)
+    if content is not None:
+        image = _source_image(content)
+    else:
+        path = _package_file(photo.module, photo.relative)
+        if not path.is_file():
+            raise DataError(
+                f"Pocket training photo '{path}' is missing from the installed {photo.module}; "
+                f"reinstall it (`pip install --force-reinstall {photo.module}`)."
+            )
+        with Image.open(path) as im:
+            image = im.convert("RGB")
+    if max(image.size) > max_side:
+        image = ImageOps.contain(image, (max_side, max_side), Image.Resampling.LANCZOS)
+    return image
+
+
+def is_grayscale(image: Image.Image) -> bool:
+    """True when all three channels are equal (a grey photo stored as RGB)."""
+    a = np.asarray(image)
+    return bool((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all())
+
+
+def caption(subject: str, appearance: str | None, grayscale: bool) -> str:
+    """The caption of one crop, e.g. ``"a blurry grayscale photo of coins"``.
+
+    Args:
+        subject (`str`): what the photo shows.
+        appearance (`str`, *optional*): one of :data:`APPEARANCES`, or `None` for none.
+        grayscale (`bool`): the photo itself is grey (said even without the grayscale edit).
+    """
+    words = [appearance] if appearance and appearance != "grayscale" else []
+    if grayscale or appearance == "grayscale":
+        words.append("grayscale")
+    words.append("photo")
+    article = "an" if words[0][0] in "aeiou" else "a"
+    return f"{article} {' '.join(words)} of {subject}"
+
+
+def all_captions(photos: tuple[PocketPhoto, ...], grays: list[bool]) -> list[str]:
+    """Every caption the sampler can emit (the empty one for classifier-free guidance first)."""
+    found = {""}
+    for photo, gray in zip(photos, grays):
+        for appearance in (None, *APPEARANCES):
+            found.add(caption(photo.subject, appearance, gray))
+    return sorted(found)
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of a (1, 3, H, W) image, reflect-padded."""
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).repeat(3, 1, 1, 1)
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, k.view(3, 1, 1, -1), groups=3)
+    return F.conv2d(x, k.view(3, 1, -1, 1), groups=3)
+
+
+def apply_appearance(x: torch.Tensor, appearance: str | None, noise: torch.Tensor) -> torch.Tensor:
+    """Apply one appearance edit to a (1, 3, H, W) image in [0, 1].
+
+    Args:
+        x (`torch.Tensor`): the crop.
+        appearance (`str`, *optional*): one of :data:`APPEARANCES`; `None` returns ``x``.
+        noise (`torch.Tensor`): standard normal values shaped like ``x`` (used by ``"noisy"``;
+            drawn by the caller so the sampler's generator alone decides every pixel).
+    """
+    if appearance is None:
+        return x
+    luma = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    if appearance == "grayscale":
+        y = luma.expand_as(x)
+    elif appearance == "blurry":
+        y = _blur(x, sigma=x.shape[-1] / 48)  # 2 px at 96 px: clearly soft, subject still legible
+    elif appearance == "high-contrast":
+        y = (x - mean) * 1.7 + mean
+    elif appearance == "faded":
+        y = (x - mean) * 0.45 + mean + 0.15
+    elif appearance == "dark":
+        y = x * 0.5
+    elif appearance == "bright":
+        y = 1 - (1 - x) * 0.5
+    elif appearance == "warm-toned":
+        y = x * x.new_tensor([1.15, 1.0, 0.75]).view(1, 3, 1, 1)
+    elif appearance == "blue-tinted":
+        y = x * x.new_tensor([0.75, 0.95, 1.2]).view(1, 3, 1, 1)
+    elif appearance == "noisy":
+        y = x + 0.08 * noise
+    else:
+        raise ValueError(f"Unknown appearance {appearance!r}; choose from {APPEARANCES}.")
+    return y.clamp(0, 1)
+
+
+class PocketCropSampler:
+    """Random square crops at random scales, flips and appearance edits, with their captions.
+
+    Every random choice comes from one CPU ``torch.Generator`` (seeded, checkpointed through
+    :meth:`state` / :meth:`set_state`), so a run's data is identical on every machine and after
+    a resume; the pixel work runs on ``device``.
+
+    Args:
+        resolution (`int`): output side in pixels.
+        seed (`int`): generator seed.
+        device (`str` or `torch.device`, defaults to ``"cpu"``): where crops are made.
+        min_crop (`float`, defaults to 0.3): smallest crop side as a fraction of the photo's
+            shorter side; sides are log-uniform up to the whole shorter side.
+        appearance_prob (`float`, defaults to 0.5): chance that a crop gets an appearance edit.
+        caption_dropout (`float`, defaults to 0.1): chance that the caption is ``""``.
+        photos (`tuple[PocketPhoto]`, defaults to :data:`POCKET_PHOTOS`): the photos.
+    """
+
+    def __init__(
+        self,
+        resolution: int,
+        seed: int,
+        device: str | torch.device = "cpu",
+        min_crop: float = 0.3,
+        appearance_prob: float = 0.5,
+        caption_dropout: float = 0.1,
+        photos: tuple[PocketPhoto, ...] = POCKET_PHOTOS,
+    ) -> None:
+        self.resolution, self.device, self.min_crop = resolution, torch.device(device), min_crop
+        self.appearance_prob, self.caption_dropout = appearance_prob, caption_dropout
+        self.photos = photos
+        images = [load_pocket_photo(p) for p in photos]
+        self.grays = [is_grayscale(im) for im in images]
+        self.pixels = [
+            torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float().div(255).to(device)
+            for im in images
+        ]
+        self.captions = all_captions(photos, self.grays)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def state(self) -> torch.Tensor:
+        """The generator state (for checkpoints)."""
+        return self.generator.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        """Restore :meth:`state`."""
+        self.generator.set_state(state)
+
+    def _uniform(self) -> float:
+        return float(torch.rand((), generator=self.generator))
+
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, list[str]]:
+        """A batch of crops in [-1, 1] (``batch_size, 3, R, R``) and their captions."""
+        crops, captions, r = [], [], self.resolution
+        for _ in range(batch_size):
+            k = int(torch.randint(len(self.pixels), (), generator=self.generator))
+            img = self.pixels[k]
+            h, w = img.shape[-2:]
+            short = min(h, w)
+            lo = min(short, max(8, self.min_crop * short))
+            side = round(math.exp(math.log(lo) + self._uniform() * math.log(short / lo)))
+            top = int(self._uniform() * (h - side + 1))
+            left = int(self._uniform() * (w - side + 1))
+            crop = img[None, :, top : top + side, left : left + side]
+            crop = F.interpolate(crop, size=(r, r), mode="bilinear", antialias=True,
+                                 align_corners=False).clamp(0, 1)  # fmt: skip
+            if self._uniform() < 0.5:
+                crop = crop.flip(-1)
+            appearance = None
+            if self._uniform() < self.appearance_prob:
+                idx = int(torch.randint(len(APPEARANCES), (), generator=self.generator))
+                appearance = APPEARANCES[idx]
+            noise = torch.randn(crop.shape, generator=self.generator).to(self.device)
+            crops.append(apply_appearance(crop, appearance, noise))
+            text = caption(self.photos[k].subject, appearance, self.grays[k])
+            captions.append("" if self._uniform() < self.caption_dropout else text)
+        return torch.cat(crops) * 2 - 1, captions

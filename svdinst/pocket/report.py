@@ -1,0 +1,253 @@
+"""The "Pocket model" section of ``reports/REPORT.md``: table, verdict, figure and what it is.
+
+Reads the results of :func:`svdinst.pocket.experiment.run_pocket_experiment` (one metrics dict
+per training seed of each method) and writes Markdown that
+:func:`svdinst.evaluation.report.write_report` appends to the report. The verdict sentences are computed
+from the numbers — including, honestly, when SVD-InST does not beat InST.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svdinst.evaluation.report import LABELS, _cell, _int_cell
+
+ABOUT = (
+    "The pocket model is a small Stable-Diffusion-layout model (a VAE with f = 4, a 3-level UNet, "
+    "tiny CLIP towers with the real CLIP tokenizer) that the kit pretrained itself "
+    "(`svdinst pocket pretrain`; its model card ships with the weights) on crops of the offline "
+    "*photos*, never on the style images or the held-out test photos. It turns noise into "
+    "photo-like images at {resolution} px, so whether a few CPU minutes of training learn the "
+    "style can be *measured*, which random weights cannot show. It is **not** a text-to-image model (its text tower is frozen and random; "
+    "the UNet learned a handful of caption words) and it says **nothing about SD-1.4's quality**: "
+    "only the `sd14` profile does. Having seen few photos, at high img2img strength it can return "
+    "a photo it memorised instead of its input — hence the content-preservation columns and the "
+    "profile's moderate strength."
+)
+POCKET_ORDER = ("base", "inst", "svd-inst", "svdiff")  # the table reads base → InST → SVD-InST
+
+
+def _values(runs: Sequence[Mapping[str, Any]], *keys: str) -> list[Any]:
+    out = []
+    for r in runs:
+        v: Any = r
+        for k in keys:
+            v = v[k]
+        out.append(v)
+    return out
+
+
+def ordered(results: Mapping[str, Any]) -> dict[str, Any]:
+    """``results`` in :data:`POCKET_ORDER` (other methods after, in their order)."""
+    rank = {m: i for i, m in enumerate(POCKET_ORDER)}
+    return dict(sorted(results.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+
+
+def pocket_table_markdown(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    """Method × (mean ± std over training seeds): FID/KID, oracle distance, content preservation."""
+    head = (
+        "| method | training seeds | N | FID to proxy styles ↓ | KID ↓ | PSNR to oracle ↑ "
+        "| SSIM to oracle ↑ | closest to own photo ↑ | SSIM to own photo | own − best other |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = []
+    for method, runs in ordered(results).items():
+        cells = [
+            LABELS.get(method, method),
+            str(len(runs)) if method != "base" else "— (untrained)",
+            _int_cell([r["N"] for r in runs]),
+            _cell(_values(runs, "fid"), 1),
+            _cell(_values(runs, "kid", "mean"), 4),
+            _cell(_values(runs, "oracle", "psnr"), 2),
+            _cell(_values(runs, "oracle", "ssim"), 3),
+            _cell(_values(runs, "content_preservation", "identified"), 2),
+            _cell(_values(runs, "content_preservation", "own"), 3),
+            _cell(_values(runs, "content_preservation", "margin_best"), 3),
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return head + "\n".join(rows) + "\n"
+
+
+def _compare(
+    results: Mapping[str, Sequence[Mapping[str, Any]]], a: str, b: str, keys: Sequence[str]
+) -> tuple[float, float, float] | None:
+    """Means of a metric for methods a and b and their pooled sample std over training seeds."""
+    if a not in results or b not in results:
+        return None
+    va, vb = np.array(_values(results[a], *keys)), np.array(_values(results[b], *keys))
+    spreads = [np.var(v, ddof=1) for v in (va, vb) if len(v) > 1]
+    pooled = float(np.sqrt(np.mean(spreads))) if spreads else float("nan")
+    return float(va.mean()), float(vb.mean()), pooled
+
+
+def verdict(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """Sentences that read the table: does training lower FID, and does SVD-InST beat InST?"""
+    lines = []
+    fid = {m: float(np.mean(_values(r, "fid"))) for m, r in results.items()}
+    if {"base", "inst", "svd-inst"} <= set(fid):
+        falls = fid["base"] > fid["inst"] > fid["svd-inst"]
+        lines.append(
+            f"- FID to the proxy style set: base {fid['base']:.1f} → InST {fid['inst']:.1f} → "
+            f"SVD-InST {fid['svd-inst']:.1f} — "
+            + (
+                "it falls at each step (read it against the seed spread below)."
+                if falls
+                else "it does **not** fall at each step."
+            )
+        )
+    if "base" in fid:
+        for mode in (m for m in POCKET_ORDER[1:] if m in results):
+            vals = np.array(_values(results[mode], "fid"))
+            std = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+            gap = fid["base"] - float(vals.mean())
+            clear = not np.isnan(std) and gap > 2 * std
+            lines.append(
+                f"- {LABELS.get(mode, mode)} lowers FID below the base model's by {gap:.1f} "
+                f"(its seed std {std:.1f}): "
+                + (
+                    "clearly more than the seed noise."
+                    if clear
+                    else "not clearly beyond the seed noise."
+                )
+                if gap > 0
+                else f"- {LABELS.get(mode, mode)} does **not** lower FID below the base model's "
+                f"({float(vals.mean()):.1f} vs {fid['base']:.1f})."
+            )
+    for keys, name, lower_better in (
+        (("fid",), "FID", True),
+        (("oracle", "ssim"), "SSIM to the oracle", False),
+        (("oracle", "psnr"), "PSNR to the oracle", False),
+    ):
+        cmp = _compare(results, "svd-inst", "inst", keys)
+        if cmp is None:
+            continue
+        s, i, pooled = cmp
+        better = s < i if lower_better else s > i
+        gap = abs(s - i)
+        beyond = not np.isnan(pooled) and gap > 2 * pooled
+        lines.append(
+            f"- {name}: SVD-InST {s:.3g} vs InST {i:.3g} — SVD-InST is "
+            + ("better" if better else "**not better**")
+            + f" by {gap:.3g}; the seed spread (pooled sample std) is {pooled:.3g}, so the gap is "
+            + ("larger than two spreads." if beyond else "within two spreads (not conclusive).")
+        )
+    return lines
+
+
+def sweep_markdown(path: str | os.PathLike) -> str:
+    """The strength sweep of notebook 05 (:func:`svdinst.evaluation.content.save_sweep`) as a table."""
+    import json
+
+    sweep = json.loads(Path(path).read_text())
+    rows = [
+        f"| {k} | {v['identified']:.2f} | {v['own']:.3f} | {v['margin_best']:+.3f} | "
+        f"{v['margin_mean']:+.3f} | {v['n_outputs']} |"
+        for k, v in sweep.items()
+    ]
+    return (
+        "| strength | closest to own photo ↑ | SSIM to own photo | own − best other "
+        "| own − mean other | outputs |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
+def run_seconds(run_dirs: Sequence[str | os.PathLike]) -> list[float]:
+    """Training wall time of each run (last ``seconds`` of its ``log.csv``)."""
+    from svdinst.training.runs import read_loss_log
+
+    return [read_loss_log(r)["seconds"][-1] for r in run_dirs]
+
+
+def pocket_section(
+    experiment: Mapping[str, Any],
+    *,
+    profile: Any,
+    report_path: str | os.PathLike,
+    figure: str | os.PathLike | None = None,
+    sweep: str | os.PathLike | None = None,
+    sweep_figure: str | os.PathLike | None = None,
+) -> str:
+    """The report's "Pocket model" section (Markdown).
+
+    Args:
+        experiment (`Mapping`): from :func:`svdinst.pocket.experiment.run_pocket_experiment`.
+        profile (`Profile`): the pocket profile (model, strength, steps).
+        report_path (`str` or `os.PathLike`): where REPORT.md goes (links are relative to it).
+        figure (`str` or `os.PathLike`, *optional*): the pocket figure's PNG.
+        sweep (`str` or `os.PathLike`, *optional*): notebook 05's strength sweep JSON.
+        sweep_figure (`str` or `os.PathLike`, *optional*): its figure.
+    """
+    here = Path(report_path).resolve().parent
+    results, st = experiment["results"], experiment["settings"]
+    any_run = next(iter(r for r in experiment["runs"].values() if r is not None), None)
+    n = {r["N"] for runs in results.values() for r in runs}
+    ref = {r["n_reference"] for runs in results.values() for r in runs}
+    cp = next(iter(results.values()))[0]["content_preservation"]
+    lines = [
+        "## Pocket model: does training learn the style?",
+        "",
+        ABOUT.format(resolution=profile.resolution),
+        "",
+        f"Model `{profile.model}`, {st['resolution']} px; img2img strength {st['strength']}, "
+        f"{st['steps']} DDIM steps, guidance {st['guidance_scale']}, {st['seeds']} seed(s) per "
+        f"image. Test set: {len(set(experiment['sets']['groups'].values()))} held-out photos × "
+        f"{len(experiment['sets']['groups']) // max(1, len(set(experiment['sets']['groups'].values())))}"
+        f" square crops (the centre square and random crops) — N = {sorted(n)} outputs per "
+        f"training seed; FID/KID reference: {sorted(ref)} crops of the proxy style images. "
+        "The base model gets the empty prompt (the unconditional caption of its pretraining); "
+        "the trained modes get their learned token.",
+        "",
+        pocket_table_markdown(results),
+        "How to read it:",
+        "- FID/KID: the TF-FID Inception (real weights, offline); with N this small FID is biased "
+        "upwards, so only the differences between rows (equal N) mean something.",
+        "- Oracle: `mural_proxy(test crop)` is the ideal output; PSNR/SSIM are paired and "
+        "pixel-level.",
+        f"- Content preservation: {cp['measure']}; *closest to own photo* is the fraction of "
+        "outputs more similar to their own test crop than to every crop of another photo "
+        f"(chance ≈ {cp['chance']:.2f}); *own − best other* is the mean SSIM margin.",
+        "",
+        *verdict(results),
+    ]
+    if any_run is not None:
+        seconds = run_seconds([r for r in experiment["runs"].values() if r is not None])
+        lines += [
+            f"- Training: {profile.train_steps} steps per run, batch {profile.train_batch_size}; "
+            f"wall time per run {np.mean(seconds):.0f} s (min {min(seconds):.0f}, max "
+            f"{max(seconds):.0f}) on {st['device']}.",
+        ]
+    if sweep is not None and Path(sweep).is_file():
+        import json
+
+        from svdinst.evaluation.content import pick_strength
+
+        lines += [
+            "",
+            "### Content preservation against strength",
+            "",
+            "Notebook 05 stylizes the three test photos (2 seeds) with the SVD-InST run at each "
+            "strength and asks whether each output is closest to its own photo among all seven "
+            "offline photos (SSIM, grayscale). `pick_strength` takes the highest strength at which "
+            "every output is, with a mean margin ≥ 0.05 over the best other photo: here "
+            f"{pick_strength(json.loads(Path(sweep).read_text()))}. The profile's strength, "
+            f"{profile.strength}, is the same rule applied to the untrained base model, which "
+            "memorises most (it must hold for every row of the table above).",
+            "",
+            sweep_markdown(sweep),
+        ]
+        if sweep_figure is not None and Path(sweep_figure).is_file():
+            rel = os.path.relpath(Path(sweep_figure).resolve(), here)
+            lines += [f"![content preservation against strength]({rel})", ""]
+    if figure is not None:
+        rel = os.path.relpath(Path(figure).resolve(), here)
+        lines += [
+            "",
+            f"![Pocket model: test photo | base | each trained mode | oracle]({rel})",
+            "",
+            "One row per test photo (its centre crop), seed 0 of the first training seed.",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,152 @@
+"""The factored training path of spectral shifts: y = ((x·V)·diag(σ'))·Uᵀ, never forming W.
+
+For a layer that sees few tokens N (SD-1.4's 16×16 and 8×8 blocks, the cross-attention keys
+and values over 77 text tokens), rebuilding W = U·diag(σ')·Vᵀ and projecting dW onto δ costs
+more than the layer itself. SVDiff's Eq. 1 (Han et al., 2023) can instead be applied in
+factored form, with σ' = relu(σ + s·δ) and h = x·V (N × k):
+
+    y = (h·diag(σ'))·Uᵀ + b,     ∂L/∂δ = s·1[σ + s·δ > 0] ∘ Σₙ (g·U) ∘ h,
+    ∂L/∂x = ((g·U)·diag(σ'))·Vᵀ,
+
+which needs neither W nor dW. A k×k convolution is the same chain: Vᵀ reshaped to
+(k, in, kh, kw) is a convolution to k channels (the base layer's stride, padding and dilation),
+σ' scales its channels and U is a 1×1 convolution back to ``out`` channels — the shape of the
+LoRA export's down/up pair. Grouped convolutions cannot be factored this way (each output group
+sees other input channels) and keep the weight path of :mod:`svdinst.spectral.fast`.
+
+Per pass the cost is 2·N·k·(in' + out) (in' = in·kh·kw), against 2·N·out·in' for the base op
+plus, on the weight path, dW (2·N·out·in') and the rebuild and projection (4·out·k·in').
+:func:`prefers_factored` compares the two once per layer, from its shapes and the token count
+of its first forward; afterwards the choice is fixed (shapes only, no data-dependent branch),
+so a whole step can still be captured in one CUDA graph.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from svdinst.spectral.layer import SpectralShiftLayer
+
+FACTORED_MODES = ("auto", "always", "never")
+
+
+def factored_supported(layer: nn.Module) -> bool:
+    """Linear, and Conv2d with ``groups == 1`` (the base layer, not the wrapper)."""
+    return isinstance(layer, nn.Linear) or (isinstance(layer, nn.Conv2d) and layer.groups == 1)
+
+
+def flop_costs(out: int, in_: int, k: int, tokens: int) -> tuple[int, int]:
+    """(weight path, factored path) FLOPs of one forward + backward of a layer.
+
+    Weight path: forward, dx and dW (3 × 2·N·out·in') plus rebuild and projection
+    (2 × 2·out·k·in'). Factored path: forward and backward, each 2·N·k·(in' + out).
+
+    Args:
+        out (`int`), in_ (`int`), k (`int`): rows and columns (in·kh·kw) of W, number of shifts.
+        tokens (`int`): N, rows of the layer's input (batch × positions).
+    """
+    weight = 6 * tokens * out * in_ + 4 * out * k * in_
+    factored = 4 * tokens * k * (in_ + out)
+    return weight, factored
+
+
+def tokens_of(layer: SpectralShiftLayer, x: torch.Tensor) -> int:
+    """N: input rows of a Linear, output positions (batch × H' × W') of a Conv2d."""
+    base = layer.base_layer
+    if isinstance(base, nn.Linear):
+        return x.numel() // x.shape[-1]
+    h, w = x.shape[-2:]
+    oh, ow = (
+        (size + 2 * p - d * (kk - 1) - 1) // s + 1
+        for size, p, d, kk, s in zip(
+            (h, w), base.padding, base.dilation, base.kernel_size, base.stride
+        )
+    )
+    return (x.numel() // (x.shape[-3] * h * w)) * oh * ow
+
+
+def prefers_factored(layer: SpectralShiftLayer, x: torch.Tensor) -> bool:
+    """Decide the path of a fast layer from its ``factored_mode``, shapes and the tokens of x."""
+    if layer.factored_mode == "never" or not factored_supported(layer.base_layer):
+        return False
+    if isinstance(layer.base_layer, nn.Conv2d) and x.dim() != 4:
+        return False  # an unbatched conv input keeps the weight path
+    if layer.factored_mode == "always":
+        return True
+    weight, factored = flop_costs(
+        layer.U.shape[0], layer.Vh.shape[1], layer.S.numel(), tokens_of(layer, x)
+    )
+    return factored < weight
+
+
+def _down(layer: SpectralShiftLayer, x: torch.Tensor) -> torch.Tensor:
+    """h = x·V: (…, k) for a Linear, (B, k, H', W') for a Conv2d."""
+    base = layer.base_layer
+    if isinstance(base, nn.Linear):
+        return F.linear(x, layer.Vh)
+    vh = layer.Vh.view(layer.S.numel(), *base.weight.shape[1:])
+    return F.conv2d(x, vh, None, base.stride, base.padding, base.dilation)
+
+
+def _up(layer: SpectralShiftLayer, h: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """h·Uᵀ (+ bias): a Linear, or a 1×1 convolution over channels."""
+    if isinstance(layer.base_layer, nn.Linear):
+        return F.linear(h, layer.U, bias)
+    return F.conv2d(h, layer.U[:, :, None, None], bias)
+
+
+def _channels(t: torch.Tensor, conv: bool) -> torch.Tensor:
+    """A per-shift vector shaped to broadcast over h (channel axis 1 for convolutions)."""
+    return t[:, None, None] if conv else t
+
+
+class _FactoredFunction(torch.autograd.Function):
+    """y = ((x·V)·diag(σ'))·Uᵀ + b with σ' precomputed; backward per the module docstring."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, delta: torch.Tensor, layer: SpectralShiftLayer):
+        conv = isinstance(layer.base_layer, nn.Conv2d)
+        dtype = layer.U.dtype
+        bias = layer.base_layer.bias
+        bias = bias.to(dtype) if bias is not None else None
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            h = _down(layer, x.to(dtype))
+            y = _up(layer, h * _channels(layer._sv.to(dtype), conv), bias)
+        ctx.save_for_backward(h)
+        ctx.layer, ctx.in_dtype, ctx.in_shape = layer, x.dtype, x.shape
+        return y.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (h,) = ctx.saved_tensors
+        layer = ctx.layer
+        base = layer.base_layer
+        conv = isinstance(base, nn.Conv2d)
+        g = g.to(h.dtype)
+        gu = F.conv2d(g, layer.U.t()[:, :, None, None]) if conv else g @ layer.U  # g·U
+        ddelta = dx = None
+        if ctx.needs_input_grad[1]:
+            prod = gu * h if conv else (gu * h).reshape(-1, h.shape[-1])
+            diag = prod.sum(dim=(0, 2, 3) if conv else 0, dtype=layer.S.dtype)  # Σₙ (g·U)∘(x·V)
+            ddelta = (diag * layer._grad_gate).to(layer.delta.dtype)
+        if ctx.needs_input_grad[0]:
+            gs = gu * _channels(layer._sv.to(h.dtype), conv)
+            if conv:
+                vh = layer.Vh.view(layer.S.numel(), *base.weight.shape[1:])
+                dx = torch.nn.grad.conv2d_input(
+                    ctx.in_shape, vh, gs, base.stride, base.padding, base.dilation
+                )
+            else:
+                dx = gs @ layer.Vh
+            dx = dx.to(ctx.in_dtype)
+        return dx, ddelta, None
+
+
+def factored_forward(layer: SpectralShiftLayer, x: torch.Tensor) -> torch.Tensor:
+    """Forward of a factored layer (σ' and the gate are kept fresh by the fast path)."""
+    return _FactoredFunction.apply(x, layer.delta, layer)

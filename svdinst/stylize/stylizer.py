@@ -1,0 +1,398 @@
+"""Stylize photos with a trained run: img2img or InST's stochastic inversion, many seeds.
+
+The report's protocol: every test photo, 10 seeds, strength 0.8, DDIM 50 steps. A run folder's
+spectral shifts are *merged* into plain weights (:func:`svdinst.training.runs.load_run`), so sampling costs
+exactly what vanilla SD costs; ``shift_scale`` (s in W = U·diag(relu(σ + s·δ))·Vᵀ, SVDiff eq. 1)
+is the style-strength knob. Two ways to start from the photo:
+
+* ``img2img`` — SDEdit (Meng et al. 2022) through diffusers' ``StableDiffusionImg2ImgPipeline``:
+  noise the photo's latent to the step ``strength`` of the way up the DDIM schedule with fresh
+  Gaussian noise, then denoise with classifier-free guidance (7.5 by default, diffusers' value).
+* ``inst`` — InST's "stochastic inversion" (Zhang et al. 2023, Sec. 3.3; its ``InST.ipynb``):
+  noise the latent to t = ⌊strength·T⌋ (T = 1000) with Gaussian noise, let the UNet *predict* that
+  noise under the style prompt, and re-noise the clean latent with the prediction
+  (z_t = √ᾱ_t·z₀ + √(1−ᾱ_t)·ε̂) — the start keeps more of the photo than random noise would. Then
+  DDIM over the last ⌊strength·steps⌋ steps with guidance 10 (InST's scale). Optionally AdaIN
+  first moves the content latent's per-channel mean/std to the style image's.
+
+Outputs: ``<out>/<content-stem>/seed-<k>.png`` and ``<out>/settings.json``. Seed k uses its own
+``torch.Generator(seed=k)`` for every photo, so any output can be regenerated alone and batching
+changes a result by float round-off at most.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from svdinst.errors import DataError, RunFolderError, SvdinstError
+
+INIT_MODES = ("img2img", "inst")
+DEFAULT_GUIDANCE = {"img2img": 7.5, "inst": 10.0}  # diffusers' img2img default; InST's scale
+
+
+@dataclass
+class StylizeConfig:
+    """How to stylize (``svdinst stylize`` flags map one to one)."""
+
+    strength: float = 0.8  # the report's setting: keeps the layout, repaints the surface
+    seeds: int = 10  # outputs per photo, seeds 0…N−1 (the report: 10, for LPIPS diversity)
+    steps: int = 50  # DDIM steps over the full schedule (report and InST: 50)
+    guidance: float | None = None  # CFG scale; None → 7.5 (img2img) or 10 (inst, as InST)
+    init: str = "img2img"  # "img2img" (SDEdit) or "inst" (InST's stochastic inversion)
+    adain_style: str | None = None  # inst only: AdaIN the content latent toward this image
+    resolution: int | None = None  # None → the UNet's native size (512 SD-1.4, 64 tiny)
+    batch_size: int = 4  # seeds per UNet batch; 4 with CFG fits SD-1.4 fp16 on a 16 GB T4
+    prompt: str | None = None  # None → the run's prompt (its template with the learned token)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0.0 < self.strength <= 1.0, f"`strength` must be in (0, 1], got {self.strength}"),
+            (self.seeds >= 1, f"`seeds` must be ≥ 1, got {self.seeds}"),
+            (self.steps >= 1, f"`steps` must be ≥ 1, got {self.steps}"),
+            (
+                self.init in INIT_MODES,
+                f"`init` must be one of {list(INIT_MODES)}, got {self.init!r}",
+            ),
+            (self.guidance is None or self.guidance >= 0, "`guidance` must be ≥ 0"),
+            (self.batch_size >= 1, f"`batch_size` must be ≥ 1, got {self.batch_size}"),
+            (self.resolution is None or self.resolution % 8 == 0, "`resolution`: multiple of 8"),
+            (self.adain_style is None or self.init == "inst", "AdaIN is part of --init inst"),
+            (int(self.strength * self.steps) >= 1, "strength × steps must be ≥ 1 denoising step"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SvdinstError(f"Stylize setting: {message}.")
+
+    @property
+    def guidance_scale(self) -> float:
+        """The CFG scale actually used."""
+        return DEFAULT_GUIDANCE[self.init] if self.guidance is None else float(self.guidance)
+
+
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """AdaIN (Huang & Belongie 2017, eq. 8): content's per-channel mean/std replaced by style's.
+
+    Args:
+        content (`torch.Tensor`): N×C×H×W; style (`torch.Tensor`): 1×C×h×w or N×C×h×w.
+        eps (`float`, defaults to 1e-5): added to the variance (as InST).
+    """
+    c_mean, s_mean = content.mean((2, 3), keepdim=True), style.mean((2, 3), keepdim=True)
+    c_std = (content.var((2, 3), keepdim=True) + eps).sqrt()
+    s_std = (style.var((2, 3), keepdim=True) + eps).sqrt()
+    return (content - c_mean) / c_std * s_std + s_mean
+
+
+class Stylizer:
+    """Stable Diffusion with a run applied (token + merged shifts, or a LoRA file).
+
+    Args:
+        model (`str`, *optional*): ``"tiny"``, a hub id or a folder; defaults to the run's model.
+        run (`str` or `os.PathLike`, *optional*): a training run folder; without one the bare
+            model is used (``prompt`` must then be given to :meth:`stylize`).
+        lora (`str` or `os.PathLike`, *optional*): a LoRA file exported from the run
+            (``svdinst export-lora``) applied with stock ``load_lora_weights`` instead of the
+            run's shift file; the run still provides the learned token.
+        shift_scale (`float`, defaults to 1.0): s in W = U·diag(relu(σ + s·δ))·Vᵀ; for a LoRA,
+            the LoRA scale (equal to s while no σ + s·δ is clipped at 0).
+        merge (`bool`, defaults to `True`): fold the shifts into plain weights (fast; the result
+            equals the unmerged model's).
+        device (`str`, defaults to ``"cpu"``), dtype (`torch.dtype`, defaults to float32).
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        run: str | os.PathLike | None = None,
+        *,
+        lora: str | os.PathLike | None = None,
+        shift_scale: float = 1.0,
+        merge: bool = True,
+        device: str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
+
+        from svdinst.models.loading import load_components
+        from svdinst.training.runs import check_run, load_run
+
+        config = check_run(run) if run is not None else {}
+        if model is None:
+            if run is None:
+                raise SvdinstError("Stylizer needs a model or a run folder (whose model is used).")
+            model = config["model"]
+        parts = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+        comps = load_components(model, parts, device=device, dtype=dtype)
+        self.model, self.run, self.lora, self.shift_scale = str(model), run, lora, shift_scale
+        self.prompt: str | None = None
+        self.mode = "base"
+        if run is not None and lora is None:
+            info = load_run(run, comps, shift_scale=shift_scale, merge=merge)
+            self.prompt, self.mode = info.prompt, info.mode
+        elif run is not None:  # token from the run, UNet change from the LoRA file
+            from svdinst.training.inversion import load_learned_embeds
+
+            token = load_learned_embeds(
+                Path(run) / "learned_embeds.safetensors", comps.tokenizer, comps.text_encoder
+            )
+            self.prompt, self.mode = config["prompt_template"].format(token), config["mode"]
+        self.style_files = config.get("style", [])
+        self.pipe = StableDiffusionImg2ImgPipeline(
+            vae=comps.vae,
+            text_encoder=comps.text_encoder,
+            tokenizer=comps.tokenizer,
+            unet=comps.unet,
+            scheduler=DDIMScheduler.from_config(comps.scheduler.config, clip_sample=False),
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+        self.pipe.set_progress_bar_config(disable=True)
+        if lora is not None:
+            if not Path(lora).is_file():
+                raise RunFolderError(f"LoRA file '{lora}' does not exist; `svdinst export-lora`.")
+            self.pipe.load_lora_weights(str(lora), adapter_name="svdinst")
+            self.pipe.fuse_lora(lora_scale=shift_scale)  # vanilla-SD cost, like merged shifts
+            self.mode += "+lora"
+        self.device, self.dtype = device, dtype
+        from svdinst.training.style_crops import vae_scale_factor
+
+        self.native_resolution = int(comps.unet.config.sample_size) * vae_scale_factor(comps.vae)
+
+    # ------------------------------------------------------------------ sampling
+
+    def _latent(self, x: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """VAE latent of one image, sampled per generator (as InST's encode_first_stage)."""
+        vae = self.pipe.vae
+        dist = vae.encode(x.to(self.device, self.dtype)).latent_dist
+        eps = torch.stack([torch.randn(dist.mean.shape[1:], generator=g) for g in generators])
+        z = dist.mean + dist.std * eps.to(self.device, self.dtype)
+        return z * vae.config.scaling_factor
+
+    @torch.no_grad()
+    def _inst(
+        self, x: torch.Tensor, prompt: str, cfg: StylizeConfig, gens: Sequence[torch.Generator]
+    ) -> list[Image.Image]:
+        """InST's stochastic inversion + DDIM (module docstring); one sample per generator."""
+        from diffusers import DDIMScheduler
+
+        from svdinst.data.images import load_image, to_tensor
+
+        pipe, n, g = self.pipe, len(gens), cfg.guidance_scale
+        cond, uncond = pipe.encode_prompt(prompt, self.device, n, g > 1.0, negative_prompt="")
+        z0 = self._latent(x, gens)
+        if cfg.adain_style is not None:
+            style = to_tensor(load_image(cfg.adain_style), x.shape[-1])[None]
+            # One style sample per seed: every generator draws the same stream in any batch.
+            z0 = adain(z0, self._latent(style, gens))
+        sched = DDIMScheduler.from_config(pipe.scheduler.config, clip_sample=False)
+        sched.set_timesteps(cfg.steps, device=self.device)
+        t_inv = min(
+            int(cfg.strength * sched.config.num_train_timesteps),
+            sched.config.num_train_timesteps - 1,
+        )
+        t_inv = torch.tensor([t_inv] * n, device=self.device)
+        noise = torch.stack([torch.randn(z0.shape[1:], generator=gen) for gen in gens])
+        noisy = sched.add_noise(z0, noise.to(z0), t_inv)
+        eps_hat = pipe.unet(noisy, t_inv, encoder_hidden_states=cond).sample  # InST: no CFG here
+        z = sched.add_noise(z0, eps_hat, t_inv)  # re-noise with the predicted noise
+        for t in sched.timesteps[len(sched.timesteps) - int(cfg.strength * cfg.steps) :]:
+            if g > 1.0:
+                e_u, e_c = pipe.unet(
+                    torch.cat([z, z]), t, encoder_hidden_states=torch.cat([uncond, cond])
+                ).sample.chunk(2)
+                e = e_u + g * (e_c - e_u)
+            else:
+                e = pipe.unet(z, t, encoder_hidden_states=cond).sample
+            z = sched.step(e, t, z).prev_sample  # eta = 0: deterministic DDIM
+        images = pipe.vae.decode(z / pipe.vae.config.scaling_factor).sample
+        return pipe.image_processor.postprocess(images, output_type="pil")
+
+    @torch.no_grad()
+    def stylize(
+        self, image: Image.Image, seeds: Sequence[int], config: StylizeConfig | None = None
+    ) -> list[Image.Image]:
+        """Stylize one photo once per seed.
+
+        Args:
+            image (`PIL.Image.Image`): the content photo (center-cropped to the resolution).
+            seeds (`Sequence[int]`): one output per seed; seed k → ``torch.Generator`` seeded k.
+            config (`StylizeConfig`, *optional*): defaults to ``StylizeConfig()``.
+
+        Returns:
+            `list[PIL.Image.Image]`: one image per seed, in order.
+        """
+        from svdinst.data.images import to_tensor
+
+        cfg = config or StylizeConfig()
+        prompt = cfg.prompt if cfg.prompt is not None else self.prompt
+        if prompt is None:
+            raise SvdinstError("No prompt: pass a run folder, or set StylizeConfig.prompt.")
+        x = to_tensor(image, cfg.resolution or self.native_resolution)[None]
+        out: list[Image.Image] = []
+        for start in range(0, len(seeds), cfg.batch_size):
+            chunk = list(seeds[start : start + cfg.batch_size])
+            gens = [torch.Generator("cpu").manual_seed(int(s)) for s in chunk]
+            if cfg.init == "inst":
+                out += self._inst(x, prompt, cfg, gens)
+            else:
+                out += self.pipe(
+                    prompt=[prompt] * len(chunk),
+                    image=(x.expand(len(chunk), -1, -1, -1) + 1) / 2,  # the pipeline wants [0, 1]
+                    strength=cfg.strength,
+                    num_inference_steps=cfg.steps,
+                    guidance_scale=cfg.guidance_scale,
+                    generator=gens,
+                    output_type="pil",
+                ).images
+        return out
+
+    def settings(self, config: StylizeConfig) -> dict[str, Any]:
+        """What produced the outputs (written as ``settings.json``)."""
+        import svdinst
+
+        return {
+            **asdict(config),
+            "guidance_scale": config.guidance_scale,
+            "resolution": config.resolution or self.native_resolution,
+            "model": self.model,
+            "run": str(self.run) if self.run is not None else None,
+            "mode": self.mode,
+            "lora": str(self.lora) if self.lora is not None else None,
+            "shift_scale": self.shift_scale,
+            "prompt": config.prompt if config.prompt is not None else self.prompt,
+            "scheduler": "DDIM (eta 0)",
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "svdinst_version": svdinst.__version__,
+        }
+
+
+def content_images(content: str | os.PathLike) -> list[Path]:
+    """The photos to stylize: one file, or every image of a folder (validated; unique stems)."""
+    from svdinst.data.images import list_images, load_image
+
+    path = Path(content)
+    if path.is_file():
+        load_image(path)  # a clear DataError for a corrupt file, before any sampling
+        return [path]
+    files = list_images(path)
+    stems = [p.stem for p in files]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise DataError(
+            f"{path}: several images share the stem(s) {dupes}; outputs are named by stem, so "
+            "rename them."
+        )
+    return files
+
+
+def stylize_folder(
+    stylizer: Stylizer,
+    content: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: StylizeConfig | None = None,
+) -> dict[str, list[Path]]:
+    """Stylize every photo with seeds 0…N−1 into ``<out>/<stem>/seed-<k>.png`` + settings.json.
+
+    Args:
+        stylizer (`Stylizer`): the loaded model and run.
+        content (`str` or `os.PathLike`): a photo or a folder of photos.
+        out_dir (`str` or `os.PathLike`): the method's output folder (e.g. ``outputs/svd-inst``).
+        config (`StylizeConfig`, *optional*): defaults to ``StylizeConfig()``.
+
+    Returns:
+        `dict[str, list[Path]]`: content stem → its written files, in seed order.
+    """
+    from tqdm.auto import tqdm
+
+    from svdinst.data.images import load_image
+    from svdinst.evaluation.metrics import clear_outputs
+
+    cfg = config or StylizeConfig()
+    files = content_images(content)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = list(range(cfg.seeds))
+    clear_outputs(out)
+    written: dict[str, list[Path]] = {}
+    start = time.perf_counter()
+    batches = math.ceil(len(seeds) / cfg.batch_size)
+    with tqdm(total=len(files) * len(seeds), desc="stylize", unit="img") as bar:
+        for file in files:
+            image = load_image(file)
+            folder = out / file.stem
+            folder.mkdir(exist_ok=True)
+            written[file.stem] = []
+            for b in range(batches):
+                chunk = seeds[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                for seed, img in zip(chunk, stylizer.stylize(image, chunk, cfg)):
+                    path = folder / f"seed-{seed}.png"
+                    img.save(path)
+                    written[file.stem].append(path)
+                bar.update(len(chunk))
+    settings = {
+        **stylizer.settings(cfg),
+        "content": str(content),
+        "n_photos": len(files),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    return written
+
+
+def _stylize_cmd(args: Any) -> None:
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    stylizer = Stylizer(
+        args.model,
+        args.run,
+        lora=args.lora,
+        shift_scale=args.shift_scale,
+        device="cuda" if cuda else "cpu",
+        dtype=torch.float16 if cuda else torch.float32,
+    )
+    cfg = StylizeConfig(
+        strength=args.strength,
+        seeds=args.seeds,
+        steps=args.steps,
+        guidance=args.guidance,
+        init=args.init,
+        adain_style=str(args.adain) if args.adain else None,
+        resolution=args.resolution,
+        batch_size=args.batch_size,
+        prompt=args.prompt,
+    )
+    written = stylize_folder(stylizer, args.content, args.out, cfg)
+    n = sum(len(v) for v in written.values())
+    print(f"Wrote {n} images for {len(written)} photo(s) to {args.out} (settings.json beside them)")
+
+
+def register_cli(subparsers: Any) -> None:
+    """Add ``svdinst stylize`` (DESIGN.md's CLI contract)."""
+    p = subparsers.add_parser("stylize", help="stylize photos with a trained run, N seeds each")
+    p.add_argument("--model", help="tiny, a hub id or a folder (default: the run's model)")
+    p.add_argument("--run", type=Path, help="training run folder")
+    p.add_argument("--content", required=True, type=Path, help="a photo or a folder of photos")
+    p.add_argument("--out", required=True, type=Path, help="output folder (<stem>/seed-<k>.png)")
+    p.add_argument("--strength", type=float, default=0.8, help="how far to noise the photo")
+    p.add_argument("--seeds", type=int, default=10, help="outputs per photo (seeds 0…N−1)")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    p.add_argument("--guidance", type=float, help="CFG scale (default 7.5 img2img, 10 inst)")
+    p.add_argument("--shift-scale", type=float, default=1.0, help="style strength s on δ")
+    p.add_argument("--init", choices=INIT_MODES, default="img2img", help="start from the photo")
+    p.add_argument("--adain", type=Path, help="inst: AdaIN the content latent toward this image")
+    p.add_argument("--lora", type=Path, help="LoRA exported from the run (instead of its δ)")
+    p.add_argument("--resolution", type=int, help="default: the model's native size")
+    p.add_argument("--batch-size", type=int, default=4, help="seeds per UNet batch")
+    p.add_argument("--prompt", help="override the run's prompt")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    p.set_defaults(func=_stylize_cmd)

@@ -1,0 +1,55 @@
+"""``svdinst train``: the command-line face of :func:`svdinst.training.loop.train` (DESIGN.md's CLI).
+
+Every flag maps onto a :class:`~svdinst.training.config.TrainConfig` field of the same name, so the
+config dataclass stays the one place that documents and validates training settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from svdinst.training.config import MODES, TrainConfig
+
+
+def register_cli(subparsers: Any) -> None:
+    """``svdinst train`` (DESIGN.md CLI contract)."""
+    p = subparsers.add_parser("train", help="train a run: modes inst, svdiff, svd-inst")
+    p.add_argument("--model", required=True, help="tiny, a hub id or a pipeline folder")
+    p.add_argument("--style", required=True, nargs="+", help="style image files or folders")
+    p.add_argument("--mode", required=True, help=f"one of {', '.join(MODES)}")
+    p.add_argument("--steps", required=True, type=int, help="optimizer steps (total, on resume)")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW base lr (the report's 1e-3)")
+    p.add_argument("--lr-token", type=float, default=None, help="lr of the image→token module")
+    p.add_argument("--lr-shifts", type=float, default=None, help="lr of the spectral shifts")
+    p.add_argument("--warmup-steps", type=int, default=10)
+    p.add_argument("--resolution", type=int, default=512, help="training crop size (px)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=1, help="global batch (split over GPUs)")
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--augment", default="crop-flip", help="crop-flip, flip or none")
+    p.add_argument("--crop-pool", type=int, default=32, help="cached crops per image; 0 = fresh")
+    p.add_argument("--placeholder-token", default="<mural>")
+    p.add_argument("--initializer-token", default="painting")
+    p.add_argument("--prompt-template", default="{}", help="'{}', 'bare', 'style' or a template")
+    p.add_argument("--image-encoder", default=None, help="CLIP vision tower (hub id or folder)")
+    p.add_argument("--image-tokens", default="pooled", help="pooled (InST) or patches")
+    p.add_argument("--mixed-precision", default="no", help="no, fp16 or bf16 (GPU only)")
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cli_train)
+
+
+def _cli_train(args: Any) -> None:
+    from svdinst.training.loop import train  # torch and diffusers load only when a run starts
+
+    keys = {f.name for f in fields(TrainConfig)} & set(vars(args))
+    config = TrainConfig(**{k: getattr(args, k) for k in keys}, progress=not args.no_progress)
+    result = train(config, resume=args.resume, overwrite=args.overwrite)
+    if result.losses:
+        print(f"Trained {config.mode} to step {result.steps} (last loss {result.losses[-1]:.4f}); "
+              f"run folder: {result.run_dir}")  # fmt: skip

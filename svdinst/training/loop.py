@@ -1,0 +1,397 @@
+"""One training loop for the three modes: ``inst``, ``svdiff`` and ``svd-inst``.
+
+The objective is latent diffusion's noise-prediction loss (LDM Eq. 2 = DDPM Eq. 14):
+``E_{z, ε, t} ‖ε − ε_θ(√ᾱ_t·z + √(1−ᾱ_t)·ε, t, c)‖²`` on crops of the style image(s), where the
+condition ``c`` is the CLIP text encoding of the prompt with the placeholder token. The modes only
+change which parameters the optimizer gets:
+
+* ``inst`` — InST's image→token module (the placeholder's embedding is computed from the
+  style image's CLIP features every step); the UNet is frozen.
+* ``svdiff`` — the UNet's spectral shifts δ (SVDiff, W = U·diag(relu(σ+δ))·Vᵀ); the placeholder
+  keeps its initial embedding.
+* ``svd-inst`` — both, jointly: what the original student code meant to do but never did (its
+  shifts never reached the optimizer).
+
+``accelerate`` handles the device, mixed precision (frozen parts in fp16/bf16, trainable parts in
+fp32) and multiple GPUs: every process draws the *same* global batch from the same generator and
+trains on its slice, so N GPUs follow the 1-GPU loss curve for the same global batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from svdinst.training.checkpoint import (
+    LossLog,
+    load_latest_checkpoint,
+    prepare_run_dir,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from svdinst.errors import RunFolderError, SvdinstError
+from svdinst.training.config import TrainConfig, TrainConfigError
+
+
+class TrainingDivergedError(SvdinstError, RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class DiffusionObjective(nn.Module):
+    """The loss as one module, so DDP sees a single forward over every trainable part.
+
+    Args:
+        unet (`UNet2DConditionModel`): with spectral shifts in the ``svdiff``/``svd-inst`` modes.
+        text_encoder (`CLIPTextModel`): frozen; its token embedding carries the placeholder hook.
+        scheduler (`DDPMScheduler`): the forward process q(z_t | z_0).
+        injector (`PlaceholderInjector`): writes the placeholder embedding into the prompt.
+        image_to_token (`ImageToToken` or `None`): InST's module (``None`` in ``svdiff``).
+        image_features (`torch.Tensor` or `None`): CLIP features of each style image.
+    """
+
+    def __init__(self, unet, text_encoder, scheduler, injector, image_to_token, image_features):
+        super().__init__()
+        self.unet, self.text_encoder, self.image_to_token = unet, text_encoder, image_to_token
+        self.scheduler, self.injector = scheduler, injector
+        self.register_buffer("image_features", image_features, persistent=False)
+        self._fixed_cond: torch.Tensor | None = None
+
+    def token_embedding(self, style_idx: torch.Tensor) -> torch.Tensor | None:
+        """The placeholder embedding per sample (InST), or ``None`` when it is fixed."""
+        if self.image_to_token is None:
+            return None
+        return self.image_to_token(self.image_features[style_idx.to(self.image_features.device)])
+
+    def encode_prompt(self, input_ids: torch.Tensor, embedding: torch.Tensor | None):
+        if embedding is None:  # fixed prompt and frozen encoder: encode once
+            if self._fixed_cond is None:
+                with torch.no_grad():
+                    self.injector.value = None
+                    self._fixed_cond = self.text_encoder(input_ids[:1])[0]
+            return self._fixed_cond.expand(input_ids.shape[0], -1, -1)
+        self.injector.value = embedding
+        try:
+            return self.text_encoder(input_ids)[0]
+        finally:
+            self.injector.value = None
+
+    def forward(self, latents, noise, timesteps, input_ids, style_idx):
+        embedding = self.token_embedding(style_idx)
+        cond = self.encode_prompt(input_ids, embedding)
+        noisy = self.scheduler.add_noise(latents, noise, timesteps)
+        if self.scheduler.config.prediction_type == "v_prediction":
+            target = self.scheduler.get_velocity(latents, noise, timesteps)
+        else:
+            target = noise
+        dtype = self.unet.dtype
+        pred = self.unet(noisy.to(dtype), timesteps, cond.to(dtype)).sample
+        loss = F.mse_loss(pred.float(), target.float())
+        return loss, embedding
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: where the run is and its per-step losses."""
+
+    run_dir: Path
+    losses: list[float]
+    steps: int
+    seconds: float
+
+
+def _trainable(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p for n, p in module.named_parameters() if p.requires_grad}
+
+
+def make_accelerator(cuda: bool, precision: str) -> Any:
+    """The run's ``Accelerator``; with several processes, DDP never re-broadcasts buffers.
+
+    The spectral layers keep their frozen SVD factors (U, σ, Vᵀ, and the rebuilt W) as buffers:
+    gigabytes at SD-1.4 size. DDP's default ``broadcast_buffers=True`` copies every buffer from
+    rank 0 before *each* forward pass. They are equal on all ranks after DDP's one broadcast at
+    wrap time and change only through δ, which every rank updates identically from the reduced
+    gradient, so the per-step copy is pure waste (reports/benchmarks.md: turning it off did not
+    change the 2-GPU ratio, the step is launch-bound, but it is bandwidth nobody needs).
+    """
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
+    return Accelerator(cpu=not cuda, mixed_precision=precision, kwargs_handlers=[ddp])
+
+
+def _release_accelerator_state(precision: str) -> None:
+    """Let a second ``train()`` in one process use another precision (a notebook, a test).
+
+    accelerate keeps one global ``AcceleratorState`` and refuses a different ``mixed_precision``
+    later; only that part is cleared — the process group (``PartialState``) stays as launched.
+    """
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and str(state.get("_mixed_precision", precision)) != precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+    callback: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train one run into ``config.out`` (DESIGN.md run-folder contract).
+
+    Args:
+        config (`TrainConfig`): every setting (see its field comments).
+        resume (`bool`, defaults to `False`): continue from the newest checkpoint of
+            ``config.out``; the result equals an uninterrupted run (same seed, same device).
+        overwrite (`bool`, defaults to `False`): replace an existing run in ``config.out``.
+        callback (`Callable[[int, float], None]`, *optional*): called after every optimizer step
+            with (step, loss) on every process, e.g. to plot live or to measure memory.
+
+    Returns:
+        `TrainResult`: the run folder and the losses of the steps run in this call.
+    """
+    from tqdm.auto import tqdm
+
+    from svdinst.training.inversion import (
+        ImageToToken,
+        ImageToTokenConfig,
+        PlaceholderInjector,
+        add_placeholder_token,
+        encode_images,
+    )
+    from svdinst.models.loading import load_components
+    from svdinst.training.style_crops import StyleSampler, gather_style_images
+
+    styles = gather_style_images(config.style)  # bad input fails before any model is loaded
+    cuda = torch.cuda.is_available()
+    # Low precision is for GPUs: CPU bf16 autocast gave sporadic NaN losses on the tiny model.
+    precision = config.mixed_precision if cuda else "no"
+    if precision != config.mixed_precision:
+        warnings.warn(
+            f"--mixed-precision {config.mixed_precision} needs a CUDA GPU; training in fp32 on "
+            "the CPU (config.json records what was asked).",
+            stacklevel=2,
+        )
+    _release_accelerator_state(precision)
+    accelerator = make_accelerator(cuda, precision)
+    main = accelerator.is_main_process
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if config.batch_size % world:
+        raise TrainConfigError(
+            f"--batch-size {config.batch_size} is the global batch: it must be divisible by the "
+            f"{world} processes."
+        )
+    local = config.batch_size // world
+    frozen_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
+        accelerator.mixed_precision, torch.float32
+    )
+    run = prepare_run_dir(config, resume, overwrite) if main else Path(config.out)
+    accelerator.wait_for_everyone()
+
+    vision = None
+    if config.trains_token:  # first, so a model folder without a vision tower fails fast
+        vision = load_components(config.model, ["image_encoder", "feature_extractor"],
+                                 device=accelerator.device, image_encoder=config.image_encoder)  # fmt: skip
+    parts = ["unet", "vae", "text_encoder", "tokenizer", "scheduler"]
+    comps = load_components(config.model, parts, device=accelerator.device)
+    torch.manual_seed(config.seed)
+    token_id = add_placeholder_token(
+        comps.tokenizer, comps.text_encoder, config.placeholder_token, config.initializer_token
+    )
+    injector = PlaceholderInjector(comps.text_encoder, token_id)
+    image_to_token, features = None, None
+    if config.trains_token:
+        features = encode_images(
+            vision.image_encoder, vision.feature_extractor, [im for _, im in styles],
+            config.image_tokens,
+        )  # fmt: skip
+        cfg = ImageToTokenConfig.for_models(
+            vision.image_encoder, comps.text_encoder, image_tokens=config.image_tokens
+        )
+        image_to_token = ImageToToken(cfg).to(accelerator.device).train()
+        del vision  # the style images' features are all InST needs from the vision tower
+    if config.trains_shifts:
+        from svdinst.spectral.layer import (
+            SpectralShiftConfig,
+            add_spectral_shifts,
+            refresh_spectral_weights,
+        )
+
+        fast = cuda if config.fast_shifts is None else config.fast_shifts
+        low = frozen_dtype if frozen_dtype != torch.float32 else None
+        # rebuild="step": W is rebuilt once per optimizer step (refresh below), not in every
+        # forward — which matters under gradient accumulation and gradient checkpointing.
+        shift_cfg = SpectralShiftConfig(
+            fast=fast, compute_dtype=low if fast else None, rebuild="step"
+        )
+        add_spectral_shifts(comps.unet, config.shift_include, config.shift_exclude,
+                            config=shift_cfg, base_model=config.model)  # fmt: skip
+    for module in (comps.unet, comps.vae, comps.text_encoder):  # frozen parts in low precision
+        for p in module.parameters():
+            if not p.requires_grad:
+                p.data = p.data.to(frozen_dtype)
+    if config.gradient_checkpointing:
+        comps.unet.enable_gradient_checkpointing()
+        if config.trains_token:  # transformers ≥ 5.24 renamed it; Colab may still ship 4.x
+            te = comps.text_encoder
+            getattr(te, "activation_checkpointing_enable", te.gradient_checkpointing_enable)()
+    sampler = StyleSampler([im for _, im in styles], comps.vae, config.resolution,
+                           config.augment, config.min_crop, config.crop_pool, config.seed)  # fmt: skip
+    objective = DiffusionObjective(
+        comps.unet, comps.text_encoder, comps.scheduler, injector, image_to_token, features
+    )
+    groups = []
+    if image_to_token is not None:
+        groups.append(
+            {"params": list(image_to_token.parameters()), "lr": config.lr_token or config.lr}
+        )
+    if config.trains_shifts:
+        groups.append(
+            {"params": list(_trainable(comps.unet).values()), "lr": config.lr_shifts or config.lr}
+        )
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    warm = config.warmup_steps
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0
+    )
+    objective, optimizer = accelerator.prepare(objective, optimizer)
+    plain = accelerator.unwrap_model(objective)
+    trainable = _trainable(plain)
+
+    gen = torch.Generator().manual_seed(config.seed)
+    start, elapsed = 0, 0.0
+    if resume:
+        state = load_latest_checkpoint(run)
+        with torch.no_grad():
+            for name, value in state["params"].items():
+                trainable[name].copy_(value)
+        optimizer.load_state_dict(state["optimizer"])
+        lr_sched.load_state_dict(state["lr_scheduler"])
+        gen.set_state(state["generator"])
+        sampler.rng.bit_generator.state = state["crop_rng"]
+        set_rng_state(state["rng"])
+        start, elapsed = state["step"], state["seconds"]
+        if config.trains_shifts:
+            refresh_spectral_weights(comps.unet)
+    if start >= config.steps:
+        raise RunFolderError(
+            f"--resume: '{run}' is already at step {start}; pass --steps > {start}."
+        )
+    if main:
+        config.save(run)
+    prompt = config.prompt_template.format(config.placeholder_token)
+    ids = comps.tokenizer(prompt, padding="max_length", truncation=True,
+                          max_length=comps.tokenizer.model_max_length, return_tensors="pt")  # fmt: skip
+    input_ids = ids.input_ids.to(accelerator.device).expand(local, -1)
+    num_t = comps.scheduler.config.num_train_timesteps
+
+    def checkpoint(step: int) -> None:
+        if not main:
+            return
+        state = {
+            "params": {n: p.detach().cpu() for n, p in trainable.items()},
+            "optimizer": optimizer.state_dict(),
+            "lr_scheduler": lr_sched.state_dict(),
+            "generator": gen.get_state(),
+            "crop_rng": sampler.rng.bit_generator.state,
+            "rng": rng_state(),
+            "seconds": elapsed,
+            "mode": config.mode,
+        }
+        save_checkpoint(run, step, state, keep=config.keep_checkpoints)
+
+    log = LossLog(run / "log.csv", start) if main else None
+    losses: list[float] = []
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
+               disable=not (main and config.progress), desc=f"train {config.mode}")  # fmt: skip
+    t0 = time.perf_counter()
+    for step in bar:
+        total = torch.zeros((), device=accelerator.device)
+        for micro in range(config.grad_accum):
+            picks, owners, eps = sampler.draw(config.batch_size, gen)
+            noise = torch.randn((config.batch_size, *eps.shape[1:]), generator=gen)
+            t = torch.randint(0, num_t, (config.batch_size,), generator=gen)
+            sl = slice(rank * local, (rank + 1) * local)
+            latents = sampler.latents(picks[sl], eps[sl], accelerator.device)
+            sync = micro == config.grad_accum - 1
+            with contextlib.nullcontext() if sync else accelerator.no_sync(objective):
+                loss, embedding = objective(latents, noise[sl].to(accelerator.device),
+                                            t[sl].to(accelerator.device), input_ids, owners[sl])  # fmt: skip
+                accelerator.backward(loss / config.grad_accum)
+            total += loss.detach() / config.grad_accum
+        mean_loss = float(accelerator.reduce(total, "mean"))
+        if not math.isfinite(mean_loss):
+            if log is not None:
+                log.close()
+            raise TrainingDivergedError(
+                f"Loss became {mean_loss} at step {step + 1}; the last good checkpoint in "
+                f"'{run / 'checkpoints'}' is kept. Lower --lr (now {config.lr}) or use "
+                "--mixed-precision bf16, then --resume."
+            )
+        lr_used = optimizer.param_groups[0]["lr"]  # log the lr of this step, not the next one
+        optimizer.step()
+        if config.trains_shifts:
+            refresh_spectral_weights(comps.unet)  # fast path: rebuild W from the new δ
+        lr_sched.step()
+        optimizer.zero_grad(set_to_none=True)
+        if embedding is not None:
+            injector.write_row(embedding.detach().mean(0))
+        elapsed += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        losses.append(mean_loss)
+        if log is not None:
+            log.write(step + 1, mean_loss, lr_used, elapsed)
+        bar.set_postfix(loss=f"{mean_loss:.4f}")
+        if callback is not None:
+            callback(step + 1, mean_loss)
+        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
+            checkpoint(step + 1)
+    if log is not None:
+        log.close()
+    every = config.checkpoint_every
+    if not (every and config.steps % every == 0):  # the final state, so a run can be extended
+        checkpoint(config.steps)
+    if main:
+        _write_outputs(config, run, comps, plain)
+    accelerator.wait_for_everyone()
+    injector.remove()
+    return TrainResult(run, losses, config.steps, elapsed)
+
+
+@torch.no_grad()
+def _write_outputs(config: TrainConfig, run: Path, comps: Any, objective: Any) -> None:
+    """learned_embeds (final embedding), image_to_token, spectral_shifts — DESIGN.md layout."""
+    from svdinst.training.inversion import save_image_to_token, save_learned_embeds
+
+    weight = comps.text_encoder.get_input_embeddings().weight
+    token_id = comps.tokenizer.convert_tokens_to_ids(config.placeholder_token)
+    if objective.image_to_token is not None:
+        module = objective.image_to_token.eval()
+        # Stylizing needs only this vector: the module applied to the style image(s) (mean).
+        vector = module(objective.image_features).float().mean(0)
+        weight[token_id] = vector.to(weight.dtype)
+        save_image_to_token(run / "image_to_token.safetensors", module)
+    save_learned_embeds(
+        run / "learned_embeds.safetensors", config.placeholder_token, weight[token_id]
+    )
+    if config.trains_shifts:
+        from svdinst.spectral.layer import save_spectral_shifts
+
+        save_spectral_shifts(
+            comps.unet, run / "spectral_shifts.safetensors", base_model=config.model
+        )
+
+
+# --------------------------------------------------------------------------- CLI

@@ -1,0 +1,108 @@
+"""Report: Table I cells (mean ± std over training seeds), footprints, Fig. 3, REPORT.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+
+def _metrics(fid: float, lpips: float | str = "unavailable", n: int = 30) -> dict:
+    return {
+        "N": n,
+        "n_reference": 8,
+        "fid": fid,
+        "kid": {"mean": fid / 1000, "std": 0.001, "subset_size": 8},
+        "lpips_diversity": lpips,
+        "content_lpips": lpips,
+        "artfid": "unavailable" if isinstance(lpips, str) else (1 + lpips) * (1 + fid),
+        "lpips_backbone": "unavailable",
+        "oracle": {"psnr": 12.0, "ssim": 0.25, "lpips": "unavailable", "n": n},
+    }
+
+
+def _outputs(root: Path, method: str, stems: list[str], seeds: int) -> None:
+    for stem in stems:
+        (root / method / stem).mkdir(parents=True)
+        for k in range(seeds):
+            arr = np.full((16, 16, 3), 40 * k, dtype=np.uint8)
+            Image.fromarray(arr).save(root / method / stem / f"seed-{k}.png")
+
+
+def test_method_folders_group_training_seeds_in_table_order(tmp_path: Path) -> None:
+    from svdinst.evaluation.report import method_folders
+
+    for name in ("cyclegan", "svd-inst-seed0", "svd-inst-seed1", "inst"):
+        _outputs(tmp_path, name, ["a"], 1)
+    (tmp_path / "empty").mkdir()
+    groups = method_folders(tmp_path)
+    assert list(groups) == ["svd-inst", "inst", "cyclegan"]
+    assert [p.name for p in groups["svd-inst"]] == ["svd-inst-seed0", "svd-inst-seed1"]
+
+
+def test_table_reports_mean_and_sample_std_over_seeds() -> None:
+    from svdinst.evaluation.report import table_markdown
+
+    table = table_markdown(
+        {
+            "svd-inst": [_metrics(100.0, 0.5), _metrics(110.0, 0.6), _metrics(120.0, 0.7)],
+            "cyclegan": [_metrics(170.0)],
+        }
+    )
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:]}
+    svd = rows["SVD-InST"].split(" | ")
+    assert svd[1] == "3" and svd[2] == "30"
+    assert svd[3] == "110.0 ± 10.0"  # sample std of 100, 110, 120
+    assert svd[5] == "0.600 ± 0.100"
+    assert svd[-2:] == ["125.1", "0.54 |"]
+    cyc = rows["CycleGAN"].split(" | ")
+    assert cyc[3] == "170.0" and cyc[5] == "n/a" and cyc[-1] == "— |"
+
+
+def test_footprint_counts_trained_tensors_and_bytes(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from svdinst.evaluation.report import footprint
+
+    save_file(
+        {"a": torch.zeros(3, 4), "b": torch.zeros(5)}, tmp_path / "image_to_token.safetensors"
+    )
+    save_file({"l1": torch.zeros(7)}, tmp_path / "spectral_shifts.safetensors")
+    save_file({"<mural>": torch.zeros(64)}, tmp_path / "learned_embeds.safetensors")
+    fp = footprint(tmp_path)
+    assert fp["trainable_params"] == 12 + 5 + 7  # the token vector is derived, not trained
+    assert fp["checkpoint_bytes"] == sum(p.stat().st_size for p in tmp_path.iterdir())
+    assert footprint(tmp_path / "missing") == {"trainable_params": None, "checkpoint_bytes": None}
+
+
+def test_figure_and_report(tmp_path: Path) -> None:
+    from svdinst.figures import save_figure
+    from svdinst.course.profiles import get_profile
+    from svdinst.evaluation.report import comparison_figure, write_report
+
+    content = tmp_path / "content"
+    content.mkdir()
+    for stem in ("a", "b"):
+        Image.fromarray(np.zeros((20, 24, 3), dtype=np.uint8)).save(content / f"{stem}.png")
+    _outputs(tmp_path / "outputs", "svd-inst", ["a", "b"], 2)
+    _outputs(tmp_path / "outputs", "cyclegan", ["a", "b"], 1)
+    fig = comparison_figure(tmp_path / "outputs", content, photos=2, oracle=True, resolution=16)
+    assert len([ax for ax in fig.axes if ax.images]) == 2 * 4  # rows × (content, oracle, 2 methods)
+    assert [ax.get_title() for ax in fig.axes[:4]] == [
+        "content", "mural proxy (oracle)", "SVD-InST", "CycleGAN"
+    ]  # fmt: skip
+    png = save_figure(fig, "07_fig3_comparison", tmp_path / "reports" / "figures", close=True)
+    results = {"svd-inst": [_metrics(100.0)], "cyclegan": [_metrics(170.0)]}
+    report = write_report(
+        tmp_path / "reports" / "REPORT.md", results, profile=get_profile("tiny", verbose=False),
+        figure=png,
+    )  # fmt: skip
+    text = report.read_text()
+    assert "profile **tiny**" in text and "say nothing about quality" in text
+    assert "](figures/07_fig3_comparison.png)" in text
+    assert "Training seeds per method: 1" in text and "SSIM to oracle" in text
+    with pytest.raises(Exception, match="stargan"):
+        comparison_figure(tmp_path / "outputs", content, methods=["stargan"])

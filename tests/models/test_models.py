@@ -1,0 +1,103 @@
+"""The loading code path: tiny model round trip, the real CLIP vocabulary, teaching errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from svdinst.errors import ModelNotFoundError
+from svdinst.models.loading import ALL_PARTS, build_tiny_model, load_components, resolve_model
+
+
+def test_tiny_folder_has_sd_layout(tiny_model_dir: Path) -> None:
+    index = json.loads((tiny_model_dir / "model_index.json").read_text())
+    for part in ALL_PARTS:
+        assert part in index, part
+        assert (tiny_model_dir / part).is_dir(), part
+    assert index["_class_name"] == "StableDiffusionPipeline"
+
+
+def test_tokenizer_is_real_clip_vocabulary(tiny_model_dir: Path) -> None:
+    comps = load_components("tiny", parts=["tokenizer"])
+    tok = comps.tokenizer
+    assert len(tok) == 49408
+    # Ids of CLIP ViT-L/14 (and so SD-1.4): "a"=320, "painting"=3086, "of"=539, "cat"=2368.
+    assert tok("a painting of a cat").input_ids == [49406, 320, 3086, 539, 320, 2368, 49407]
+    assert tok.model_max_length == 77
+    assert (tiny_model_dir / "tokenizer" / "vocab.json").exists()
+
+
+def test_img2img_pipeline_runs_offline(tiny_model_dir: Path) -> None:
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(tiny_model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    image = Image.fromarray(np.full((64, 64, 3), 128, np.uint8))
+    out = pipe(
+        "a photo",
+        image=image,
+        strength=0.8,
+        num_inference_steps=4,
+        generator=torch.Generator().manual_seed(0),
+    ).images[0]
+    assert out.size == (64, 64)
+
+
+def test_build_is_deterministic(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from safetensors.torch import load_file
+
+    again = build_tiny_model(tmp_path / "again")
+    a = load_file(tiny_model_dir / "unet" / "diffusion_pytorch_model.safetensors")
+    b = load_file(again / "unet" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_load_components_parts_device_dtype(tiny_model_dir: Path) -> None:
+    comps = load_components(tiny_model_dir, parts=["unet", "image_encoder"], dtype=torch.float16)
+    assert comps.vae is None and comps.tokenizer is None
+    assert next(comps.unet.parameters()).dtype == torch.float16
+    assert not any(p.requires_grad for p in comps.unet.parameters())
+    assert comps.image_encoder.config.projection_dim == 64
+
+
+def test_unknown_part_is_rejected() -> None:
+    with pytest.raises(ValueError, match="Unknown model parts"):
+        load_components("tiny", parts=["unet", "controlnet"])
+
+
+def test_missing_hub_model_names_the_fix() -> None:
+    with pytest.raises(ModelNotFoundError, match=r"huggingface-cli download nobody/no-such-model"):
+        load_components("nobody/no-such-model", parts=["unet"])
+
+
+def test_folder_without_unet_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "vae").mkdir()
+    with pytest.raises(ModelNotFoundError, match=r"no unet/config\.json"):
+        resolve_model(tmp_path)
+
+
+def test_folder_without_image_encoder_is_explained(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "no-image-encoder"
+    shutil.copytree(tiny_model_dir, copy, ignore=shutil.ignore_patterns("image_encoder"))
+    with pytest.raises(ModelNotFoundError, match="has no image_encoder/"):
+        load_components(copy, parts=["image_encoder"])
+
+
+def test_garbage_model_name_is_explained() -> None:
+    with pytest.raises(ModelNotFoundError, match="neither an existing folder nor a hub id"):
+        resolve_model("./does/not/exist")
+
+
+def test_cli_tiny_model(tmp_path: Path) -> None:
+    from svdinst.cli import main
+
+    assert main(["tiny-model", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "m" / "model_index.json").exists()

@@ -1,0 +1,87 @@
+"""Packaging: pyproject pins, environment.yml for conda users, and the console script."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+import svdinst
+
+tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+
+REPO = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def pyproject() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+@pytest.fixture(scope="module")
+def requirements(pyproject: dict) -> dict[str, Requirement]:
+    reqs = [Requirement(r) for r in pyproject["project"]["dependencies"]]
+    return {r.name.lower(): r for r in reqs}
+
+
+def test_pins(requirements: dict[str, Requirement]) -> None:
+    # metrics.py converts Inception weights into torch-fidelity 0.4.0's state-dict layout.
+    assert str(requirements["torch-fidelity"].specifier) == "==0.4.0"
+    # torch stays a range so Colab's preinstalled CUDA build is reused, never replaced.
+    torch_spec = requirements["torch"].specifier
+    assert torch_spec and not any(s.operator in ("==", "===") for s in torch_spec)
+    assert "2.14.1" in torch_spec  # the version this kit's CPU machines install
+
+
+def test_versions_agree(pyproject: dict) -> None:
+    # Notebooks name the version they were written for (tools/nbscaffold.py writes it into them).
+    scaffold = (REPO / "tools" / "nbscaffold.py").read_text()
+    (notebook_version,) = re.findall(r'^PACKAGE_VERSION = "([^"]+)"', scaffold, flags=re.M)
+    assert pyproject["project"]["version"] == svdinst.__version__ == notebook_version
+
+
+def test_environment_yml_installs_this_package(pyproject: dict) -> None:
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip_lists = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert "pip" in [re.split(r"[=<>]", d)[0] for d in conda]
+
+    # A Python version that pyproject's requires-python accepts.
+    (python,) = [d for d in conda if re.split(r"[=<>]", d)[0] == "python"]
+    version = python.split("=")[-1]
+    requires = SpecifierSet(pyproject["project"]["requires-python"])
+    assert requires.contains(version), f"environment.yml {python} vs requires-python {requires}"
+
+    # The package itself with the notebooks extra: pyproject stays the one list of dependencies.
+    (pip,) = pip_lists
+    local = [p for p in pip if re.match(r"^(-e\s+)?\.(\[|$)", p)]
+    assert local, f"environment.yml must pip-install this folder, got {pip}"
+    extras = set(re.findall(r"\[([^\]]*)\]", local[0])[0].split(",")) if "[" in local[0] else set()
+    assert "notebooks" in {e.strip() for e in extras}
+    assert {e.strip() for e in extras} <= set(pyproject["project"]["optional-dependencies"])
+    # Anything else listed must not contradict pyproject (same names only, no extra packages).
+    declared = {Requirement(r).name.lower() for r in pyproject["project"]["dependencies"]}
+    for entry in [*conda, *(p for p in pip if p not in local)]:
+        name = re.split(r"[=<>\[ ]", entry)[0].lower()
+        assert name in declared | {"python", "pip"}, f"{entry} is not a pyproject dependency"
+
+
+def _svdinst_commands() -> list[list[str]]:
+    commands = [[sys.executable, "-m", "svdinst.cli"]]
+    script = shutil.which("svdinst", path=str(Path(sys.executable).parent))
+    if script:
+        commands.append([script])
+    return commands
+
+
+@pytest.mark.parametrize("command", _svdinst_commands(), ids=lambda c: Path(c[0]).name)
+def test_version_command(command: list[str]) -> None:
+    result = subprocess.run([*command, "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == f"svdinst {svdinst.__version__}"

@@ -1,0 +1,277 @@
+"""`svdinst pocket pretrain`: a micro-sized run on the CPU, its folder, determinism and resume."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from svdinst.models import loading as models
+from svdinst.cli import main
+from svdinst.errors import ModelNotFoundError, RunFolderError
+from svdinst.pocket.pretrain import PocketConfig, _encode, lr_at, pretrain
+from svdinst.pocket.card import SUMS, verify_checksums
+from svdinst.pocket.data import (
+    POCKET_PHOTOS,
+    PocketCropSampler,
+    _content,
+    apply_appearance,
+    caption,
+)
+from svdinst.models.layouts import SDLayoutConfig, sd_layout_modules
+
+# Widths small enough that 60 steps take seconds on one CPU thread; the pocket layout otherwise.
+MICRO = replace(
+    SDLayoutConfig.pocket(),
+    unet_channels=(16, 16, 32),
+    unet_norm_groups=8,
+    vae_channels=(8, 8, 16),
+    vae_norm_groups=8,
+    text_dim=16,
+    text_heads=2,
+    vision_dim=16,
+    vision_heads=2,
+    vision_image_size=32,
+    projection_dim=16,
+)
+WEIGHT_FILES = (
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/diffusion_pytorch_model.safetensors",
+)
+
+
+def micro_config(**overrides) -> PocketConfig:
+    settings = dict(resolution=32, vae_steps=30, unet_steps=30, batch_size=8, warmup_steps=5,
+                    vae_lr=2e-3, unet_lr=2e-3, model=MICRO)  # fmt: skip
+    return PocketConfig(**{**settings, **overrides})
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pocket")
+    config = micro_config()
+    result = pretrain(config, root / "model", device="cpu", checkpoint_every=20, progress=False)
+    return config, result
+
+
+def test_folder_loads_offline_as_a_pipeline(micro_run):
+    from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
+
+    _, result = micro_run
+    comps = models.load_components(result.out)
+    assert comps.unet.config.cross_attention_dim == comps.text_encoder.config.hidden_size == 16
+    assert len(comps.tokenizer) == 49408  # the real CLIP vocabulary
+    assert comps.vae.config.scaling_factor == pytest.approx(result.stats["scaling_factor"])
+    assert comps.image_encoder.config.projection_dim == 16
+    weights = (result.out / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    assert b"F16" in weights[:4096]  # stored in half precision (header names the dtype)
+
+    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(result.out, dtype=torch.float32)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    photo = Image.new("RGB", (32, 32), (200, 120, 40))
+    out = pipe("a photo of a cat", image=photo, strength=0.5, num_inference_steps=4,
+               generator=torch.Generator().manual_seed(0)).images[0]  # fmt: skip
+    assert out.size == (32, 32)
+    assert np.asarray(out).std() > 0
+
+
+def test_training_lowers_the_vae_and_unet_losses(micro_run):
+    """Held-out crops: trained VAE and EMA UNet beat the same-seed untrained networks."""
+    from diffusers import DDPMScheduler
+
+    config, result = micro_run
+    comps = models.load_components(result.out, ["unet", "vae"])
+    untrained = sd_layout_modules(replace(config.model, seed=config.seed))
+    x, _ = PocketCropSampler(config.resolution, seed=123).sample(16)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        rec = {k: F.l1_loss(v.decode(v.encode(x).latent_dist.mean).sample, x).item()
+               for k, v in (("trained", comps.vae), ("untrained", untrained["vae"]))}  # fmt: skip
+        assert rec["trained"] < 0.85 * rec["untrained"], rec
+        z = _encode(comps.vae, x, gen)[1] * comps.vae.config.scaling_factor
+        noise = torch.randn(z.shape, generator=gen)
+        t = torch.linspace(0, 999, len(z)).long()
+        noisy = DDPMScheduler.from_pretrained(result.out, subfolder="scheduler").add_noise(
+            z, noise, t
+        )
+        cond = torch.zeros(len(z), 77, 16)
+        mse = {k: F.mse_loss(u(noisy, t, cond).sample, noise).item()
+               for k, u in (("trained", comps.unet), ("untrained", untrained["unet"]))}  # fmt: skip
+    assert mse["trained"] < 0.8 * mse["untrained"], mse
+    assert mse["trained"] < 1.0, mse  # better than predicting zero noise
+
+
+def test_scaling_factor_gives_unit_variance_latents(micro_run):
+    config, result = micro_run
+    vae = models.load_components(result.out, ["vae"]).vae
+    x, _ = PocketCropSampler(config.resolution, seed=7).sample(16)
+    with torch.no_grad():
+        z = _encode(vae, x, torch.Generator().manual_seed(1))[1] * vae.config.scaling_factor
+    assert vae.config.scaling_factor != pytest.approx(0.18215)
+    assert 0.8 < z.std().item() < 1.25
+
+
+def test_interrupted_run_resumed_equals_uninterrupted(micro_run, tmp_path):
+    """Stopped in the VAE stage, then in the UNet stage, resumed twice: same bytes, same losses."""
+    config, full = micro_run
+    out, work = tmp_path / "model", tmp_path / "work"
+    kw = dict(device="cpu", checkpoint_every=1000, progress=False)
+    first = pretrain(config, out, work, stop_after_step=12, **kw)
+    assert first.out is None and first.step == 12 and not out.exists()
+    second = pretrain(config, out, work, resume=True, stop_after_step=config.vae_steps + 7, **kw)
+    assert second.out is None and second.step == config.vae_steps + 7
+    last = pretrain(config, out, work, resume=True, **kw)
+    for name in WEIGHT_FILES:
+        assert (out / name).read_bytes() == (full.out / name).read_bytes(), name
+    losses = lambda w: [r.split(",")[1] for r in (w / "log.csv").read_text().splitlines()]  # noqa: E731
+    assert losses(work) == losses(full.work)
+    assert last.stats["scaling_factor"] == full.stats["scaling_factor"]
+
+
+def test_same_seed_same_bytes_other_seed_other_weights(tmp_path):
+    cfg = micro_config(vae_steps=3, unet_steps=3, batch_size=2)
+    kw = dict(device="cpu", progress=False)
+    a = pretrain(cfg, tmp_path / "a", **kw).out
+    b = pretrain(cfg, tmp_path / "b", **kw).out
+    c = pretrain(replace(cfg, seed=1), tmp_path / "c", **kw).out
+    for name in WEIGHT_FILES:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+        assert (a / name).read_bytes() != (c / name).read_bytes(), name
+
+
+def test_cli_pretrain_stops_resumes_and_writes_the_pocket_layout(tmp_path):
+    """The real pocket widths at 16 px, one step per stage: time-limited stop (exit 3), resume."""
+    out = tmp_path / "pocket"
+    args = ["pocket", "pretrain", "--out", str(out), "--vae-steps", "1", "--unet-steps", "1",
+            "--batch-size", "1", "--resolution", "16", "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main([*args, "--max-minutes", "0"]) == 3  # stopped after one step, checkpointed
+    assert not out.exists()
+    assert main([*args, "--resume"]) == 0
+    assert main(["pocket", "verify", str(out)]) == 0
+    unet = models.load_components(out, ["unet"]).unet
+    assert tuple(unet.config.block_out_channels) == SDLayoutConfig.pocket().unet_channels
+
+
+def test_work_folder_guards(micro_run, tmp_path):
+    config, full = micro_run
+    with pytest.raises(RunFolderError, match="--resume"):  # a finished run's folder is taken
+        pretrain(config, tmp_path / "x", full.work, device="cpu", progress=False)
+    with pytest.raises(RunFolderError, match="vae_steps"):
+        pretrain(replace(config, vae_steps=31), tmp_path / "x", full.work, resume=True,
+                 device="cpu", progress=False)  # fmt: skip
+    with pytest.raises(RunFolderError, match="no pocket run"):
+        pretrain(config, tmp_path / "x", tmp_path / "empty", resume=True, device="cpu")
+
+
+def test_checksums_verify_and_name_a_changed_file(micro_run, tmp_path, capsys):
+    _, result = micro_run
+    folder = shutil.copytree(result.out, tmp_path / "copy")
+    assert verify_checksums(folder) == []
+    assert main(["pocket", "verify", str(folder)]) == 0
+    _assert_card_lists_the_checksums(folder)
+    target = folder / WEIGHT_FILES[0]
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    target.write_bytes(bytes(data))
+    assert main(["pocket", "verify", str(folder)]) == 1
+    assert f"changed: {WEIGHT_FILES[0]}" in capsys.readouterr().err
+    (folder / "vae" / "config.json").unlink()
+    assert "missing: vae/config.json" in verify_checksums(folder)
+
+
+def _assert_card_lists_the_checksums(folder: Path) -> None:
+    card = (folder / "README.md").read_text()
+    lines = (folder / SUMS).read_text().splitlines()
+    assert len(lines) >= 15  # every pipeline file, the card included
+    for line in lines:
+        digest, name = line.split()
+        assert name == "README.md" or f"| `{name}` | `{digest}` |" in card, name
+
+
+def _thumb(image: Image.Image) -> np.ndarray:
+    return np.asarray(ImageOps.fit(image.convert("RGB"), (32, 32)), dtype=np.float32) / 255
+
+
+def test_training_photos_hold_no_style_image_and_no_test_photo(tmp_path):
+    from svdinst.data.images import load_images, prepare_default_dataset
+    from svdinst.data.default import PHOTOS
+
+    held_out = {s.stem for s in PHOTOS if s.split == "test"}
+    assert held_out and not held_out & {p.stem for p in POCKET_PHOTOS}
+    with pytest.raises(ValueError, match="held-out"):
+        _content("coffee", "a cup")
+    sampler = PocketCropSampler(32, seed=0)
+    photos = [Image.fromarray((p.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+              for p in sampler.pixels]  # fmt: skip
+    assert len(photos) == len(POCKET_PHOTOS)
+    data = prepare_default_dataset(tmp_path / "data")
+    others = load_images(data / "style") + load_images(data / "test")
+    assert len(others) == 7
+    for photo in photos:
+        assert np.abs(_thumb(photo) - _thumb(photo)).mean() == 0  # the measure can hit
+        for other in others:
+            assert np.abs(_thumb(photo) - _thumb(other)).mean() > 0.03
+
+
+def test_captions_and_appearance_edits():
+    assert caption("a cat", None, False) == "a photo of a cat"
+    assert caption("coins", "blurry", True) == "a blurry grayscale photo of coins"
+    assert caption("grass", "grayscale", False) == "a grayscale photo of grass"
+    assert caption("a rocket", "warm-toned", False) == "a warm-toned photo of a rocket"
+    x = torch.rand(1, 3, 96, 96)  # blur sigma is 2 px at 96 px
+    noise = torch.zeros_like(x)
+    gray = apply_appearance(x, "grayscale", noise)
+    assert torch.equal(gray[:, 0], gray[:, 1]) and torch.equal(gray[:, 1], gray[:, 2])
+    assert torch.allclose(apply_appearance(x, "dark", noise), x * 0.5)
+    blurred = apply_appearance(x, "blurry", noise)
+    assert float(blurred.diff(dim=-1).abs().mean()) < 0.5 * float(x.diff(dim=-1).abs().mean())
+    with pytest.raises(ValueError, match="Unknown appearance"):
+        apply_appearance(x, "mural", noise)
+
+
+def test_sampler_is_deterministic_per_seed():
+    a, ca = PocketCropSampler(32, seed=3).sample(6)
+    b, cb = PocketCropSampler(32, seed=3).sample(6)
+    c, _ = PocketCropSampler(32, seed=4).sample(6)
+    assert torch.equal(a, b) and ca == cb and not torch.equal(a, c)
+    assert a.shape == (6, 3, 32, 32) and a.min() >= -1 and a.max() <= 1
+
+
+def test_lr_schedule_warms_up_then_decays():
+    assert lr_at(0, 100, 1.0, 10, 0.1) == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, 10, 0.1) == pytest.approx(1.0)
+    assert lr_at(10, 100, 1.0, 10, 0.1) == pytest.approx(1.0)
+    assert lr_at(100, 100, 1.0, 10, 0.1) == pytest.approx(0.1)
+
+
+def test_config_rejects_a_resolution_the_layout_cannot_take():
+    with pytest.raises(ValueError, match="multiple of 16"):
+        PocketConfig(resolution=40)
+
+
+def test_pocket_name_without_weights_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(models, "pocket_model_path", lambda: tmp_path / "pocket-v1")
+    with pytest.raises(ModelNotFoundError, match="svdinst pocket pretrain --out DIR"):
+        models.resolve_model("pocket")
+
+
+def test_committed_pocket_weights_match_their_card():
+    folder = models.pocket_model_path()
+    if not (folder / "model_index.json").is_file():
+        pytest.skip(f"no committed pocket weights in {folder} yet")
+    assert verify_checksums(folder) == []
+    _assert_card_lists_the_checksums(folder)
+    sizes = sum(p.stat().st_size for p in Path(folder).rglob("*.safetensors"))
+    assert sizes <= 30e6
+    comps = models.load_components("pocket", ["unet", "vae"])
+    assert comps.unet.dtype == torch.float32
