@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import torch
-
+from svdinst.device import default_device
 from svdinst.models.loading import POCKET, SD14_ID, SD14_RANDOM, TINY, pocket_model_path
 
 RANDOM_NOTE = "random weights, never for quality claims"
@@ -113,7 +112,7 @@ def get_profile(name: str = "auto", *, verbose: bool = True, **overrides: object
     chosen = name
     if name == "auto":
         pocket = (pocket_model_path() / "model_index.json").is_file()
-        chosen = "sd14" if torch.cuda.is_available() else ("pocket" if pocket else "tiny")
+        chosen = "sd14" if default_device() == "cuda" else ("pocket" if pocket else "tiny")
         if verbose:
             why = {
                 "sd14": "CUDA is available",

@@ -1,0 +1,34 @@
+"""The pocket model: a small SD-layout model the kit pretrains on its offline photos, and the
+experiment that asks whether style training is measurable on it.
+
+:func:`pretrain` (``svdinst pocket pretrain``) writes the model folder with its card and
+checksums; :func:`run_pocket_experiment` compares the base model with InST, SVD-InST and SVDiff
+over several training seeds (FID/KID, oracle distance, content preservation) and
+:func:`pocket_section` writes its part of REPORT.md. Names load on first use, so the CLI, which
+imports :mod:`svdinst.pocket.cli`, stays quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "PocketConfig": "pretrain",
+    "pretrain": "pretrain",
+    "PocketExperimentConfig": "experiment",
+    "run_pocket_experiment": "experiment",
+    "pocket_figure": "experiment",
+    "pocket_section": "report",
+    "pocket_table_markdown": "report",
+    "verdict": "report",
+    "verify_checksums": "card",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"svdinst.pocket.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'svdinst.pocket' has no attribute {name!r}")

@@ -33,7 +33,18 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-BASE = "base"  # the untrained model's output folder
+from svdinst.course.context import CourseContext
+from svdinst.course.outputs import BASE, train_and_stylize
+from svdinst.data.images import list_images, load_image
+from svdinst.data.mural import mural_proxy
+from svdinst.errors import DataError
+from svdinst.evaluation.content import content_preservation
+from svdinst.evaluation.metrics import write_metrics
+from svdinst.evaluation.oracle import native_crop
+from svdinst.evaluation.report import LABELS, evaluate_methods, method_folders
+from svdinst.figures import image_grid
+from svdinst.formats.outputs import OutputsFolder
+from svdinst.pocket.report import ordered
 
 
 @dataclass
@@ -104,8 +115,6 @@ def prepare_sets(data_dir: str | Path, root: str | Path, config: PocketExperimen
     Returns:
         `dict`: ``crops`` (folder), ``style_ref`` (folder), ``groups`` (crop → photo stem).
     """
-    from svdinst.data.images import list_images, load_image
-
     photos = {p.stem: load_image(p) for p in list_images(Path(data_dir) / "test")}
     styles = {p.stem: load_image(p) for p in list_images(Path(data_dir) / "style")}
     crops, groups = photo_crops(
@@ -120,67 +129,6 @@ def prepare_sets(data_dir: str | Path, root: str | Path, config: PocketExperimen
         "style_ref": write_images(ref, Path(root) / "style-ref"),
         "groups": groups,
     }
-
-
-def experiment_runs(ctx: Any, config: PocketExperimentConfig, *, make_missing: bool = True) -> dict:
-    """Find (or train) every run of the experiment: folder name → run folder (base → ``None``).
-
-    Runs are the notebooks' ``runs/<mode>`` (seed 0) and ``runs/<mode>-seed<k>``, trained with
-    :func:`svdinst.course.ensure.profile_run_config` — so ``make reproduce`` reuses notebook 05's runs.
-    """
-    from svdinst.course.ensure import profile_run_config, seed_name
-    from svdinst.training.runs import ensure_run
-
-    seeds = config.seeds if config.seeds is not None else ctx.profile.training_seeds
-    runs: dict[str, Path | None] = {BASE: None}
-    for mode in config.modes:
-        for seed in seeds:
-            name = seed_name(mode, seed)
-            run_config = profile_run_config(
-                mode,
-                ctx.runs_dir / name,
-                profile=ctx.profile,
-                style_dir=ctx.data_dir / "style",
-                seed=seed,
-            )
-            runs[name] = ensure_run(run_config, make_missing=make_missing)
-    return runs
-
-
-def stylize_runs(
-    ctx: Any,
-    runs: Mapping[str, Path | None],
-    crops: str | Path,
-    out_root: str | Path,
-    config: Any,
-    *,
-    base_prompt: str = "",
-) -> dict[str, Path]:
-    """Stylize the crops with every run (``None``: the base model) into ``out_root/<name>``.
-
-    Args:
-        ctx (`NotebookContext`): device and profile.
-        runs (`Mapping[str, Path | None]`): from :func:`experiment_runs`.
-        crops (`str` or `Path`): the test crops folder.
-        out_root (`str` or `Path`): where the method folders go.
-        config (`StylizeConfig`): the profile's strength, seeds and steps.
-        base_prompt (`str`, defaults to ``""``): the base model's prompt (no token).
-    """
-    from dataclasses import replace
-
-    import torch
-
-    from svdinst.stylize.stylizer import Stylizer, stylize_folder
-
-    dtype = torch.float16 if ctx.device == "cuda" else torch.float32
-    folders = {}
-    for name, run in runs.items():
-        stylizer = Stylizer(ctx.profile.model, run, device=ctx.device, dtype=dtype)
-        cfg = config if run is not None else replace(config, prompt=base_prompt)
-        folders[name] = Path(out_root) / name
-        stylize_folder(stylizer, crops, folders[name], cfg)
-        del stylizer  # one model in memory at a time
-    return folders
 
 
 def evaluate_experiment(
@@ -204,11 +152,6 @@ def evaluate_experiment(
         `dict[str, list[dict]]`: method → one metrics dict per training seed (as
         :func:`svdinst.evaluation.report.evaluate_methods`, plus ``content_preservation``).
     """
-    from svdinst.data.images import list_images, load_image
-    from svdinst.evaluation.metrics import collect_outputs, write_metrics
-    from svdinst.evaluation.content import content_preservation
-    from svdinst.evaluation.report import evaluate_methods
-
     results = evaluate_methods(
         Path(root) / "outputs",
         sets["style_ref"],
@@ -222,7 +165,7 @@ def evaluate_experiment(
         for metrics in runs:
             outputs = {
                 stem: [load_image(p) for p in files]
-                for stem, files in collect_outputs(metrics["generated"]).items()
+                for stem, files in OutputsFolder(metrics["generated"]).collect().items()
             }
             cp = content_preservation(outputs, photos, groups=sets["groups"])
             metrics["content_preservation"] = cp.summary()
@@ -232,7 +175,7 @@ def evaluate_experiment(
 
 
 def run_pocket_experiment(
-    ctx: Any,
+    ctx: CourseContext,
     config: PocketExperimentConfig | None = None,
     *,
     make_missing: bool = True,
@@ -241,7 +184,7 @@ def run_pocket_experiment(
     """The whole experiment: test sets, runs, stylization, metrics (module docstring).
 
     Args:
-        ctx (`NotebookContext`): from :func:`svdinst.course.notebook.setup` (profile ``pocket``).
+        ctx (`CourseContext`): from :func:`svdinst.course.notebook.setup` (profile ``pocket``).
         config (`PocketExperimentConfig`, *optional*): modes, seeds, crops.
         make_missing (`bool`, defaults to `True`): train missing runs (else RunFolderError).
         evaluate_kwargs: passed to :func:`svdinst.evaluation.metrics.evaluate` (e.g. ``lpips_backbone``).
@@ -250,27 +193,20 @@ def run_pocket_experiment(
         `dict`: ``results`` (method → metrics per seed), ``root``, ``sets``, ``runs``,
         ``settings`` (the stylization settings).
     """
-    import json
-
-    from svdinst.stylize.stylizer import StylizeConfig
-
     cfg = config or PocketExperimentConfig()
     root = ctx.outputs_dir / "pocket"
     sets = prepare_sets(ctx.data_dir, root, cfg)
-    runs = experiment_runs(ctx, cfg, make_missing=make_missing)
-    stylize = StylizeConfig(
-        strength=ctx.profile.strength,
-        seeds=ctx.profile.stylize_seeds,
-        steps=ctx.profile.inference_steps,
-        guidance=ctx.profile.guidance,
-    )
-    stylize_runs(ctx, runs, sets["crops"], root / "outputs", stylize, base_prompt=cfg.base_prompt)
+    seeds = cfg.seeds if cfg.seeds is not None else "auto"
+    runs = train_and_stylize(
+        ctx, cfg.modes, seeds, content=sets["crops"], out_root=root / "outputs",
+        config=ctx.stylize_config(), base_prompt=cfg.base_prompt, make_missing=make_missing,
+    )  # fmt: skip
     evaluate_kwargs.setdefault("device", ctx.device)
     results = evaluate_experiment(
         root, sets, runs_dir=ctx.runs_dir, metrics_dir=ctx.reports_dir / "metrics" / "pocket",
         **evaluate_kwargs,
     )  # fmt: skip
-    settings = json.loads((root / "outputs" / BASE / "settings.json").read_text())
+    settings = OutputsFolder(root / "outputs" / BASE).read_settings()
     return {"results": results, "root": root, "sets": sets, "runs": runs, "settings": settings}
 
 
@@ -282,18 +218,9 @@ def pocket_figure(root: str | Path, methods: Sequence[str] | None = None) -> Any
         methods (`Sequence[str]`, *optional*): methods to show, in column order; defaults to
             every method with outputs in the table's order (base, InST, SVD-InST, …).
     """
-    from svdinst.data.images import list_images, load_image
-    from svdinst.errors import DataError
-    from svdinst.figures import image_grid
-    from svdinst.data.mural import mural_proxy
-    from svdinst.evaluation.oracle import native_crop
-    from svdinst.evaluation.report import LABELS, method_folders
-
     root = Path(root)
     groups = method_folders(root / "outputs")
     if methods is None:
-        from svdinst.pocket.report import ordered
-
         methods = list(ordered(groups))
     methods = list(methods)
     missing = [m for m in methods if m not in groups]
@@ -304,7 +231,7 @@ def pocket_figure(root: str | Path, methods: Sequence[str] | None = None) -> Any
     cells, labels = [], []
     for path in centres:
         photo = load_image(path)
-        row = [load_image(groups[m][0] / path.stem / "seed-0.png") for m in methods]
+        row = [load_image(OutputsFolder(groups[m][0]).image_path(path.stem, 0)) for m in methods]
         size = row[0].size
         oracle = mural_proxy(native_crop(photo, size)).resize(size, Image.Resampling.LANCZOS)
         cells += [photo.resize(size, Image.Resampling.LANCZOS), *row, oracle]

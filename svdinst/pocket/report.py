@@ -8,6 +8,7 @@ from the numbers — including, honestly, when SVD-InST does not beat InST.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from svdinst.course.profiles import Profile
+from svdinst.evaluation.content import pick_strength
 from svdinst.evaluation.report import LABELS, _cell, _int_cell
+from svdinst.training.runs import read_loss_log
 
 ABOUT = (
     "The pocket model is a small Stable-Diffusion-layout model (a VAE with f = 4, a 3-level UNet, "
@@ -141,8 +145,6 @@ def verdict(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
 
 def sweep_markdown(path: str | os.PathLike) -> str:
     """The strength sweep of notebook 05 (:func:`svdinst.evaluation.content.save_sweep`) as a table."""
-    import json
-
     sweep = json.loads(Path(path).read_text())
     rows = [
         f"| {k} | {v['identified']:.2f} | {v['own']:.3f} | {v['margin_best']:+.3f} | "
@@ -157,15 +159,13 @@ def sweep_markdown(path: str | os.PathLike) -> str:
 
 def run_seconds(run_dirs: Sequence[str | os.PathLike]) -> list[float]:
     """Training wall time of each run (last ``seconds`` of its ``log.csv``)."""
-    from svdinst.training.runs import read_loss_log
-
     return [read_loss_log(r)["seconds"][-1] for r in run_dirs]
 
 
 def pocket_section(
     experiment: Mapping[str, Any],
     *,
-    profile: Any,
+    profile: Profile,
     report_path: str | os.PathLike,
     figure: str | os.PathLike | None = None,
     sweep: str | os.PathLike | None = None,
@@ -221,10 +221,6 @@ def pocket_section(
             f"{max(seconds):.0f}) on {st['device']}.",
         ]
     if sweep is not None and Path(sweep).is_file():
-        import json
-
-        from svdinst.evaluation.content import pick_strength
-
         lines += [
             "",
             "### Content preservation against strength",

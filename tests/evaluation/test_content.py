@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from svdinst.errors import DataError
@@ -127,12 +128,12 @@ def test_pocket_profile_is_sized_for_the_pocket_model(capsys) -> None:
 def test_auto_picks_pocket_on_a_cpu_once_its_weights_are_installed(tmp_path, monkeypatch) -> None:
     import svdinst.course.profiles as profiles
 
-    monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(profiles, "pocket_model_path", lambda: tmp_path)
     assert profiles.get_profile("auto", verbose=False).name == "tiny"
     (tmp_path / "model_index.json").write_text("{}")
     assert profiles.get_profile("auto", verbose=False).name == "pocket"
-    monkeypatch.setattr(profiles.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert profiles.get_profile("auto", verbose=False).name == "sd14"
 
 
@@ -203,22 +204,22 @@ def test_pocket_experiment_end_to_end_on_the_tiny_model(tiny_model_dir, default_
     """Plumbing only (random weights): runs per seed, crops, metrics, table, figure, report."""
     import shutil
 
+    from svdinst.course.context import CourseContext
+    from svdinst.course.profiles import get_profile
+    from svdinst.evaluation.report import write_report
     from svdinst.figures import save_figure
-    from svdinst.course.notebook import NotebookContext
     from svdinst.pocket.experiment import (
         PocketExperimentConfig,
         pocket_figure,
         run_pocket_experiment,
     )
     from svdinst.pocket.report import pocket_section
-    from svdinst.course.profiles import get_profile
-    from svdinst.evaluation.report import write_report
 
     profile = get_profile(
         "tiny", verbose=False, train_steps=1, stylize_seeds=1, inference_steps=2,
         training_seeds=(0,), strength=0.5,
     )  # fmt: skip
-    ctx = NotebookContext(profile, tmp_path, "cpu")
+    ctx = CourseContext(profile, tmp_path, "cpu")
     shutil.copytree(default_data, ctx.data_dir)
     config = PocketExperimentConfig(modes=("inst",), seeds=(0, 1), crops_per_photo=2,
                                     style_crops_per_image=1)  # fmt: skip
@@ -253,8 +254,8 @@ def pocket_stylizer():
 def test_pocket_img2img_keeps_its_photo_at_the_profile_strength(pocket_stylizer, default_data):
     """The committed pocket model on a CPU: at the profile's strength every output is closest
     to its own test photo among all offline photos; from pure noise (strength 1) it is not."""
-    from svdinst.data.images import list_images, load_image
     from svdinst.course.profiles import get_profile
+    from svdinst.data.images import list_images, load_image
     from svdinst.stylize.stylizer import StylizeConfig
 
     profile = get_profile("pocket", verbose=False)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from svdinst.course.ensure import baseline_batch_size, profile_run_config
+from svdinst.course.settings import baseline_batch_size, profile_run_config
 from svdinst.models.loading import SD14_RANDOM, load_components, resolve_model
 from svdinst.course.profiles import get_profile
 from svdinst.models.layouts import SDLayoutConfig, build_sd_layout_model, sd_layout_modules

@@ -237,7 +237,8 @@ def test_explorer_static_grid_and_widgets(unmerged, monkeypatch) -> None:
 def test_profile_run_config_is_found_by_ensure_run(
     svd_run: Path, data_dirs, tmp_path: Path
 ) -> None:
-    from svdinst.course.ensure import profile_run_config, seed_name
+    from svdinst.course.settings import profile_run_config
+    from svdinst.formats.outputs import method_folder_name as seed_name
     from svdinst.errors import RunFolderError
     from svdinst.course.profiles import get_profile
     from svdinst.training.runs import ensure_run
