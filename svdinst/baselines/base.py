@@ -16,21 +16,23 @@ them; the tests run over the whole :data:`REGISTRY`):
 - ``stylize`` keeps each photo's size. With ``style`` given, arbitrary-style methods stylize
   photo ``i`` with ``style[i % len(style)]``; other methods ignore ``style``.
 - ``fit`` returns the total loss of each step it ran; the shared plumbing (image sampling,
-  checkpoints, ``log.csv``, progress bar) is :mod:`svdinst.baselines.common`.
+  checkpoints, the loss log, progress bar) is :mod:`svdinst.baselines.common`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
 from svdinst.errors import SvdinstError
+from svdinst.formats.atomic import atomic_path
+from svdinst.formats.run_folder import RunFolder
 
 REGISTRY: dict[str, type[Baseline]] = {}
 
@@ -118,50 +120,40 @@ class Baseline(ABC):
         """Inverse of :meth:`state_dict`."""
 
     def save(self, out_dir: str | os.PathLike) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``out_dir``."""
-        from safetensors.torch import save_file
-
-        out = Path(out_dir)
-        self.save_config(out)
+        """Write the settings and the trained network (:class:`RunFolder`) into ``out_dir``."""
+        run = RunFolder(out_dir)
+        self.save_config(run.path)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, out / "model.safetensors")
-        return out
+        with atomic_path(run.model) as tmp:
+            save_file(state, str(tmp))
+        return run.path
 
     @classmethod
     def read_config(cls, run_dir: str | os.PathLike) -> Any:
-        """The config dataclass stored in ``run_dir/config.json`` (written by :meth:`save`)."""
-        run = Path(run_dir)
-        cfg_file = run / "config.json"
-        if not cfg_file.exists():
-            raise SvdinstError(f"'{run}' is not a saved baseline: {cfg_file.name} is missing.")
-        saved = json.loads(cfg_file.read_text())
+        """The config dataclass stored in ``run_dir``'s settings file (written by :meth:`save`)."""
+        run = RunFolder(run_dir)
+        if not run.has_config():
+            raise SvdinstError(f"'{run.path}' is not a saved baseline: {run.CONFIG} is missing.")
+        saved = run.read_config()
         if saved.pop("baseline", None) != cls.name:
-            raise SvdinstError(f"'{run}' holds a different baseline, not {cls.name!r}.")
+            raise SvdinstError(f"'{run.path}' holds a different baseline, not {cls.name!r}.")
         fields = {f.name for f in dataclasses.fields(cls.config_class)}
         return cls.config_class(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields}
         )
 
     def save_config(self, out_dir: str | os.PathLike) -> Path:
-        """Write only ``config.json`` (a run's settings before training finishes)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        """Write only the settings file (a run's settings before training finishes)."""
         config = dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}
-        path = out / "config.json"
-        path.write_text(json.dumps({"baseline": self.name, **config}, indent=2))
-        return path
+        return RunFolder(out_dir).write_config({"baseline": self.name, **config})
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, device: str = "cpu") -> Baseline:
         """Rebuild a translator saved by :meth:`save`."""
-        from safetensors.torch import load_file
-
-        run = Path(run_dir)
-        config = cls.read_config(run)
-        if not (run / "model.safetensors").exists():
-            raise SvdinstError(
-                f"'{run}' has no model.safetensors: train it, or pick another --run."
-            )
+        run = RunFolder(run_dir)
+        config = cls.read_config(run.path)
+        if not run.model.exists():
+            raise SvdinstError(f"'{run.path}' has no {run.MODEL}: train it, or pick another --run.")
         model = cls(config, device=device)
-        model.load_state_dict(load_file(run / "model.safetensors", device=model.device))
+        model.load_state_dict(load_file(run.model, device=model.device))
         return model

@@ -7,8 +7,8 @@ behind it are what notebook 06 calls.
         --out outputs/cyclegan
     svdinst baseline magenta stylize --content data/test --style data/style --out outputs/magenta
 
-Outputs follow the kit's contract: ``OUT/<content-stem>/seed-0.png`` (every baseline is
-deterministic) plus ``OUT/settings.json``. Unknown names, missing folders and unusable runs
+Outputs follow the kit's outputs format (:class:`svdinst.formats.outputs.OutputsFolder`): one
+image per photo, sampling seed 0 (every baseline is deterministic), plus the settings file. Unknown names, missing folders and unusable runs
 raise :class:`~svdinst.errors.SvdinstError`, which the ``svdinst`` command prints as one line.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,7 +75,7 @@ def stylize_folder(
     resolution: int | None = None,
     settings: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Stylize every photo of ``content_dir`` into ``out_dir/<stem>/seed-0.png``.
+    """Stylize every photo of ``content_dir`` into the outputs folder ``out_dir`` (seed 0).
 
     Args:
         model: a trained (or pretrained) baseline.
@@ -85,14 +84,15 @@ def stylize_folder(
         style_dir (*optional*): style images, required by arbitrary-style methods.
         resolution (`int`, *optional*): center-crop-resize photos to this size first (the other
             methods' outputs are at the profile's resolution); default keeps each photo's size.
-        settings (*optional*): extra entries for ``settings.json`` (e.g. the run folder).
+        settings (*optional*): extra entries for the settings file (e.g. the run folder).
 
     Returns:
         `list[Path]`: the written images, in content order.
     """
+    # Imported here so `svdinst --help` stays fast (this module registers the CLI).
     import svdinst
     from svdinst.data.images import center_crop_resize, list_images, load_image
-    from svdinst.evaluation.metrics import clear_outputs
+    from svdinst.formats.outputs import OutputsFolder
 
     paths = list_images(content_dir)
     photos = [load_image(p) for p in paths]
@@ -104,14 +104,11 @@ def stylize_folder(
             raise SvdinstError(f"{model.name} takes style images: pass --style DIR.")
         style = [load_image(p) for p in list_images(style_dir)]
     results = model.stylize(photos, style)
-    out = Path(out_dir)
-    clear_outputs(out)  # no stale photos of an earlier content folder beside the new outputs
-    written = []
-    for path, image in zip(paths, results, strict=True):
-        target = out / path.stem / "seed-0.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        image.save(target)
-        written.append(target)
+    out = OutputsFolder(out_dir)
+    out.clear()  # no stale photos of an earlier content folder beside the new outputs
+    written = [
+        out.save_image(path.stem, 0, image) for path, image in zip(paths, results, strict=True)
+    ]
     config = dataclasses.asdict(model.config) if dataclasses.is_dataclass(model.config) else {}
     record = {
         "method": model.name,
@@ -125,7 +122,7 @@ def stylize_folder(
         "config": config,
         **(settings or {}),
     }
-    (out / "settings.json").write_text(json.dumps(record, indent=2))
+    out.write_settings(record)
     return written
 
 
@@ -151,11 +148,11 @@ def train_baseline(
     Args:
         name (`str`): a registered baseline.
         content_dir, style_dir: photo and style folders.
-        out_dir: the run folder (``config.json``, ``model.safetensors``, ``log.csv``,
-            ``checkpoints/``).
+        out_dir: the run folder (:class:`svdinst.formats.run_folder.RunFolder`: settings, the
+            trained network, the loss log, checkpoints).
         steps (`int`): total training iterations.
         size, resolution, vgg_weights, batch_size: see :func:`build_config` (ignored when
-            resuming: a resumed run keeps the settings in its ``config.json``).
+            resuming: a resumed run keeps the settings it saved).
         checkpoint_every (`int`, defaults to 0): write a resumable checkpoint every K steps.
         resume (`bool`, defaults to `False`): continue from the newest checkpoint.
         seed (`int`, defaults to 0): data order and augmentation.
@@ -163,31 +160,29 @@ def train_baseline(
         overwrite (`bool`, defaults to `False`): replace a trained model (and its checkpoints
             and log) already in ``out_dir``; without it such a folder is an error.
     """
-    import shutil
-
+    # Imported here so `svdinst --help` stays fast (this module registers the CLI).
     from svdinst.baselines import get_baseline
-    from svdinst.baselines.common import latest_checkpoint
     from svdinst.data.images import list_images
+    from svdinst.formats.run_folder import RunFolder
 
     cls = get_baseline(name)
     list_images(content_dir)  # one clear line when a folder is missing, empty or broken
     list_images(style_dir)
     out = Path(out_dir)
+    run = RunFolder(out)
     if steps < 0:
         raise SvdinstError(f"--steps must be ≥ 0, got {steps}.")
     if overwrite and not resume:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        for stale in ("model.safetensors", "log.csv"):
-            (out / stale).unlink(missing_ok=True)
-    elif not resume and (out / "model.safetensors").exists():
+        run.clear()
+    elif not resume and run.model.exists():
         raise RunFolderError(
             f"'{out}' already holds a trained {name}: pass --overwrite to retrain it, --resume to "
             "continue it, or another --out."
         )
-    if resume and (out / "config.json").exists():
+    if resume and run.has_config():
         config = cls.read_config(out)
     else:
-        if latest_checkpoint(out) is not None:
+        if run.has_checkpoints():
             raise RunFolderError(
                 f"'{out}' already holds checkpoints: pass --resume to continue, or another --out."
             )

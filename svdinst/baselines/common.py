@@ -7,9 +7,9 @@ One place for the plumbing so each method file holds only its paper's architectu
   at a given size as tensors, with a checkpointable random generator.
 - :func:`to_tensor` / :func:`to_pil` / :func:`translate_each` — PIL ↔ tensors in a chosen value
   range, and per-image inference at each photo's own size (reflect-padded to a multiple).
-- :func:`save_checkpoint` / :func:`latest_checkpoint` / :func:`load_checkpoint` (from
+- :func:`checkpoint_objects` / :func:`latest_checkpoint` / :func:`restore_objects` (from
   :mod:`svdinst.baselines.training`, re-exported here) — atomic, resumable checkpoints.
-- :func:`fit_loop` — the generic loop: resume, tqdm bar, ``log.csv``, periodic checkpoints.
+- :func:`fit_loop` — the generic loop: resume, tqdm bar, the loss log, periodic checkpoints.
 - :class:`ImagePool` (Shrivastava et al. 2017, used by CycleGAN) and the linear-decay schedule
   (CycleGAN's constant-then-linear-to-zero learning-rate schedule).
 """
@@ -30,11 +30,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from svdinst.baselines.training import (  # noqa: F401  re-exported for the method files
-    CHECKPOINT_DIR,
+    checkpoint_objects,
     fit_loop,
     latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
+    restore_objects,
 )
 from svdinst.errors import SvdinstError
 

@@ -1,60 +1,51 @@
-"""Resumable training for the baselines: atomic checkpoints and the generic fit loop.
+"""Resumable training for the baselines: checkpoints of stateful objects and the generic fit loop.
 
 Re-exported by :mod:`svdinst.baselines.common`, where method files import them from.
 
-- :func:`save_checkpoint` / :func:`latest_checkpoint` / :func:`load_checkpoint` — atomic,
-  resumable checkpoints (nets, optimizers, schedulers, samplers, pools, step, RNG states) in
-  ``RUN/checkpoints/step-NNNNNN/`` (DESIGN.md's run-folder contract).
-- :func:`fit_loop` — resume, tqdm bar, ``log.csv``, periodic checkpoints.
+- :func:`checkpoint_objects` / :func:`restore_objects` — the kit's one checkpoint format
+  (:mod:`svdinst.formats.checkpoint`: atomic, fsynced, every RNG state) holding the
+  ``state_dict()`` of each net, optimizer, scheduler, sampler and image pool; every checkpoint is
+  kept. :func:`svdinst.formats.checkpoint.latest_checkpoint` finds the newest.
+- :func:`fit_loop` — resume, tqdm bar, the loss log, periodic checkpoints.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import random
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from svdinst.errors import RunFolderError
-
-CHECKPOINT_DIR = "checkpoints"  # DESIGN.md run folder: checkpoints/step-NNNNNN/
-STATE_FILE = "state.pt"
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+from svdinst.formats.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+from svdinst.formats.run_folder import RunFolder
 
 
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+class Stateful(Protocol):
+    """What a checkpoint holds: nets, optimizers, schedulers, samplers, image pools."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
 
 
-def save_checkpoint(
-    run_dir: str | os.PathLike, step: int, objects: Mapping[str, Any], extra: Mapping | None = None
+def checkpoint_objects(
+    run_dir: str | os.PathLike,
+    step: int,
+    objects: Mapping[str, Stateful],
+    extra: Mapping | None = None,
 ) -> Path:
-    """Write ``run_dir/checkpoints/step-NNNNNN/state.pt`` atomically.
-
-    The folder is written under a temporary name and then renamed with ``os.replace``, so an
-    interrupted run never leaves a half-written checkpoint that ``--resume`` would pick.
+    """Write a checkpoint of ``objects`` at ``step`` (every checkpoint is kept).
 
     Args:
         run_dir: the run folder.
@@ -62,47 +53,25 @@ def save_checkpoint(
         objects: name → anything with ``state_dict()`` (nets, optimizers, schedulers, samplers,
             image pools).
         extra (*optional*): more picklable values to keep (e.g. the loss history).
+
+    Returns:
+        `Path`: the checkpoint folder.
     """
-    root = Path(run_dir) / CHECKPOINT_DIR
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:06d}"
-    tmp = root / f".tmp-step-{step:06d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     state = {
-        "step": step,
         "objects": {k: v.state_dict() for k, v in objects.items()},
-        "rng": _rng_state(),
         "extra": dict(extra or {}),
     }
-    torch.save(state, tmp / STATE_FILE)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    return final
+    return save_checkpoint(run_dir, step, state, keep=None)
 
 
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest complete ``checkpoints/step-NNNNNN`` folder of ``run_dir``, or ``None``."""
-    root = Path(run_dir) / CHECKPOINT_DIR
-    if not root.is_dir():
-        return None
-    done = [p for p in root.glob("step-*") if (p / STATE_FILE).is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
-
-
-def load_checkpoint(path: str | os.PathLike, objects: Mapping[str, Any]) -> dict[str, Any]:
-    """Restore ``objects`` (and the global RNG states) from a :func:`save_checkpoint` folder.
+def restore_objects(path: str | os.PathLike, objects: Mapping[str, Stateful]) -> dict[str, Any]:
+    """Restore ``objects`` (and the global RNG states) from a :func:`checkpoint_objects` folder.
 
     Returns:
         `dict`: ``{"step": int, "extra": dict}``.
     """
-    file = Path(path) / STATE_FILE
-    if not file.is_file():
-        raise RunFolderError(f"Checkpoint '{path}' has no {STATE_FILE}; delete it and resume.")
-    # Our own file (written by save_checkpoint): it holds RNG tuples, so not weights_only.
-    state = torch.load(file, map_location="cpu", weights_only=False)
-    missing = set(objects) - set(state["objects"])
+    state = load_checkpoint(path)
+    missing = set(objects) - set(state.get("objects", {}))
     if missing:
         raise RunFolderError(
             f"Checkpoint '{path}' lacks {sorted(missing)}: it is from another baseline or "
@@ -110,7 +79,7 @@ def load_checkpoint(path: str | os.PathLike, objects: Mapping[str, Any]) -> dict
         )
     for name, obj in objects.items():
         obj.load_state_dict(state["objects"][name])
-    _set_rng_state(state["rng"])
+    set_rng_state(state["rng"])
     return {"step": int(state["step"]), "extra": state["extra"]}
 
 
@@ -121,7 +90,7 @@ def fit_loop(
     step_fn: Callable[[int], Mapping[str, float]],
     steps: int,
     *,
-    objects: Mapping[str, Any],
+    objects: Mapping[str, Stateful],
     out_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 0,
     resume: bool = False,
@@ -131,7 +100,7 @@ def fit_loop(
     """Run ``step_fn(step)`` for steps ``start … steps-1`` with a progress bar; return the losses.
 
     ``step_fn`` does one optimizer step and returns named floats, including ``"loss"`` (the
-    total). With ``out_dir``, every step is appended to ``out_dir/log.csv`` (step, loss, lr,
+    total). With ``out_dir``, every step is appended to its loss log (step, loss, lr,
     seconds, then the named terms); with ``checkpoint_every > 0`` a checkpoint of ``objects`` is
     written every that many steps and at the end. ``resume=True`` first restores the newest
     checkpoint (RNG states included), so a resumed run continues exactly where it stopped.
@@ -139,8 +108,8 @@ def fit_loop(
     Args:
         step_fn: one training step.
         steps (`int`): total steps of the run (a resumed run stops at the same total).
-        objects: everything with a state (see :func:`save_checkpoint`).
-        out_dir (*optional*): the run folder for ``log.csv`` and checkpoints.
+        objects: everything with a state (see :func:`checkpoint_objects`).
+        out_dir (*optional*): the run folder (:class:`RunFolder`) for the log and checkpoints.
         checkpoint_every (`int`, defaults to 0): 0 writes no checkpoints.
         resume (`bool`, defaults to `False`): continue from the newest checkpoint.
         desc (`str`): progress-bar label.
@@ -159,11 +128,11 @@ def fit_loop(
         if ckpt is None:
             print(f"No checkpoint in '{out_dir}' yet: starting from step 0.")
         else:
-            start = load_checkpoint(ckpt, objects)["step"]
+            start = restore_objects(ckpt, objects)["step"]
             for obj in objects.values():
                 _refresh_lambda_lr(obj)
             print(f"Resumed from {ckpt} (step {start} of {steps}).")
-    log_file = Path(out_dir) / "log.csv" if out_dir is not None else None
+    log_file = RunFolder(out_dir).log_path if out_dir is not None else None
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         if start == 0 and log_file.exists():
@@ -195,7 +164,7 @@ def fit_loop(
                 writer.writerow(row)
         done = step + 1
         if checkpoint_every and (done % checkpoint_every == 0 or done == steps):
-            save_checkpoint(out_dir, done, objects, extra={"desc": desc})
+            checkpoint_objects(out_dir, done, objects, extra={"desc": desc})
     bar.close()
     return losses
 

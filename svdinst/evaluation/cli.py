@@ -5,11 +5,14 @@ Kept apart from the metrics so ``svdinst --help`` does not import torch-fidelity
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import Any
+
+from svdinst.formats.outputs import LAYOUT  # light: no torch
 
 
-def _evaluate_cmd(args: Any) -> None:
+def _evaluate_cmd(args: argparse.Namespace) -> None:
+    # torch and torch-fidelity load here, not at import: `svdinst --help` stays fast.
     from svdinst.evaluation.metrics import evaluate, write_metrics
 
     metrics = evaluate(
@@ -31,12 +34,12 @@ def _evaluate_cmd(args: Any) -> None:
     )
 
 
-def register_cli(subparsers: Any) -> None:
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``svdinst evaluate`` (DESIGN.md's CLI contract)."""
     p = subparsers.add_parser(
         "evaluate", help="FID, KID, LPIPS diversity, content LPIPS and ArtFID of a stylized folder"
     )
-    p.add_argument("--generated", required=True, type=Path, help="<stem>/seed-<k>.png folder")
+    p.add_argument("--generated", required=True, type=Path, help=f"{LAYOUT} folder")
     p.add_argument("--style", required=True, type=Path, help="style images (FID reference)")
     p.add_argument("--content", type=Path, help="the content photos (content LPIPS, ArtFID)")
     p.add_argument("--out", required=True, type=Path, help="metrics.json to write")

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,12 +29,26 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torch_fidelity.metric_kid import kid_features_to_metric
+from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
+import svdinst
+from svdinst.cache import cache_dir
+from svdinst.data.images import list_images, load_image
+from svdinst.data.mural import mural_proxy
 from svdinst.errors import DataError
-from svdinst.evaluation.lpips import UNAVAILABLE, content_lpips, load_lpips, lpips_diversity
+from svdinst.evaluation.inception import CONVERTED_NAME, inception_weights_path
+from svdinst.evaluation.lpips import (
+    UNAVAILABLE,
+    LpipsScorer,
+    content_lpips,
+    load_lpips,
+    lpips_diversity,
+)
 from svdinst.evaluation.oracle import native_crop, oracle_distance
+from svdinst.formats.atomic import write_json_atomic
+from svdinst.formats.outputs import OutputsFolder
 
-SEED_FILE = re.compile(r"^seed-(\d+)\.png$")
 KID_SUBSETS = 100  # torch-fidelity's default; KID's std is over these subsets
 KID_MAX_SUBSET = 1000  # Bińkowski et al.'s subset size; smaller sets use all their images
 
@@ -81,9 +93,6 @@ def default_device() -> str:
 @functools.lru_cache(maxsize=2)
 def inception_extractor(device: str = "cpu") -> torch.nn.Module:
     """torch-fidelity's TF-FID Inception with the converted real weights, built once per device."""
-    from torch_fidelity.utils import create_feature_extractor
-
-    from svdinst.evaluation.inception import inception_weights_path
 
     return create_feature_extractor(
         "inception-v3-compat",
@@ -112,11 +121,6 @@ def inception_features(
         batch_size (`int`, defaults to 32): Inception batch size.
         verbose (`bool`, defaults to `False`): show torch-fidelity's progress bar.
     """
-    from torch_fidelity.utils import get_featuresdict_from_dataset
-
-    from svdinst.evaluation.inception import CONVERTED_NAME
-    from svdinst.cache import cache_dir
-
     device = device or default_device()
     ds = UInt8ImageDataset(images)
     key = hashlib.sha256(f"{ds.digest()}|{CONVERTED_NAME}".encode()).hexdigest()[:32]
@@ -189,8 +193,6 @@ def fid_kid(
         `dict`: ``fid``, ``kid_mean``, ``kid_std``, ``kid_subset_size``, ``n_generated``,
         ``n_reference``.
     """
-    from torch_fidelity.metric_kid import kid_features_to_metric
-
     for name, images in (("generated", generated), ("reference", reference)):
         if len(images) < 2:
             raise DataError(
@@ -217,57 +219,6 @@ def artfid(fid: float, content_lpips_value: float) -> float:
     return (1.0 + content_lpips_value) * (1.0 + fid)
 
 
-def collect_outputs(folder: str | os.PathLike) -> dict[str, list[Path]]:
-    """Find a method's outputs: ``<folder>/<content-stem>/seed-<k>.png``, ordered by seed.
-
-    Args:
-        folder (`str` or `os.PathLike`): one method's output folder (e.g. ``outputs/svd-inst``).
-
-    Returns:
-        `dict[str, list[Path]]`: content stem → its seed images.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise DataError(f"Generated folder '{root}' does not exist; run `svdinst stylize` first.")
-    groups: dict[str, list[Path]] = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        seeds = sorted(
-            (int(m.group(1)), p) for p in sub.iterdir() if (m := SEED_FILE.match(p.name))
-        )
-        if seeds:
-            groups[sub.name] = [p for _, p in seeds]
-    if not groups:
-        raise DataError(
-            f"'{root}' holds no outputs of the form <content-stem>/seed-<k>.png; "
-            "point --generated at a folder written by `svdinst stylize` (or a baseline)."
-        )
-    return groups
-
-
-def clear_outputs(folder: str | os.PathLike) -> int:
-    """Delete a method folder's ``<stem>/seed-<k>.png`` before it is written again.
-
-    Outputs of an earlier call (other seeds, photos or settings) left beside new ones would be
-    evaluated with them by :func:`collect_outputs`. Other files are kept.
-
-    Returns:
-        `int`: how many files were deleted.
-    """
-    root = Path(folder)
-    stale = [
-        f
-        for d in (root.iterdir() if root.is_dir() else [])
-        if d.is_dir()
-        for f in d.iterdir()
-        if SEED_FILE.match(f.name)
-    ]
-    if stale:
-        print(f"Replacing {len(stale)} earlier output(s) in {root}.")
-    for f in stale:
-        f.unlink()
-    return len(stale)
-
-
 def evaluate(
     generated: str | os.PathLike,
     style: str | os.PathLike,
@@ -276,13 +227,13 @@ def evaluate(
     lpips_backbone: str | os.PathLike | None = None,
     mural_oracle: bool = False,
     device: str | None = None,
-    lpips_scorer: Any = None,
+    lpips_scorer: LpipsScorer | None = None,
     verbose: bool = False,
 ) -> dict[str, Any]:
     """Every metric of Table I for one method's output folder.
 
     Args:
-        generated (`str` or `os.PathLike`): ``<content-stem>/seed-<k>.png`` folder.
+        generated (`str` or `os.PathLike`): one method's outputs folder (:class:`OutputsFolder`).
         style (`str` or `os.PathLike`): the style (reference) images for FID/KID.
         content (`str` or `os.PathLike`, *optional*): the content photos (stems must match the
             output folders); needed for content LPIPS, ArtFID and the oracle.
@@ -297,13 +248,10 @@ def evaluate(
     Returns:
         `dict`: the contents of ``metrics.json``.
     """
-    import svdinst
-    from svdinst.data.images import list_images, load_image
-
     if mural_oracle and content is None:  # before minutes of Inception features
         raise DataError("The mural oracle needs --content (the photos the outputs were made from).")
     device = device or default_device()
-    paths = collect_outputs(generated)
+    paths = OutputsFolder(generated).collect()
     groups = {stem: [load_image(p) for p in files] for stem, files in paths.items()}
     flat = [img for imgs in groups.values() for img in imgs]
     styles = [load_image(p) for p in list_images(style)]
@@ -349,8 +297,6 @@ def evaluate(
             out["content_lpips"] = content_lpips(groups, photos, scorer)["mean"]
             out["artfid"] = artfid(out["fid"], out["content_lpips"])
         if mural_oracle:
-            from svdinst.data.mural import mural_proxy
-
             # The filter runs on the photo's own pixels, cropped to the outputs' aspect ratio
             # (the view the stylizers took), and only then shrinks to the outputs' size.
             targets = {
@@ -363,7 +309,4 @@ def evaluate(
 
 def write_metrics(metrics: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Write ``metrics`` as pretty JSON (parent folders created)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(metrics, indent=2) + "\n")
-    return out
+    return write_json_atomic(path, dict(metrics))

@@ -1,8 +1,8 @@
 """The regenerated report: Table I (every method's metrics) and Fig. 3 (content | each method).
 
 :func:`evaluate_methods` runs :func:`svdinst.evaluation.metrics.evaluate` on every method folder under
-``WORKDIR/outputs`` (``<method>/<content-stem>/seed-<k>.png``). Folders named
-``<method>-seed<k>`` are repeated *training* runs of one method; their metrics are reported as
+``WORKDIR/outputs`` (the outputs format, :mod:`svdinst.formats.outputs`). Folders of one method's
+repeated *training* runs (:func:`~svdinst.formats.outputs.method_folder_name`) are reported as
 mean ± std, so a gap between two methods can be judged against training noise.
 :func:`write_report` writes ``reports/REPORT.md`` beside the original report's numbers
 (:data:`ORIGINAL_TABLE`).
@@ -10,17 +10,28 @@ mean ± std, so a gap between two methods can be judged against training noise.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from safetensors import safe_open
 
+import svdinst
+from svdinst.baselines.compare import comparison_grid
 from svdinst.errors import DataError
 from svdinst.evaluation.lpips import UNAVAILABLE
+from svdinst.evaluation.metrics import evaluate, write_metrics
+from svdinst.formats.atomic import write_text_atomic
+from svdinst.formats.outputs import LAYOUT, SEEDED_METHOD, OutputsFolder
+from svdinst.formats.outputs import method_folders as outputs_method_folders
+from svdinst.formats.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from svdinst.course.profiles import Profile
 
 # The student report's Table I (strength 0.8, 10 seeds per test photo; LPIPS = seed diversity).
 ORIGINAL_TABLE: dict[str, dict[str, float | None]] = {
@@ -44,24 +55,17 @@ LABELS = {
     "magenta": "Magenta",
 }
 ORDER = list(LABELS)  # table order: ours first, then the baselines
-SEED_SUFFIX = re.compile(r"^(?P<method>.+)-seed(?P<seed>\d+)$")
 TRAINED_FILES = {  # what a trained method adds to its base model
-    "image_to_token.safetensors": "token",
-    "spectral_shifts.safetensors": "shifts",
-    "learned_embeds.safetensors": None,  # derived from the module; not a trained parameter
-    "model.safetensors": "baseline",
+    RunFolder.IMAGE_TO_TOKEN: "token",
+    RunFolder.SPECTRAL_SHIFTS: "shifts",
+    RunFolder.LEARNED_EMBEDS: None,  # derived from the module; not a trained parameter
+    RunFolder.MODEL: "baseline",
 }
 
 
 def method_folders(outputs_dir: str | os.PathLike) -> dict[str, list[Path]]:
     """Method name → its output folders (one per training seed), in table order."""
-    root = Path(outputs_dir)
-    groups: dict[str, list[Path]] = {}
-    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()) if root.is_dir() else []:
-        if not any(sub.is_dir() and any(sub.glob("seed-*.png")) for sub in folder.iterdir()):
-            continue
-        m = SEED_SUFFIX.match(folder.name)
-        groups.setdefault(m["method"] if m else folder.name, []).append(folder)
+    groups = outputs_method_folders(outputs_dir)
     return dict(sorted(groups.items(), key=lambda kv: [*ORDER, kv[0]].index(kv[0])))
 
 
@@ -73,8 +77,6 @@ def footprint(run_dir: str | os.PathLike | None) -> dict[str, int | None]:
     """
     if run_dir is None or not Path(run_dir).is_dir():
         return {"trainable_params": None, "checkpoint_bytes": None}
-    from safetensors import safe_open
-
     params = size = 0
     found = False
     for name, kind in TRAINED_FILES.items():
@@ -92,12 +94,10 @@ def footprint(run_dir: str | os.PathLike | None) -> dict[str, int | None]:
 
 
 def _run_of(folder: Path, runs_dir: Path | None) -> Path | None:
-    """The run folder behind an output folder: settings.json's ``run``, else ``runs/<name>``."""
-    settings = folder / "settings.json"
-    if settings.is_file():
-        run = json.loads(settings.read_text()).get("run")
-        if run and Path(run).is_dir():
-            return Path(run)
+    """The run folder behind an output folder: its settings' ``run``, else ``runs/<name>``."""
+    run = OutputsFolder(folder).read_settings().get("run")
+    if run and Path(run).is_dir():
+        return Path(run)
     if runs_dir is not None and (runs_dir / folder.name).is_dir():
         return runs_dir / folder.name
     return None
@@ -124,12 +124,10 @@ def evaluate_methods(
         evaluate_kwargs: passed to :func:`svdinst.evaluation.metrics.evaluate` (``lpips_backbone``,
             ``mural_oracle``, ``device``…).
     """
-    from svdinst.evaluation.metrics import evaluate, write_metrics
-
     groups = method_folders(outputs_dir)
     if not groups:
         raise DataError(
-            f"No method outputs under '{outputs_dir}' (expected <method>/<stem>/seed-<k>.png); "
+            f"No method outputs under '{outputs_dir}' (expected <method>/{LAYOUT}); "
             "run notebooks 05 and 06 (or `svdinst stylize`) first."
         )
     results: dict[str, list[dict[str, Any]]] = {}
@@ -217,7 +215,7 @@ def comparison_figure(
     photos: int = 3,
     oracle: bool = False,
     resolution: int | None = None,
-) -> Any:
+) -> Figure:
     """Fig. 3: one row per content photo — the photo, (the oracle), then each method's seed 0.
 
     The grid itself is :func:`svdinst.baselines.compare.comparison_grid`; this picks the methods
@@ -232,8 +230,6 @@ def comparison_figure(
             the style set is the mural proxy.
         resolution (`int`, *optional*): center-crop the photos to the outputs' size.
     """
-    from svdinst.baselines.compare import comparison_grid
-
     groups = method_folders(outputs_dir)
     methods = list(methods) if methods is not None else list(groups)
     missing = [m for m in methods if m not in groups]
@@ -255,7 +251,7 @@ def write_report(
     path: str | os.PathLike,
     results: Mapping[str, Sequence[Mapping[str, Any]]],
     *,
-    profile: Any,
+    profile: Profile,
     figure: str | os.PathLike | None = None,
     stylize_settings: Mapping[str, Any] | None = None,
     sections: Sequence[str] = (),
@@ -267,12 +263,10 @@ def write_report(
         results: from :func:`evaluate_methods`.
         profile (`Profile`): the profile the outputs were made with (stated in the report).
         figure (`str` or `os.PathLike`, *optional*): Fig. 3's PNG (linked relative to ``path``).
-        stylize_settings (*optional*): ``settings.json`` of a diffusion method (strength, seeds…).
+        stylize_settings (*optional*): a diffusion method's outputs settings (strength, seeds…).
         sections (`Sequence[str]`, defaults to ``()``): more Markdown sections appended at the end
             (e.g. :func:`svdinst.pocket.report.pocket_section`).
     """
-    import svdinst
-
     out = Path(path)
     first = next(iter(results.values()))[0]
     backbone = first["lpips_backbone"]
@@ -327,7 +321,7 @@ def write_report(
         (
             f"- Training seeds per method: {min(seeds)}; with one seed there is no ± and a gap "
             "between methods cannot be told from training noise — rerun notebooks 03–05 with "
-            "output folders `<method>-seed<k>` (≥ 3 seeds) to get mean ± std (sample std)."
+            f"output folders `{SEEDED_METHOD}` (≥ 3 seeds) to get mean ± std (sample std)."
             if max(seeds) < 3
             else "- Values are mean ± sample std over "
             f"{min(seeds) if min(seeds) == max(seeds) else f'{min(seeds)}–{max(seeds)}'} "
@@ -352,6 +346,4 @@ def write_report(
         rel = os.path.relpath(Path(figure).resolve(), out.resolve().parent)
         lines += ["## Fig. 3", "", f"![Fig. 3: content | each method]({rel})", ""]
     lines += [section for section in sections if section]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
-    return out
+    return write_text_atomic(out, "\n".join(lines))

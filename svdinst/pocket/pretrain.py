@@ -25,22 +25,21 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from diffusers import DDPMScheduler
+from tqdm.auto import tqdm
 
-from svdinst.training.checkpoint import (
-    LossLog,
-    load_latest_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from svdinst.models.clip_vocab import make_clip_tokenizer
 from svdinst.errors import RunFolderError
+from svdinst.formats.checkpoint import load_latest_checkpoint, save_checkpoint, set_rng_state
+from svdinst.formats.run_folder import LossLog, RunFolder
+from svdinst.models.clip_vocab import make_clip_tokenizer
 from svdinst.models.layouts import SD14_SCHEDULER, SDLayoutConfig, sd_layout_modules
+from svdinst.pocket.card import write_model_folder
+from svdinst.pocket.data import PocketCropSampler
 
 
 @dataclass
 class PocketConfig:
-    """Every setting of a pocket pretraining run (stored in ``WORK/config.json``).
+    """Every setting of a pocket pretraining run (the work folder's settings file, ``RunFolder.CONFIG``).
 
     The defaults are the GPU recipe: about five minutes on one H100 including data preparation.
     """
@@ -66,7 +65,7 @@ class PocketConfig:
     model: SDLayoutConfig = field(default_factory=SDLayoutConfig.pocket)  # sizes of the networks
 
     def __post_init__(self) -> None:
-        if isinstance(self.model, dict):  # read back from config.json
+        if isinstance(self.model, dict):  # read back from the settings file
             m = dict(self.model)
             for key in ("unet_channels", "vae_channels"):
                 m[key] = tuple(m[key])
@@ -125,10 +124,6 @@ class _Trainer:
     """State of one pretraining run; :func:`pretrain` drives it."""
 
     def __init__(self, config: PocketConfig, device: torch.device) -> None:
-        from diffusers import DDPMScheduler
-
-        from svdinst.pocket.data import PocketCropSampler
-
         cfg = self.cfg = config
         self.device = device
         self.cuda = device.type == "cuda"
@@ -229,8 +224,7 @@ class _Trainer:
             "ema": cpu(self.ema.state_dict()),
             "vae_opt": self.vae_opt.state_dict(),
             "unet_opt": self.unet_opt.state_dict(),
-            "sampler": self.sampler.state(),
-            "rng": rng_state(),
+            "sampler": self.sampler.state(),  # the global RNG states: save_checkpoint adds them
             "scaling_factor": self.scaling_factor,
             "seconds": dict(self.seconds),
             "losses": losses,
@@ -258,29 +252,28 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _prepare_work(config: PocketConfig, work: Path, resume: bool) -> None:
-    saved = work / "config.json"
+def _prepare_work(config: PocketConfig, work: RunFolder, resume: bool) -> None:
     if resume:
-        if not saved.exists():
+        if not work.has_config():
             raise RunFolderError(
-                f"--resume: '{work}' holds no pocket run (no config.json); start without --resume."
+                f"--resume: '{work.path}' holds no pocket run (no {work.CONFIG}); start without "
+                "--resume."
             )
-        old = json.loads(saved.read_text())
+        old = work.read_config()
         new = json.loads(json.dumps(config.to_json()))
         diffs = [f"{k}: {old.get(k)!r} → {v!r}" for k, v in new.items() if old.get(k) != v]
         if diffs:
             raise RunFolderError(
-                f"--resume: settings differ from '{saved}' ({'; '.join(diffs)}); resume with the "
-                "original settings or start a new run with another --work folder."
+                f"--resume: settings differ from '{work.config_path}' ({'; '.join(diffs)}); "
+                "resume with the original settings or start a new run with another --work folder."
             )
         return
-    if (work / "checkpoints").exists():
+    if work.checkpoints.exists():
         raise RunFolderError(
-            f"Work folder '{work}' already holds a pocket run; pass --resume to continue it, or "
-            "delete the folder to start again."
+            f"Work folder '{work.path}' already holds a pocket run; pass --resume to continue it, "
+            "or delete the folder to start again."
         )
-    work.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(config.to_json(), indent=2))
+    work.write_config(config.to_json())
 
 
 def pretrain(
@@ -301,7 +294,7 @@ def pretrain(
     Args:
         config (`PocketConfig`): every setting (see its field comments).
         out (`str` or `os.PathLike`): the pipeline folder to write (replaced if it exists).
-        work (`str` or `os.PathLike`, *optional*): checkpoints, ``config.json`` and ``log.csv``;
+        work (`str` or `os.PathLike`, *optional*): checkpoints, settings and loss log (a :class:`RunFolder`);
             defaults to ``<out>-work`` next to ``out``.
         resume (`bool`, defaults to `False`): continue from the newest checkpoint in ``work``;
             the result equals an uninterrupted run (same seed, same device).
@@ -319,15 +312,12 @@ def pretrain(
     Returns:
         `PretrainResult`: ``out`` is `None` when the run stopped before its last step.
     """
-    from tqdm.auto import tqdm
-
-    from svdinst.pocket.card import write_model_folder
-
     started = time.perf_counter()
     out = Path(out)
     work = Path(work) if work is not None else out.with_name(out.name + "-work")
+    folder = RunFolder(work)
     dev = resolve_device(device)
-    _prepare_work(config, work, resume)
+    _prepare_work(config, folder, resume)
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -341,7 +331,7 @@ def pretrain(
         start, losses = state["step"], trainer.load(state)
         print(f"pocket: resumed at step {start} of {config.total_steps}")
     trainer.seconds["prep"] += prep
-    log = LossLog(work / "log.csv", start)
+    log = LossLog(folder.log_path, start)
     cfg, step = config, start
     bar = tqdm(total=cfg.total_steps, initial=start, desc="pocket pretrain", disable=not progress)
     loop_start = time.perf_counter()
@@ -377,7 +367,7 @@ def pretrain(
                 save_checkpoint(work, step, trainer.state(losses))
             if stop and step < cfg.total_steps:
                 print(f"pocket: stopped at step {step} of {cfg.total_steps}; continue with "
-                      f"--resume (checkpoint in {work / 'checkpoints'})")  # fmt: skip
+                      f"--resume (checkpoint in {folder.checkpoints})")  # fmt: skip
                 return PretrainResult(None, work, step, {})
     finally:
         bar.close()

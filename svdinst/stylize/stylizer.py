@@ -15,14 +15,14 @@ is the style-strength knob. Two ways to start from the photo:
   DDIM over the last ⌊strength·steps⌋ steps with guidance 10 (InST's scale). Optionally AdaIN
   first moves the content latent's per-channel mean/std to the style image's.
 
-Outputs: ``<out>/<content-stem>/seed-<k>.png`` and ``<out>/settings.json``. Seed k uses its own
+Outputs: an outputs folder (:class:`svdinst.formats.outputs.OutputsFolder`: one image per photo
+and seed, and the settings file). Seed k uses its own
 ``torch.Generator(seed=k)`` for every photo, so any output can be regenerated alone and batching
 changes a result by float round-off at most.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -33,8 +33,13 @@ from typing import Any
 
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
+from svdinst.data.images import list_images, load_image, to_tensor
 from svdinst.errors import DataError, RunFolderError, SvdinstError
+from svdinst.formats.outputs import LAYOUT, OutputsFolder
+from svdinst.formats.run_folder import RunFolder
+from svdinst.training.style_crops import vae_scale_factor
 
 INIT_MODES = ("img2img", "inst")
 DEFAULT_GUIDANCE = {"img2img": 7.5, "inst": 10.0}  # diffusers' img2img default; InST's scale
@@ -120,9 +125,11 @@ class Stylizer:
         device: str = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> None:
+        # diffusers loads here, not at import: this module registers `svdinst stylize` (--help).
         from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
 
         from svdinst.models.loading import load_components
+        from svdinst.training.inversion import load_learned_embeds
         from svdinst.training.runs import check_run, load_run
 
         config = check_run(run) if run is not None else {}
@@ -139,10 +146,8 @@ class Stylizer:
             info = load_run(run, comps, shift_scale=shift_scale, merge=merge)
             self.prompt, self.mode = info.prompt, info.mode
         elif run is not None:  # token from the run, UNet change from the LoRA file
-            from svdinst.training.inversion import load_learned_embeds
-
             token = load_learned_embeds(
-                Path(run) / "learned_embeds.safetensors", comps.tokenizer, comps.text_encoder
+                RunFolder(run).learned_embeds, comps.tokenizer, comps.text_encoder
             )
             self.prompt, self.mode = config["prompt_template"].format(token), config["mode"]
         self.style_files = config.get("style", [])
@@ -164,8 +169,6 @@ class Stylizer:
             self.pipe.fuse_lora(lora_scale=shift_scale)  # vanilla-SD cost, like merged shifts
             self.mode += "+lora"
         self.device, self.dtype = device, dtype
-        from svdinst.training.style_crops import vae_scale_factor
-
         self.native_resolution = int(comps.unet.config.sample_size) * vae_scale_factor(comps.vae)
 
     # ------------------------------------------------------------------ sampling
@@ -183,9 +186,7 @@ class Stylizer:
         self, x: torch.Tensor, prompt: str, cfg: StylizeConfig, gens: Sequence[torch.Generator]
     ) -> list[Image.Image]:
         """InST's stochastic inversion + DDIM (module docstring); one sample per generator."""
-        from diffusers import DDIMScheduler
-
-        from svdinst.data.images import load_image, to_tensor
+        from diffusers import DDIMScheduler  # heavy: see __init__
 
         pipe, n, g = self.pipe, len(gens), cfg.guidance_scale
         cond, uncond = pipe.encode_prompt(prompt, self.device, n, g > 1.0, negative_prompt="")
@@ -231,8 +232,6 @@ class Stylizer:
         Returns:
             `list[PIL.Image.Image]`: one image per seed, in order.
         """
-        from svdinst.data.images import to_tensor
-
         cfg = config or StylizeConfig()
         prompt = cfg.prompt if cfg.prompt is not None else self.prompt
         if prompt is None:
@@ -257,7 +256,7 @@ class Stylizer:
         return out
 
     def settings(self, config: StylizeConfig) -> dict[str, Any]:
-        """What produced the outputs (written as ``settings.json``)."""
+        """What produced the outputs (written as the outputs folder's settings file)."""
         import svdinst
 
         return {
@@ -279,8 +278,6 @@ class Stylizer:
 
 def content_images(content: str | os.PathLike) -> list[Path]:
     """The photos to stylize: one file, or every image of a folder (validated; unique stems)."""
-    from svdinst.data.images import list_images, load_image
-
     path = Path(content)
     if path.is_file():
         load_image(path)  # a clear DataError for a corrupt file, before any sampling
@@ -302,7 +299,7 @@ def stylize_folder(
     out_dir: str | os.PathLike,
     config: StylizeConfig | None = None,
 ) -> dict[str, list[Path]]:
-    """Stylize every photo with seeds 0…N−1 into ``<out>/<stem>/seed-<k>.png`` + settings.json.
+    """Stylize every photo with seeds 0…N−1 into the outputs folder ``out_dir``.
 
     Args:
         stylizer (`Stylizer`): the loaded model and run.
@@ -313,32 +310,23 @@ def stylize_folder(
     Returns:
         `dict[str, list[Path]]`: content stem → its written files, in seed order.
     """
-    from tqdm.auto import tqdm
-
-    from svdinst.data.images import load_image
-    from svdinst.evaluation.metrics import clear_outputs
-
     cfg = config or StylizeConfig()
     files = content_images(content)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = OutputsFolder(out_dir)
+    out.path.mkdir(parents=True, exist_ok=True)
     seeds = list(range(cfg.seeds))
-    clear_outputs(out)
+    out.clear()
     written: dict[str, list[Path]] = {}
     start = time.perf_counter()
     batches = math.ceil(len(seeds) / cfg.batch_size)
     with tqdm(total=len(files) * len(seeds), desc="stylize", unit="img") as bar:
         for file in files:
             image = load_image(file)
-            folder = out / file.stem
-            folder.mkdir(exist_ok=True)
             written[file.stem] = []
             for b in range(batches):
                 chunk = seeds[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                 for seed, img in zip(chunk, stylizer.stylize(image, chunk, cfg)):
-                    path = folder / f"seed-{seed}.png"
-                    img.save(path)
-                    written[file.stem].append(path)
+                    written[file.stem].append(out.save_image(file.stem, seed, img))
                 bar.update(len(chunk))
     settings = {
         **stylizer.settings(cfg),
@@ -346,7 +334,7 @@ def stylize_folder(
         "n_photos": len(files),
         "seconds": round(time.perf_counter() - start, 2),
     }
-    (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    out.write_settings(settings)
     return written
 
 
@@ -373,7 +361,8 @@ def _stylize_cmd(args: Any) -> None:
     )
     written = stylize_folder(stylizer, args.content, args.out, cfg)
     n = sum(len(v) for v in written.values())
-    print(f"Wrote {n} images for {len(written)} photo(s) to {args.out} (settings.json beside them)")
+    beside = OutputsFolder.SETTINGS
+    print(f"Wrote {n} images for {len(written)} photo(s) to {args.out} ({beside} beside them)")
 
 
 def register_cli(subparsers: Any) -> None:
@@ -382,7 +371,7 @@ def register_cli(subparsers: Any) -> None:
     p.add_argument("--model", help="tiny, a hub id or a folder (default: the run's model)")
     p.add_argument("--run", type=Path, help="training run folder")
     p.add_argument("--content", required=True, type=Path, help="a photo or a folder of photos")
-    p.add_argument("--out", required=True, type=Path, help="output folder (<stem>/seed-<k>.png)")
+    p.add_argument("--out", required=True, type=Path, help=f"output folder ({LAYOUT})")
     p.add_argument("--strength", type=float, default=0.8, help="how far to noise the photo")
     p.add_argument("--seeds", type=int, default=10, help="outputs per photo (seeds 0…N−1)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps")

@@ -1,19 +1,21 @@
-"""The training configuration: one dataclass, written to ``RUN/config.json`` (DESIGN.md contract).
+"""The training configuration: one dataclass, the settings file of a run folder.
 
-Every field carries a trailing comment saying why its default is what it is. ``config.json``
-stores all of them plus ``svdinst_version``; the contract keys other stages read are ``model``,
-``mode``, ``placeholder_token`` and ``prompt_template``.
+Every field carries a trailing comment saying why its default is what it is. The settings file
+(:attr:`svdinst.formats.run_folder.RunFolder.CONFIG`) stores all of them plus
+``svdinst_version``; the contract keys other stages read are :data:`CONTRACT_KEYS`.
+:func:`prepare_run_dir` creates the folder of a fresh, resumed or overwritten run.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import svdinst
 from svdinst.errors import RunFolderError, SvdinstError
+from svdinst.formats.run_folder import RunFolder
 
 MODES = ("inst", "svdiff", "svd-inst")
 PROMPT_TEMPLATES = {
@@ -24,6 +26,8 @@ MIXED_PRECISION = ("no", "fp16", "bf16")
 AUGMENTATIONS = ("crop-flip", "flip", "none")
 # Settings that may change between a run and its --resume (everything else must match).
 RESUMABLE_FIELDS = ("steps", "checkpoint_every", "keep_checkpoints", "progress", "out")
+# What other stages read from a run's settings (stylize, LoRA export, the report).
+CONTRACT_KEYS = ("model", "mode", "placeholder_token", "prompt_template")
 
 
 class TrainConfigError(SvdinstError, ValueError):
@@ -104,41 +108,48 @@ class TrainConfig:
         return {**asdict(self), "svdinst_version": svdinst.__version__}
 
     def save(self, run_dir: str | os.PathLike) -> Path:
-        """Write ``config.json`` atomically."""
-        path = Path(run_dir) / "config.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-        return path
+        """Write the run's settings file atomically."""
+        return RunFolder(run_dir).write_config(self.to_json(), sort_keys=True)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> TrainConfig:
-        """Read ``RUN/config.json`` back (unknown keys such as ``svdinst_version`` are dropped)."""
+        """Read a run's settings back (unknown keys such as ``svdinst_version`` are dropped)."""
         data = read_config_json(run_dir)
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def read_config_json(run_dir: str | os.PathLike) -> dict:
-    """``RUN/config.json`` as a dict, or a :class:`RunFolderError` that says what to do."""
-    run = Path(run_dir)
-    path = run / "config.json"
-    if not run.is_dir():
-        raise RunFolderError(
-            f"Run folder '{run}' does not exist; train one with `svdinst train ... --out {run}`."
-        )
-    if not path.exists():
-        raise RunFolderError(
-            f"'{run}' has no config.json, so it is not a (finished) svdinst run folder; "
-            "train into it with `svdinst train` or pass another --run."
-        )
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise RunFolderError(f"'{path}' is not valid JSON ({err}); re-run training.") from err
-    missing = [
-        k for k in ("model", "mode", "placeholder_token", "prompt_template") if k not in data
+    """A run's settings as a dict, or a :class:`RunFolderError` that says what to do."""
+    return RunFolder(run_dir).read_config(required=CONTRACT_KEYS)
+
+
+def _comparable(name: str, value: Any) -> Any:
+    """Style paths compare as normalised paths: ``data/style/`` and ``./data/style`` are one."""
+    if name == "style" and isinstance(value, list):
+        return [os.path.normpath(v) for v in value]
+    return value
+
+
+def _check_resume(config: TrainConfig, folder: RunFolder) -> None:
+    saved = read_config_json(folder.path)
+    now = config.to_json()
+    diffs = [
+        f"{f.name}: {saved.get(f.name)!r} → {getattr(config, f.name)!r}"
+        for f in fields(TrainConfig)
+        if f.name not in RESUMABLE_FIELDS
+        and _comparable(f.name, saved.get(f.name)) != _comparable(f.name, now[f.name])
     ]
-    if missing:
-        raise RunFolderError(f"'{path}' lacks the keys {missing}; it was not written by svdinst.")
-    return data
+    if diffs:
+        raise RunFolderError(
+            f"--resume: settings differ from '{folder.config_path}' ({'; '.join(diffs)}); "
+            "resume with the original settings (only --steps may change) or use a new --out."
+        )
+
+
+def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
+    """Create the run folder; refuse to clobber a run, or check a resumed run's settings."""
+    folder = RunFolder(config.out)
+    if resume:
+        _check_resume(config, folder)
+    return folder.prepare(resume=resume, overwrite=overwrite)

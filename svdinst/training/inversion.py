@@ -24,8 +24,8 @@ Two facts a reader should know:
 The placeholder token (default ``<mural>``) is added to the tokenizer, the text embedding matrix
 grows by one row, and a forward hook on the token-embedding layer writes the module's output into
 the positions of that token — differentiably, so gradients reach the module, while every other
-row of the matrix stays untouched. ``learned_embeds.safetensors`` uses diffusers' textual-inversion
-format ``{token: tensor(1, D)}``, so stock ``pipe.load_textual_inversion(path)`` reads it.
+row of the matrix stays untouched. The run's embedding file (``RunFolder.LEARNED_EMBEDS``) uses
+diffusers' textual-inversion format ``{token: tensor(1, D)}``, so stock ``pipe.load_textual_inversion(path)`` reads it.
 """
 
 from __future__ import annotations
@@ -38,9 +38,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from svdinst.errors import ModelNotFoundError, ShiftFileError, SvdinstError
+from svdinst.formats.atomic import atomic_path
 
 DEFAULT_PLACEHOLDER = "<mural>"
 IMAGE_TOKENS = ("pooled", "patches")
@@ -303,23 +306,20 @@ def nearest_tokens(
 
 def save_learned_embeds(path: str | os.PathLike, token: str, vector: torch.Tensor) -> Path:
     """Write ``{token: tensor(1, D)}`` — diffusers' textual-inversion file format."""
-    from safetensors.torch import save_file
-
     path = Path(path)
-    save_file({token: vector.detach().reshape(1, -1).float().cpu().contiguous()}, str(path))
+    with atomic_path(path) as tmp:
+        save_file({token: vector.detach().reshape(1, -1).float().cpu().contiguous()}, str(tmp))
     return path
 
 
 def load_learned_embeds(path: str | os.PathLike, tokenizer: Any, text_encoder: Any) -> str:
-    """Add the token of a ``learned_embeds.safetensors`` file to loaded components.
+    """Add the token of a :func:`save_learned_embeds` file to loaded components.
 
     If the token already exists (components reused across runs), its row is overwritten.
 
     Returns:
         `str`: the placeholder token.
     """
-    from safetensors.torch import load_file
-
     path = Path(path)
     try:
         state = load_file(str(path))
@@ -350,19 +350,15 @@ def load_learned_embeds(path: str | os.PathLike, tokenizer: Any, text_encoder: A
 
 def save_image_to_token(path: str | os.PathLike, module: ImageToToken) -> Path:
     """Write the module's weights with its config in the safetensors metadata."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     state = {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}
-    save_file(state, str(path), metadata={"config": json.dumps(asdict(module.config))})
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={"config": json.dumps(asdict(module.config))})
     return path
 
 
 def load_image_to_token(path: str | os.PathLike) -> ImageToToken:
     """Rebuild an :class:`ImageToToken` from :func:`save_image_to_token`'s file (eval mode)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as fh:

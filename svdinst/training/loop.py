@@ -26,22 +26,35 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.state import AcceleratorState
 from torch import nn
+from tqdm.auto import tqdm
 
-from svdinst.training.checkpoint import (
-    LossLog,
-    load_latest_checkpoint,
-    prepare_run_dir,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
 from svdinst.errors import RunFolderError, SvdinstError
-from svdinst.training.config import TrainConfig, TrainConfigError
+from svdinst.formats.checkpoint import load_latest_checkpoint, save_checkpoint, set_rng_state
+from svdinst.formats.run_folder import LossLog, RunFolder
+from svdinst.models.loading import Components, load_components
+from svdinst.spectral.layer import (
+    SpectralShiftConfig,
+    add_spectral_shifts,
+    refresh_spectral_weights,
+    save_spectral_shifts,
+)
+from svdinst.training.config import TrainConfig, TrainConfigError, prepare_run_dir
+from svdinst.training.inversion import (
+    ImageToToken,
+    ImageToTokenConfig,
+    PlaceholderInjector,
+    add_placeholder_token,
+    encode_images,
+    save_image_to_token,
+    save_learned_embeds,
+)
+from svdinst.training.style_crops import StyleSampler, gather_style_images
 
 
 class TrainingDivergedError(SvdinstError, RuntimeError):
@@ -114,7 +127,7 @@ def _trainable(module: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p for n, p in module.named_parameters() if p.requires_grad}
 
 
-def make_accelerator(cuda: bool, precision: str) -> Any:
+def make_accelerator(cuda: bool, precision: str) -> Accelerator:
     """The run's ``Accelerator``; with several processes, DDP never re-broadcasts buffers.
 
     The spectral layers keep their frozen SVD factors (U, σ, Vᵀ, and the rebuilt W) as buffers:
@@ -124,8 +137,6 @@ def make_accelerator(cuda: bool, precision: str) -> Any:
     gradient, so the per-step copy is pure waste (reports/benchmarks.md: turning it off did not
     change the 2-GPU ratio, the step is launch-bound, but it is bandwidth nobody needs).
     """
-    from accelerate import Accelerator, DistributedDataParallelKwargs
-
     ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
     return Accelerator(cpu=not cuda, mixed_precision=precision, kwargs_handlers=[ddp])
 
@@ -136,8 +147,6 @@ def _release_accelerator_state(precision: str) -> None:
     accelerate keeps one global ``AcceleratorState`` and refuses a different ``mixed_precision``
     later; only that part is cleared — the process group (``PartialState``) stays as launched.
     """
-    from accelerate.state import AcceleratorState
-
     state = AcceleratorState._shared_state
     if state and str(state.get("_mixed_precision", precision)) != precision:
         AcceleratorState._reset_state(reset_partial_state=False)
@@ -162,18 +171,6 @@ def train(
     Returns:
         `TrainResult`: the run folder and the losses of the steps run in this call.
     """
-    from tqdm.auto import tqdm
-
-    from svdinst.training.inversion import (
-        ImageToToken,
-        ImageToTokenConfig,
-        PlaceholderInjector,
-        add_placeholder_token,
-        encode_images,
-    )
-    from svdinst.models.loading import load_components
-    from svdinst.training.style_crops import StyleSampler, gather_style_images
-
     styles = gather_style_images(config.style)  # bad input fails before any model is loaded
     cuda = torch.cuda.is_available()
     # Low precision is for GPUs: CPU bf16 autocast gave sporadic NaN losses on the tiny model.
@@ -181,7 +178,7 @@ def train(
     if precision != config.mixed_precision:
         warnings.warn(
             f"--mixed-precision {config.mixed_precision} needs a CUDA GPU; training in fp32 on "
-            "the CPU (config.json records what was asked).",
+            f"the CPU ({RunFolder.CONFIG} records what was asked).",
             stacklevel=2,
         )
     _release_accelerator_state(precision)
@@ -223,12 +220,6 @@ def train(
         image_to_token = ImageToToken(cfg).to(accelerator.device).train()
         del vision  # the style images' features are all InST needs from the vision tower
     if config.trains_shifts:
-        from svdinst.spectral.layer import (
-            SpectralShiftConfig,
-            add_spectral_shifts,
-            refresh_spectral_weights,
-        )
-
         fast = cuda if config.fast_shifts is None else config.fast_shifts
         low = frozen_dtype if frozen_dtype != torch.float32 else None
         # rebuild="step": W is rebuilt once per optimizer step (refresh below), not in every
@@ -306,13 +297,13 @@ def train(
             "lr_scheduler": lr_sched.state_dict(),
             "generator": gen.get_state(),
             "crop_rng": sampler.rng.bit_generator.state,
-            "rng": rng_state(),
             "seconds": elapsed,
             "mode": config.mode,
         }
         save_checkpoint(run, step, state, keep=config.keep_checkpoints)
 
-    log = LossLog(run / "log.csv", start) if main else None
+    folder = RunFolder(run)
+    log = LossLog(folder.log_path, start) if main else None
     losses: list[float] = []
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
                disable=not (main and config.progress), desc=f"train {config.mode}")  # fmt: skip
@@ -337,7 +328,7 @@ def train(
                 log.close()
             raise TrainingDivergedError(
                 f"Loss became {mean_loss} at step {step + 1}; the last good checkpoint in "
-                f"'{run / 'checkpoints'}' is kept. Lower --lr (now {config.lr}) or use "
+                f"'{folder.checkpoints}' is kept. Lower --lr (now {config.lr}) or use "
                 "--mixed-precision bf16, then --resume."
             )
         lr_used = optimizer.param_groups[0]["lr"]  # log the lr of this step, not the next one
@@ -364,17 +355,17 @@ def train(
     if not (every and config.steps % every == 0):  # the final state, so a run can be extended
         checkpoint(config.steps)
     if main:
-        _write_outputs(config, run, comps, plain)
+        _write_outputs(config, folder, comps, plain)
     accelerator.wait_for_everyone()
     injector.remove()
     return TrainResult(run, losses, config.steps, elapsed)
 
 
 @torch.no_grad()
-def _write_outputs(config: TrainConfig, run: Path, comps: Any, objective: Any) -> None:
-    """learned_embeds (final embedding), image_to_token, spectral_shifts — DESIGN.md layout."""
-    from svdinst.training.inversion import save_image_to_token, save_learned_embeds
-
+def _write_outputs(
+    config: TrainConfig, run: RunFolder, comps: Components, objective: DiffusionObjective
+) -> None:
+    """The run's products: the final embedding, the image→token module and the shifts δ."""
     weight = comps.text_encoder.get_input_embeddings().weight
     token_id = comps.tokenizer.convert_tokens_to_ids(config.placeholder_token)
     if objective.image_to_token is not None:
@@ -382,16 +373,10 @@ def _write_outputs(config: TrainConfig, run: Path, comps: Any, objective: Any) -
         # Stylizing needs only this vector: the module applied to the style image(s) (mean).
         vector = module(objective.image_features).float().mean(0)
         weight[token_id] = vector.to(weight.dtype)
-        save_image_to_token(run / "image_to_token.safetensors", module)
-    save_learned_embeds(
-        run / "learned_embeds.safetensors", config.placeholder_token, weight[token_id]
-    )
+        save_image_to_token(run.image_to_token, module)
+    save_learned_embeds(run.learned_embeds, config.placeholder_token, weight[token_id])
     if config.trains_shifts:
-        from svdinst.spectral.layer import save_spectral_shifts
-
-        save_spectral_shifts(
-            comps.unet, run / "spectral_shifts.safetensors", base_model=config.model
-        )
+        save_spectral_shifts(comps.unet, run.spectral_shifts, base_model=config.model)
 
 
 # --------------------------------------------------------------------------- CLI

@@ -1,9 +1,10 @@
-"""Apply a finished training run to loaded components: ``load_run``.
+"""Use a finished training run: apply it to loaded components (``load_run``), or make it when
+missing (``ensure_run``), and read what it learned (``shift_magnitudes``, ``read_loss_log``).
 
-A run folder (DESIGN.md contract) holds everything stylizing needs: the placeholder token's final
-embedding (``learned_embeds.safetensors`` — for InST modes the image→token module already applied
-to the style image, so no CLIP vision tower is needed at inference) and, for the SVDiff modes, the
-spectral shifts δ of the UNet.
+A run folder (:class:`svdinst.formats.run_folder.RunFolder`) holds everything stylizing needs: the
+placeholder token's final embedding (for InST modes the image→token module already applied to the
+style image, so no CLIP vision tower is needed at inference) and, for the SVDiff modes, the
+spectral shifts δ of the UNet. Figures of runs live in :mod:`svdinst.course.plots`.
 """
 
 from __future__ import annotations
@@ -14,19 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 
 from svdinst.errors import RunFolderError
-from svdinst.training.config import read_config_json
-
-REQUIRED_FILES = {
-    "inst": ("learned_embeds.safetensors", "image_to_token.safetensors"),
-    "svdiff": ("learned_embeds.safetensors", "spectral_shifts.safetensors"),
-    "svd-inst": (
-        "learned_embeds.safetensors",
-        "image_to_token.safetensors",
-        "spectral_shifts.safetensors",
-    ),
-}
+from svdinst.formats.run_folder import RunFolder
+from svdinst.models.loading import Components
+from svdinst.spectral.layer import (
+    add_spectral_shifts,
+    load_spectral_shifts,
+    merge_spectral_shifts,
+    set_shift_scale,
+)
+from svdinst.training.config import TrainConfig, read_config_json
+from svdinst.training.inversion import load_learned_embeds
+from svdinst.training.loop import train
 
 
 @dataclass
@@ -40,7 +42,7 @@ class RunInfo:
     model: str  # the base model the run was trained on
     shift_scale: float  # the style-strength knob applied to δ (1.0 = as trained)
     merged: bool  # True: shifts folded into plain weights (vanilla-SD inference cost)
-    config: dict = field(default_factory=dict)  # the whole config.json
+    config: dict = field(default_factory=dict)  # the run's whole settings file
 
     @property
     def prompt(self) -> str:
@@ -49,24 +51,15 @@ class RunInfo:
 
 
 def check_run(run_dir: str | os.PathLike) -> dict:
-    """Validate a run folder and return its ``config.json`` (``RunFolderError`` when incomplete)."""
-    run = Path(run_dir)
-    config = read_config_json(run)
-    mode = config["mode"]
-    if mode not in REQUIRED_FILES:
-        raise RunFolderError(f"'{run / 'config.json'}' names an unknown mode {mode!r}.")
-    missing = [name for name in REQUIRED_FILES[mode] if not (run / name).exists()]
-    if missing:
-        raise RunFolderError(
-            f"Run folder '{run}' is incomplete: {', '.join(missing)} missing (training was "
-            f"interrupted?). Continue it with `svdinst train ... --out {run} --resume`."
-        )
+    """Validate a run folder and return its settings (``RunFolderError`` when incomplete)."""
+    config = read_config_json(run_dir)
+    RunFolder(run_dir).check(config["mode"])
     return config
 
 
 def load_run(
     run_dir: str | os.PathLike,
-    components: Any,
+    components: Components,
     shift_scale: float = 1.0,
     merge: bool = True,
 ) -> RunInfo:
@@ -84,8 +77,6 @@ def load_run(
     Returns:
         `RunInfo`: the run's token, prompt template, mode and base model.
     """
-    from svdinst.training.inversion import load_learned_embeds
-
     run = Path(run_dir)
     config = check_run(run)
     if components.tokenizer is None or components.text_encoder is None:
@@ -94,19 +85,12 @@ def load_run(
             "'tokenizer', 'text_encoder'])."
         )
     token = load_learned_embeds(
-        run / "learned_embeds.safetensors", components.tokenizer, components.text_encoder
+        RunFolder(run).learned_embeds, components.tokenizer, components.text_encoder
     )
     merged = False
     if config["mode"] in ("svdiff", "svd-inst"):
         if components.unet is None:
             raise RunFolderError(f"Run '{run}' has spectral shifts: load the 'unet' part too.")
-        from svdinst.spectral.layer import (
-            add_spectral_shifts,
-            load_spectral_shifts,
-            merge_spectral_shifts,
-            set_shift_scale,
-        )
-
         add_spectral_shifts(
             components.unet,
             include=config.get("shift_include"),
@@ -114,7 +98,7 @@ def load_run(
             # lets load_spectral_shifts warn when the run was trained on another base model
             base_model=getattr(components, "model_id", None),
         )
-        load_spectral_shifts(components.unet, run / "spectral_shifts.safetensors")
+        load_spectral_shifts(components.unet, RunFolder(run).spectral_shifts)
         set_shift_scale(components.unet, shift_scale)
         if merge:
             merge_spectral_shifts(components.unet)
@@ -134,12 +118,10 @@ def load_run(
 
 def shift_magnitudes(run_dir: str | os.PathLike) -> dict[str, float]:
     """‖δ‖₂ of every layer of a run, largest first — "which layers' shifts moved most"."""
-    from safetensors.torch import load_file
-
-    run = Path(run_dir)
-    path = run / "spectral_shifts.safetensors"
+    folder = RunFolder(run_dir)
+    path = folder.spectral_shifts
     if not path.exists():
-        raise RunFolderError(f"'{run}' has no spectral_shifts.safetensors (mode inst?).")
+        raise RunFolderError(f"'{folder.path}' has no {folder.SPECTRAL_SHIFTS} (mode inst?).")
     norms = {
         name: float(torch.linalg.vector_norm(d.float())) for name, d in load_file(path).items()
     }
@@ -147,18 +129,11 @@ def shift_magnitudes(run_dir: str | os.PathLike) -> dict[str, float]:
 
 
 def read_loss_log(run_dir: str | os.PathLike) -> dict[str, list[float]]:
-    """``log.csv`` as columns ``{"step", "loss", "lr", "seconds"}`` (for loss-curve figures)."""
-    import csv
-
-    path = Path(run_dir) / "log.csv"
-    if not path.exists():
-        raise RunFolderError(f"'{path}' is missing; the run has not trained a step yet.")
-    with path.open() as fh:
-        rows = list(csv.DictReader(fh))
-    return {k: [float(r[k]) for r in rows] for k in ("step", "loss", "lr", "seconds")}
+    """The loss log as columns ``{"step", "loss", "lr", "seconds"}`` (for loss-curve figures)."""
+    return RunFolder(run_dir).read_loss_log()
 
 
-def ensure_run(config: Any, make_missing: bool = True, **train_kwargs: Any) -> Path:
+def ensure_run(config: TrainConfig, make_missing: bool = True, **train_kwargs: Any) -> Path:
     """Reuse ``config.out`` when it holds a finished run of the same mode and model, else train.
 
     Notebooks call this so a rerun (``make reproduce``) reuses earlier runs and a notebook opened
@@ -187,55 +162,6 @@ def ensure_run(config: Any, make_missing: bool = True, **train_kwargs: Any) -> P
             f"No usable {config.mode} run in '{run}' ({why}). Run the training notebook first, "
             "or set MAKE_MISSING = True to train a short one here."
         )
-    from svdinst.training.loop import train
-
     print(f"Training a {config.mode} run into {run} ({config.steps} steps).")
     train(config, overwrite=True, **train_kwargs)
     return run
-
-
-def plot_loss_curves(runs: dict[str, str | os.PathLike], smooth: int = 10) -> Any:
-    """One figure with the loss of several runs (raw, faint) and a running mean (bold).
-
-    Args:
-        runs (`dict[str, path]`): label → run folder.
-        smooth (`int`, defaults to 10): window of the running mean (steps).
-    """
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for i, (label, run) in enumerate(runs.items()):
-        log = read_loss_log(run)
-        steps, loss = np.array(log["step"]), np.array(log["loss"])
-        color = f"C{i}"
-        ax.plot(steps, loss, color=color, alpha=0.25, lw=0.8)
-        if len(loss) >= smooth:
-            mean = np.convolve(loss, np.ones(smooth) / smooth, mode="valid")
-            ax.plot(
-                steps[smooth - 1 :], mean, color=color, lw=2, label=f"{label} ({smooth}-step mean)"
-            )
-        else:
-            ax.plot(steps, loss, color=color, lw=2, label=label)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("noise-prediction MSE")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def plot_shift_magnitudes(run_dir: str | os.PathLike, top: int = 15) -> Any:
-    """Bar chart of the ``top`` layers with the largest ‖δ‖₂, coloured by UNet part."""
-    import matplotlib.pyplot as plt
-
-    norms = list(shift_magnitudes(run_dir).items())[:top]
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(norms) + 1.2))
-    parts = ("down_blocks", "mid_block", "up_blocks")
-    colors = [f"C{next((i for i, p in enumerate(parts) if n.startswith(p)), 3)}" for n, _ in norms]
-    ax.barh(range(len(norms)), [v for _, v in norms], color=colors)
-    ax.set_yticks(range(len(norms)), [n for n, _ in norms], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("‖δ‖₂ (blue: down, orange: mid, green: up, red: other)")
-    fig.tight_layout()
-    return fig

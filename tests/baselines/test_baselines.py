@@ -18,11 +18,11 @@ from PIL import Image
 from svdinst.baselines import REGISTRY, get_baseline
 from svdinst.baselines.common import (
     ImagePool,
+    checkpoint_objects,
     fit_loop,
     latest_checkpoint,
     linear_decay,
     linear_decay_scheduler,
-    save_checkpoint,
     to_pil,
     to_tensor,
     translate_each,
@@ -208,8 +208,8 @@ def test_image_pool_fills_then_swaps_half_the_time():
 
 def test_checkpoints_are_atomic_and_the_newest_complete_one_wins(tmp_path):
     net = torch.nn.Linear(2, 2)
-    save_checkpoint(tmp_path, 5, {"net": net})
-    save_checkpoint(tmp_path, 10, {"net": net})
+    checkpoint_objects(tmp_path, 5, {"net": net})
+    checkpoint_objects(tmp_path, 10, {"net": net})
     (tmp_path / "checkpoints" / "step-000020").mkdir()  # interrupted: no state file
     assert latest_checkpoint(tmp_path).name == "step-000010"
     assert not list((tmp_path / "checkpoints").glob(".tmp-*"))

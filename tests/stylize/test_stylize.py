@@ -137,7 +137,7 @@ def test_inst_adain_seed_is_batch_independent(bare, data_dirs) -> None:
 
 def test_stylize_folder_replaces_earlier_outputs(bare, data_dirs, tmp_path: Path) -> None:
     """A rerun with fewer seeds or other photos leaves no stale seed files to be evaluated."""
-    from svdinst.evaluation.metrics import collect_outputs
+    from svdinst.formats.outputs import OutputsFolder
     from svdinst.stylize.stylizer import StylizeConfig, stylize_folder
 
     out = tmp_path / "method"
@@ -146,7 +146,7 @@ def test_stylize_folder_replaces_earlier_outputs(bare, data_dirs, tmp_path: Path
         _photo(seed).save(out / stem / f"seed-{seed}.png")
     cfg = StylizeConfig(init="img2img", prompt="a mural", seeds=2, **FAST)
     stylize_folder(bare, data_dirs["content"], out, cfg)
-    found = collect_outputs(out)
+    found = OutputsFolder(out).collect()
     assert {k: [p.name for p in v] for k, v in found.items()} == {
         "harbour": ["seed-0.png", "seed-1.png"]
     }

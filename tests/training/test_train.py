@@ -154,7 +154,7 @@ def test_checkpoint_is_flushed_to_disk_before_the_rename(tmp_path, monkeypatch):
     """Atomic *and* durable: state.pt is fsynced before os.replace publishes it, keep=2 holds."""
     import os
 
-    from svdinst.training.checkpoint import list_checkpoints, load_latest_checkpoint, save_checkpoint
+    from svdinst.formats.checkpoint import list_checkpoints, load_latest_checkpoint, save_checkpoint
 
     events: list[str] = []
     fsync, replace = os.fsync, os.replace
@@ -171,7 +171,7 @@ def test_checkpoint_is_flushed_to_disk_before_the_rename(tmp_path, monkeypatch):
 def test_overwrite_removes_the_old_runs_checkpoints_and_files(cli_run, tmp_path):
     """--overwrite of a 60-step svd-inst run by a 2-step inst run: nothing of the old run stays
     (its step-60 checkpoint would otherwise be the newest, evict the new one and be resumed)."""
-    from svdinst.training.checkpoint import list_checkpoints
+    from svdinst.formats.checkpoint import list_checkpoints
 
     run = tmp_path / "run"
     shutil.copytree(cli_run, run)
@@ -316,7 +316,8 @@ def test_benchmark_script_runs_small_and_keeps_other_report_sections(tmp_path):
 
 
 def test_ensure_run_reuses_or_refuses(cli_run, tmp_path):
-    from svdinst.training.runs import ensure_run, plot_loss_curves, plot_shift_magnitudes, shift_magnitudes
+    from svdinst.course.plots import plot_loss_curves, plot_shift_magnitudes
+    from svdinst.training.runs import ensure_run, shift_magnitudes
 
     config = TrainConfig.load(cli_run)
     stamp = (cli_run / "learned_embeds.safetensors").stat().st_mtime_ns
@@ -414,7 +415,7 @@ def test_multi_gpu_runs_do_not_rebroadcast_the_frozen_svd_buffers() -> None:
 
 
 def test_resume_accepts_the_same_style_folder_spelled_differently(tmp_path):
-    from svdinst.training.checkpoint import prepare_run_dir
+    from svdinst.training.config import prepare_run_dir
 
     config = TrainConfig(model="tiny", style=["data/style"], out=str(tmp_path / "r"), mode="inst")
     prepare_run_dir(config, resume=False, overwrite=False)

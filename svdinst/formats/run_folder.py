@@ -1,0 +1,208 @@
+"""The run-folder format: what a training run leaves in ``RUN/`` and how it is read back.
+
+:class:`RunFolder` names every file (class constants: the *only* place they are spelled), reads
+and writes the settings file atomically, checks that a run of a mode is complete, reads the loss
+log and prepares a folder for a fresh, resumed or overwritten run. :class:`LossLog` writes the
+loss log. Checkpoints live in :attr:`RunFolder.checkpoints` (format: :mod:`svdinst.formats.checkpoint`).
+
+``svdinst train`` writes :attr:`~RunFolder.CONFIG`, :attr:`~RunFolder.LOG`,
+:attr:`~RunFolder.LEARNED_EMBEDS` and, by mode, :attr:`~RunFolder.IMAGE_TO_TOKEN` and
+:attr:`~RunFolder.SPECTRAL_SHIFTS`; a baseline writes :attr:`~RunFolder.MODEL`; the pocket
+pretrainer writes its settings, log and checkpoints the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from svdinst.errors import RunFolderError
+from svdinst.formats.atomic import write_json_atomic
+from svdinst.formats.checkpoint import checkpoints_dir, list_checkpoints, remove_checkpoints
+
+LOG_COLUMNS = ("step", "loss", "lr", "seconds")
+
+
+class RunFolder:
+    """One run folder. File names are class constants; paths are properties.
+
+    Args:
+        path (`str` or `os.PathLike`): the folder (need not exist yet).
+    """
+
+    CONFIG = "config.json"  # every setting of the run (written first: marks a run folder)
+    LOG = "log.csv"  # step, loss, lr, seconds (+ a baseline's named loss terms)
+    LEARNED_EMBEDS = "learned_embeds.safetensors"  # the placeholder's final embedding
+    IMAGE_TO_TOKEN = "image_to_token.safetensors"  # InST's image→token module
+    SPECTRAL_SHIFTS = "spectral_shifts.safetensors"  # SVDiff's δ of the UNet
+    MODEL = "model.safetensors"  # a baseline's trained network
+    # What a finished `svdinst train` run of each mode must hold (besides CONFIG).
+    MODE_FILES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "inst": (LEARNED_EMBEDS, IMAGE_TO_TOKEN),
+        "svdiff": (LEARNED_EMBEDS, SPECTRAL_SHIFTS),
+        "svd-inst": (LEARNED_EMBEDS, IMAGE_TO_TOKEN, SPECTRAL_SHIFTS),
+    }
+    # Everything a run writes besides checkpoints/ (removed when a run is overwritten).
+    PRODUCTS = (CONFIG, LOG, LEARNED_EMBEDS, IMAGE_TO_TOKEN, SPECTRAL_SHIFTS, MODEL)
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder('{self.path}')"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / self.LOG
+
+    @property
+    def learned_embeds(self) -> Path:
+        return self.path / self.LEARNED_EMBEDS
+
+    @property
+    def image_to_token(self) -> Path:
+        return self.path / self.IMAGE_TO_TOKEN
+
+    @property
+    def spectral_shifts(self) -> Path:
+        return self.path / self.SPECTRAL_SHIFTS
+
+    @property
+    def model(self) -> Path:
+        return self.path / self.MODEL
+
+    @property
+    def checkpoints(self) -> Path:
+        """``RUN/checkpoints`` (see :mod:`svdinst.formats.checkpoint`)."""
+        return checkpoints_dir(self.path)
+
+    def has_config(self) -> bool:
+        return self.config_path.is_file()
+
+    def has_checkpoints(self) -> bool:
+        return bool(list_checkpoints(self.path))
+
+    # ------------------------------------------------------------------ settings
+
+    def write_config(self, data: dict[str, Any], *, sort_keys: bool = False) -> Path:
+        """Write the settings file atomically (creating the folder)."""
+        return write_json_atomic(self.config_path, data, sort_keys=sort_keys)
+
+    def read_config(self, required: Sequence[str] = ()) -> dict[str, Any]:
+        """The settings file as a dict, or a :class:`RunFolderError` that says what to do.
+
+        Args:
+            required (`Sequence[str]`, *optional*): keys the file must hold.
+        """
+        if not self.path.is_dir():
+            raise RunFolderError(
+                f"Run folder '{self.path}' does not exist; train one with "
+                f"`svdinst train ... --out {self.path}`."
+            )
+        if not self.config_path.is_file():
+            raise RunFolderError(
+                f"'{self.path}' has no {self.CONFIG}, so it is not a (finished) svdinst run "
+                "folder; train into it with `svdinst train` or pass another --run."
+            )
+        try:
+            data = json.loads(self.config_path.read_text())
+        except json.JSONDecodeError as err:
+            raise RunFolderError(
+                f"'{self.config_path}' is not valid JSON ({err}); re-run training."
+            ) from err
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise RunFolderError(
+                f"'{self.config_path}' lacks the keys {missing}; it was not written by svdinst."
+            )
+        return data
+
+    def check(self, mode: str) -> None:
+        """Raise a :class:`RunFolderError` naming each file a finished ``mode`` run lacks."""
+        if mode not in self.MODE_FILES:
+            raise RunFolderError(f"'{self.config_path}' names an unknown mode {mode!r}.")
+        missing = [name for name in self.MODE_FILES[mode] if not (self.path / name).exists()]
+        if missing:
+            raise RunFolderError(
+                f"Run folder '{self.path}' is incomplete: {', '.join(missing)} missing (training "
+                f"was interrupted?). Continue it with `svdinst train ... --out {self.path} "
+                "--resume`."
+            )
+
+    # ------------------------------------------------------------------ loss log
+
+    def read_loss_log(self) -> dict[str, list[float]]:
+        """The loss log as columns ``{"step", "loss", "lr", "seconds"}`` (for loss curves)."""
+        if not self.log_path.is_file():
+            raise RunFolderError(f"'{self.log_path}' is missing; the run has not trained a step.")
+        with self.log_path.open() as fh:
+            rows = list(csv.DictReader(fh))
+        return {k: [float(r[k]) for r in rows] for k in LOG_COLUMNS}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def clear(self) -> None:
+        """Delete the checkpoints and every file a run writes (other files are kept)."""
+        remove_checkpoints(self.path)
+        for name in self.PRODUCTS:
+            (self.path / name).unlink(missing_ok=True)
+
+    def prepare(self, *, resume: bool = False, overwrite: bool = False) -> Path:
+        """Create the folder for a fresh, resumed or overwritten run.
+
+        A fresh run refuses a folder that already holds a run (its settings file); ``overwrite``
+        first deletes the old run's checkpoints and files so none of them outlive it; ``resume``
+        keeps everything (the caller checks the saved settings).
+
+        Returns:
+            `Path`: the folder.
+        """
+        if not resume and self.has_config() and not overwrite:
+            raise RunFolderError(
+                f"Run folder '{self.path}' already holds a run; pass --resume to continue it, "
+                "--overwrite to replace it, or another --out."
+            )
+        if overwrite and not resume:
+            self.clear()
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self.path
+
+
+class LossLog:
+    """The loss log (step, loss, lr, seconds), truncated to the resumed step, flushed each row.
+
+    Args:
+        path (`str` or `os.PathLike`): usually :attr:`RunFolder.log_path`.
+        start (`int`): the step a resumed run starts from; rows after it are dropped (0: fresh).
+    """
+
+    def __init__(self, path: str | os.PathLike, start: int) -> None:
+        path = Path(path)
+        rows = []
+        if start and path.exists():
+            with path.open() as fh:
+                rows = [r for r in csv.reader(fh)][1:]
+            rows = [r for r in rows if int(r[0]) <= start]
+        self.fh = path.open("w", newline="")
+        self.writer = csv.writer(self.fh)
+        self.writer.writerow(LOG_COLUMNS)
+        self.writer.writerows(rows)
+        self.fh.flush()
+
+    def write(self, step: int, loss: float, lr: float, seconds: float) -> None:
+        self.writer.writerow([step, f"{loss:.6g}", f"{lr:.6g}", f"{seconds:.3f}"])
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
