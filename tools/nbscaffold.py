@@ -8,7 +8,7 @@ that checks the GPU and resolves the profile. Authors pass the chapter's own cel
     write_notebook("notebooks/02_svd_decomposition.ipynb", "SVD decomposition", "intro…",
                    [md("## …"), code("…")], parameters={"SEED": 0})
 
-``tests/test_notebooks.py`` checks that every notebook keeps this shape.
+``tests/course/test_notebooks.py`` checks that every notebook keeps this shape.
 """
 
 from __future__ import annotations

@@ -81,8 +81,8 @@ class CourseContext:
         return self.reports_dir / "figures"
 
     def run_dir(self, mode: str, seed: int = 0) -> Path:
-        """``runs/<mode>`` for seed 0, ``runs/<mode>-seed<k>`` otherwise (the outputs folder's
-        naming, :func:`svdinst.formats.outputs.method_folder_name`)."""
+        """``runs/<mode>`` for seed 0, else the seed-suffixed name of the outputs folders
+        (:func:`svdinst.formats.outputs.method_folder_name`)."""
         return self.runs_dir / method_folder_name(mode, seed)
 
     def baseline_run_dir(self, name: str) -> Path:

@@ -14,9 +14,18 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
+
+from svdinst.figures import image_grid
+from svdinst.spectral.layer import set_shift_scale
+
+if TYPE_CHECKING:  # the widgets module stays light until a stylizer exists
+    from ipywidgets import VBox
+    from matplotlib.figure import Figure
+
+    from svdinst.stylize.stylizer import StylizeConfig, Stylizer
 
 HEADLESS_RUNNERS = ("papermill", "nbconvert", "nbclient", "pytest")
 
@@ -48,12 +57,12 @@ def frontend_available() -> bool:
 
 
 def shift_scale_grid(
-    stylizer: Any,
+    stylizer: Stylizer,
     photo: Image.Image,
-    config: Any,
+    config: StylizeConfig,
     scales: Sequence[float] = (0.0, 0.5, 1.0, 1.5),
     seeds: Sequence[int] = (0,),
-) -> Any:
+) -> Figure:
     """Static stand-in for the explorer: one row per seed, one column per shift scale.
 
     Args:
@@ -63,9 +72,6 @@ def shift_scale_grid(
         scales (`Sequence[float]`): shift scales s (0 = the base model, 1 = as trained).
         seeds (`Sequence[int]`): rows.
     """
-    from svdinst.figures import image_grid
-    from svdinst.spectral.layer import set_shift_scale
-
     cells: dict[tuple[int, float], Image.Image] = {}
     try:
         for s in scales:
@@ -83,12 +89,12 @@ def shift_scale_grid(
 
 
 def stylize_explorer(
-    stylizer: Any,
+    stylizer: Stylizer,
     photos: Mapping[str, Image.Image],
-    config: Any,
+    config: StylizeConfig,
     *,
     max_seed: int = 9,
-) -> Any:
+) -> VBox:
     """Widgets: content photo, seed, strength, shift scale → the stylized image.
 
     Args:
@@ -100,9 +106,7 @@ def stylize_explorer(
     Returns:
         `ipywidgets.VBox`: display it (the last expression of a cell).
     """
-    import ipywidgets as w
-
-    from svdinst.spectral.layer import set_shift_scale
+    import ipywidgets as w  # the optional `notebooks` extra; only the explorer needs it
 
     photo = w.Dropdown(options=list(photos), description="photo")
     seed = w.IntSlider(0, 0, max_seed, description="seed")

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from svdinst.baselines.base import Baseline
 from svdinst.course.profiles import Profile
 from svdinst.stylize.stylizer import StylizeConfig
 from svdinst.training.config import TrainConfig
-
-if TYPE_CHECKING:
-    from svdinst.baselines.base import Baseline
 
 TOKEN_LR = 1e-3  # the report's AdamW lr for the image→token module, on every profile
 CPU_PROFILES = ("tiny", "pocket")  # baselines: small networks, few steps, no checkpoints

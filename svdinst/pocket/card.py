@@ -12,10 +12,16 @@ import os
 import platform
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 import svdinst
+from svdinst.models.layouts import save_sd_layout_pipeline
+from svdinst.pocket.data import APPEARANCES, POCKET_PHOTOS
+
+if TYPE_CHECKING:  # pretrain imports this module
+    from svdinst.pocket.pretrain import PocketConfig
 
 SUMS = "SHA256SUMS"
 
@@ -79,6 +85,7 @@ def parameter_counts(modules: dict) -> dict[str, int]:
 
 
 def _versions() -> str:
+    # Only a card being written needs these; `svdinst pocket verify` stays light.
     import diffusers
     import transformers
 
@@ -89,10 +96,10 @@ def _versions() -> str:
     )
 
 
-def model_card(config, stats: dict, counts: dict[str, int], sums: dict[str, str]) -> str:
+def model_card(
+    config: PocketConfig, stats: dict, counts: dict[str, int], sums: dict[str, str]
+) -> str:
     """The README.md of a pocket model folder (Markdown)."""
-    from svdinst.pocket.data import APPEARANCES, POCKET_PHOTOS
-
     m = config.model
     f = 2 ** (len(m.vae_channels) - 1)
     total = sum(counts.values())
@@ -176,7 +183,9 @@ or `sha256sum -c SHA256SUMS`.
 """
 
 
-def write_model_folder(out: str | os.PathLike, modules: dict, config, stats: dict) -> Path:
+def write_model_folder(
+    out: str | os.PathLike, modules: dict, config: PocketConfig, stats: dict
+) -> Path:
     """Save the trained networks as an fp16 pipeline folder with its card and ``SHA256SUMS``.
 
     Args:
@@ -186,8 +195,6 @@ def write_model_folder(out: str | os.PathLike, modules: dict, config, stats: dic
         config (`svdinst.pocket.pretrain.PocketConfig`): the run's settings.
         stats (`dict`): what :func:`svdinst.pocket.pretrain.pretrain` measured (times, losses, device).
     """
-    from svdinst.models.layouts import save_sd_layout_pipeline
-
     counts = parameter_counts(modules)
 
     def finalize(folder: Path) -> None:

@@ -6,9 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from svdinst.errors import ModelNotFoundError
+from svdinst.formats.run_folder import RunFolder
+
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from svdinst.pocket.pretrain import PocketConfig, pretrain
+    from svdinst.pocket.pretrain import PocketConfig, pretrain  # heavy (torch): only when run
 
     config = PocketConfig(
         seed=args.seed,
@@ -31,8 +34,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from svdinst.errors import ModelNotFoundError
-    from svdinst.pocket.card import verify_checksums
+    from svdinst.pocket.card import verify_checksums  # heavy (torch): only when run
 
     if not Path(args.dir).is_dir():
         raise ModelNotFoundError(f"'{args.dir}' is not a folder; pass a pocket model folder.")
@@ -46,7 +48,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``svdinst pocket {pretrain,verify}``."""
-    from svdinst.pocket.pretrain import PocketConfig
+    from svdinst.pocket.pretrain import PocketConfig  # the flags' defaults; not at import time
 
     d = PocketConfig()
     pocket = subparsers.add_parser("pocket", help="pretrain or verify the pocket base model")
@@ -60,7 +62,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="pipeline folder to write")
     p.add_argument("--work", type=Path, default=None,
-                   help="checkpoints and log.csv (default: OUT-work next to OUT)")  # fmt: skip
+                   help=f"checkpoints and {RunFolder.LOG} (default: OUT-work next to OUT)")  # fmt: skip
     p.add_argument("--seed", type=int, default=d.seed,
                    help=f"initial weights, crops, noise (default {d.seed})")  # fmt: skip
     p.add_argument("--vae-steps", type=int, default=d.vae_steps,

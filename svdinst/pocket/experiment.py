@@ -9,8 +9,9 @@ held-out test photos with
 * ``svd-inst`` — the token module and SVDiff's spectral shifts δ trained jointly,
 * ``svdiff`` — the shifts alone (with a fixed token), to see which part carries the style,
 
-each trained with several seeds (runs ``runs/<mode>``, ``runs/<mode>-seed<k>``, the folders that
-notebooks 03–05 write), and measure
+each trained with several seeds (runs ``runs/<mode>`` for seed 0 and seed-suffixed folders
+(:func:`svdinst.formats.outputs.method_folder_name`) for the others, as notebooks 03–05 write them),
+and measure
 
 * FID / KID of the outputs to the proxy style set (real TF-FID Inception, :mod:`svdinst.evaluation.metrics`)
   — style learning shows as a falling FID from base to the trained modes;
@@ -20,7 +21,8 @@ notebooks 03–05 write), and measure
 Three test photos give a very noisy FID, so the test set is ``crops_per_photo`` square crops of
 each test photo (the full centre square first, then random crops) and the FID reference is crops
 of the style images; N is stated with every number. Everything lives under ``WORKDIR/outputs/
-pocket/`` (``crops/``, ``style-ref/``, ``<method>[-seed<k>]/<crop>/seed-<j>.png``).
+pocket/`` (``crops/``, ``style-ref/``, and ``outputs/`` with one
+:class:`~svdinst.formats.outputs.OutputsFolder` per method and training seed).
 """
 
 from __future__ import annotations
@@ -142,7 +144,8 @@ def evaluate_experiment(
     """FID/KID to the style reference, the oracle distance and content preservation per folder.
 
     Args:
-        root (`str` or `Path`): the experiment folder (``outputs/<method>[-seed<k>]/``).
+        root (`str` or `Path`): the experiment folder (its ``outputs/`` holds one folder per
+            method and training seed).
         sets (`Mapping`): from :func:`prepare_sets`.
         runs_dir (`str` or `Path`, *optional*): for trainable parameters and checkpoint bytes.
         metrics_dir (`str` or `Path`, *optional*): also write ``<folder>.json`` here.

@@ -158,7 +158,7 @@ def sweep_markdown(path: str | os.PathLike) -> str:
 
 
 def run_seconds(run_dirs: Sequence[str | os.PathLike]) -> list[float]:
-    """Training wall time of each run (last ``seconds`` of its ``log.csv``)."""
+    """Training wall time of each run (the last ``seconds`` of its loss log)."""
     return [read_loss_log(r)["seconds"][-1] for r in run_dirs]
 
 
