@@ -35,6 +35,7 @@ from svdinst.baselines.training import (  # noqa: F401  re-exported for the meth
     latest_checkpoint,
     restore_objects,
 )
+from svdinst.device import default_device
 from svdinst.errors import SvdinstError
 
 
@@ -46,7 +47,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
             ``"cuda"``, ``"cuda:1"``.
     """
     if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(default_device())
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SvdinstError(

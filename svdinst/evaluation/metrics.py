@@ -36,6 +36,7 @@ import svdinst
 from svdinst.cache import cache_dir
 from svdinst.data.images import list_images, load_image
 from svdinst.data.mural import mural_proxy
+from svdinst.device import default_device
 from svdinst.errors import DataError
 from svdinst.evaluation.inception import CONVERTED_NAME, inception_weights_path
 from svdinst.evaluation.lpips import (
@@ -83,11 +84,6 @@ class UInt8ImageDataset(torch.utils.data.Dataset):
     def same_size(self) -> bool:
         """Whether all images share one size (then they can be batched)."""
         return len({tuple(t.shape) for t in self.tensors}) <= 1
-
-
-def default_device() -> str:
-    """``"cuda"`` when a GPU is available, else ``"cpu"``."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @functools.lru_cache(maxsize=2)

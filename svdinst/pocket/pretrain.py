@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from tqdm.auto import tqdm
 
+from svdinst.device import default_device
 from svdinst.errors import RunFolderError
 from svdinst.formats.checkpoint import load_latest_checkpoint, save_checkpoint, set_rng_state
 from svdinst.formats.run_folder import LossLog, RunFolder
@@ -248,7 +249,7 @@ class _Trainer:
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` → CUDA when present, else the CPU; anything else as given."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(default_device())
     return torch.device(device)
 
 

@@ -36,6 +36,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from svdinst.data.images import list_images, load_image, to_tensor
+from svdinst.device import default_device, inference_dtype
 from svdinst.errors import DataError, RunFolderError, SvdinstError
 from svdinst.formats.outputs import LAYOUT, OutputsFolder
 from svdinst.formats.run_folder import RunFolder
@@ -339,14 +340,14 @@ def stylize_folder(
 
 
 def _stylize_cmd(args: Any) -> None:
-    cuda = torch.cuda.is_available() and args.device != "cpu"
+    device = "cpu" if args.device == "cpu" else default_device()
     stylizer = Stylizer(
         args.model,
         args.run,
         lora=args.lora,
         shift_scale=args.shift_scale,
-        device="cuda" if cuda else "cpu",
-        dtype=torch.float16 if cuda else torch.float32,
+        device=device,
+        dtype=inference_dtype(device),
     )
     cfg = StylizeConfig(
         strength=args.strength,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import svdinst
+from svdinst.device import PRECISIONS as MIXED_PRECISION
 from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.formats.run_folder import RunFolder
 
@@ -22,7 +23,6 @@ PROMPT_TEMPLATES = {
     "bare": "{}",  # InST: the prompt is the placeholder alone ("*")
     "style": "a painting in the style of {}",  # textual-inversion style prompt
 }
-MIXED_PRECISION = ("no", "fp16", "bf16")
 AUGMENTATIONS = ("crop-flip", "flip", "none")
 # Settings that may change between a run and its --resume (everything else must match).
 RESUMABLE_FIELDS = ("steps", "checkpoint_every", "keep_checkpoints", "progress", "out")

@@ -34,6 +34,7 @@ from accelerate.state import AcceleratorState
 from torch import nn
 from tqdm.auto import tqdm
 
+from svdinst.device import default_device, default_precision, precision_dtype
 from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.formats.checkpoint import load_latest_checkpoint, save_checkpoint, set_rng_state
 from svdinst.formats.run_folder import LossLog, RunFolder
@@ -172,9 +173,10 @@ def train(
         `TrainResult`: the run folder and the losses of the steps run in this call.
     """
     styles = gather_style_images(config.style)  # bad input fails before any model is loaded
-    cuda = torch.cuda.is_available()
+    device = default_device()
+    cuda = device == "cuda"
     # Low precision is for GPUs: CPU bf16 autocast gave sporadic NaN losses on the tiny model.
-    precision = config.mixed_precision if cuda else "no"
+    precision = config.mixed_precision if cuda else default_precision(device)
     if precision != config.mixed_precision:
         warnings.warn(
             f"--mixed-precision {config.mixed_precision} needs a CUDA GPU; training in fp32 on "
@@ -191,9 +193,7 @@ def train(
             f"{world} processes."
         )
     local = config.batch_size // world
-    frozen_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
-        accelerator.mixed_precision, torch.float32
-    )
+    frozen_dtype = precision_dtype(accelerator.mixed_precision)
     run = prepare_run_dir(config, resume, overwrite) if main else Path(config.out)
     accelerator.wait_for_everyone()
 
