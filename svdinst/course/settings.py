@@ -9,7 +9,7 @@ tests and scripts can size a config without a working folder.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from svdinst.baselines.base import Baseline
@@ -131,7 +131,7 @@ class BaselineSettings:
 
     def as_kwargs(self) -> dict[str, Any]:
         """The fields as keyword arguments of :func:`svdinst.baselines.cli.train_baseline`."""
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 def profile_baseline_settings(
