@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from svdinst.baselines.common import resolve_device
 from svdinst.errors import SvdinstError
 from svdinst.formats.atomic import atomic_path
 from svdinst.formats.run_folder import RunFolder
@@ -70,8 +71,6 @@ class Baseline(ABC):
     needs_training: ClassVar[bool] = True  # False for pretrained-only methods (Magenta)
 
     def __init__(self, config: Any | None = None, device: str = "cpu") -> None:
-        from svdinst.baselines.common import resolve_device
-
         self.config = config if config is not None else self.config_class()
         self.device = str(resolve_device(device))  # "auto" → "cuda" when present, else "cpu"
 

@@ -35,6 +35,7 @@ from svdinst.baselines.training import (  # noqa: F401  re-exported for the meth
     latest_checkpoint,
     restore_objects,
 )
+from svdinst.data.images import list_images, load_image
 from svdinst.device import default_device
 from svdinst.errors import SvdinstError
 
@@ -162,8 +163,6 @@ class ImageSampler:
         seed: int = 0,
         value_range: tuple[float, float] = (-1.0, 1.0),
     ) -> None:
-        from svdinst.data.images import list_images, load_image
-
         self.folder = Path(folder)
         self.size = int(size)
         self.load_size = int(load_size or round(size * 286 / 256))

@@ -23,6 +23,7 @@ changes a result by float round-off at most.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import time
@@ -35,6 +36,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+import svdinst
 from svdinst.data.images import list_images, load_image, to_tensor
 from svdinst.device import default_device, inference_dtype
 from svdinst.errors import DataError, RunFolderError, SvdinstError
@@ -258,8 +260,6 @@ class Stylizer:
 
     def settings(self, config: StylizeConfig) -> dict[str, Any]:
         """What produced the outputs (written as the outputs folder's settings file)."""
-        import svdinst
-
         return {
             **asdict(config),
             "guidance_scale": config.guidance_scale,
@@ -339,7 +339,7 @@ def stylize_folder(
     return written
 
 
-def _stylize_cmd(args: Any) -> None:
+def _stylize_cmd(args: argparse.Namespace) -> None:
     device = "cpu" if args.device == "cpu" else default_device()
     stylizer = Stylizer(
         args.model,
@@ -366,7 +366,7 @@ def _stylize_cmd(args: Any) -> None:
     print(f"Wrote {n} images for {len(written)} photo(s) to {args.out} ({beside} beside them)")
 
 
-def register_cli(subparsers: Any) -> None:
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``svdinst stylize`` (DESIGN.md's CLI contract)."""
     p = subparsers.add_parser("stylize", help="stylize photos with a trained run, N seeds each")
     p.add_argument("--model", help="tiny, a hub id or a folder (default: the run's model)")

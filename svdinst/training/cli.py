@@ -6,13 +6,13 @@ config dataclass stays the one place that documents and validates training setti
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import fields
-from typing import Any
 
 from svdinst.training.config import MODES, TrainConfig
 
 
-def register_cli(subparsers: Any) -> None:
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """``svdinst train`` (DESIGN.md CLI contract)."""
     p = subparsers.add_parser("train", help="train a run: modes inst, svdiff, svd-inst")
     p.add_argument("--model", required=True, help="tiny, a hub id or a pipeline folder")
@@ -44,7 +44,7 @@ def register_cli(subparsers: Any) -> None:
     p.set_defaults(func=_cli_train)
 
 
-def _cli_train(args: Any) -> None:
+def _cli_train(args: argparse.Namespace) -> None:
     from svdinst.training.loop import train  # torch and diffusers load only when a run starts
 
     keys = {f.name for f in fields(TrainConfig)} & set(vars(args))

@@ -17,14 +17,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from svdinst.data.images import center_crop_resize, random_crop_flip
+from svdinst.data.images import (
+    center_crop_resize,
+    list_images,
+    load_image,
+    random_crop_flip,
+    to_tensor,
+)
+from svdinst.errors import DataError
 
 
 def gather_style_images(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, Image.Image]]:
     """Load the style images named by files and/or folders (validated; DataError on bad input)."""
-    from svdinst.data.images import list_images, load_image
-    from svdinst.errors import DataError
-
     files: list[Path] = []
     for entry in paths:
         path = Path(entry)
@@ -42,8 +46,6 @@ def gather_style_images(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, 
 
 def to_batch(images: Sequence[Image.Image]) -> torch.Tensor:
     """PIL RGB crops → ``(B, 3, H, W)`` in [-1, 1] (the VAE's input range)."""
-    from svdinst.data.images import to_tensor
-
     return torch.stack([to_tensor(im) for im in images])
 
 
