@@ -17,7 +17,7 @@ from svdinst.errors import SvdinstError
 
 # Modules that add sub-commands; each defines register_cli(subparsers) and sets `func` defaults.
 COMMAND_MODULES = [
-    "svdinst.spectral.lora",
+    "svdinst.training.lora_cli",
     "svdinst.data.images",
     "svdinst.evaluation.cli",
     "svdinst.stylize.stylizer",

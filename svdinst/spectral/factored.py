@@ -23,16 +23,39 @@ so a whole step can still be captured in one CUDA graph.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-if TYPE_CHECKING:
-    from svdinst.spectral.layer import SpectralShiftLayer
 
-FACTORED_MODES = ("auto", "always", "never")
+class ShiftLayerState(Protocol):
+    """What the fast kernels read and write of a ``SpectralShiftLayer``.
+
+    :mod:`svdinst.spectral.layer` dispatches its forward to these kernels, so they name the layer
+    by this protocol instead of importing it (the imports stay a DAG: layer → fast → factored).
+    """
+
+    base_layer: nn.Linear | nn.Conv2d
+    U: torch.Tensor  # (out, k), in the compute dtype
+    S: torch.Tensor  # (k,) σ, float32 (float64 for float64 weights)
+    Vh: torch.Tensor  # (k, in·kh·kw)
+    delta: nn.Parameter  # (k,) δ, the trained shifts
+    scale: float  # s in relu(σ + s·δ)
+    fast: bool  # fast path on (else the exact autograd rebuild)
+    merged: bool  # the base storage holds the merged W
+    rebuild: str  # "forward" or "step" (see SpectralShiftConfig)
+    factored_mode: str  # "auto", "always" or "never"
+    factored: bool | None  # W-free form? decided at the first fast forward
+    sv: torch.Tensor | None  # relu(σ + s·δ) of the factored path
+    grad_gate: torch.Tensor | None  # s·1[σ + s·δ > 0] of the stored W or σ' (backward)
+    built_key: tuple | None  # what the stored W or σ' was built from (see fast.weight_key)
+    original: torch.Tensor | None  # the base weight while its storage holds a rebuilt W
+
+    def stash_original(self) -> None: ...
+
+    def apply_op(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor: ...
 
 
 def factored_supported(layer: nn.Module) -> bool:
@@ -55,7 +78,7 @@ def flop_costs(out: int, in_: int, k: int, tokens: int) -> tuple[int, int]:
     return weight, factored
 
 
-def tokens_of(layer: SpectralShiftLayer, x: torch.Tensor) -> int:
+def tokens_of(layer: ShiftLayerState, x: torch.Tensor) -> int:
     """N: input rows of a Linear, output positions (batch × H' × W') of a Conv2d."""
     base = layer.base_layer
     if isinstance(base, nn.Linear):
@@ -70,7 +93,7 @@ def tokens_of(layer: SpectralShiftLayer, x: torch.Tensor) -> int:
     return (x.numel() // (x.shape[-3] * h * w)) * oh * ow
 
 
-def prefers_factored(layer: SpectralShiftLayer, x: torch.Tensor) -> bool:
+def prefers_factored(layer: ShiftLayerState, x: torch.Tensor) -> bool:
     """Decide the path of a fast layer from its ``factored_mode``, shapes and the tokens of x."""
     if layer.factored_mode == "never" or not factored_supported(layer.base_layer):
         return False
@@ -84,7 +107,7 @@ def prefers_factored(layer: SpectralShiftLayer, x: torch.Tensor) -> bool:
     return factored < weight
 
 
-def _down(layer: SpectralShiftLayer, x: torch.Tensor) -> torch.Tensor:
+def _down(layer: ShiftLayerState, x: torch.Tensor) -> torch.Tensor:
     """h = x·V: (…, k) for a Linear, (B, k, H', W') for a Conv2d."""
     base = layer.base_layer
     if isinstance(base, nn.Linear):
@@ -93,7 +116,7 @@ def _down(layer: SpectralShiftLayer, x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, vh, None, base.stride, base.padding, base.dilation)
 
 
-def _up(layer: SpectralShiftLayer, h: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def _up(layer: ShiftLayerState, h: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """h·Uᵀ (+ bias): a Linear, or a 1×1 convolution over channels."""
     if isinstance(layer.base_layer, nn.Linear):
         return F.linear(h, layer.U, bias)
@@ -109,14 +132,14 @@ class _FactoredFunction(torch.autograd.Function):
     """y = ((x·V)·diag(σ'))·Uᵀ + b with σ' precomputed; backward per the module docstring."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, delta: torch.Tensor, layer: SpectralShiftLayer):
+    def forward(ctx, x: torch.Tensor, delta: torch.Tensor, layer: ShiftLayerState):
         conv = isinstance(layer.base_layer, nn.Conv2d)
         dtype = layer.U.dtype
         bias = layer.base_layer.bias
         bias = bias.to(dtype) if bias is not None else None
         with torch.autocast(device_type=x.device.type, enabled=False):
             h = _down(layer, x.to(dtype))
-            y = _up(layer, h * _channels(layer._sv.to(dtype), conv), bias)
+            y = _up(layer, h * _channels(layer.sv.to(dtype), conv), bias)
         ctx.save_for_backward(h)
         ctx.layer, ctx.in_dtype, ctx.in_shape = layer, x.dtype, x.shape
         return y.to(x.dtype)
@@ -133,9 +156,9 @@ class _FactoredFunction(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             prod = gu * h if conv else (gu * h).reshape(-1, h.shape[-1])
             diag = prod.sum(dim=(0, 2, 3) if conv else 0, dtype=layer.S.dtype)  # Σₙ (g·U)∘(x·V)
-            ddelta = (diag * layer._grad_gate).to(layer.delta.dtype)
+            ddelta = (diag * layer.grad_gate).to(layer.delta.dtype)
         if ctx.needs_input_grad[0]:
-            gs = gu * _channels(layer._sv.to(h.dtype), conv)
+            gs = gu * _channels(layer.sv.to(h.dtype), conv)
             if conv:
                 vh = layer.Vh.view(layer.S.numel(), *base.weight.shape[1:])
                 dx = torch.nn.grad.conv2d_input(
@@ -147,6 +170,6 @@ class _FactoredFunction(torch.autograd.Function):
         return dx, ddelta, None
 
 
-def factored_forward(layer: SpectralShiftLayer, x: torch.Tensor) -> torch.Tensor:
+def factored_forward(layer: ShiftLayerState, x: torch.Tensor) -> torch.Tensor:
     """Forward of a factored layer (σ' and the gate are kept fresh by the fast path)."""
     return _FactoredFunction.apply(x, layer.delta, layer)

@@ -5,7 +5,7 @@ autograd keeps each W and the rebuild's intermediates alive until backward, and 
 rebuild for every micro-batch. Here (same gradient, Han et al., 2023, Eq. 1 differentiated):
 
 * **Rebuild once per optimizer step**, outside autograd, into the base layer's own weight
-  storage (the original weight lives on as a CPU copy; see :mod:`svdinst.spectral.layer`). A layer
+  storage (the original weight lives on as a CPU tensor; see :mod:`svdinst.spectral.layer`). A layer
   knows its W is stale from δ's version counter, which every optimizer step bumps, so gradient
   accumulation reuses W (``rebuild="step"``; the default ``"forward"`` rebuilds every
   forward, which needs no cooperation from the training loop). U, Vᵀ and W may be bfloat16 (``compute_dtype``).
@@ -27,18 +27,21 @@ batch 1 and 1.15× at batch 4, at 0.84× its peak memory; the naive port needs 2
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from svdinst.spectral.factored import FACTORED_MODES, factored_forward, prefers_factored
-
-if TYPE_CHECKING:
-    from svdinst.spectral.layer import SpectralShiftLayer
+from svdinst.spectral.factored import ShiftLayerState, factored_forward, prefers_factored
 
 
-def _key(layer: SpectralShiftLayer) -> tuple:
+def fast_supported(layer: nn.Module) -> bool:
+    """The fast backward handles Linear and zero-padded Conv2d with numeric padding."""
+    if isinstance(layer, nn.Linear):
+        return True
+    return layer.padding_mode == "zeros" and not isinstance(layer.padding, str)
+
+
+def weight_key(layer: ShiftLayerState) -> tuple:
     """What the stored W depends on: δ (its version counter and storage), s, U's device/dtype."""
     return (
         layer.delta._version,
@@ -50,14 +53,14 @@ def _key(layer: SpectralShiftLayer) -> tuple:
 
 
 @torch.no_grad()
-def refresh_weights(layers: list[SpectralShiftLayer], force: bool = False) -> None:
+def refresh_weights(layers: list[ShiftLayerState], force: bool = False) -> None:
     """Write U·diag(relu(σ + s·δ))·Vᵀ into each stale layer's weight storage (all if ``force``).
 
     σ' = relu(σ + s·δ) and the backward's gate s·1[σ + s·δ > 0] are computed for all layers
     in a few ``torch._foreach`` launches; then one scaled GEMM per layer writes W in place.
     """
-    stale = [lay for lay in layers if force or lay._built_key != _key(lay)]
-    by_scale: dict[float, list[SpectralShiftLayer]] = defaultdict(list)
+    stale = [lay for lay in layers if force or lay.built_key != weight_key(lay)]
+    by_scale: dict[float, list[ShiftLayerState]] = defaultdict(list)
     for lay in stale:
         by_scale[lay.scale].append(lay)
     for scale, group in by_scale.items():
@@ -70,36 +73,42 @@ def refresh_weights(layers: list[SpectralShiftLayer], force: bool = False) -> No
         for lay, sv, gate in zip(group, shifted, gates):
             if lay.factored:  # y = ((x·V)·diag(σ'))·Uᵀ needs σ' only, never W
                 _hollow_weight(lay)
-                lay._sv, lay._built_key = sv, _key(lay)
+                lay.sv, lay.built_key = sv, weight_key(lay)
             else:
                 _write_weight(lay, sv)
-            lay._grad_gate = gate
+            lay.grad_gate = gate
 
 
-def _hollow_weight(layer: SpectralShiftLayer) -> None:
-    """A factored layer never reads its weight: move the original to the CPU copy (as the weight
+def _hollow_weight(layer: ShiftLayerState) -> None:
+    """A factored layer never reads its weight: stash the original on the CPU (as the weight
     path does) and leave a zero-stride placeholder of the right shape on the device, so the GPU
     holds no per-layer weight. ``unmerge()`` / ``merge()`` restore a real one."""
-    if layer._original is None:
-        layer._stash_original()
+    if layer.original is None:
+        layer.stash_original()
         weight = layer.base_layer.weight
         weight.data = torch.zeros((), dtype=layer.U.dtype, device=layer.U.device).expand(
             weight.shape
         )
 
 
-def _write_weight(layer: SpectralShiftLayer, sv: torch.Tensor) -> None:
-    layer._stash_original()
+def _write_weight(layer: ShiftLayerState, sv: torch.Tensor) -> None:
+    layer.stash_original()
     weight = layer.base_layer.weight
     scaled = layer.U * sv.to(layer.U.dtype)
-    if weight.dtype == layer.U.dtype and weight.device == layer.U.device and weight.is_contiguous():
+    in_place = (
+        weight.dtype == layer.U.dtype
+        and weight.device == layer.U.device
+        and weight.is_contiguous()
+        and weight.data_ptr() != layer.original.data_ptr()  # a CPU original is kept, not copied
+    )
+    if in_place:
         torch.mm(scaled, layer.Vh, out=weight.data.view(weight.shape[0], -1))
-    else:  # first build: the storage changes dtype (e.g. float32 original → bfloat16 W)
+    else:  # first build: a new storage (and maybe dtype, e.g. float32 original → bfloat16 W)
         weight.data = scaled.mm(layer.Vh).view(weight.shape)
-    layer._built_key = _key(layer)
+    layer.built_key = weight_key(layer)
 
 
-def refresh_hook(module: nn.Module, args: tuple, layers: list[SpectralShiftLayer]) -> None:
+def refresh_hook(module: nn.Module, args: tuple, layers: list[ShiftLayerState]) -> None:
     """Forward pre-hook of the wrapped model: rebuild the fast ``rebuild="forward"`` layers."""
     todo = [
         lay
@@ -111,7 +120,7 @@ def refresh_hook(module: nn.Module, args: tuple, layers: list[SpectralShiftLayer
 
 
 def _grads(
-    layer: SpectralShiftLayer, x: torch.Tensor, g: torch.Tensor, need_dx: bool
+    layer: ShiftLayerState, x: torch.Tensor, g: torch.Tensor, need_dx: bool
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """(dL/dx, dL/dW) of the base op at W = the stored rebuilt weight."""
     base, weight = layer.base_layer, layer.base_layer.weight
@@ -135,18 +144,18 @@ def _grads(
     return dx, dw
 
 
-def project_weight_grad(layer: SpectralShiftLayer, dw: torch.Tensor) -> torch.Tensor:
+def project_weight_grad(layer: ShiftLayerState, dw: torch.Tensor) -> torch.Tensor:
     """∂L/∂δ from ∂L/∂W: s·1[σ + s·δ > 0]·diag(Uᵀ·dW·V), summed in the dtype of σ (≥ float32)."""
     proj = layer.U.t() @ dw.reshape(dw.shape[0], -1).to(layer.U.dtype)
     diag = (proj * layer.Vh).sum(dim=1, dtype=layer.S.dtype)
-    return (diag * layer._grad_gate).to(layer.delta.dtype)
+    return (diag * layer.grad_gate).to(layer.delta.dtype)
 
 
 class _SpectralShiftFunction(torch.autograd.Function):
     """y = op(x, W(δ)) with W precomputed; backward yields dx and ∂L/∂δ (see module docstring)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, delta: torch.Tensor, layer: SpectralShiftLayer):
+    def forward(ctx, x: torch.Tensor, delta: torch.Tensor, layer: ShiftLayerState):
         weight = layer.base_layer.weight
         xc = x.to(weight.dtype)
         if torch.is_autocast_enabled(x.device.type):
@@ -168,13 +177,13 @@ class _SpectralShiftFunction(torch.autograd.Function):
         return (dx.to(ctx.in_dtype) if dx is not None else None), ddelta, None
 
 
-def fast_forward(layer: SpectralShiftLayer, x: torch.Tensor) -> torch.Tensor:
+def fast_forward(layer: ShiftLayerState, x: torch.Tensor) -> torch.Tensor:
     """Forward of a fast-path layer: pick its path once (:func:`prefers_factored`), refresh W
     (or σ' on the factored path) if stale, then the custom-backward op."""
     if layer.factored is None:
         layer.factored = prefers_factored(layer, x)
-        layer._built_key = None
-    if layer._built_key != _key(layer):
+        layer.built_key = None
+    if layer.built_key != weight_key(layer):
         refresh_weights([layer])
     if layer.factored:
         return factored_forward(layer, x)
@@ -184,34 +193,3 @@ def fast_forward(layer: SpectralShiftLayer, x: torch.Tensor) -> torch.Tensor:
                 x.dtype
             )
     return _SpectralShiftFunction.apply(x, layer.delta, layer)
-
-
-def set_fast_path(
-    model: nn.Module,
-    enabled: bool = True,
-    compute_dtype: torch.dtype | None = None,
-    factored: str | None = None,
-) -> None:
-    """Switch every layer between the exact and the fast path (unmerging first).
-
-    Args:
-        model (`nn.Module`): a model with spectral shifts.
-        enabled (`bool`, defaults to `True`): fast path on or off.
-        compute_dtype (`torch.dtype`, *optional*): new dtype of U and Vᵀ (casting to a lower
-            precision is one-way: re-add the shifts to get float32 factors back).
-        factored (`str`, *optional*): new ``factored`` mode (see ``SpectralShiftConfig``);
-            every layer decides its path again at its next forward.
-    """
-    from svdinst.spectral.layer import _fast_supported, _require_layers
-
-    if factored is not None and factored not in FACTORED_MODES:
-        raise ValueError(f"factored must be one of {FACTORED_MODES}, got {factored!r}.")
-    for layer in _require_layers(model).values():
-        layer.unmerge()
-        layer.fast = enabled and _fast_supported(layer.base_layer)
-        layer.factored, layer._sv = None, None
-        if factored is not None:
-            layer.factored_mode = factored
-        if compute_dtype is not None:
-            layer.U = layer.U.to(compute_dtype)
-            layer.Vh = layer.Vh.to(compute_dtype)

@@ -14,18 +14,22 @@ import warnings
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 import svdinst
 from svdinst.errors import ShiftFileError
-from svdinst.spectral.layer import _require_layers, spectral_layers
+from svdinst.spectral.model import require_spectral_layers, spectral_base_model, spectral_layers
 
 FILE_FORMAT = "svdinst-spectral-shifts-v1"
 
 
 def spectral_shifts_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """``{layer name: δ}`` (detached CPU copies) — everything a trained SVDiff adds to the base."""
-    return {n: m.delta.detach().to("cpu", copy=True) for n, m in _require_layers(model).items()}
+    return {
+        n: m.delta.detach().to("cpu", copy=True) for n, m in require_spectral_layers(model).items()
+    }
 
 
 def save_spectral_shifts(
@@ -38,10 +42,8 @@ def save_spectral_shifts(
         path (`str` or `os.PathLike`): the file to write (written to a temporary name, then renamed).
         base_model (`str`, *optional*): defaults to the id given to :func:`add_spectral_shifts`.
     """
-    from safetensors.torch import save_file
-
-    layers = _require_layers(model)
-    base = base_model if base_model is not None else getattr(model, "_svdinst_base_model", None)
+    layers = require_spectral_layers(model)
+    base = base_model if base_model is not None else spectral_base_model(model)
     metadata = {
         "format": FILE_FORMAT,
         "base_model": str(base or ""),
@@ -60,8 +62,6 @@ def save_spectral_shifts(
 
 def read_spectral_shift_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a shift file: ``(δ by layer, metadata with 'layers' parsed)``; ShiftFileError if bad."""
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise ShiftFileError(
@@ -122,7 +122,7 @@ def load_spectral_shifts(model: nn.Module, path: str | os.PathLike) -> dict:
                 f"{meta['layers'].get(name)} in the file but {shape} in the model. Load it into "
                 f"its base model '{meta.get('base_model') or 'unknown'}'."
             )
-    own = getattr(model, "_svdinst_base_model", None)
+    own = spectral_base_model(model)
     if own and meta.get("base_model") and own != meta["base_model"]:
         warnings.warn(
             f"'{path}' was trained on '{meta['base_model']}' but is loaded into '{own}' "

@@ -29,16 +29,16 @@ import threading
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 import svdinst
 from svdinst.cache import cache_dir
-
-if TYPE_CHECKING:
-    from svdinst.spectral.layer import SpectralShiftConfig
+from svdinst.spectral.config import SpectralShiftConfig
+from svdinst.spectral.layer import SpectralShiftLayer
 
 Factors = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 CACHE_FORMAT = "svdinst-svd-cache-v1"
@@ -210,8 +210,6 @@ def load_factors(
 ) -> dict[str, Factors] | None:
     """Factors from a cache file (read straight onto ``device``), or ``None`` when it is
     missing, stale or unreadable."""
-    from safetensors import safe_open
-
     if not path.is_file():
         return None
     device = torch.device(device)
@@ -231,8 +229,6 @@ def load_factors(
 
 def save_factors(path: Path, factors: dict[str, Factors], base_model: str) -> None:
     """Write factors atomically (temporary name, then rename) with the base model in metadata."""
-    from safetensors.torch import save_file
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {
         f"{n}.{p}": t.detach().to("cpu").contiguous()
@@ -293,11 +289,11 @@ def layer_kind(name: str) -> str:
 
 def reconstruction_errors(model: torch.nn.Module) -> dict[str, float]:
     """‖U·diag(σ)·Vᵀ − W₀‖_F / ‖W₀‖_F of every unmerged spectral-shift layer (float64)."""
-    from svdinst.spectral.layer import spectral_layers
-
     errors = {}
-    for name, layer in spectral_layers(model).items():
-        if layer.merged or layer._original is not None:
+    for name, layer in model.named_modules():
+        if not isinstance(layer, SpectralShiftLayer):
+            continue
+        if layer.merged or layer.original is not None:
             continue  # the base storage holds a rebuilt W: nothing to compare against
         w = layer.base_layer.weight.detach().double().reshape(layer.U.shape[0], -1)
         rebuilt = (layer.U.double() * layer.S.double()) @ layer.Vh.double()

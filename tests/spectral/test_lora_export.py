@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
-from test_spectral import EXACT, Plain, _randomize, _x
+from spectral_toys import EXACT, Plain, plain_input, randomize_shifts
 
 from svdinst.cli import main
-from svdinst.spectral.lora import export_lora, save_lora
 from svdinst.spectral import (
     add_spectral_shifts,
+    export_lora,
     merge_spectral_shifts,
     remove_spectral_shifts,
+    save_lora,
     save_spectral_shifts,
     spectral_layers,
 )
@@ -31,7 +32,7 @@ def _shifted_plain():
     model = Plain(torch.float64)
     originals = {n: m.weight.detach().clone() for n, m in model.named_children()}
     add_spectral_shifts(model, config=EXACT)
-    _randomize(model, std=1.0)  # includes σ + δ < 0, where relu clips
+    randomize_shifts(model, std=1.0)  # includes σ + δ < 0, where relu clips
     merge_spectral_shifts(model)
     merged = {
         n: lay.base_layer.weight.detach().clone() for n, lay in spectral_layers(model).items()
@@ -46,8 +47,11 @@ def test_full_rank_reproduces_merged_weights():
     for name, w in merged.items():
         rebuilt = originals[name] + _lora_delta(export, name, w.shape)
         torch.testing.assert_close(rebuilt, w, rtol=1e-10, atol=1e-10)
-    assert export["unet.c2.lora_A.weight"].shape == (64, 2, 3, 3)  # kh×kw down conv (groups=3)
-    assert export["unet.c2.lora_B.weight"].shape == (6, 64, 1, 1)  # 1×1 up conv
+    # c2 has k = min(6, 2·3·3) = 6 singular values: rank 64 is capped at 6, not zero-padded.
+    assert export["unet.c2.lora_A.weight"].shape == (6, 2, 3, 3)  # kh×kw down conv (groups=3)
+    assert export["unet.c2.lora_B.weight"].shape == (6, 6, 1, 1)  # 1×1 up conv
+    assert export["unet.fc.lora_A.weight"].shape == (5, 128)  # k = min(5, 128)
+    assert export.rank == 64
 
 
 @pytest.mark.parametrize("rank", [1, 2, 4])
@@ -88,14 +92,22 @@ def _stylize(pipe) -> np.ndarray:
 
 def test_lora_file_loads_in_diffusers_and_moves_output_to_merged(tiny_pipe, tmp_path):
     base = _stylize(tiny_pipe)
+    originals = {n: p.detach() for n, p in tiny_pipe.unet.named_parameters()}
     add_spectral_shifts(tiny_pipe.unet, base_model="tiny")
-    _randomize(tiny_pipe.unet, std=0.5)
+    randomize_shifts(tiny_pipe.unet, std=0.5)
     merge_spectral_shifts(tiny_pipe.unet)
     merged = _stylize(tiny_pipe)
     full = max(layer.S.numel() for layer in spectral_layers(tiny_pipe.unet).values())
     files = {r: save_lora(export_lora(tiny_pipe.unet, r), tmp_path / f"r{r}.st") for r in (4, full)}
     remove_spectral_shifts(tiny_pipe.unet, merge=False)
-    np.testing.assert_array_equal(_stylize(tiny_pipe), base)
+    restored = dict(tiny_pipe.unet.named_parameters())
+    assert restored.keys() == originals.keys()
+    for name, weight in originals.items():
+        # The very tensors come back, not equal copies: MKL/oneDNN choose kernels (and summation
+        # orders) by the weight's address alignment, so a copy made the output differ by ~1e-6.
+        assert restored[name].data_ptr() == weight.data_ptr(), name
+        assert torch.equal(restored[name], weight), name
+    np.testing.assert_array_equal(_stylize(tiny_pipe), base)  # same tensors, same kernels
     gap = np.abs(base - merged).mean()
     assert gap > 1e-3
     for rank, path in files.items():
@@ -114,7 +126,7 @@ def test_export_lora_cli(tiny_model_dir, tmp_path, capsys):
 
     unet = load_components("tiny", parts=["unet"]).unet
     add_spectral_shifts(unet, base_model="tiny")  # all layers: the session's SVD cache hits
-    _randomize(unet)
+    randomize_shifts(unet)
     run = tmp_path / "run"
     save_spectral_shifts(unet, run / "spectral_shifts.safetensors")
     (run / "config.json").write_text(json.dumps({"model": "tiny", "mode": "svdiff"}))
@@ -133,9 +145,19 @@ def test_export_lora_cli(tiny_model_dir, tmp_path, capsys):
     assert "--rank must be a positive integer" in capsys.readouterr().err
 
 
+def test_rank_above_every_layer_is_capped_and_exact():
+    model, _, _ = _shifted_plain()
+    export = export_lora(model, rank=1000)
+    for name, layer in spectral_layers(model).items():
+        k = layer.S.numel()
+        assert export[f"unet.{name}.lora_A.weight"].shape[0] == k
+        assert export[f"unet.{name}.lora_B.weight"].shape[1] == k
+    assert export.total_error == 0.0
+
+
 def test_bad_rank():
     model = Plain()
     add_spectral_shifts(model, config=EXACT)
     with pytest.raises(ValueError, match="positive integer"):
         export_lora(model, 0)
-    assert model(_x()).shape == (3, 12)
+    assert model(plain_input()).shape == (3, 12)
