@@ -15,7 +15,10 @@ from typing import Any
 # One entry per method module (keep complete: a module missing here is missing everywhere).
 METHOD_MODULES = ("adain", "balagan", "cyclegan", "fast_style", "magenta", "stargan", "stytr2")
 
-__all__ = ["METHOD_MODULES", "REGISTRY", "Baseline", "get_baseline", "register"]
+# Figures comparing the methods (svdinst.baselines.compare), also imported on first use.
+COMPARE_NAMES = ("comparison_grid", "loss_curves", "read_log")
+
+__all__ = ["METHOD_MODULES", "REGISTRY", "Baseline", "get_baseline", "register", *COMPARE_NAMES]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,4 +26,6 @@ def __getattr__(name: str) -> Any:
         for module in METHOD_MODULES:
             importlib.import_module(f"svdinst.baselines.{module}")
         return getattr(importlib.import_module("svdinst.baselines.base"), name)
+    if name in COMPARE_NAMES:
+        return getattr(importlib.import_module("svdinst.baselines.compare"), name)
     raise AttributeError(f"module 'svdinst.baselines' has no attribute {name!r}")

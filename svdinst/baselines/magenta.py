@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from svdinst.baselines.base import Baseline, register
+from svdinst.data.io import list_images
 from svdinst.errors import SvdinstError
 
 
@@ -68,8 +69,6 @@ class Magenta(Baseline):
         seed: int = 0,
     ) -> list[float]:
         """Nothing to train: validate the folders (naming bad files) and return no losses."""
-        from svdinst.data.images import list_images
-
         list_images(content_dir)
         list_images(style_dir)
         print("magenta is pretrained (Ghiasi et al. 2017): no training steps to run.")

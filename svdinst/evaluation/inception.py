@@ -30,8 +30,8 @@ from pathlib import Path
 
 import torch
 
-from svdinst.errors import ModelNotFoundError
 from svdinst.cache import cache_dir
+from svdinst.errors import ModelNotFoundError
 
 # Bump when the conversion changes, so cached files are rebuilt.
 CONVERTED_NAME = "pt_inception-2015-12-05-from-fid-helper-v1.pth"
