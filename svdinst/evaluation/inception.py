@@ -72,6 +72,7 @@ def _fidelity_template() -> dict[str, torch.Tensor]:
     The class loads weights inside ``__init__``; given an empty state dict it builds every layer
     and then fails in ``load_state_dict``, which leaves the fully built module for us to read.
     """
+    # torch-fidelity pulls in torchvision (seconds): only when the weights are converted.
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -110,7 +110,7 @@ class LpipsScorer:
 
 
 def _new_lpips(pnet_rand: bool) -> torch.nn.Module:
-    import lpips
+    import lpips  # imports torchvision (seconds): only when an LPIPS network is built
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchvision's `pretrained=` deprecation notice
