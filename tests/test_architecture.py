@@ -3,7 +3,7 @@
 The layer order is read from the ```layers block of ``docs/DESIGN.md`` so the document and this
 test cannot drift. The block has one line per layer, lowest first::
 
-    0: __init__ errors cache device figures
+    0: __init__ errors cache device figures lazy
     1: formats
     ...
     10: cli

@@ -1,9 +1,10 @@
 """The offline default data set: real photos from installed packages plus mural proxies.
 
-:func:`prepare_default_dataset` writes ``content/``
-(training photos), ``test/`` (held-out photos) and ``style/`` (mural **proxies** of the content
-photos, made by :mod:`svdinst.data.mural`) with a ``LICENSES.md`` naming every file's source, credit
-and licence. No network: the photos ship inside scikit-image, scikit-learn and matplotlib.
+:func:`prepare_default_dataset` writes ``content/`` (training photos), ``test/`` (held-out
+photos) and ``style/`` (mural **proxies** of the content photos, made by :mod:`svdinst.data.mural`)
+with a ``LICENSES.md`` naming every file's source, credit and licence. No network: the photos ship
+inside scikit-image, scikit-learn and matplotlib. :func:`ensure_dataset` uses a user's own data
+folder when it has images, and builds the default set into an empty one.
 """
 
 from __future__ import annotations
