@@ -125,7 +125,8 @@ def read_stats(executed: Path) -> dict | None:
 
 def prepare_data(workdir: Path, photos: int) -> None:
     """The default data set under ``workdir/data`` with its test photos cut to ``photos``."""
-    from svdinst.data.images import ensure_dataset, list_images
+    from svdinst.data.default import ensure_dataset
+    from svdinst.data.io import list_images
 
     data = ensure_dataset(workdir / "data")
     for extra in list_images(data / "test")[photos:]:

@@ -57,8 +57,8 @@ def run_mode(args, model: Path, mode: str, steps: int, batch: int, res: int, tag
     """Train ``steps`` steps; time per step (after 3 warm-up steps) and peak memory of the loop."""
     import gc
 
-    from svdinst.training.loop import train
     from svdinst.training.config import TrainConfig
+    from svdinst.training.loop import train
 
     cuda = torch.cuda.is_available()
     gc.collect()  # the previous mode's model goes before this one loads

@@ -4,7 +4,7 @@ The notebooks in ``notebooks/`` name the version of this package they were writt
 (``svdinst.__version__``); the package follows semantic versioning so they keep working.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from svdinst.errors import SvdinstError
 

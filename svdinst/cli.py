@@ -10,28 +10,23 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import svdinst
 from svdinst.errors import SvdinstError
 
-# Modules that add sub-commands; each defines register_cli(subparsers) and sets `func` defaults.
+# The one list of modules that add sub-commands, in `svdinst --help` order; each defines
+# register_cli(subparsers) and sets a `func` default. Imported by name so that a module is loaded
+# only when the parser is built (and a slow module import shows up in `python -X importtime`).
 COMMAND_MODULES = [
+    "svdinst.models.cli",
     "svdinst.training.lora_cli",
-    "svdinst.data.images",
+    "svdinst.data.cli",
     "svdinst.evaluation.cli",
     "svdinst.stylize.stylizer",
     "svdinst.baselines.cli",
     "svdinst.training.cli",
     "svdinst.pocket.cli",
 ]
-
-
-def _tiny_model(args: argparse.Namespace) -> None:
-    from svdinst.models.loading import build_tiny_model
-
-    out = build_tiny_model(args.dir)
-    print(f"Wrote the tiny model to {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,11 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"svdinst {svdinst.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    tiny = sub.add_parser(
-        "tiny-model", help="build the tiny offline SD-layout model (random weights) into DIR"
-    )
-    tiny.add_argument("dir", type=Path, metavar="DIR")
-    tiny.set_defaults(func=_tiny_model)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register_cli(sub)
     return parser

@@ -46,9 +46,13 @@ def resolve_precision(precision: str, device: str | torch.device | None = None) 
     if precision == "auto":
         return default_precision(device)
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be 'auto' or one of {list(PRECISIONS)}, got {precision!r}")
+        raise ValueError(
+            f"precision must be 'auto' or one of {list(PRECISIONS)}, got {precision!r}"
+        )
     if precision != "no" and device.type != "cuda":
-        raise ValueError(f"precision {precision!r} needs a CUDA GPU; on {device.type} use 'no' (fp32)")
+        raise ValueError(
+            f"precision {precision!r} needs a CUDA GPU; on {device.type} use 'no' (fp32)"
+        )
     if precision == "bf16" and not bf16_supported(device):
         raise ValueError("this GPU has no bf16 (e.g. a T4): use precision 'fp16'")
     return precision

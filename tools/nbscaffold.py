@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 
 REPO_URL = "https://github.com/svdinst/svdinst"
-PACKAGE_VERSION = "0.1.0"  # the svdinst version the notebooks are written for (minGPT lesson)
+PACKAGE_VERSION = "0.2.0"  # the svdinst version the notebooks are written for (minGPT lesson)
 
 INSTALL = f"""# Colab only: install the kit. A plain (non-editable) install is importable without a restart.
 import importlib.util

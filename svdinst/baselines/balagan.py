@@ -205,7 +205,7 @@ class MultiTaskDiscriminator(nn.Module):
 
 def cluster_photos(images: list[torch.Tensor], k: int, seed: int = 0) -> np.ndarray:
     """k-means pseudo-domains from colour statistics and a 4×4 layout thumbnail of each photo."""
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # seconds to import: only BalaGAN's clustering needs it
 
     feats = []
     for x in images:

@@ -79,7 +79,7 @@ def stylize_folder(
 
     Args:
         model: a trained (or pretrained) baseline.
-        content_dir: photos to stylize (validated by :func:`svdinst.data.images.list_images`).
+        content_dir: photos to stylize (validated by :func:`svdinst.data.list_images`).
         out_dir: the method's output folder, e.g. ``WORKDIR/outputs/cyclegan``.
         style_dir (*optional*): style images, required by arbitrary-style methods.
         resolution (`int`, *optional*): center-crop-resize photos to this size first (the other
@@ -91,7 +91,7 @@ def stylize_folder(
     """
     # Imported here so `svdinst --help` stays fast (this module registers the CLI).
     import svdinst
-    from svdinst.data.images import center_crop_resize, list_images, load_image
+    from svdinst.data import center_crop_resize, list_images, load_image
     from svdinst.formats.outputs import OutputsFolder
 
     paths = list_images(content_dir)
@@ -161,8 +161,8 @@ def train_baseline(
             and log) already in ``out_dir``; without it such a folder is an error.
     """
     # Imported here so `svdinst --help` stays fast (this module registers the CLI).
-    from svdinst.baselines import get_baseline
-    from svdinst.data.images import list_images
+    from svdinst.baselines.registry import get_baseline
+    from svdinst.data import list_images
     from svdinst.formats.run_folder import RunFolder
 
     cls = get_baseline(name)
@@ -212,7 +212,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _stylize(args: argparse.Namespace) -> int:
-    from svdinst.baselines import get_baseline
+    from svdinst.baselines.registry import get_baseline
 
     cls = get_baseline(args.name)
     if args.run is not None:

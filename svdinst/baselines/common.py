@@ -3,7 +3,7 @@
 One place for the plumbing so each method file holds only its paper's architecture and losses:
 
 - :func:`resolve_device` — ``"auto"`` → CUDA when present, else CPU.
-- :class:`ImageSampler` — an image folder (read with :mod:`svdinst.data.images`) → random crops/flips
+- :class:`ImageSampler` — an image folder (read with :mod:`svdinst.data`) → random crops/flips
   at a given size as tensors, with a checkpointable random generator.
 - :func:`to_tensor` / :func:`to_pil` / :func:`translate_each` — PIL ↔ tensors in a chosen value
   range, and per-image inference at each photo's own size (reflect-padded to a multiple).
@@ -35,7 +35,7 @@ from svdinst.baselines.training import (  # noqa: F401  re-exported for the meth
     latest_checkpoint,
     restore_objects,
 )
-from svdinst.data.images import list_images, load_image
+from svdinst.data import list_images, load_image
 from svdinst.device import default_device
 from svdinst.errors import SvdinstError
 
@@ -139,7 +139,7 @@ def translate_each(
 class ImageSampler:
     """Random training crops from one image folder (CycleGAN's ``resize_and_crop`` + flip).
 
-    Every image is read once (through :func:`svdinst.data.images.list_images` / ``load_image``, which
+    Every image is read once (through :func:`svdinst.data.list_images` / ``load_image``, which
     name bad files), its shorter side resized to ``load_size``; :meth:`sample` then draws
     random ``size``×``size`` crops with random horizontal flips.
 

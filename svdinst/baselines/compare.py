@@ -13,9 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from PIL import Image
 
+from svdinst.data.io import list_images, load_image
+from svdinst.data.mural import mural_proxy
+from svdinst.data.transforms import center_crop_resize
 from svdinst.errors import DataError
+from svdinst.figures import image_grid
 
 
 def comparison_grid(
@@ -26,7 +31,7 @@ def comparison_grid(
     resolution: int | None = None,
     with_proxy: bool = True,
     max_photos: int = 4,
-):
+) -> Figure:
     """A grid: one row per test photo; columns photo, (mural proxy), then each method.
 
     Args:
@@ -41,10 +46,6 @@ def comparison_grid(
     Returns:
         `matplotlib.figure.Figure`
     """
-    from svdinst.data.images import center_crop_resize, list_images, load_image
-    from svdinst.figures import image_grid
-    from svdinst.data.mural import mural_proxy
-
     paths = list_images(content_dir)[:max_photos]
     cells: list[Image.Image] = []
     for path in paths:
@@ -73,7 +74,7 @@ def read_log(run_dir: str | os.PathLike) -> tuple[list[int], list[float]]:
     return [int(r["step"]) for r in rows], [float(r["loss"]) for r in rows]
 
 
-def loss_curves(run_dirs: dict[str, str | os.PathLike]):
+def loss_curves(run_dirs: dict[str, str | os.PathLike]) -> Figure:
     """One small panel per trained baseline: total loss against step (from ``log.csv``).
 
     Args:

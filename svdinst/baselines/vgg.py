@@ -27,6 +27,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from svdinst.baselines.common import fixed_seed
@@ -78,8 +79,6 @@ def find_vgg_weights(arch: str, weights: str | os.PathLike | None = None) -> Pat
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             return load_file(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a corrupt or non-tensor file: say which and why
@@ -111,7 +110,7 @@ class VGGFeatures(nn.Module):
         load: bool = True,
     ) -> None:
         super().__init__()
-        from torchvision import models
+        from torchvision import models  # seconds to import: only when a VGG is built
 
         if arch not in _INDEX:
             raise SvdinstError(f"Unknown VGG architecture {arch!r}; use 'vgg19' or 'vgg16'.")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from svdinst.figures import image_grid
-from svdinst.spectral.layer import set_shift_scale
+from svdinst.spectral import set_shift_scale
 
 if TYPE_CHECKING:  # the widgets module stays light until a stylizer exists
     from ipywidgets import VBox

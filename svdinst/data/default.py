@@ -1,9 +1,10 @@
 """The offline default data set: real photos from installed packages plus mural proxies.
 
-:func:`prepare_default_dataset` (re-exported by :mod:`svdinst.data.images`) writes ``content/``
-(training photos), ``test/`` (held-out photos) and ``style/`` (mural **proxies** of the content
-photos, made by :mod:`svdinst.data.mural`) with a ``LICENSES.md`` naming every file's source, credit
-and licence. No network: the photos ship inside scikit-image, scikit-learn and matplotlib.
+:func:`prepare_default_dataset` writes ``content/`` (training photos), ``test/`` (held-out
+photos) and ``style/`` (mural **proxies** of the content photos, made by :mod:`svdinst.data.mural`)
+with a ``LICENSES.md`` naming every file's source, credit and licence. No network: the photos ship
+inside scikit-image, scikit-learn and matplotlib. :func:`ensure_dataset` uses a user's own data
+folder when it has images, and builds the default set into an empty one.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-SPLITS = ("content", "style", "test")  # the sub-folders of a data folder
-
+from svdinst.data.io import SPLITS, scan_folder
+from svdinst.data.mural import mural_proxy
+from svdinst.errors import DataError
 
 MAX_SIDE = 512  # stored size: enough for the sd14 profile's 512 px crops; tiny resizes to 64
 
@@ -180,8 +182,6 @@ def prepare_default_dataset(
     Returns:
         `Path`: ``out_dir``.
     """
-    from svdinst.data.mural import mural_proxy
-
     out = Path(out_dir)
     if not force and max_side == MAX_SIDE and all((out / f).is_file() for f in default_files()):
         print(f"Default data set already in {out} (pass force=True to rebuild).")
@@ -213,3 +213,26 @@ def prepare_default_dataset(
     written += _write_if_changed(out / "LICENSES.md", _licences_md(rows).encode())
     print(f"Default data set in {out}: {len(rows)} images ({written} file(s) written).")
     return out
+
+
+def ensure_dataset(data_dir: str | os.PathLike) -> Path:
+    """Use the data in ``data_dir`` if it has ``content/`` and ``style/`` images, else make it.
+
+    A folder with none of ``content/``, ``style/``, ``test/`` gets the default data set; a
+    half-filled one is an error, so the default images never mix into a user's own set.
+
+    Args:
+        data_dir (`str` or `os.PathLike`): the data folder (``ctx.data_dir`` in notebooks).
+    """
+    data_dir = Path(data_dir)
+    present = [s for s in SPLITS if (data_dir / s).is_dir() and scan_folder(data_dir / s)[0]]
+    if {"content", "style"} <= set(present):
+        print(f"Using the images in {data_dir} ({', '.join(present)}).")
+        return data_dir
+    if not present:
+        return prepare_default_dataset(data_dir)
+    missing = sorted({"content", "style"} - set(present))
+    raise DataError(
+        f"{data_dir}: has {', '.join(present)}/ but no images in {', '.join(missing)}/. Add them, "
+        "or empty the folder to get the default data set."
+    )

@@ -23,16 +23,22 @@ highest strength whose outputs are still clearly identified — the pocket profi
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
-from PIL import Image
+from matplotlib.figure import Figure
+from PIL import Image, ImageOps
+from skimage.metrics import structural_similarity
+from tqdm.auto import tqdm
 
 from svdinst.errors import DataError
+from svdinst.stylize.stylizer import StylizeConfig, Stylizer
 
 
 @dataclass
@@ -79,8 +85,6 @@ class ContentPreservation:
 
 def _gray(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     """Grayscale float array in [0, 1] of the image's central crop at ``size`` (w, h)."""
-    from PIL import ImageOps
-
     fitted = ImageOps.fit(image.convert("RGB"), size, Image.Resampling.LANCZOS)
     return np.asarray(fitted.convert("L"), dtype=np.float64) / 255.0
 
@@ -108,8 +112,6 @@ def content_preservation(
     Returns:
         `ContentPreservation`
     """
-    from skimage.metrics import structural_similarity
-
     missing = sorted(set(outputs) - set(photos))
     if missing:
         raise DataError(
@@ -140,13 +142,13 @@ def content_preservation(
 
 
 def strength_sweep(
-    stylizer: Any,
+    stylizer: Stylizer,
     inputs: Mapping[str, Image.Image],
     candidates: Mapping[str, Image.Image],
     strengths: Sequence[float],
     *,
     seeds: Sequence[int] = (0, 1),
-    config: Any = None,
+    config: StylizeConfig | None = None,
 ) -> dict[float, ContentPreservation]:
     """Stylize ``inputs`` at each strength and run the identification test on the outputs.
 
@@ -163,12 +165,6 @@ def strength_sweep(
     Returns:
         `dict[float, ContentPreservation]`: strength → result.
     """
-    from dataclasses import replace
-
-    from tqdm.auto import tqdm
-
-    from svdinst.stylize.stylizer import StylizeConfig
-
     base = config or StylizeConfig()
     sweep: dict[float, ContentPreservation] = {}
     with tqdm(total=len(strengths) * len(inputs), desc="strength sweep", unit="photo") as bar:
@@ -223,8 +219,6 @@ def save_sweep(sweep: Mapping[float, ContentPreservation], path: str | os.PathLi
         sweep (`Mapping[float, ContentPreservation]`): from :func:`strength_sweep`.
         path (`str` or `os.PathLike`): the JSON file (parent folders are created).
     """
-    import json
-
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     data = {f"{s:g}": r.summary() for s, r in sorted(sweep.items())}
@@ -232,15 +226,15 @@ def save_sweep(sweep: Mapping[float, ContentPreservation], path: str | os.PathLi
     return out
 
 
-def plot_strength_sweep(sweep: Mapping[float, ContentPreservation], chosen: float | None = None):
+def plot_strength_sweep(
+    sweep: Mapping[float, ContentPreservation], chosen: float | None = None
+) -> Figure:
     """Identified fraction and SSIM margins against strength (save with ``save_figure``).
 
     Args:
         sweep (`Mapping[float, ContentPreservation]`): from :func:`strength_sweep`.
         chosen (`float`, *optional*): draw the chosen default strength as a vertical line.
     """
-    import matplotlib.pyplot as plt
-
     xs = sorted(sweep)
     summaries = [sweep[x].summary() for x in xs]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3))

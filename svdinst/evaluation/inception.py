@@ -30,8 +30,8 @@ from pathlib import Path
 
 import torch
 
-from svdinst.errors import ModelNotFoundError
 from svdinst.cache import cache_dir
+from svdinst.errors import ModelNotFoundError
 
 # Bump when the conversion changes, so cached files are rebuilt.
 CONVERTED_NAME = "pt_inception-2015-12-05-from-fid-helper-v1.pth"
@@ -72,6 +72,7 @@ def _fidelity_template() -> dict[str, torch.Tensor]:
     The class loads weights inside ``__init__``; given an empty state dict it builds every layer
     and then fails in ``load_state_dict``, which leaves the fully built module for us to read.
     """
+    # torch-fidelity pulls in torchvision (seconds): only when the weights are converted.
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from svdinst.data.transforms import to_tensor
 from svdinst.errors import DataError, ModelNotFoundError
 
 UNAVAILABLE = "unavailable"
@@ -78,15 +79,13 @@ class LpipsScorer:
         """LPIPS between ``a[i]`` and ``b[i]`` for every i.
 
         ``b[i]`` is center-cropped to ``a[i]``'s aspect ratio and resized to its size — the same
-        view the stylizers take of a photo (``svdinst.data.images.center_crop_resize``).
+        view the stylizers take of a photo (``svdinst.data.transforms.center_crop_resize``).
         """
         if len(a) != len(b):
             raise ValueError(f"LPIPS needs pairs: got {len(a)} and {len(b)} images.")
         b = [
             y if y.size == x.size else ImageOps.fit(y, x.size, Image.BICUBIC) for x, y in zip(a, b)
         ]
-        from svdinst.data.images import to_tensor
-
         out: list[float] = []
         for start in range(0, len(a), batch_size):
             xa = [to_tensor(img) for img in a[start : start + batch_size]]  # [-1, 1], LPIPS' range
@@ -111,7 +110,7 @@ class LpipsScorer:
 
 
 def _new_lpips(pnet_rand: bool) -> torch.nn.Module:
-    import lpips
+    import lpips  # imports torchvision (seconds): only when an LPIPS network is built
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchvision's `pretrained=` deprecation notice

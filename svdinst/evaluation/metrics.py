@@ -34,7 +34,7 @@ from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from
 
 import svdinst
 from svdinst.cache import cache_dir
-from svdinst.data.images import list_images, load_image
+from svdinst.data import list_images, load_image
 from svdinst.data.mural import mural_proxy
 from svdinst.device import default_device
 from svdinst.errors import DataError

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from svdinst.evaluation.lpips import UNAVAILABLE
+from svdinst.evaluation.lpips import UNAVAILABLE, LpipsScorer
 
 
 def native_crop(photo: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -28,7 +29,7 @@ def native_crop(photo: Image.Image, size: tuple[int, int]) -> Image.Image:
 def oracle_distance(
     outputs: Mapping[str, Sequence[Image.Image]],
     targets: Mapping[str, Image.Image],
-    scorer: Any = None,
+    scorer: LpipsScorer | None = None,
 ) -> dict[str, Any]:
     """Paired distance of each output to its oracle target (the proxy filter of its photo).
 
@@ -42,8 +43,6 @@ def oracle_distance(
         `dict`: ``psnr`` (dB, higher is better), ``ssim`` (higher is better), ``lpips`` (lower is
         better, or ``"unavailable"``), ``n``.
     """
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
     outs, tgts = [], []
     for stem, images in outputs.items():
         for img in images:

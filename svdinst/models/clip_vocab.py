@@ -11,8 +11,12 @@ import gzip
 import importlib.util
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from svdinst.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    from transformers import CLIPTokenizer
 
 # tokenizer/tokenizer_config.json of CompVis/stable-diffusion-v1-4 (the fields that matter).
 SD14_TOKENIZER_CONFIG = {
@@ -75,13 +79,13 @@ def write_clip_vocabulary(out_dir: Path) -> tuple[Path, Path]:
     return vocab_file, merges_file
 
 
-def make_clip_tokenizer(folder: Path):
+def make_clip_tokenizer(folder: Path) -> CLIPTokenizer:
     """SD-1.4's ``CLIPTokenizer`` (real BPE vocabulary), written into ``folder`` and loaded from it.
 
     Args:
         folder (`Path`): where ``vocab.json``, ``merges.txt`` and ``tokenizer_config.json`` go.
     """
-    from transformers import CLIPTokenizer
+    from transformers import CLIPTokenizer  # seconds to import: only when a model is built
 
     write_clip_vocabulary(folder)
     (folder / "tokenizer_config.json").write_text(json.dumps(SD14_TOKENIZER_CONFIG))

@@ -136,7 +136,7 @@ TINY_VERSION = SDLayoutConfig.tiny().version  # cache folder of the tiny model
 SD14_RANDOM_VERSION = SDLayoutConfig.sd14().version  # cache folder of the sd14-random model
 
 
-def sd_layout_modules(config: SDLayoutConfig) -> dict:
+def sd_layout_modules(config: SDLayoutConfig) -> dict[str, torch.nn.Module]:
     """Construct the four networks (``unet vae text_encoder image_encoder``) of ``config``.
 
     Weights are whatever the constructors draw after ``torch.manual_seed(config.seed)``, so a
@@ -149,6 +149,7 @@ def sd_layout_modules(config: SDLayoutConfig) -> dict:
     Returns:
         `dict[str, torch.nn.Module]`: the networks, in float32.
     """
+    # diffusers and transformers take seconds to import: only when a model is actually built.
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import (
         CLIPTextConfig,
@@ -265,7 +266,7 @@ def save_sd_layout_pipeline(
         finalize (`Callable[[Path], None]`, *optional*): writes extra files (a model card,
             checksums) into the staged folder before the rename.
     """
-    from diffusers import PNDMScheduler, StableDiffusionPipeline
+    from diffusers import PNDMScheduler, StableDiffusionPipeline  # slow import, as above
     from transformers import CLIPImageProcessor
 
     cfg = config

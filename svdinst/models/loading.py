@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,6 +24,15 @@ from svdinst.models.layouts import (
     build_sd_layout_model,
     build_tiny_model,
 )
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL, SchedulerMixin, UNet2DConditionModel
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextModel,
+        CLIPTokenizer,
+        CLIPVisionModelWithProjection,
+    )
 
 TINY = "tiny"
 POCKET = "pocket"  # small SD-layout model pretrained by the kit on offline photos (svdinst.pocket.pretrain)
@@ -53,15 +62,14 @@ class Components:
 
     model_id: str
     source: str
-    unet: Any = None
-    vae: Any = None
-    text_encoder: Any = None
-    tokenizer: Any = None
-    scheduler: Any = None
-    image_encoder: Any = None
-    feature_extractor: Any = None
-    extra: dict = field(default_factory=dict)
-
+    unet: UNet2DConditionModel | None = None
+    vae: AutoencoderKL | None = None
+    text_encoder: CLIPTextModel | None = None
+    tokenizer: CLIPTokenizer | None = None
+    scheduler: SchedulerMixin | None = None
+    image_encoder: CLIPVisionModelWithProjection | None = None
+    feature_extractor: CLIPImageProcessor | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # Random-weight models the kit builds itself, by name: (cache folder name, their SD layout).
@@ -154,7 +162,7 @@ def _missing_model_error(name: str, err: Exception) -> ModelNotFoundError:
     )
 
 
-def _from_pretrained(cls: Any, source: str, subfolder: str | None, **kwargs: Any) -> Any:
+def _from_pretrained(cls: type, source: str, subfolder: str | None, **kwargs: Any) -> Any:
     """``cls.from_pretrained`` with hub misses turned into one teaching error."""
     if subfolder is not None:
         kwargs["subfolder"] = subfolder
@@ -195,6 +203,7 @@ def load_components(
     unknown = sorted(set(parts) - set(ALL_PARTS))
     if unknown:
         raise ValueError(f"Unknown model parts {unknown}; choose from {list(ALL_PARTS)}.")
+    # diffusers and transformers take seconds to import: only when a model is actually loaded.
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import (
         CLIPImageProcessor,

@@ -37,7 +37,7 @@ from PIL import Image
 
 from svdinst.course.context import CourseContext
 from svdinst.course.outputs import BASE, train_and_stylize
-from svdinst.data.images import list_images, load_image
+from svdinst.data import list_images, load_image
 from svdinst.data.mural import mural_proxy
 from svdinst.errors import DataError
 from svdinst.evaluation.content import content_preservation

@@ -37,7 +37,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 import svdinst
-from svdinst.data.images import list_images, load_image, to_tensor
+from svdinst.data import list_images, load_image, to_tensor
 from svdinst.device import default_device, inference_dtype
 from svdinst.errors import DataError, RunFolderError, SvdinstError
 from svdinst.formats.outputs import LAYOUT, OutputsFolder

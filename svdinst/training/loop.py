@@ -39,7 +39,7 @@ from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.formats.checkpoint import load_latest_checkpoint, save_checkpoint, set_rng_state
 from svdinst.formats.run_folder import LossLog, RunFolder
 from svdinst.models.loading import Components, load_components
-from svdinst.spectral.layer import (
+from svdinst.spectral import (
     SpectralShiftConfig,
     add_spectral_shifts,
     refresh_spectral_weights,

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 from svdinst.errors import RunFolderError
 from svdinst.formats.run_folder import RunFolder
 from svdinst.models.loading import Components
-from svdinst.spectral.layer import (
+from svdinst.spectral import (
     add_spectral_shifts,
     load_spectral_shifts,
     merge_spectral_shifts,

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from svdinst.data.images import (
+from svdinst.data import (
     center_crop_resize,
     list_images,
     load_image,
@@ -66,7 +66,7 @@ class StyleSampler:
         crop_pool (`int`): crops per image drawn once and cached (``"crop-flip"`` only; 0 =
             a fresh crop, hence a VAE encode, every step).
         seed (`int`): seeds the crop generator (a NumPy generator, as
-            :func:`svdinst.data.images.random_crop_flip` takes); the step sampling uses the caller's.
+            :func:`svdinst.data.random_crop_flip` takes); the step sampling uses the caller's.
     """
 
     def __init__(

@@ -13,17 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from svdinst.data import images as data
 from svdinst.cli import main
-from svdinst.data.images import (
-    check_folder,
-    ensure_dataset,
-    list_images,
-    load_image,
-    load_images,
-    prepare_default_dataset,
-)
-from svdinst.data.default import PHOTOS, default_files
+from svdinst.data import default as default_module
+from svdinst.data import transforms as data
+from svdinst.data.default import PHOTOS, default_files, ensure_dataset, prepare_default_dataset
+from svdinst.data.io import check_folder, list_images, load_image, load_images
 from svdinst.errors import DataError
 
 RNG = np.random.default_rng(0)
@@ -247,7 +241,7 @@ def test_prepare_is_deterministic_and_idempotent(tmp_path: Path) -> None:
 def test_ensure_dataset(tmp_path: Path, default_set: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert ensure_dataset(default_set) == default_set
     calls = []
-    monkeypatch.setattr(data, "prepare_default_dataset", lambda d: calls.append(d) or d)
+    monkeypatch.setattr(default_module, "prepare_default_dataset", lambda d: calls.append(d) or d)
     ensure_dataset(tmp_path / "new")
     assert calls == [tmp_path / "new"]
     (tmp_path / "half" / "content").mkdir(parents=True)
@@ -309,3 +303,28 @@ def test_photos_are_read_exactly_as_the_packages_load_them() -> None:
         else:  # scikit-learn: importing it costs seconds; its loader is PIL on the same file
             continue
         np.testing.assert_array_equal(np.asarray(_source_image(source)), expected)
+
+
+def test_package_names_its_public_api_lazily() -> None:
+    import svdinst.data
+    from svdinst.data import io, mural
+
+    assert svdinst.data.load_image is io.load_image
+    assert svdinst.data.to_tensor is data.to_tensor
+    assert svdinst.data.ensure_dataset is default_module.ensure_dataset
+    assert svdinst.data.mural_proxy is mural.mural_proxy
+    for name in svdinst.data.__all__:
+        assert getattr(svdinst.data, name) is not None, name
+    assert dir(svdinst.data) == sorted(svdinst.data.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'images'"):
+        getattr(svdinst.data, "images")  # noqa: B009  (the old grab-bag module is gone)
+
+
+def test_data_cli_imports_nothing_heavy() -> None:
+    # `svdinst --help` imports svdinst.data.cli: it must not load numpy, PIL or torch.
+    code = (
+        "import sys, svdinst.data.cli; "
+        "print(sorted(m for m in ('numpy', 'PIL', 'torch', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

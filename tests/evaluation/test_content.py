@@ -195,7 +195,7 @@ def test_verdict_reads_the_numbers_including_when_svd_inst_loses() -> None:
 
 @pytest.fixture(scope="module")
 def default_data(tmp_path_factory: pytest.TempPathFactory):
-    from svdinst.data.images import prepare_default_dataset
+    from svdinst.data import prepare_default_dataset
 
     return prepare_default_dataset(tmp_path_factory.mktemp("pocket-data") / "data")
 
@@ -255,7 +255,7 @@ def test_pocket_img2img_keeps_its_photo_at_the_profile_strength(pocket_stylizer,
     """The committed pocket model on a CPU: at the profile's strength every output is closest
     to its own test photo among all offline photos; from pure noise (strength 1) it is not."""
     from svdinst.course.profiles import get_profile
-    from svdinst.data.images import list_images, load_image
+    from svdinst.data import list_images, load_image
     from svdinst.stylize.stylizer import StylizeConfig
 
     profile = get_profile("pocket", verbose=False)

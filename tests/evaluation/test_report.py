@@ -79,9 +79,9 @@ def test_footprint_counts_trained_tensors_and_bytes(tmp_path: Path) -> None:
 
 
 def test_figure_and_report(tmp_path: Path) -> None:
-    from svdinst.figures import save_figure
     from svdinst.course.profiles import get_profile
     from svdinst.evaluation.report import comparison_figure, write_report
+    from svdinst.figures import save_figure
 
     content = tmp_path / "content"
     content.mkdir()

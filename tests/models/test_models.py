@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +103,26 @@ def test_cli_tiny_model(tmp_path: Path) -> None:
 
     assert main(["tiny-model", str(tmp_path / "m")]) == 0
     assert (tmp_path / "m" / "model_index.json").exists()
+
+
+def test_package_names_its_public_api_lazily() -> None:
+    import svdinst.models
+    from svdinst.models import clip_vocab, layouts, loading
+
+    assert svdinst.models.load_components is loading.load_components
+    assert svdinst.models.SDLayoutConfig is layouts.SDLayoutConfig
+    assert svdinst.models.make_clip_tokenizer is clip_vocab.make_clip_tokenizer
+    for name in svdinst.models.__all__:
+        assert getattr(svdinst.models, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        svdinst.models.nope  # noqa: B018
+
+
+def test_models_cli_imports_nothing_heavy() -> None:
+    # `svdinst --help` imports svdinst.models.cli: torch and diffusers load only when it runs.
+    code = (
+        "import sys, svdinst.models.cli; "
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

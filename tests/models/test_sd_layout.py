@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from svdinst.course.settings import baseline_batch_size, profile_run_config
-from svdinst.models.loading import SD14_RANDOM, load_components, resolve_model
 from svdinst.course.profiles import get_profile
+from svdinst.course.settings import baseline_batch_size, profile_run_config
 from svdinst.models.layouts import SDLayoutConfig, build_sd_layout_model, sd_layout_modules
+from svdinst.models.loading import SD14_RANDOM, load_components, resolve_model
 
 # SD-1.4's published parameter counts (CompVis/stable-diffusion-v1-4, openai/clip-vit-large-patch14).
 SD14_COUNTS = {

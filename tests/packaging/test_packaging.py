@@ -85,3 +85,30 @@ def _svdinst_commands() -> list[list[str]]:
 def test_version_command(command: list[str]) -> None:
     result = subprocess.run([*command, "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == f"svdinst {svdinst.__version__}"
+
+
+HELP_PROBE = """
+import sys, traceback
+class Probe:  # records the svdinst import chain that first loads each heavy package
+    def find_spec(self, name, path=None, target=None):
+        if name in HEAVY and name not in sys.modules and name not in chains:
+            frames = traceback.extract_stack()
+            chains[name] = " -> ".join(
+                f"{f.filename.rpartition('svdinst/')[2]}:{f.lineno}"
+                for f in frames if "/svdinst/" in f.filename
+            )
+HEAVY, chains = ("torch", "diffusers", "transformers"), {}
+sys.meta_path.insert(0, Probe())
+import svdinst.cli
+svdinst.cli.build_parser().format_help()
+print(chains)
+"""
+
+
+def test_help_imports_no_torch() -> None:
+    # `svdinst --help` must stay quick (torch alone takes seconds to import): each command
+    # module's register_cli builds its parser without the heavy packages.
+    out = subprocess.run(
+        [sys.executable, "-c", HELP_PROBE], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "{}", f"svdinst --help imports: {out.stdout.strip()}"

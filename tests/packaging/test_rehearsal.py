@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import nbformat
+import pytest
 import rehearsal
+
+REPO = Path(__file__).parents[2]
 
 
 def test_step_seconds_is_the_median_gap_of_cumulative_times(tmp_path: Path) -> None:
@@ -46,6 +50,7 @@ def test_instrumented_notebook_has_cap_override_and_stats_cells(tmp_path: Path) 
     assert "{'train_steps': 7}" in cells[setup + 1] and rehearsal.MARK in cells[-1]
 
 
+@pytest.mark.slow
 def test_small_rehearsal_runs_a_notebook_and_writes_the_report(tmp_path: Path) -> None:
     report = tmp_path / "benchmarks.md"
     argv = ["--small", "--workdir", str(tmp_path / "wd"), "--write-report", "--report", str(report)]
@@ -63,3 +68,18 @@ def test_rows_of_separate_calls_add_up_and_reruns_replace(tmp_path: Path) -> Non
     rehearsal.merge_rows(saved, [{"notebook": "01_x", "seconds": 2.0}])
     rows = rehearsal.merge_rows(saved, [{"notebook": "03_x", "seconds": 3.0}])
     assert [(r["notebook"], r["seconds"]) for r in rows] == [("01_x", 2.0), ("03_x", 3.0)]
+
+
+def test_make_test_runs_each_notebook_once() -> None:
+    # pytest runs 01 (the standalone wheel test) and 03 (the --small rehearsal above); the
+    # Makefile's papermill pass after pytest must leave exactly those two out.
+    make = (REPO / "Makefile").read_text()
+    listed = re.search(r"^NOTEBOOKS_RUN_BY_PYTEST := (.*)$", make, re.M)
+    assert listed is not None
+    assert "$(filter-out $(NOTEBOOKS_RUN_BY_PYTEST),$(NOTEBOOKS))" in make
+    standalone = (REPO / "tests" / "course" / "test_standalone_notebook.py").read_text()
+    (by_standalone,) = re.findall(r'^NOTEBOOK = REPO / "notebooks" / "(.*)"$', standalone, re.M)
+    (by_rehearsal,) = rehearsal.parse(["--small"]).notebooks
+    (rehearsed,) = (REPO / "notebooks").glob(f"{by_rehearsal}_*.ipynb")
+    expected = {f"notebooks/{by_standalone}", f"notebooks/{rehearsed.name}"}
+    assert set(listed.group(1).split()) == expected

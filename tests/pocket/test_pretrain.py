@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from svdinst.models import loading as models
 from svdinst.cli import main
 from svdinst.errors import ModelNotFoundError, RunFolderError
-from svdinst.pocket.pretrain import PocketConfig, _encode, lr_at, pretrain
+from svdinst.models import loading as models
+from svdinst.models.layouts import SDLayoutConfig, sd_layout_modules
 from svdinst.pocket.card import SUMS, verify_checksums
 from svdinst.pocket.data import (
     POCKET_PHOTOS,
@@ -24,7 +24,7 @@ from svdinst.pocket.data import (
     apply_appearance,
     caption,
 )
-from svdinst.models.layouts import SDLayoutConfig, sd_layout_modules
+from svdinst.pocket.pretrain import PocketConfig, _encode, lr_at, pretrain
 
 # Widths small enough that 60 steps take seconds on one CPU thread; the pocket layout otherwise.
 MICRO = replace(
@@ -203,7 +203,7 @@ def _thumb(image: Image.Image) -> np.ndarray:
 
 
 def test_training_photos_hold_no_style_image_and_no_test_photo(tmp_path):
-    from svdinst.data.images import load_images, prepare_default_dataset
+    from svdinst.data import load_images, prepare_default_dataset
     from svdinst.data.default import PHOTOS
 
     held_out = {s.stem for s in PHOTOS if s.split == "test"}

@@ -40,8 +40,8 @@ def data_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def svd_run(tiny_model_dir: Path, data_dirs, tmp_path_factory) -> Path:
     """A real svd-inst run (1 step) whose δ are then made large, so the shifts clearly matter."""
-    from svdinst.training.loop import train
     from svdinst.training.config import TrainConfig
+    from svdinst.training.loop import train
 
     out = tmp_path_factory.mktemp("runs") / "svd-inst"
     cfg = TrainConfig(
@@ -164,8 +164,8 @@ def test_adain_moves_latent_statistics() -> None:
 
 
 def test_lora_file_gives_the_merged_result(merged, svd_run: Path, tmp_path: Path) -> None:
-    from svdinst.spectral.lora import export_run
     from svdinst.stylize.stylizer import StylizeConfig, Stylizer
+    from svdinst.training.lora_cli import export_run
 
     lora = tmp_path / "mural-lora.safetensors"
     export = export_run(svd_run, rank=320, out=lora)  # ≥ every layer's rank: exact
@@ -237,10 +237,10 @@ def test_explorer_static_grid_and_widgets(unmerged, monkeypatch) -> None:
 def test_profile_run_config_is_found_by_ensure_run(
     svd_run: Path, data_dirs, tmp_path: Path
 ) -> None:
-    from svdinst.course.settings import profile_run_config
-    from svdinst.formats.outputs import method_folder_name as seed_name
-    from svdinst.errors import RunFolderError
     from svdinst.course.profiles import get_profile
+    from svdinst.course.settings import profile_run_config
+    from svdinst.errors import RunFolderError
+    from svdinst.formats.outputs import method_folder_name as seed_name
     from svdinst.training.runs import ensure_run
 
     tiny = get_profile("tiny", verbose=False)
@@ -256,8 +256,8 @@ def test_profile_run_config_is_found_by_ensure_run(
 def test_inst_mode_run_has_no_shifts_and_stylizes(data_dirs, tmp_path: Path) -> None:
     from svdinst.spectral import spectral_layers
     from svdinst.stylize.stylizer import StylizeConfig, Stylizer, stylize_folder
-    from svdinst.training.loop import train
     from svdinst.training.config import TrainConfig
+    from svdinst.training.loop import train
 
     run = tmp_path / "inst"
     cfg = TrainConfig(

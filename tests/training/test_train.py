@@ -15,8 +15,8 @@ from PIL import Image
 
 from svdinst.cli import main
 from svdinst.errors import RunFolderError
-from svdinst.training.loop import TrainingDivergedError, train
 from svdinst.training.config import TrainConfig
+from svdinst.training.loop import TrainingDivergedError, train
 
 # Small enough for a 2-core CI box: 32 px crops (4×4 latents), a pool of 4 cached crops.
 FAST = {"resolution": 32, "crop_pool": 4, "progress": False, "warmup_steps": 5}
@@ -346,7 +346,7 @@ def test_cached_latents_are_the_vae_posterior_of_the_crops(tiny_model_dir, style
     """The pool's mean + std·ε equals encoding the same crop now (flip pool: image + mirror)."""
     from PIL import ImageOps
 
-    from svdinst.data.images import center_crop_resize, to_tensor
+    from svdinst.data import center_crop_resize, to_tensor
     from svdinst.models.loading import load_components
     from svdinst.training.style_crops import StyleSampler
 
