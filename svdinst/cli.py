@@ -22,7 +22,7 @@ COMMAND_MODULES = [
     "svdinst.training.lora_cli",
     "svdinst.data.cli",
     "svdinst.evaluation.cli",
-    "svdinst.stylize.stylizer",
+    "svdinst.stylize.cli",
     "svdinst.baselines.cli",
     "svdinst.training.cli",
     "svdinst.pocket.cli",

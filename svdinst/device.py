@@ -6,23 +6,33 @@ cores and no bf16; bf16 is offered only where :func:`bf16_supported` says so (Am
 Why fp32 on a CPU: half-precision matmuls there are slow or unsupported and the toy models are
 small. Training keeps its trainable tensors in fp32 whatever the policy (accelerate's mixed
 precision); this module only names the dtype of *frozen* weights and of inference.
+
+torch is imported inside the functions: configs import :data:`PRECISIONS` to validate settings,
+and the command line builds its parser from them without paying torch's ~2 s import.
 """
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 PRECISIONS = ("no", "fp16", "bf16")  # accelerate's names; "no" = fp32
-_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_DTYPE_NAMES = {"no": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def default_device() -> str:
     """``"cuda"`` when a CUDA GPU is visible, else ``"cpu"``."""
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def bf16_supported(device: str | torch.device | None = None) -> bool:
     """Whether ``device`` computes bf16 natively (CUDA compute capability ≥ 8.0; never on a T4)."""
+    import torch
+
     device = torch.device(device or default_device())
     if device.type != "cuda" or not torch.cuda.is_available():
         return False
@@ -32,6 +42,8 @@ def bf16_supported(device: str | torch.device | None = None) -> bool:
 
 def default_precision(device: str | torch.device | None = None) -> str:
     """The kit's precision for ``device``: ``"fp16"`` on CUDA, ``"no"`` (fp32) elsewhere."""
+    import torch
+
     return "fp16" if torch.device(device or default_device()).type == "cuda" else "no"
 
 
@@ -42,6 +54,8 @@ def resolve_precision(precision: str, device: str | torch.device | None = None) 
         ValueError: an unknown name, half precision asked for on a CPU, or bf16 on a card
             without it (a T4: use fp16).
     """
+    import torch
+
     device = torch.device(device or default_device())
     if precision == "auto":
         return default_precision(device)
@@ -60,9 +74,11 @@ def resolve_precision(precision: str, device: str | torch.device | None = None) 
 
 def precision_dtype(precision: str) -> torch.dtype:
     """The torch dtype of an accelerate precision name (``"no"`` → float32)."""
-    if precision not in _DTYPES:
+    import torch
+
+    if precision not in _DTYPE_NAMES:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    return _DTYPES[precision]
+    return getattr(torch, _DTYPE_NAMES[precision])
 
 
 def inference_dtype(device: str | torch.device | None = None) -> torch.dtype:

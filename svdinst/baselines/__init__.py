@@ -7,20 +7,14 @@ nothing heavy (torch) is imported, which keeps ``svdinst --help`` quick (the CLI
 :mod:`svdinst.baselines.cli`, a sub-module of this package).
 """
 
-from __future__ import annotations
+from svdinst.lazy import lazy_exports
 
-import importlib
-from typing import Any
-
-# Figures comparing the methods (svdinst.baselines.compare), also imported on first use.
-COMPARE_NAMES = ("comparison_grid", "loss_curves", "read_log")
-
-__all__ = ["METHOD_MODULES", "REGISTRY", "Baseline", "get_baseline", "register", *COMPARE_NAMES]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("METHOD_MODULES", "REGISTRY", "Baseline", "get_baseline", "register"):
-        return getattr(importlib.import_module("svdinst.baselines.registry"), name)
-    if name in COMPARE_NAMES:
-        return getattr(importlib.import_module("svdinst.baselines.compare"), name)
-    raise AttributeError(f"module 'svdinst.baselines' has no attribute {name!r}")
+_EXPORTS = {
+    **dict.fromkeys(
+        ["METHOD_MODULES", "REGISTRY", "Baseline", "get_baseline", "register"], "registry"
+    ),
+    # Figures comparing the methods.
+    **dict.fromkeys(["comparison_grid", "loss_curves", "read_log"], "compare"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,8 +1,9 @@
 """Figures for notebook 06: every baseline's output side by side, and their training losses.
 
-Both read what the CLI / :func:`svdinst.baselines.cli.stylize_folder` wrote
-(``outputs/<method>/<stem>/seed-0.png``) and what training wrote (``RUN/log.csv``), so they work
-on runs made from the command line too. Save them with :func:`svdinst.figures.save_figure`.
+Both read what the CLI / :func:`svdinst.baselines.cli.stylize_folder` wrote (an
+:class:`~svdinst.formats.outputs.OutputsFolder` per method, seed 0) and what training wrote (the
+loss log of a :class:`~svdinst.formats.run_folder.RunFolder`), so they work on runs made from the
+command line too. Save them with :func:`svdinst.figures.save_figure`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from svdinst.data.mural import mural_proxy
 from svdinst.data.transforms import center_crop_resize
 from svdinst.errors import DataError
 from svdinst.figures import image_grid
+from svdinst.formats.outputs import OutputsFolder
+from svdinst.formats.run_folder import RunFolder
 
 
 def comparison_grid(
@@ -54,7 +57,7 @@ def comparison_grid(
             photo = center_crop_resize(photo, resolution)
         row = [photo, *([mural_proxy(photo)] if with_proxy else [])]
         for method in methods:
-            out = Path(outputs_dir) / method / path.stem / "seed-0.png"
+            out = OutputsFolder(Path(outputs_dir) / method).image_path(path.stem, 0)
             if not out.is_file():
                 raise DataError(f"{out} is missing: stylize {path.name} with {method} first.")
             row.append(load_image(out))
@@ -65,8 +68,8 @@ def comparison_grid(
 
 
 def read_log(run_dir: str | os.PathLike) -> tuple[list[int], list[float]]:
-    """Steps and total losses from ``RUN/log.csv`` (empty for methods that do not train)."""
-    log = Path(run_dir) / "log.csv"
+    """Steps and total losses from a run's loss log (empty for methods that do not train)."""
+    log = RunFolder(run_dir).log_path
     if not log.is_file():
         return [], []
     with log.open() as fh:
@@ -75,7 +78,7 @@ def read_log(run_dir: str | os.PathLike) -> tuple[list[int], list[float]]:
 
 
 def loss_curves(run_dirs: dict[str, str | os.PathLike]) -> Figure:
-    """One small panel per trained baseline: total loss against step (from ``log.csv``).
+    """One small panel per trained baseline: total loss against step (from its loss log).
 
     Args:
         run_dirs: method name → run folder; methods without a log (Magenta) are left out.
@@ -83,7 +86,7 @@ def loss_curves(run_dirs: dict[str, str | os.PathLike]) -> Figure:
     logs = {name: read_log(d) for name, d in run_dirs.items()}
     logs = {name: log for name, log in logs.items() if log[0]}
     if not logs:
-        raise DataError("No log.csv in any run folder: train a baseline first.")
+        raise DataError(f"No {RunFolder.LOG} in any run folder: train a baseline first.")
     fig, axes = plt.subplots(1, len(logs), figsize=(2.6 * len(logs), 2.2), squeeze=False)
     for ax, (name, (steps, losses)) in zip(axes[0], logs.items(), strict=True):
         ax.plot(steps, losses, marker="o" if len(steps) < 20 else None, lw=1)

@@ -62,7 +62,7 @@ class CourseContext:
 
     @property
     def runs_dir(self) -> Path:
-        """``WORKDIR/runs``: one folder per training run (see DESIGN.md's run-folder contract)."""
+        """``WORKDIR/runs``: one folder per training run (docs/DESIGN.md, "Run folder")."""
         return self.workdir / "runs"
 
     @property

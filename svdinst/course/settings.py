@@ -14,7 +14,7 @@ from typing import Any
 
 from svdinst.baselines.base import Baseline
 from svdinst.course.profiles import Profile
-from svdinst.stylize.stylizer import StylizeConfig
+from svdinst.stylize.config import StylizeConfig
 from svdinst.training.config import TrainConfig
 
 TOKEN_LR = 1e-3  # the report's AdamW lr for the image→token module, on every profile

@@ -35,7 +35,7 @@ def _evaluate_cmd(args: argparse.Namespace) -> None:
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``svdinst evaluate`` (DESIGN.md's CLI contract)."""
+    """Add ``svdinst evaluate`` (docs/DESIGN.md, "CLI")."""
     p = subparsers.add_parser(
         "evaluate", help="FID, KID, LPIPS diversity, content LPIPS and ArtFID of a stylized folder"
     )

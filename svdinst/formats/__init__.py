@@ -9,10 +9,7 @@ name appears only in its format module (``tests/formats/test_literals.py`` greps
 Names load on first use, so a CLI that needs only the outputs format does not import torch.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from svdinst.lazy import lazy_exports
 
 _EXPORTS = {
     "atomic_path": "atomic",
@@ -37,8 +34,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"svdinst.formats.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'svdinst.formats' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

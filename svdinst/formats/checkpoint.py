@@ -6,6 +6,10 @@ step and every global RNG state (Python, NumPy, torch CPU, CUDA) — so ``--resu
 *exactly*. It is written into a temporary folder, fsynced, renamed with ``os.replace`` and the
 rename fsynced: a crash mid-write leaves the previous checkpoint intact and never a half-written
 one that a resume would pick. Only the newest ``keep`` checkpoints are kept.
+
+torch is imported by the four functions that need it, not at the top: the run folder and every
+command-line module import this module for its names, and importing torch takes ~2 s, which
+``svdinst --help`` must not pay (``tests/packaging/test_packaging.py`` checks it).
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from svdinst.errors import RunFolderError
 from svdinst.formats.atomic import fsync_dir
@@ -42,6 +45,8 @@ def checkpoints_dir(run_dir: str | os.PathLike) -> Path:
 
 def rng_state() -> dict[str, Any]:
     """Python, NumPy, torch-CPU and (when present) CUDA RNG states."""
+    import torch
+
     state = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
@@ -54,6 +59,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` captured (a state without ``numpy`` leaves NumPy as is)."""
+    import torch
+
     random.setstate(state["python"])
     if "numpy" in state:
         np.random.set_state(state["numpy"])
@@ -96,6 +103,8 @@ def save_checkpoint(
     Returns:
         `Path`: the checkpoint folder.
     """
+    import torch
+
     root = checkpoints_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_dir_name(step)
@@ -120,6 +129,8 @@ def save_checkpoint(
 
 def load_checkpoint(folder: str | os.PathLike) -> dict[str, Any]:
     """The state of one checkpoint folder (RNG states are *not* restored: see ``state["rng"]``)."""
+    import torch
+
     file = Path(folder) / STATE_FILE
     if not file.is_file():
         raise RunFolderError(f"Checkpoint '{folder}' has no {STATE_FILE}; delete it and resume.")

@@ -31,7 +31,6 @@ _EXPORTS = {
     ),
     **dict.fromkeys(
         [
-            "SDLayoutConfig",
             "build_sd_layout_model",
             "build_tiny_model",
             "save_sd_layout_pipeline",
@@ -39,6 +38,7 @@ _EXPORTS = {
         ],
         "layouts",
     ),
+    "SDLayoutConfig": "layout_config",
     **dict.fromkeys(["make_clip_tokenizer", "write_clip_vocabulary"], "clip_vocab"),
 }
 __all__ = sorted(_EXPORTS)

@@ -17,13 +17,8 @@ import torch
 
 from svdinst.cache import cache_dir
 from svdinst.errors import ModelNotFoundError
-from svdinst.models.layouts import (
-    SD14_RANDOM_VERSION,
-    TINY_VERSION,
-    SDLayoutConfig,
-    build_sd_layout_model,
-    build_tiny_model,
-)
+from svdinst.models.layout_config import SD14_RANDOM_VERSION, TINY_VERSION, SDLayoutConfig
+from svdinst.models.layouts import build_sd_layout_model, build_tiny_model
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL, SchedulerMixin, UNet2DConditionModel

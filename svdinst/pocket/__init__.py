@@ -8,13 +8,10 @@ over several training seeds (FID/KID, oracle distance, content preservation) and
 imports :mod:`svdinst.pocket.cli`, stays quick.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from svdinst.lazy import lazy_exports
 
 _EXPORTS = {
-    "PocketConfig": "pretrain",
+    "PocketConfig": "config",
     "pretrain": "pretrain",
     "PocketExperimentConfig": "experiment",
     "run_pocket_experiment": "experiment",
@@ -27,8 +24,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"svdinst.pocket.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'svdinst.pocket' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -21,7 +21,7 @@ from svdinst.models.layouts import save_sd_layout_pipeline
 from svdinst.pocket.data import APPEARANCES, POCKET_PHOTOS
 
 if TYPE_CHECKING:  # pretrain imports this module
-    from svdinst.pocket.pretrain import PocketConfig
+    from svdinst.pocket.config import PocketConfig
 
 SUMS = "SHA256SUMS"
 

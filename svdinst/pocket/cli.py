@@ -8,10 +8,11 @@ from pathlib import Path
 
 from svdinst.errors import ModelNotFoundError
 from svdinst.formats.run_folder import RunFolder
+from svdinst.pocket.config import PocketConfig
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from svdinst.pocket.pretrain import PocketConfig, pretrain  # heavy (torch): only when run
+    from svdinst.pocket.pretrain import pretrain  # heavy (torch): only when run
 
     config = PocketConfig(
         seed=args.seed,
@@ -48,8 +49,6 @@ def _verify(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``svdinst pocket {pretrain,verify}``."""
-    from svdinst.pocket.pretrain import PocketConfig  # the flags' defaults; not at import time
-
     d = PocketConfig()
     pocket = subparsers.add_parser("pocket", help="pretrain or verify the pocket base model")
     sub = pocket.add_subparsers(dest="pocket_command", required=True, metavar="ACTION")

@@ -1,23 +1,20 @@
 """Stylize photos with a trained run (img2img or InST's stochastic inversion, many seeds) into an
-outputs folder (:class:`svdinst.formats.outputs.OutputsFolder`). Names load on first use.
+outputs folder (:class:`svdinst.formats.outputs.OutputsFolder`).
+
+:mod:`~svdinst.stylize.config` holds :class:`StylizeConfig` (no torch), :mod:`~svdinst.stylize.stylizer`
+the :class:`Stylizer` and :func:`stylize_folder`, :mod:`~svdinst.stylize.cli` ``svdinst stylize``.
+Names are imported from their sub-module on first use (:mod:`svdinst.lazy`).
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from svdinst.lazy import lazy_exports
 
 _EXPORTS = {
-    "StylizeConfig": "stylizer",
+    "StylizeConfig": "config",
+    "INIT_MODES": "config",
     "Stylizer": "stylizer",
+    "adain": "stylizer",
     "content_images": "stylizer",
     "stylize_folder": "stylizer",
 }
-
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"svdinst.stylize.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'svdinst.stylize' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

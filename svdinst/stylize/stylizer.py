@@ -23,12 +23,11 @@ changes a result by float round-off at most.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,53 +37,11 @@ from tqdm.auto import tqdm
 
 import svdinst
 from svdinst.data import list_images, load_image, to_tensor
-from svdinst.device import default_device, inference_dtype
 from svdinst.errors import DataError, RunFolderError, SvdinstError
-from svdinst.formats.outputs import LAYOUT, OutputsFolder
+from svdinst.formats.outputs import OutputsFolder
 from svdinst.formats.run_folder import RunFolder
+from svdinst.stylize.config import StylizeConfig
 from svdinst.training.style_crops import vae_scale_factor
-
-INIT_MODES = ("img2img", "inst")
-DEFAULT_GUIDANCE = {"img2img": 7.5, "inst": 10.0}  # diffusers' img2img default; InST's scale
-
-
-@dataclass
-class StylizeConfig:
-    """How to stylize (``svdinst stylize`` flags map one to one)."""
-
-    strength: float = 0.8  # the report's setting: keeps the layout, repaints the surface
-    seeds: int = 10  # outputs per photo, seeds 0…N−1 (the report: 10, for LPIPS diversity)
-    steps: int = 50  # DDIM steps over the full schedule (report and InST: 50)
-    guidance: float | None = None  # CFG scale; None → 7.5 (img2img) or 10 (inst, as InST)
-    init: str = "img2img"  # "img2img" (SDEdit) or "inst" (InST's stochastic inversion)
-    adain_style: str | None = None  # inst only: AdaIN the content latent toward this image
-    resolution: int | None = None  # None → the UNet's native size (512 SD-1.4, 64 tiny)
-    batch_size: int = 4  # seeds per UNet batch; 4 with CFG fits SD-1.4 fp16 on a 16 GB T4
-    prompt: str | None = None  # None → the run's prompt (its template with the learned token)
-
-    def __post_init__(self) -> None:
-        checks = [
-            (0.0 < self.strength <= 1.0, f"`strength` must be in (0, 1], got {self.strength}"),
-            (self.seeds >= 1, f"`seeds` must be ≥ 1, got {self.seeds}"),
-            (self.steps >= 1, f"`steps` must be ≥ 1, got {self.steps}"),
-            (
-                self.init in INIT_MODES,
-                f"`init` must be one of {list(INIT_MODES)}, got {self.init!r}",
-            ),
-            (self.guidance is None or self.guidance >= 0, "`guidance` must be ≥ 0"),
-            (self.batch_size >= 1, f"`batch_size` must be ≥ 1, got {self.batch_size}"),
-            (self.resolution is None or self.resolution % 8 == 0, "`resolution`: multiple of 8"),
-            (self.adain_style is None or self.init == "inst", "AdaIN is part of --init inst"),
-            (int(self.strength * self.steps) >= 1, "strength × steps must be ≥ 1 denoising step"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise SvdinstError(f"Stylize setting: {message}.")
-
-    @property
-    def guidance_scale(self) -> float:
-        """The CFG scale actually used."""
-        return DEFAULT_GUIDANCE[self.init] if self.guidance is None else float(self.guidance)
 
 
 def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -337,52 +294,3 @@ def stylize_folder(
     }
     out.write_settings(settings)
     return written
-
-
-def _stylize_cmd(args: argparse.Namespace) -> None:
-    device = "cpu" if args.device == "cpu" else default_device()
-    stylizer = Stylizer(
-        args.model,
-        args.run,
-        lora=args.lora,
-        shift_scale=args.shift_scale,
-        device=device,
-        dtype=inference_dtype(device),
-    )
-    cfg = StylizeConfig(
-        strength=args.strength,
-        seeds=args.seeds,
-        steps=args.steps,
-        guidance=args.guidance,
-        init=args.init,
-        adain_style=str(args.adain) if args.adain else None,
-        resolution=args.resolution,
-        batch_size=args.batch_size,
-        prompt=args.prompt,
-    )
-    written = stylize_folder(stylizer, args.content, args.out, cfg)
-    n = sum(len(v) for v in written.values())
-    beside = OutputsFolder.SETTINGS
-    print(f"Wrote {n} images for {len(written)} photo(s) to {args.out} ({beside} beside them)")
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``svdinst stylize`` (DESIGN.md's CLI contract)."""
-    p = subparsers.add_parser("stylize", help="stylize photos with a trained run, N seeds each")
-    p.add_argument("--model", help="tiny, a hub id or a folder (default: the run's model)")
-    p.add_argument("--run", type=Path, help="training run folder")
-    p.add_argument("--content", required=True, type=Path, help="a photo or a folder of photos")
-    p.add_argument("--out", required=True, type=Path, help=f"output folder ({LAYOUT})")
-    p.add_argument("--strength", type=float, default=0.8, help="how far to noise the photo")
-    p.add_argument("--seeds", type=int, default=10, help="outputs per photo (seeds 0…N−1)")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps")
-    p.add_argument("--guidance", type=float, help="CFG scale (default 7.5 img2img, 10 inst)")
-    p.add_argument("--shift-scale", type=float, default=1.0, help="style strength s on δ")
-    p.add_argument("--init", choices=INIT_MODES, default="img2img", help="start from the photo")
-    p.add_argument("--adain", type=Path, help="inst: AdaIN the content latent toward this image")
-    p.add_argument("--lora", type=Path, help="LoRA exported from the run (instead of its δ)")
-    p.add_argument("--resolution", type=int, help="default: the model's native size")
-    p.add_argument("--batch-size", type=int, default=4, help="seeds per UNet batch")
-    p.add_argument("--prompt", help="override the run's prompt")
-    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
-    p.set_defaults(func=_stylize_cmd)

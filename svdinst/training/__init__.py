@@ -4,10 +4,7 @@ module, and using a finished run (apply it to loaded components, or train it whe
 Names load on first use, so ``svdinst --help`` does not import accelerate.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from svdinst.lazy import lazy_exports
 
 _EXPORTS = {
     "TrainConfig": "config",
@@ -26,8 +23,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"svdinst.training.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'svdinst.training' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

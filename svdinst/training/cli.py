@@ -1,4 +1,4 @@
-"""``svdinst train``: the command-line face of :func:`svdinst.training.loop.train` (DESIGN.md's CLI).
+"""``svdinst train``: the command-line face of :func:`svdinst.training.loop.train` (docs/DESIGN.md, "CLI").
 
 Every flag maps onto a :class:`~svdinst.training.config.TrainConfig` field of the same name, so the
 config dataclass stays the one place that documents and validates training settings.
@@ -13,7 +13,7 @@ from svdinst.training.config import MODES, TrainConfig
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """``svdinst train`` (DESIGN.md CLI contract)."""
+    """``svdinst train`` (docs/DESIGN.md, "CLI")."""
     p = subparsers.add_parser("train", help="train a run: modes inst, svdiff, svd-inst")
     p.add_argument("--model", required=True, help="tiny, a hub id or a pipeline folder")
     p.add_argument("--style", required=True, nargs="+", help="style image files or folders")

@@ -40,7 +40,7 @@ class TrainConfig:
 
     model: str  # "tiny", a hub id or a pipeline folder: the base model (contract key)
     style: list[str]  # style image files and/or folders of them
-    out: str  # the run folder (DESIGN.md layout)
+    out: str  # the run folder (docs/DESIGN.md, "Run folder")
     mode: str = "svd-inst"  # inst = InST module only; svdiff = shifts only; svd-inst = both
     steps: int = 1000  # optimizer steps; SVDiff and InST train ~1k steps on one style
     lr: float = 1e-3  # AdamW base lr, as in the report

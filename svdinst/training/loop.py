@@ -159,7 +159,7 @@ def train(
     overwrite: bool = False,
     callback: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
-    """Train one run into ``config.out`` (DESIGN.md run-folder contract).
+    """Train one run into ``config.out`` (docs/DESIGN.md, "Run folder").
 
     Args:
         config (`TrainConfig`): every setting (see its field comments).

@@ -1,7 +1,8 @@
 """``svdinst export-lora``: a run folder's spectral shifts as a rank-r LoRA file for diffusers.
 
-:func:`export_run` reads the run folder (``config.json`` with the base model under ``"model"``,
-``spectral_shifts.safetensors``), loads the base UNet, and writes the exact top-r LoRA of
+:func:`export_run` reads the run folder (its settings file with the base model under ``"model"``
+and its spectral shifts, both named by :class:`~svdinst.formats.run_folder.RunFolder`), loads the
+base UNet, and writes the exact top-r LoRA of
 :func:`svdinst.spectral.lora.export_lora`. The CLI: ``svdinst export-lora --run RUN --rank R
 --out FILE``.
 """
@@ -9,26 +10,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from svdinst.errors import RunFolderError, SvdinstError
+from svdinst.formats.run_folder import RunFolder
 
 if TYPE_CHECKING:  # torch-heavy: imported inside export_run so `svdinst --help` stays quick
     from svdinst.spectral.lora import LoraExport
-
-CONFIG_FILE, SHIFTS_FILE = "config.json", "spectral_shifts.safetensors"
 
 
 def export_run(run: str | os.PathLike, rank: int, out: str | os.PathLike) -> LoraExport:
     """Load a run folder's shifts onto its base UNet and save them as a rank-r LoRA file.
 
     Args:
-        run (`str` or `os.PathLike`): run folder with ``config.json`` (key ``model``) and
-            ``spectral_shifts.safetensors`` (see DESIGN.md's run-folder contract).
+        run (`str` or `os.PathLike`): a run folder trained with ``--mode svdiff`` or
+            ``svd-inst`` (docs/DESIGN.md, "Run folder").
         rank (`int`): LoRA rank r.
         out (`str` or `os.PathLike`): the ``.safetensors`` file to write.
     """
@@ -44,20 +43,12 @@ def export_run(run: str | os.PathLike, rank: int, out: str | os.PathLike) -> Lor
 
     if not isinstance(rank, int) or rank < 1:  # before any model is loaded
         raise SvdinstError(f"--rank must be a positive integer (e.g. 4), got {rank!r}.")
-    run = Path(run)
-    config_file, shifts_file = run / CONFIG_FILE, run / SHIFTS_FILE
-    if not config_file.is_file():
-        raise RunFolderError(f"'{run}' is not a run folder: it has no config.json; pass a RUN/.")
-    try:
-        model = json.loads(config_file.read_text())["model"]
-    except (ValueError, KeyError) as err:
-        raise RunFolderError(
-            f"'{config_file}' has no base model under the key \"model\" ({err}); "
-            "re-create the run with `svdinst train`."
-        ) from err
+    folder = RunFolder(run)
+    model = folder.read_config(required=("model",))["model"]
+    shifts_file = folder.spectral_shifts
     if not shifts_file.is_file():
         raise RunFolderError(
-            f"'{run}' has no spectral_shifts.safetensors: only runs trained with --mode svdiff "
+            f"'{run}' has no {RunFolder.SPECTRAL_SHIFTS}: only runs trained with --mode svdiff "
             "or svd-inst have spectral shifts to export."
         )
     _, meta = read_spectral_shift_file(shifts_file)
@@ -86,7 +77,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "export-lora",
         help="export a run's spectral shifts as a rank-R LoRA that diffusers' load_lora_weights reads",
     )
-    p.add_argument("--run", type=Path, required=True, help="run folder (config.json + shifts)")
+    p.add_argument(
+        "--run", type=Path, required=True, help="run folder of an svdiff or svd-inst run"
+    )
     p.add_argument("--rank", type=int, required=True, help="LoRA rank r (exact top-r of Δσ)")
     p.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
     p.set_defaults(func=_cli_export)

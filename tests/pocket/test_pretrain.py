@@ -24,7 +24,8 @@ from svdinst.pocket.data import (
     apply_appearance,
     caption,
 )
-from svdinst.pocket.pretrain import PocketConfig, _encode, lr_at, pretrain
+from svdinst.pocket.config import PocketConfig
+from svdinst.pocket.pretrain import _encode, lr_at, pretrain
 
 # Widths small enough that 60 steps take seconds on one CPU thread; the pocket layout otherwise.
 MICRO = replace(

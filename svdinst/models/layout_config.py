@@ -1,0 +1,112 @@
+"""Sizes of the random-weight SD-layout models (:class:`SDLayoutConfig`: tiny, pocket, sd14).
+
+Kept apart from :mod:`svdinst.models.layouts` (which builds the networks with torch and diffusers)
+so that configs, presets and cache-folder names can be read without importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SDLayoutConfig:
+    """Sizes of a random-weight model with SD-1.4's layout; :meth:`tiny` and :meth:`sd14` presets.
+
+    One builder serves both: ``tiny`` shrinks every width until a 64 px step is cheap on a CPU;
+    ``sd14`` is SD-1.4's exact configuration (UNet 859,520,964 parameters, VAE 83,653,863, CLIP-L
+    text tower 123,060,480, CLIP-L vision tower with projection 303,966,208), so a GPU rehearsal
+    costs what the real model costs. Neither says anything about image quality.
+    """
+
+    version: str = "tiny-v2"  # cache folder name; bump when the saved folder changes
+    seed: int = 0  # weights are random but deterministic, so every machine builds the same model
+    unet_channels: tuple[int, ...] = (32, 32, 64, 64)  # SD: (320, 640, 1280, 1280); 4 levels kept
+    unet_layers_per_block: int = 1  # SD: 2; one keeps every block type while halving the cost
+    unet_norm_groups: int = 16  # SD: 32; must divide the smallest channel count
+    unet_sample_size: int = 8  # latent side the config advertises (SD: 64 = 512 px / 8)
+    unet_attention_head_dim: int = 8  # SD-1.4's value (diffusers reads it as the head count)
+    text_dim: int = 64  # SD: 768 (CLIP-L); also the UNet's cross-attention width
+    text_layers: int = 2  # CLIP-L text: 12
+    text_heads: int = 4  # CLIP-L text: 12
+    vision_dim: int = 64  # CLIP-L vision: 1024 hidden
+    vision_layers: int = 2  # CLIP-L vision: 24
+    vision_heads: int = 4  # CLIP-L vision: 16
+    vision_patch: int = 8  # CLIP-L: 14
+    vision_image_size: int = 32  # CLIP-L: 224; small patches keep the vision tower cheap
+    projection_dim: int = 64  # CLIP-L: 768; InST maps image_embeds → token embedding
+    vae_channels: tuple[int, ...] = (16, 16, 32, 32)  # SD: (128, 256, 512, 512); 4 levels → f = 8
+    vae_layers_per_block: int = 1  # SD: 2
+    vae_norm_groups: int = 8  # SD: 32
+    vae_sample_size: int = 64  # SD: 512 (the VAE config's nominal image side)
+    vae_scaling_factor: float = 0.18215  # SD's; a trained model stores its latents' 1 / std
+    save_dtype: str = "float32"  # "float16" halves a full-size folder (2.8 GB instead of 5.5 GB)
+    label: str = "toy size"  # goes into README.md: what the folder is, and that it is no model
+
+    @classmethod
+    def tiny(cls) -> SDLayoutConfig:
+        """The tiny offline model of the tests and ``make test``'s notebooks."""
+        return cls()
+
+    @classmethod
+    def sd14(cls) -> SDLayoutConfig:
+        """SD-1.4's exact sizes with random weights (the ``sd14-random`` rehearsal model)."""
+        return cls(
+            version="sd14-random-v2",
+            unet_channels=(320, 640, 1280, 1280),
+            unet_layers_per_block=2,
+            unet_norm_groups=32,
+            unet_sample_size=64,
+            text_dim=768,
+            text_layers=12,
+            text_heads=12,
+            vision_dim=1024,
+            vision_layers=24,
+            vision_heads=16,
+            vision_patch=14,
+            vision_image_size=224,
+            projection_dim=768,
+            vae_channels=(128, 256, 512, 512),
+            vae_layers_per_block=2,
+            vae_norm_groups=32,
+            vae_sample_size=512,
+            save_dtype="float16",
+            label="full SD-1.4 size",
+        )
+
+    @classmethod
+    def pocket(cls) -> SDLayoutConfig:
+        """The *pocket* model's sizes (:mod:`svdinst.pocket.pretrain` trains it on the offline photos).
+
+        96 px images; a VAE with f = 4 (3 levels → 24×24 latents); a 3-level UNet of 4.9 M
+        parameters whose training step with spectral shifts takes ~0.27 s at batch 4 on a
+        2-core CPU (128 px or wider levels cost 0.35–0.6 s); text and vision towers narrow
+        enough that the 49,408-row token table costs 3.2 MB in fp16 (16.6 MB in all).
+        """
+        return cls(
+            version="pocket-v1",
+            unet_channels=(48, 96, 144),  # 3 levels at 24, 12, 6 latent px
+            unet_layers_per_block=1,
+            unet_norm_groups=16,  # divides 48
+            unet_sample_size=24,  # 96 px / f 4
+            unet_attention_head_dim=4,  # heads (12–36 channels each)
+            text_dim=32,  # token table 49,408 × 32 = 3.2 MB in fp16
+            text_layers=2,
+            text_heads=4,
+            vision_dim=64,
+            vision_layers=2,
+            vision_heads=4,
+            vision_patch=8,
+            vision_image_size=64,
+            projection_dim=32,
+            vae_channels=(32, 64, 96),  # 3 levels → f = 4
+            vae_layers_per_block=1,
+            vae_norm_groups=32,
+            vae_sample_size=96,
+            save_dtype="float16",
+            label="pocket size (trained on offline photos)",
+        )
+
+
+TINY_VERSION = SDLayoutConfig.tiny().version  # cache folder of the tiny model
+SD14_RANDOM_VERSION = SDLayoutConfig.sd14().version  # cache folder of the sd14-random model

@@ -1,0 +1,62 @@
+"""Every setting of a pocket pretraining run: :class:`PocketConfig`.
+
+Kept apart from :mod:`svdinst.pocket.pretrain` so ``svdinst pocket pretrain --help`` shows the
+defaults without importing torch or diffusers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from svdinst.models.layout_config import SDLayoutConfig
+
+
+@dataclass
+class PocketConfig:
+    """Every setting of a pocket pretraining run (the work folder's settings file, ``RunFolder.CONFIG``).
+
+    The defaults are the GPU recipe: about five minutes on one H100 including data preparation.
+    """
+
+    seed: int = 0  # drives the initial weights, crops, noise and timesteps: runs repeat exactly
+    resolution: int = 96  # training crop side; the pocket profile stylizes at this size
+    vae_steps: int = 3000  # CPU check: 400 steps at batch 8 still blur; 3k × 32 is ~40 s on a GPU
+    unet_steps: int = 8000  # small diffusion models keep improving for long; 8k fits the budget
+    batch_size: int = 32  # per step, both stages
+    vae_lr: float = 4e-4  # AdamW; a small conv VAE trains stably at this rate
+    unet_lr: float = 4e-4  # AdamW; with EMA, a high rate trains a 5 M UNet fast
+    warmup_steps: int = 200  # linear ramp per stage, then a cosine decay
+    min_lr_ratio: float = 0.1  # cosine ends at this fraction of the rate
+    weight_decay: float = 1e-2  # AdamW default
+    grad_clip: float = 1.0  # max gradient norm; keeps early diffusion steps from spiking
+    kl_weight: float = 1e-5  # per-element KL weight: latents stay near N(0, I) but carry detail
+    edge_weight: float = 0.5  # L1 on image gradients: sharper reconstructions without LPIPS
+    ema_decay: float = 0.999  # UNet EMA (warmed up as (1 + k) / (10 + k)); saved weights are EMA
+    caption_dropout: float = 0.1  # empty captions teach the unconditional branch (guidance)
+    appearance_prob: float = 0.5  # share of crops with a captioned appearance edit
+    min_crop: float = 0.3  # smallest crop side / photo's shorter side (log-uniform up to 1)
+    scale_batches: int = 8  # batches whose latent std sets the VAE's scaling_factor
+    model: SDLayoutConfig = field(default_factory=SDLayoutConfig.pocket)  # sizes of the networks
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):  # read back from the settings file
+            m = dict(self.model)
+            for key in ("unet_channels", "vae_channels"):
+                m[key] = tuple(m[key])
+            self.model = SDLayoutConfig(**m)
+        factor = 2 ** (len(self.model.vae_channels) - 1)
+        down = 2 ** (len(self.model.unet_channels) - 1)
+        if self.resolution % (factor * down):
+            raise ValueError(
+                f"resolution {self.resolution} must be a multiple of {factor * down} (VAE factor "
+                f"{factor} × UNet downsampling {down})."
+            )
+        if min(self.vae_steps, self.unet_steps, self.batch_size) < 1:
+            raise ValueError("vae_steps, unet_steps and batch_size must be ≥ 1.")
+
+    @property
+    def total_steps(self) -> int:
+        return self.vae_steps + self.unet_steps
+
+    def to_json(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,66 @@
+"""``svdinst stylize``: the command-line face of :func:`svdinst.stylize.stylizer.stylize_folder`.
+
+Building the parser imports no torch (``svdinst --help`` stays quick); the stylizer is imported
+when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from svdinst.formats.outputs import LAYOUT, OutputsFolder
+from svdinst.stylize.config import INIT_MODES, StylizeConfig
+
+
+def _stylize_cmd(args: argparse.Namespace) -> None:
+    # torch and diffusers load here, when the command runs, not when the parser is built.
+    from svdinst.device import default_device, inference_dtype
+    from svdinst.stylize.stylizer import Stylizer, stylize_folder
+
+    device = "cpu" if args.device == "cpu" else default_device()
+    stylizer = Stylizer(
+        args.model,
+        args.run,
+        lora=args.lora,
+        shift_scale=args.shift_scale,
+        device=device,
+        dtype=inference_dtype(device),
+    )
+    cfg = StylizeConfig(
+        strength=args.strength,
+        seeds=args.seeds,
+        steps=args.steps,
+        guidance=args.guidance,
+        init=args.init,
+        adain_style=str(args.adain) if args.adain else None,
+        resolution=args.resolution,
+        batch_size=args.batch_size,
+        prompt=args.prompt,
+    )
+    written = stylize_folder(stylizer, args.content, args.out, cfg)
+    n = sum(len(v) for v in written.values())
+    beside = OutputsFolder.SETTINGS
+    print(f"Wrote {n} images for {len(written)} photo(s) to {args.out} ({beside} beside them)")
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``svdinst stylize`` (docs/DESIGN.md, "CLI")."""
+    p = subparsers.add_parser("stylize", help="stylize photos with a trained run, N seeds each")
+    p.add_argument("--model", help="tiny, a hub id or a folder (default: the run's model)")
+    p.add_argument("--run", type=Path, help="training run folder")
+    p.add_argument("--content", required=True, type=Path, help="a photo or a folder of photos")
+    p.add_argument("--out", required=True, type=Path, help=f"output folder ({LAYOUT})")
+    p.add_argument("--strength", type=float, default=0.8, help="how far to noise the photo")
+    p.add_argument("--seeds", type=int, default=10, help="outputs per photo (seeds 0…N−1)")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    p.add_argument("--guidance", type=float, help="CFG scale (default 7.5 img2img, 10 inst)")
+    p.add_argument("--shift-scale", type=float, default=1.0, help="style strength s on δ")
+    p.add_argument("--init", choices=INIT_MODES, default="img2img", help="start from the photo")
+    p.add_argument("--adain", type=Path, help="inst: AdaIN the content latent toward this image")
+    p.add_argument("--lora", type=Path, help="LoRA exported from the run (instead of its δ)")
+    p.add_argument("--resolution", type=int, help="default: the model's native size")
+    p.add_argument("--batch-size", type=int, default=4, help="seeds per UNet batch")
+    p.add_argument("--prompt", help="override the run's prompt")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    p.set_defaults(func=_stylize_cmd)
