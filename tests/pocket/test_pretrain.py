@@ -17,6 +17,7 @@ from svdinst.errors import ModelNotFoundError, RunFolderError
 from svdinst.models import loading as models
 from svdinst.models.layouts import SDLayoutConfig, sd_layout_modules
 from svdinst.pocket.card import SUMS, verify_checksums
+from svdinst.pocket.config import PocketConfig
 from svdinst.pocket.data import (
     POCKET_PHOTOS,
     PocketCropSampler,
@@ -24,7 +25,6 @@ from svdinst.pocket.data import (
     apply_appearance,
     caption,
 )
-from svdinst.pocket.config import PocketConfig
 from svdinst.pocket.pretrain import _encode, lr_at, pretrain
 
 # Widths small enough that 60 steps take seconds on one CPU thread; the pocket layout otherwise.
