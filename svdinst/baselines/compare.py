@@ -39,7 +39,7 @@ def comparison_grid(
 
     Args:
         content_dir: the stylized photos (``data/test``).
-        outputs_dir: ``WORKDIR/outputs`` holding ``<method>/<stem>/seed-0.png``.
+        outputs_dir: ``WORKDIR/outputs``, one outputs folder per method (seed 0 is shown).
         methods: method names (columns), e.g. the baseline registry names.
         resolution (`int`, *optional*): center-crop photos to this size (as they were stylized).
         with_proxy (`bool`, defaults to `True`): add the mural-proxy filter of each photo — the

@@ -34,16 +34,6 @@ from svdinst.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 SPLITS = ("content", "style", "test")  # the sub-folders of a data folder
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "SPLITS",
-    "check_data_dir",
-    "check_folder",
-    "list_images",
-    "load_image",
-    "load_images",
-    "scan_folder",
-]
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:

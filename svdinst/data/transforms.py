@@ -8,8 +8,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-__all__ = ["center_crop_resize", "images_to_batch", "random_crop_flip", "to_image", "to_tensor"]
-
 
 def center_crop_resize(image: Image.Image, size: int) -> Image.Image:
     """Resize the shorter side to ``size`` (Lanczos) and cut the central ``size``×``size`` square."""

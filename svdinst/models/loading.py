@@ -18,7 +18,7 @@ import torch
 from svdinst.cache import cache_dir
 from svdinst.errors import ModelNotFoundError
 from svdinst.models.layout_config import SD14_RANDOM_VERSION, TINY_VERSION, SDLayoutConfig
-from svdinst.models.layouts import build_sd_layout_model, build_tiny_model
+from svdinst.models.layouts import build_sd_layout_model
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL, SchedulerMixin, UNet2DConditionModel
@@ -254,21 +254,3 @@ def _image_encoder_source(
             "or use a folder written by `svdinst tiny-model`."
         )
     return CLIP_VISION_ID, None, None
-
-
-__all__ = [
-    "ALL_PARTS",
-    "CLIP_VISION_ID",
-    "POCKET",
-    "SD14_ID",
-    "SD14_RANDOM",
-    "TINY",
-    "Components",
-    "build_tiny_model",
-    "cache_dir",
-    "load_components",
-    "pocket_model_path",
-    "resolve_model",
-    "sd14_random_path",
-    "tiny_model_path",
-]

@@ -2,7 +2,7 @@
 
 :func:`add_spectral_shifts` wraps a model's layers in :class:`SpectralShiftLayer` (configured by
 :class:`SpectralShiftConfig`); the model-level functions merge, rescale, switch paths and remove
-them; shift files (``spectral_shifts.safetensors``) are written and read by the ``save_`` /
+them; shift files (a run folder's spectral shifts) are written and read by the ``save_`` /
 ``load_`` functions, and :func:`export_lora` turns the shifts into an exact low-rank LoRA. The
 modules form a DAG: config ← factored ← fast ← layer ← svd ← model ← io, lora.
 """

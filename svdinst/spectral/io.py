@@ -66,7 +66,7 @@ def read_spectral_shift_file(path: str | os.PathLike) -> tuple[dict[str, torch.T
     if not path.is_file():
         raise ShiftFileError(
             f"Spectral-shift file '{path}' does not exist; train a run with --mode svdiff or "
-            "svd-inst, or pass the run's spectral_shifts.safetensors."
+            "svd-inst, or pass that run's spectral-shift file."
         )
     try:
         with safe_open(str(path), framework="pt") as fh:

@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from svdinst.errors import ModelNotFoundError
-from svdinst.models.loading import ALL_PARTS, build_tiny_model, load_components, resolve_model
+from svdinst.models.layouts import build_tiny_model
+from svdinst.models.loading import ALL_PARTS, load_components, resolve_model
 
 
 def test_tiny_folder_has_sd_layout(tiny_model_dir: Path) -> None:

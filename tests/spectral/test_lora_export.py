@@ -139,7 +139,11 @@ def test_export_lora_cli(tiny_model_dir, tmp_path, capsys):
     assert len(keys) == 2 * len(spectral_layers(unet))
     rc = main(["export-lora", "--run", str(tmp_path / "nope"), "--rank", "3", "--out", str(out)])
     assert rc == 2
-    assert "no config.json" in capsys.readouterr().err
+    assert "'" + str(tmp_path / "nope") + "' does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()  # a folder that is not a run folder: names the missing file
+    rc = main(["export-lora", "--run", str(tmp_path / "empty"), "--rank", "3", "--out", str(out)])
+    assert rc == 2
+    assert "has no config.json" in capsys.readouterr().err
     rc = main(["export-lora", "--run", str(run), "--rank", "0", "--out", str(out)])
     assert rc == 2  # one line, not a ValueError traceback
     assert "--rank must be a positive integer" in capsys.readouterr().err
