@@ -25,7 +25,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install reproduce notebooks test lint format clean
+.PHONY: install reproduce notebooks test lint format clean repoint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -62,6 +62,15 @@ test: lint
 	$(PY) -m pytest
 	$(MAKE) notebooks PROFILE=$(TEST_PROFILE) WORKDIR=$(TEST_WORKDIR) \
 	  NOTEBOOKS="$(filter-out $(NOTEBOOKS_RUN_BY_PYTEST),$(NOTEBOOKS))"
+
+# Re-point every notebook's Colab badge and install cell to a fork or another tag, e.g.
+# `make repoint REPO=me/svdinst TAG=main`: rewrites pyproject.toml's [tool.svdinst] (the one
+# setting) and the notebooks' opening cells (tools/nbscaffold.py); then commit and push to the fork.
+# Needs only nbformat, so it uses the venv when there is one and skips the full install.
+NBPY ?= $(if $(wildcard $(PY)),$(PY),python3)
+repoint:
+	@test -n "$(REPO)" && test -n "$(TAG)" || { echo "usage: make repoint REPO=owner/name TAG=tag-or-branch" >&2; exit 2; }
+	$(NBPY) tools/nbscaffold.py repoint --repo "$(REPO)" --tag "$(TAG)"
 
 clean:
 	rm -rf reports/executed runs outputs build/test-notebooks .pytest_cache

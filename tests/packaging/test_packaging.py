@@ -12,6 +12,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 import svdinst
 
@@ -41,10 +42,51 @@ def test_pins(requirements: dict[str, Requirement]) -> None:
 
 
 def test_versions_agree(pyproject: dict) -> None:
-    # Notebooks name the version they were written for (tools/nbscaffold.py writes it into them).
+    # One setting names where the notebooks install from (tools/nbscaffold.py writes it into
+    # their badges and install cells; tests/course/test_notebooks.py checks every notebook).
+    assert pyproject["project"]["version"] == svdinst.__version__
+    setting = pyproject["tool"]["svdinst"]
+    assert re.fullmatch(r"[\w.-]+/[\w.-]+", setting["repository"])
+    assert setting["tag"].format(version=svdinst.__version__)
     scaffold = (REPO / "tools" / "nbscaffold.py").read_text()
-    (notebook_version,) = re.findall(r'^PACKAGE_VERSION = "([^"]+)"', scaffold, flags=re.M)
-    assert pyproject["project"]["version"] == svdinst.__version__ == notebook_version
+    assert "svdinst/svdinst" not in scaffold and "v0." not in scaffold  # nothing hard-coded there
+
+
+# The lowest version of each package that the code needs, and why; pyproject's floors must not
+# be lower (a fresh Colab keeps any preinstalled version that satisfies the floor).
+FLOORS = {
+    # torch.is_autocast_enabled(device_type) (svdinst/spectral/fast.py) takes a device from 2.4.
+    "torch": ("2.4", "is_autocast_enabled(device_type)"),
+    # the torchvision release paired with torch 2.4 (its weights API fetches LPIPS/VGG backbones).
+    "torchvision": ("0.19", "pairs with torch 2.4"),
+    # resize_token_embeddings(mean_resizing=False) (svdinst/training/inversion.py) came in 4.46.
+    "transformers": ("4.46", "resize_token_embeddings(mean_resizing=...)"),
+    # UNet blocks checkpoint under torch.is_grad_enabled() from 0.32; before, only in train
+    # mode, and the kit trains with the UNet in eval mode (checkpointing silently off → OOM).
+    "diffusers": ("0.32", "gradient checkpointing in eval mode"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOORS))
+def test_floors_cover_what_the_code_needs(requirements: dict[str, Requirement], name: str) -> None:
+    need, why = FLOORS[name]
+    spec = requirements[name].specifier
+    floors = [s.version for s in spec if s.operator in (">=", "==", "~=")]
+    assert floors, f"{name} has no lower bound in pyproject.toml; it needs >={need} ({why})"
+    assert all(Version(f) >= Version(need) for f in floors), (
+        f"pyproject.toml lets {name} {spec} install; the code needs >={need} ({why})"
+    )
+
+
+def test_colab_extra_is_what_colab_lacks(pyproject: dict, requirements) -> None:
+    extras = pyproject["project"]["optional-dependencies"]
+    colab = [Requirement(r) for r in extras["colab"]]
+    jupyter = {"jupyterlab", "notebook", "ipykernel", "ipywidgets", "papermill", "nbformat"}
+    assert not {r.name.lower() for r in colab} & jupyter, "Colab's own Jupyter stack must stay"
+    assert not any(r.name.lower() == "torch" for r in colab)  # Colab's CUDA torch is reused
+    for req in colab:  # the same requirement as the base list: the two cannot drift apart
+        assert req.name.lower() in requirements, f"{req} is not a dependency of the kit"
+        assert req.specifier == requirements[req.name.lower()].specifier, req
 
 
 def test_environment_yml_installs_this_package(pyproject: dict) -> None:
