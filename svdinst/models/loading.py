@@ -8,6 +8,7 @@ is read back with the same ``from_pretrained`` calls, so tests exercise the code
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ SD14_RANDOM = "sd14-random"  # SD-1.4's exact shapes, random weights: rehearsals
 SD14_ID = "CompVis/stable-diffusion-v1-4"
 CLIP_VISION_ID = "openai/clip-vit-large-patch14"
 ALIASES = {"sd14": SD14_ID}
+SD14_DOWNLOAD_GB = 5  # unet + vae + text encoder of CompVis/stable-diffusion-v1-4, fp32 files
+CLIP_VISION_DOWNLOAD_GB = 1.7  # openai/clip-vit-large-patch14's model.safetensors
 ALL_PARTS = (
     "unet",
     "vae",
@@ -146,30 +149,88 @@ def resolve_model(model: str | os.PathLike) -> str:
     return name
 
 
-def _missing_model_error(name: str, err: Exception) -> ModelNotFoundError:
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    why = "HF_HUB_OFFLINE is set" if offline else "the hub could not be reached"
+def hub_offline() -> bool:
+    """Whether the kit must not touch the network (``HF_HUB_OFFLINE``, as huggingface_hub reads it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    """``err`` and the errors it was raised from: diffusers and transformers re-raise the hub's
+    typed errors as plain ``OSError``s ``from`` the original."""
+    seen: list[BaseException] = []
+    while err is not None and err not in seen:
+        seen.append(err)
+        err = err.__cause__ or err.__context__
+    return seen
+
+
+def _status(err: BaseException) -> int | None:
+    response = getattr(err, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _hub_error(name: str, err: Exception) -> ModelNotFoundError:
+    """One line saying why the hub did not give ``name`` and what to do, by the kind of failure.
+
+    Args:
+        name (`str`): the hub id that was asked for.
+        err (`Exception`): what ``from_pretrained`` raised.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.utils import GatedRepoError, RepositoryNotFoundError
+
+    chain = _chain(err)
+    page = f"https://huggingface.co/{name}"
+    if any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in chain):
+        return ModelNotFoundError(
+            f"The disk is full while downloading '{name}' into the Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}): SD-1.4 needs about {SD14_DOWNLOAD_GB} GB there (plus "
+            f"{CLIP_VISION_DOWNLOAD_GB} GB for the CLIP-L vision tower). Free space, or set HF_HOME "
+            "to a folder on a bigger disk before starting Python."
+        )
+    if any(isinstance(e, GatedRepoError) for e in chain) or 403 in map(_status, chain):
+        return ModelNotFoundError(
+            f"The hub refused '{name}' (403: gated or licence not accepted): accept its licence at "
+            f"{page} while logged in, then run `huggingface-cli login` (or set HF_TOKEN) here."
+        )
+    if any(isinstance(e, RepositoryNotFoundError) for e in chain) or 404 in map(_status, chain):
+        return ModelNotFoundError(
+            f"'{name}' was not found on the hub (404): check the id (SD-1.4 is '{SD14_ID}', the "
+            f"vision tower '{CLIP_VISION_ID}'); if it is private, run `huggingface-cli login`."
+        )
+    if 401 in map(_status, chain):
+        return ModelNotFoundError(
+            f"The hub rejected your token for '{name}' (401): run `huggingface-cli login` with a "
+            "valid token, or unset HF_TOKEN (SD-1.4 itself needs no token)."
+        )
+    network = (ConnectionError, TimeoutError, FileNotFoundError)  # LocalEntryNotFoundError is one
+    if hub_offline() or any(isinstance(e, network) for e in chain):
+        why = "HF_HUB_OFFLINE is set" if hub_offline() else "the hub could not be reached"
+        return ModelNotFoundError(
+            f"Model '{name}' is not in the local Hugging Face cache and {why} "
+            f"({type(err).__name__}). Get it on a machine with network: `huggingface-cli download "
+            f"{name}` (then copy ~/.cache/huggingface), or `huggingface-cli download {name} "
+            "--local-dir DIR` and pass DIR as the model; use `tiny` to run offline."
+        )
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return ModelNotFoundError(
-        f"Model '{name}' is not in the local Hugging Face cache and {why} ({type(err).__name__}). "
-        f"Get it on a machine with network: `huggingface-cli download {name}` (then copy "
-        "~/.cache/huggingface), or `huggingface-cli download "
-        f"{name} --local-dir DIR` and pass DIR as the model; use `tiny` to run offline."
+        f"Could not load '{name}' from the hub ({type(err).__name__}: {first})."
     )
 
 
 def _from_pretrained(cls: type, source: str, subfolder: str | None, **kwargs: Any) -> Any:
-    """``cls.from_pretrained`` with hub misses turned into one teaching error."""
+    """``cls.from_pretrained`` with hub failures turned into one teaching error each."""
     if subfolder is not None:
         kwargs["subfolder"] = subfolder
     try:
         return cls.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as err:  # hub/cache misses surface as OSError subclasses
+    except (OSError, ValueError) as err:  # hub/cache failures surface as OSError subclasses
         if Path(source).exists():
             where = Path(source) / (subfolder or "")
             raise ModelNotFoundError(
                 f"Could not load {cls.__name__} from '{where}': {err}".splitlines()[0]
             ) from err
-        raise _missing_model_error(source, err) from err
+        raise _hub_error(source, err) from err
 
 
 def load_components(

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from huggingface_hub.utils import (
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+)
 from PIL import Image
 
 from svdinst.errors import ModelNotFoundError
@@ -77,6 +85,57 @@ def test_unknown_part_is_rejected() -> None:
 def test_missing_hub_model_names_the_fix() -> None:
     with pytest.raises(ModelNotFoundError, match=r"huggingface-cli download nobody/no-such-model"):
         load_components("nobody/no-such-model", parts=["unet"])
+
+
+def _http(cls: type, status: int) -> Exception:
+    """A huggingface_hub HTTP error as the hub raises it (a response with a status code)."""
+    response = types.SimpleNamespace(status_code=status, headers={}, request=None)
+    return cls(f"{status} Client Error", response=response)
+
+
+HUB_FAILURES = {  # kind → (the error the hub raises, what the one line must say)
+    "gated": (lambda: _http(GatedRepoError, 403), r"403.*accept its licence at https://huggingface\.co/org/model.*huggingface-cli login"),
+    "forbidden": (lambda: _http(HfHubHTTPError, 403), r"403.*licence.*huggingface-cli login"),
+    "token": (lambda: _http(HfHubHTTPError, 401), r"rejected your token.*401.*huggingface-cli login"),
+    "wrong-id": (lambda: _http(RepositoryNotFoundError, 401), r"'org/model' was not found on the hub \(404\).*CompVis/stable-diffusion-v1-4"),
+    "missing-file": (lambda: _http(HfHubHTTPError, 404), r"'org/model' was not found on the hub \(404\)"),
+    "no-network": (lambda: LocalEntryNotFoundError("offline"), r"not in the local Hugging Face cache and the hub could not be reached"),
+    "disk-full": (lambda: OSError(errno.ENOSPC, "No space left on device"), r"disk is full.*huggingface.*about 5 GB.*HF_HOME"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["raw", "wrapped"])
+@pytest.mark.parametrize("kind", sorted(HUB_FAILURES))
+def test_hub_failures_each_get_their_own_line(monkeypatch, kind: str, wrapped: bool) -> None:
+    from diffusers import UNet2DConditionModel
+
+    make, expected = HUB_FAILURES[kind]
+
+    def from_pretrained(source, **kwargs):
+        err = make()
+        if not wrapped:
+            raise err
+        try:  # diffusers and transformers re-raise hub errors as plain OSErrors `from` them
+            raise err
+        except Exception as cause:
+            raise OSError(f"Can't load the model for '{source}'.") from cause
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # as on Colab: online
+    monkeypatch.setattr(UNet2DConditionModel, "from_pretrained", from_pretrained)
+    with pytest.raises(ModelNotFoundError, match=expected) as caught:
+        load_components("org/model", parts=["unet"])
+    assert "\n" not in str(caught.value)
+
+
+def test_offline_mode_says_so(monkeypatch) -> None:
+    from diffusers import UNet2DConditionModel
+
+    def from_pretrained(source, **kwargs):
+        raise LocalEntryNotFoundError("not cached")
+
+    monkeypatch.setattr(UNet2DConditionModel, "from_pretrained", from_pretrained)
+    with pytest.raises(ModelNotFoundError, match="HF_HUB_OFFLINE is set"):
+        load_components("org/model", parts=["unet"])
 
 
 def test_folder_without_unet_is_explained(tmp_path: Path) -> None:
