@@ -4,12 +4,14 @@ The architectures are torchvision's (``vgg19`` / ``vgg16``, Simonyan & Zisserman
 convolutional trunk up to the deepest layer a method needs is kept. Inputs are RGB in [0, 1]; the
 ImageNet normalisation the weights were trained with happens inside.
 
-Weights are never downloaded. They come, in this order, from an explicit file (``weights=FILE``,
-the CLI's ``--vgg-weights FILE``: torchvision's ``vgg19-dcbb9e9d.pth`` / ``vgg16-397923af.pth`` or
-a safetensors copy), or from torch hub's cache (``$TORCH_HOME/hub/checkpoints``), else the trunk
-keeps a deterministic random initialisation (seed 0) and a warning says so. Which one was used is
-``VGGFeatures.weights_source`` — baselines record it in their saved config, so a number measured
-with a random backbone is never mistaken for a real perceptual loss.
+Weights come, in this order, from an explicit file (``weights=FILE``, the CLI's
+``--vgg-weights FILE``: torchvision's ``vgg19-dcbb9e9d.pth`` / ``vgg16-397923af.pth`` or a
+safetensors copy), from torch hub's cache (``$TORCH_HOME/hub/checkpoints``), or — with network —
+fetched into that cache through torchvision's weights API (:mod:`svdinst.models.backbones`).
+Offline (``HF_HUB_OFFLINE``) or when the fetch fails, the trunk keeps a deterministic random
+initialisation (seed 0) and one warning says why and how to supply the file. Which one was used
+is ``VGGFeatures.weights_source`` — baselines record it in their saved config, so a number
+measured with a random backbone is never mistaken for a real perceptual loss.
 
 Deviation from the authors' code, on purpose: AdaIN and StyTr² used the Caffe "normalised VGG"
 with reflection padding; torchvision's trunk uses zero padding and ImageNet mean/std. The layers
@@ -32,6 +34,7 @@ from torch import nn
 
 from svdinst.baselines.common import fixed_seed
 from svdinst.errors import SvdinstError
+from svdinst.models.backbones import TORCHVISION_WEIGHTS, cached_weights, fetch_weights, supply_hint
 
 # Index of each named ReLU inside torchvision's ``vgg*.features`` Sequential.
 VGG19_RELU = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20, "relu5_1": 29}
@@ -39,7 +42,7 @@ VGG16_RELU = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22}
 _INDEX = {"vgg19": VGG19_RELU, "vgg16": VGG16_RELU}
 _CFG = {"vgg19": "E", "vgg16": "D"}  # torchvision's names of the two layer configurations
 # torchvision's ImageNet checkpoint file names (what torch.hub caches under checkpoints/).
-TORCHVISION_FILES = {"vgg19": "vgg19-dcbb9e9d.pth", "vgg16": "vgg16-397923af.pth"}
+TORCHVISION_FILES = {arch: TORCHVISION_WEIGHTS[arch][1] for arch in ("vgg19", "vgg16")}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RANDOM_SOURCE = "random"
@@ -70,7 +73,7 @@ def find_vgg_weights(arch: str, weights: str | os.PathLike | None = None) -> Pat
             )
         return path
     if weights is None:
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILES[arch]
+        cached = cached_weights(arch)
         if cached.is_file():
             return cached
     return None
@@ -96,7 +99,8 @@ class VGGFeatures(nn.Module):
         layers (`tuple[str, ...]`): ReLU names to return, e.g. ``("relu1_1", …, "relu4_1")``;
             the trunk is cut after the deepest one.
         weights (`str` or `os.PathLike`, *optional*, defaults to `None`): ImageNet weights file;
-            `None` also looks in torch hub's cache; ``"random"`` skips the search.
+            `None` looks in torch hub's cache and, with network, fetches into it through
+            torchvision; ``"random"`` skips the search.
         load (`bool`, *optional*, defaults to `True`): `False` builds the architecture only (its
             weights are about to be restored from a saved state dict).
     """
@@ -140,22 +144,26 @@ class VGGFeatures(nn.Module):
         self.weights_source = "state_dict"
         if load:
             path = find_vgg_weights(arch, weights)
-            if path is None:
+            if path is not None:
+                state, where = _read_state(path), str(path)
+            elif weights is None:  # nothing local: fetch through torchvision (with network)
+                state, where = fetch_weights(arch)
+            else:
+                state, where = None, f"weights={RANDOM_SOURCE!r} was asked for"
+            if state is not None:
+                self._load_state(state, Path(where))
+            else:
                 self.weights_source = RANDOM_SOURCE
                 warnings.warn(
-                    f"No ImageNet {arch} weights found (pass --vgg-weights FILE, e.g. torchvision's "
-                    f"{TORCHVISION_FILES[arch]}, or put it in {torch.hub.get_dir()}/checkpoints); "
-                    "using RANDOM weights, so perceptual losses are not the published ones.",
+                    f"No ImageNet {arch} weights ({where}): using RANDOM weights, so perceptual "
+                    f"losses are not the published ones; {supply_hint(arch, '--vgg-weights FILE')}.",
                     RandomVGGWarning,
                     stacklevel=2,
                 )
-            else:
-                self._load_file(path)
         self.requires_grad_(False)
         self.eval()
 
-    def _load_file(self, path: Path) -> None:
-        state = _read_state(path)
+    def _load_state(self, state: dict[str, torch.Tensor], path: Path) -> None:
         trunk = {}
         for key, value in state.items():
             short = key[len("features.") :] if key.startswith("features.") else key

@@ -2,11 +2,12 @@
 
 LPIPS compares deep features of two images through linear layers calibrated on human judgments.
 The ``lpips`` package ships those linear layers but takes its AlexNet trunk from torchvision's
-model zoo, which needs a download. This module therefore loads the trunk from a local
-torchvision ``alexnet`` state dict (``--lpips-backbone FILE``) or from the torch hub cache when
-one is there — and otherwise reports LPIPS as *unavailable*. Numbers from a random trunk are never
-published under the LPIPS name; tests build one through the explicit ``random_backbone_for_tests``
-hook.
+model zoo, which needs a download. This module loads the trunk from a local torchvision
+``alexnet`` state dict (``--lpips-backbone FILE``), else from the torch hub cache, else — with
+network — fetches it through torchvision's weights API into that cache, as ``lpips`` itself would
+(:mod:`svdinst.models.backbones`). Offline or when the fetch fails, LPIPS is *unavailable* and one
+line says how to supply the file. Numbers from a random trunk are never published under the LPIPS
+name; tests build one through the explicit ``random_backbone_for_tests`` hook.
 
 * **diversity** (the report's LPIPS column): for each content photo, the mean LPIPS over all pairs
   of its seeds' outputs; then the mean over photos. A deterministic method (one output per photo,
@@ -29,10 +30,18 @@ from PIL import Image, ImageOps
 
 from svdinst.data.transforms import to_tensor
 from svdinst.errors import DataError, ModelNotFoundError
+from svdinst.models.backbones import TORCHVISION_WEIGHTS, cached_weights, fetch_weights, supply_hint
 
 UNAVAILABLE = "unavailable"
 # torchvision's AlexNet_Weights.IMAGENET1K_V1 file name, as it sits in the torch hub cache.
-ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+ALEXNET_FILE = TORCHVISION_WEIGHTS["alexnet"][1]
+LPIPS_OPTION = "--lpips-backbone FILE (LPIPS_BACKBONE in notebook 07)"
+
+
+class LpipsUnavailableWarning(UserWarning):
+    """No AlexNet trunk could be found or fetched: LPIPS and ArtFID read "unavailable"."""
+
+
 ALEXNET_CONVS = (0, 3, 6, 8, 10)  # indices of the conv layers in torchvision's alexnet.features
 
 
@@ -54,7 +63,7 @@ def find_alexnet_weights(path: str | os.PathLike | None = None) -> Path | None:
                 f"({ALEXNET_FILE}, copied from a machine with network) or leave the option out."
             )
         return file
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
+    cached = cached_weights("alexnet")
     return cached if cached.is_file() else None
 
 
@@ -127,7 +136,8 @@ def load_lpips(
 
     Args:
         backbone (`str` or `os.PathLike`, *optional*): torchvision ``alexnet`` weights; defaults
-            to the torch hub cache's copy when present.
+            to the torch hub cache's copy, fetched into it through torchvision when missing
+            (never offline: then LPIPS is unavailable and a warning says how to supply the file).
         device (`str`, defaults to ``"cpu"``): where the network runs.
         random_backbone_for_tests (`bool`, defaults to `False`): testing hook — a random trunk
             (``pnet_rand=True``). Its numbers are not LPIPS and must never be reported as such.
@@ -140,15 +150,24 @@ def load_lpips(
         model = _new_lpips(pnet_rand=True)
         return LpipsScorer(model.to(device).eval(), "random (tests only)", device)
     file = find_alexnet_weights(backbone)
-    if file is None:
-        return None
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ModelNotFoundError(
-            f"Could not read LPIPS backbone '{file}' ({type(err).__name__}); it must be "
-            f"torchvision's AlexNet state dict ({ALEXNET_FILE})."
-        ) from err
+    if file is not None:
+        try:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise ModelNotFoundError(
+                f"Could not read LPIPS backbone '{file}' ({type(err).__name__}); it must be "
+                f"torchvision's AlexNet state dict ({ALEXNET_FILE})."
+            ) from err
+    else:
+        state, file = fetch_weights("alexnet")
+        if state is None:
+            warnings.warn(
+                f"LPIPS unavailable: no AlexNet backbone ({file}); "
+                f"{supply_hint('alexnet', LPIPS_OPTION)}.",
+                LpipsUnavailableWarning,
+                stacklevel=2,
+            )
+            return None
     model = _new_lpips(pnet_rand=True)
     trunk = {}
     for module in model.net.children():  # lpips keeps torchvision's indices inside its slices

@@ -218,6 +218,42 @@ def test_vgg_weights_from_file_and_from_the_torch_cache(monkeypatch, tmp_path):
         VGGFeatures("vgg16", ("relu1_2",), tmp_path / "wrong.pth")
 
 
+def test_vgg_is_fetched_with_network_and_random_with_one_line_without(monkeypatch, tmp_path):
+    from svdinst.models import backbones
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # as on Colab
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomVGGWarning)
+        donor = VGGFeatures("vgg19", ("relu1_1",), "random")
+    with torch.no_grad():
+        for p in donor.parameters():
+            p.add_(0.01)
+    state = {f"features.{k}": v for k, v in donor.features.state_dict().items()}
+    asked = []
+    monkeypatch.setattr(backbones, "download_weights", lambda arch: asked.append(arch) or state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RandomVGGWarning)  # fetched: no random fallback
+        fetched = VGGFeatures("vgg19", ("relu1_1",))
+    assert asked == ["vgg19"]
+    assert fetched.weights_source == f"imagenet:{tmp_path / 'checkpoints' / 'vgg19-dcbb9e9d.pth'}"
+    x = torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(fetched(x)[0], donor(x)[0])
+
+    def no_network(arch):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(backbones, "download_weights", no_network)
+    with pytest.warns(RandomVGGWarning) as caught:
+        fallback = VGGFeatures("vgg19", ("relu1_1",))
+    assert fallback.weights_source == "random"
+    line = str(caught[0].message)
+    assert "\n" not in line and "Network is unreachable" in line
+    assert (
+        "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in line and "--vgg-weights" in line
+    )
+
+
 # ----------------------------------------------------------------------------- short training
 
 
