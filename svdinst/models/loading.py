@@ -37,7 +37,7 @@ SD14_ID = "CompVis/stable-diffusion-v1-4"
 CLIP_VISION_ID = "openai/clip-vit-large-patch14"
 ALIASES = {"sd14": SD14_ID}
 SD14_DOWNLOAD_GB = 5  # unet + vae + text encoder of CompVis/stable-diffusion-v1-4, fp32 files
-CLIP_VISION_DOWNLOAD_GB = 1.7  # openai/clip-vit-large-patch14's model.safetensors
+CLIP_VISION_DOWNLOAD_GB = 1.7  # openai/clip-vit-large-patch14's weights file (fp32)
 ALL_PARTS = (
     "unet",
     "vae",
