@@ -114,8 +114,8 @@ def _literal(value: object) -> str:
 def install_source(src: Source) -> str:
     """The install cell: Colab only; on failure one line says what to do, not pip's traceback."""
     wheel = f"/content/drive/MyDrive/svdinst-{src.version}-py3-none-any.whl[colab]"
-    return f'''{INSTALL_MARK} and what Colab lacks (the `colab` extra: no Jupyter
-# stack, Colab's torch is reused). Written by tools/nbscaffold.py from pyproject.toml [tool.svdinst].
+    return f'''{INSTALL_MARK} and what Colab lacks (the `colab` extra: Colab's own
+# torch and Jupyter stay). Written by tools/nbscaffold.py from pyproject.toml's [tool.svdinst].
 import subprocess
 import sys
 
