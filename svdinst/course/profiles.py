@@ -15,8 +15,9 @@ quality claims.
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from svdinst.device import default_device
 from svdinst.models.loading import POCKET, SD14_ID, SD14_RANDOM, TINY, pocket_model_path
@@ -27,6 +28,7 @@ T4_CLASS_GIB = 16.0  # cards up to this size (a Colab T4 reports 14.75 GiB) get 
 # of SD-1.4 (a Drive folder on Colab) or the rehearsal's hub-layout folders (benchmarks/).
 MODEL_ENV = "SVDINST_MODEL"
 IMAGE_ENCODER_ENV = "SVDINST_IMAGE_ENCODER"
+OVERRIDES_ENV = "SVDINST_PROFILE_OVERRIDES"  # JSON of Profile fields (the rehearsal's counts)
 
 
 @dataclass(frozen=True)
@@ -153,10 +155,21 @@ def auto_profile_name() -> tuple[str, str]:
     return "tiny", "no CUDA GPU, and the pocket weights are not installed"
 
 
-def env_overrides() -> dict[str, str]:
-    """Folder overrides from ``SVDINST_MODEL`` / ``SVDINST_IMAGE_ENCODER`` (unset or empty: none)."""
+def env_overrides() -> dict[str, object]:
+    """Overrides from the environment: ``SVDINST_MODEL`` / ``SVDINST_IMAGE_ENCODER`` (folders)
+    and ``SVDINST_PROFILE_OVERRIDES`` (a JSON object of :class:`Profile` fields, e.g.
+    ``{"train_steps": 60}``: what ``benchmarks/rehearsal.py`` runs unedited notebooks with)."""
     pairs = (("model", MODEL_ENV), ("image_encoder", IMAGE_ENCODER_ENV))
-    return {field: os.environ[var] for field, var in pairs if os.environ.get(var)}
+    found: dict[str, object] = {f: os.environ[var] for f, var in pairs if os.environ.get(var)}
+    extra = json.loads(os.environ.get(OVERRIDES_ENV) or "{}")
+    unknown = sorted(set(extra) - {f.name for f in fields(Profile)})
+    if unknown:
+        raise ValueError(
+            f"{OVERRIDES_ENV} names unknown Profile fields {unknown}; unset it or fix it."
+        )
+    if "training_seeds" in extra:
+        extra["training_seeds"] = tuple(extra["training_seeds"])
+    return {**found, **extra}
 
 
 def get_profile(name: str = "auto", *, verbose: bool = True, **overrides: object) -> Profile:

@@ -89,3 +89,12 @@ def test_baseline_steps_auto_come_from_the_profile() -> None:
     course = profiles.PROFILES["course"]
     assert profile_baseline_settings(cls, course).steps == course.baseline_steps
     assert profile_baseline_settings(cls, course, gpu_steps=7).steps == 7
+
+
+def test_profile_overrides_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv(profiles.OVERRIDES_ENV, '{"train_steps": 7, "training_seeds": [0, 1]}')
+    profile = profiles.get_profile("course", verbose=False)
+    assert (profile.train_steps, profile.training_seeds) == (7, (0, 1))
+    monkeypatch.setenv(profiles.OVERRIDES_ENV, '{"train_stepz": 7}')
+    with pytest.raises(ValueError, match="train_stepz"):
+        profiles.get_profile("course", verbose=False)
