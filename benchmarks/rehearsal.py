@@ -29,6 +29,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -220,14 +221,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                    rehearsal_env.KERNEL, "--cwd", str(folder), "--no-progress-bar", *params]  # fmt: skip
         print(f"=== {src.name}", flush=True)
         start = time.perf_counter()
-        done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True,
-                              check=False, timeout=args.timeout)  # fmt: skip
+        error = notebook_error(command, folder, env, args.timeout)
         seconds = time.perf_counter() - start
-        error = None
-        if done.returncode != 0:
-            tail = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
-            error = (tail[-1] if tail else f"exit {done.returncode}")[:160].replace("|", "/")
-            print(done.stderr[-4000:])
         after = snapshot(wd)
         did = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
         stats = json.loads(stats_file.read_text()) if stats_file.exists() else None
@@ -240,6 +235,27 @@ def run(args: argparse.Namespace) -> list[dict]:
         )  # fmt: skip
         print(f"    {'ok' if error is None else 'FAILED: ' + error} in {seconds:.1f} s; {stats}")
     return merge_rows(work / "rehearsal.json", rows)
+
+
+def notebook_error(command: list[str], cwd: Path, env: dict, timeout: int) -> str | None:
+    """Run papermill in its own process group; the error's last line, or None when it passed.
+
+    On a timeout the whole group (papermill and its kernel) is killed, so no kernel is left
+    holding GPU memory for the next notebook.
+    """
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:  # fmt: skip
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return f"timed out after {timeout} s (--timeout)"
+    if proc.returncode == 0:
+        return None
+    print(stderr[-4000:])
+    tail = [line for line in stderr.strip().splitlines() if line.strip()]
+    return (tail[-1] if tail else f"exit {proc.returncode}")[:160].replace("|", "/")
 
 
 def merge_rows(path: Path, rows: list[dict]) -> list[dict]:
