@@ -61,8 +61,9 @@ class UnitCost:
         return HOST_FACTOR * self.host_s + gpu
 
 
-# Per-unit costs from the last full-size rehearsal (MEASURED_ON): medians of log.csv step gaps,
-# seconds per image from settings.json, notebook wall ÷ units for 06 and 07 (upper bounds).
+# Per-unit costs from the last full-size rehearsal (MEASURED_ON): median step gaps of the runs'
+# loss logs, seconds per image of the outputs folders, notebook wall ÷ units for 06 and 07
+# (upper bounds).
 UNITS: dict[str, UnitCost] = {
     "train inst": UnitCost(0.206, TRAIN_EVALS["inst"]),
     "train svdiff": UnitCost(0.370, TRAIN_EVALS["svdiff"]),
