@@ -88,10 +88,10 @@ def build_wheel(repo: Path, out: Path) -> Path:
 
 def _inherited_paths() -> list[str]:
     """The harness's import folders minus any that hold an ``svdinst`` package (the checkout)."""
-    keep = []
+    keep, here = [], Path(__file__).resolve().parent  # benchmarks/ is no Colab folder either
     for entry in sys.path:
         path = Path(entry or ".").resolve()
-        if path.is_dir() and not (path / "svdinst" / "__init__.py").exists():
+        if path.is_dir() and path != here and not (path / "svdinst" / "__init__.py").exists():
             keep.append(str(path))
     return list(dict.fromkeys(keep))
 
@@ -107,16 +107,18 @@ def make_env(work: Path, wheel: Path, cap_gib: float) -> Path:
     env = work / "env"
     python = env / "bin" / "python"
     if not python.exists():
-        subprocess.run(
-            [sys.executable, "-m", "venv", "--system-site-packages", str(env)], check=True
-        )
-        purelib = subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
-        (Path(purelib) / "rehearsal_inherited.pth").write_text("\n".join(_inherited_paths()) + "\n")
-    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q", "install"]
-    subprocess.run([*pip, "--no-index", "--no-deps", "--force-reinstall", str(wheel)], check=True)
+        # --without-pip: a base interpreter without ensurepip (Debian's) can still make it; the
+        # harness's own pip installs into it below.
+        venv = [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(env)]
+        subprocess.run(venv, check=True)
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    (Path(purelib) / "rehearsal_inherited.pth").write_text("\n".join(_inherited_paths()) + "\n")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "install"]
+    install = ["--no-index", "--no-deps", "--upgrade", "--target", purelib, str(wheel)]
+    subprocess.run([*pip, *install], check=True)
     inject = work / "inject"
     inject.mkdir(parents=True, exist_ok=True)
     (inject / "sitecustomize.py").write_text(SITECUSTOMIZE)
