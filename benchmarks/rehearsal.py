@@ -94,7 +94,7 @@ def measured_units(work: Path, rows: list[dict], args: argparse.Namespace) -> di
     for number in ("01", "02", "03", "04", "05"):
         if number in by_nb:  # the rest of the notebook's wall time: loading, SVD, figures
             r = by_nb[number]
-            work_s = sum(units[u].host_s * n for u, n in r["did"].items() if u in units)
+            work_s = sum(units[u].host_s * n for u, n in r.get("did", {}).items() if u in units)
             units[f"fixed {number}"] = budget.UnitCost(max(0.0, r["seconds"] - work_s))
     return units
 
@@ -147,12 +147,12 @@ def report(work: Path, rows: list[dict], args: argparse.Namespace) -> str:
         out.append(
             f"| {r['notebook']} | {status} | {r['seconds']:.1f} | {f2(st.get('allocated_gib'))} | "
             f"{f2(st.get('reserved_gib'))} | {f2(st.get('rss_gib'))} "
-            f"(+ {f2(st.get('children_rss_gib'))}) | {r['disk_workdir']:.2f} / "
-            f"{r['disk_caches']:.2f} | {t4_here[n] / 60:.1f} | {t4_preset[n] / 60:.1f} |"
+            f"(+ {f2(st.get('children_rss_gib'))}) | {r.get('disk_workdir', 0):.2f} / "
+            f"{r.get('disk_caches', 0):.2f} | {t4_here[n] / 60:.1f} | {t4_preset[n] / 60:.1f} |"
         )
     total = sum(t4_preset.values())
     out += [
-        f"| **course** |  |  |  |  |  |  |  | **{total / 60:.0f}** |",
+        f"| **all seven** (unrun ones: the budget's units) |  |  |  |  |  |  |  | **{total / 60:.0f}** |",
         "",
         "T4 estimate (`svdinst/course/budget.py`): per unit, "
         f"{budget.HOST_FACTOR:g} × the seconds measured here (host work, assumed twice as slow on "
