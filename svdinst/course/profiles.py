@@ -3,9 +3,11 @@
 ``tiny`` runs everywhere (CPU, CI's ``make test``) on random weights — it shows the machinery,
 never quality. ``pocket`` runs on a small model that the kit pretrained on the offline photos
 (``svdinst pocket pretrain``): on a CPU it learns a style visibly, at toy scale, and says nothing
-about SD-1.4. ``sd14`` is the report's setting on a GPU; its defaults fit a 16 GB Colab T4.
-``auto`` picks ``sd14`` when CUDA is present, otherwise ``pocket`` when its weights are
-installed, else ``tiny``. ``sd14-random`` is ``sd14``'s
+about SD-1.4. ``sd14`` is the report's setting on a GPU (its memory settings fit a 16 GB Colab T4, its counts
+take days there); ``course`` is SD-1.4 with counts sized so every notebook takes ≤ 30 min on a free
+Colab T4 and the course ≤ 3 h (:mod:`svdinst.course.budget` holds the arithmetic). ``auto`` picks
+``course`` on a CUDA card of ≤ 16 GB, ``sd14`` on a bigger one, otherwise ``pocket`` when its
+weights are installed, else ``tiny``. ``sd14-random`` is ``sd14``'s
 settings on a model of SD-1.4's exact shapes with random weights (no download): it rehearses the
 time and memory of a full run (``benchmarks/rehearsal.py``) and, like ``tiny``, never makes
 quality claims.
@@ -13,12 +15,20 @@ quality claims.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+import os
+from dataclasses import dataclass, fields, replace
 
 from svdinst.device import default_device
 from svdinst.models.loading import POCKET, SD14_ID, SD14_RANDOM, TINY, pocket_model_path
 
 RANDOM_NOTE = "random weights, never for quality claims"
+T4_CLASS_GIB = 16.0  # cards up to this size (a Colab T4 reports 14.75 GiB) get the `course` counts
+# Environment variables that replace a profile's folders without editing a notebook: a local copy
+# of SD-1.4 (a Drive folder on Colab) or the rehearsal's hub-layout folders (benchmarks/).
+MODEL_ENV = "SVDINST_MODEL"
+IMAGE_ENCODER_ENV = "SVDINST_IMAGE_ENCODER"
+OVERRIDES_ENV = "SVDINST_PROFILE_OVERRIDES"  # JSON of Profile fields (the rehearsal's counts)
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,9 @@ class Profile:
     baseline_batch_cap: int = 4  # GAN/arbitrary-style baselines: papers' batch, at most this
     training_seeds: tuple[int, ...] = (0,)  # notebook 05's TRAINING_SEEDS="auto"; ≥ 3 give ± std
     guidance: float | None = None  # stylizing CFG scale; None → 7.5 img2img, 10 inst (the papers')
+    image_encoder: str | None = None  # InST's vision tower; None → model's image_encoder/ or CLIP-L
+    test_photos: int | None = None  # test photos stylized per method; None = all (report: 711)
+    baseline_steps: int = 1000  # notebook 06's GPU_STEPS="auto" (the papers train 100k–200k)
     about: str = ""  # one line on what the model is; "" = random weights (without quality claims)
 
     @property
@@ -95,14 +108,76 @@ PROFILES: dict[str, Profile] = {
         quality_claims=True,
     ),
 }
+# SD-1.4 with counts a free Colab T4 runs in ≤ 30 min per notebook, ≤ 3 h in all; the estimate is
+# svdinst.course.budget.course_estimate (tests/course/test_profiles.py recomputes it).
+PROFILES["course"] = replace(
+    PROFILES["sd14"],
+    name="course",
+    train_steps=400,  # 04 trains inst, svdiff and svd-inst in one sitting: 3 × 400 steps ≈ 26 min
+    stylize_seeds=3,  # 05: 3 methods × 20 photos × 3 seeds = 180 images ≈ 22 min
+    test_photos=20,  # enough photos for KID and LPIPS to mean something; the default set has 3
+    baseline_steps=120,  # 06: six methods × 120 steps ≈ 23 min (a demo: the papers train 100k+)
+    training_seeds=(0,),  # one run per mode: seeds 1, 2 would triple 04's time
+)
 # SD-1.4's exact shapes and sd14's settings on random weights: same time and memory, no quality.
 PROFILES["sd14-random"] = replace(PROFILES["sd14"], name="sd14-random", model=SD14_RANDOM,
                                   quality_claims=False)  # fmt: skip
 
 
+def cuda_memory_gib() -> float | None:
+    """Total memory of CUDA device 0 in GiB as the driver reports it, or `None` if unreadable."""
+    import torch  # torch only when "auto" meets a CUDA card (device.py imports it the same way)
+
+    try:
+        return torch.cuda.get_device_properties(0).total_memory / 2**30
+    except (RuntimeError, AssertionError, AttributeError):  # no driver behind is_available()
+        return None
+
+
+def auto_profile_name() -> tuple[str, str]:
+    """What ``PROFILE="auto"`` picks here, and why (one line for the notebook's output).
+
+    Returns:
+        `tuple[str, str]`: the profile name and the reason.
+    """
+    if default_device() == "cuda":
+        gib = cuda_memory_gib()
+        if gib is None:
+            return "sd14", "CUDA is available (its memory could not be read)"
+        if gib <= T4_CLASS_GIB:
+            return "course", (
+                f"a CUDA card of {gib:.1f} GiB (≤ {T4_CLASS_GIB:.0f}): counts sized for ≤ 30 min "
+                "per notebook on a Colab T4; PROFILE='sd14' gives the report's full settings"
+            )
+        return "sd14", f"a CUDA card of {gib:.1f} GiB: the report's full settings"
+    if (pocket_model_path() / "model_index.json").is_file():
+        return "pocket", "no CUDA GPU; the pocket model runs on a CPU"
+    return "tiny", "no CUDA GPU, and the pocket weights are not installed"
+
+
+def env_overrides() -> dict[str, object]:
+    """Overrides from the environment: ``SVDINST_MODEL`` / ``SVDINST_IMAGE_ENCODER`` (folders)
+    and ``SVDINST_PROFILE_OVERRIDES`` (a JSON object of :class:`Profile` fields, e.g.
+    ``{"train_steps": 60}``: what ``benchmarks/rehearsal.py`` runs unedited notebooks with)."""
+    pairs = (("model", MODEL_ENV), ("image_encoder", IMAGE_ENCODER_ENV))
+    found: dict[str, object] = {f: os.environ[var] for f, var in pairs if os.environ.get(var)}
+    extra = json.loads(os.environ.get(OVERRIDES_ENV) or "{}")
+    unknown = sorted(set(extra) - {f.name for f in fields(Profile)})
+    if unknown:
+        raise ValueError(
+            f"{OVERRIDES_ENV} names unknown Profile fields {unknown}; unset it or fix it."
+        )
+    if "training_seeds" in extra:
+        extra["training_seeds"] = tuple(extra["training_seeds"])
+    return {**found, **extra}
+
+
 def get_profile(name: str = "auto", *, verbose: bool = True, **overrides: object) -> Profile:
-    """Return the named profile; ``"auto"`` picks ``sd14`` with CUDA, else ``pocket`` (``tiny``
-    when the pocket weights are not installed).
+    """Return the named profile; ``"auto"`` picks ``course`` on a CUDA card of ≤ 16 GB, ``sd14``
+    on a bigger one, else ``pocket`` (``tiny`` when the pocket weights are not installed).
+
+    ``SVDINST_MODEL`` and ``SVDINST_IMAGE_ENCODER``, when set, replace the profile's ``model``
+    and ``image_encoder`` (a local copy of SD-1.4 or CLIP-L; explicit ``overrides`` win).
 
     Args:
         name (`str`, defaults to ``"auto"``): ``"auto"``, or a key of :data:`PROFILES`.
@@ -111,17 +186,15 @@ def get_profile(name: str = "auto", *, verbose: bool = True, **overrides: object
     """
     chosen = name
     if name == "auto":
-        pocket = (pocket_model_path() / "model_index.json").is_file()
-        chosen = "sd14" if default_device() == "cuda" else ("pocket" if pocket else "tiny")
+        chosen, why = auto_profile_name()
         if verbose:
-            why = {
-                "sd14": "CUDA is available",
-                "pocket": "no CUDA GPU; the pocket model runs on a CPU",
-                "tiny": "no CUDA GPU, and the pocket weights are not installed",
-            }[chosen]
             print(f"PROFILE='auto' → '{chosen}' ({why}).")
     if chosen not in PROFILES:
         raise ValueError(f"Unknown profile {name!r}; choose 'auto' or one of {sorted(PROFILES)}.")
+    from_env = env_overrides()
+    if verbose and from_env:
+        print(f"Profile '{chosen}': {from_env} from the environment.")
+    overrides = {**from_env, **overrides}
     profile = replace(PROFILES[chosen], **overrides) if overrides else PROFILES[chosen]
     if verbose and not profile.quality_claims:
         print(f"Profile '{profile.name}': {profile.note}.")

@@ -70,7 +70,7 @@ def profile_run_config(
         resolution=profile.resolution,
         mixed_precision=profile.mixed_precision,
         gradient_checkpointing=profile.gradient_checkpointing,
-        **overrides,
+        **{"image_encoder": profile.image_encoder, **overrides},
     )
 
 
@@ -139,7 +139,7 @@ def profile_baseline_settings(
     profile: Profile,
     *,
     tiny_steps: int = 2,
-    gpu_steps: int = 1000,
+    gpu_steps: int | str = "auto",
     gpu_batch_size: int | str | None = "auto",
     checkpoint_every: int = 250,
 ) -> BaselineSettings:
@@ -152,11 +152,14 @@ def profile_baseline_settings(
     Args:
         cls (`type[Baseline]`): the baseline class.
         profile (`Profile`): the course profile.
-        tiny_steps (`int`, defaults to 2), gpu_steps (`int`, defaults to 1000): training steps.
+        tiny_steps (`int`, defaults to 2): training steps on the CPU profiles.
+        gpu_steps (`int` or ``"auto"``): training steps on a GPU profile; ``"auto"`` =
+            ``profile.baseline_steps`` (``course``: 120, ``sd14``: 1000).
         gpu_batch_size (`int`, ``"auto"`` or `None`): see :func:`baseline_batch_size`.
         checkpoint_every (`int`, defaults to 250): GPU runs only; lets an interrupted run resume.
     """
     if profile.name in CPU_PROFILES:
         return BaselineSettings(tiny_steps, "tiny", 32 * (profile.resolution // 32), None, 0)
     batch = baseline_batch_size(cls, profile, gpu_batch_size)
-    return BaselineSettings(gpu_steps, "full", 256, batch, checkpoint_every)
+    steps = profile.baseline_steps if gpu_steps == "auto" else int(gpu_steps)
+    return BaselineSettings(steps, "full", 256, batch, checkpoint_every)

@@ -8,10 +8,12 @@ tokenize exactly as in SD-1.4.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -116,6 +118,17 @@ def sd_layout_modules(config: SDLayoutConfig) -> dict[str, torch.nn.Module]:
     }
 
 
+def _readme(cfg: SDLayoutConfig, what: str) -> Callable[[Path], None]:
+    """A ``finalize`` that writes the folder's README: random weights, never for quality."""
+    text = (
+        f"# svdinst {cfg.version}: random weights, never for quality claims\n\n"
+        f"{what} *layout* at {cfg.label} with deterministic random weights (seed {cfg.seed}, "
+        f"saved as {cfg.save_dtype}). Built by svdinst for tests, the offline course and "
+        "timing/memory rehearsals only. Its images are noise: it says nothing about quality.\n"
+    )
+    return lambda folder: (folder / "README.md").write_text(text)
+
+
 def build_sd_layout_model(out_dir: str | os.PathLike, config: SDLayoutConfig | None = None) -> Path:
     """Build a random-weight SD-layout pipeline folder and ``save_pretrained`` it.
 
@@ -130,18 +143,7 @@ def build_sd_layout_model(out_dir: str | os.PathLike, config: SDLayoutConfig | N
             :meth:`SDLayoutConfig.tiny`.
     """
     cfg = config or SDLayoutConfig.tiny()
-    readme = (
-        f"# svdinst {cfg.version}: random weights, never for quality claims\n\n"
-        f"SD-1.4 *layout* at {cfg.label} with deterministic random weights (seed {cfg.seed}, "
-        f"saved as {cfg.save_dtype}). Built by svdinst for tests, the offline course and "
-        "timing/memory rehearsals only. Its images are noise: it says nothing about quality.\n"
-    )
-    return save_sd_layout_pipeline(
-        out_dir,
-        sd_layout_modules(cfg),
-        cfg,
-        lambda folder: (folder / "README.md").write_text(readme),
-    )
+    return save_sd_layout_pipeline(out_dir, sd_layout_modules(cfg), cfg, _readme(cfg, "SD-1.4"))
 
 
 def save_sd_layout_pipeline(
@@ -213,6 +215,64 @@ def save_sd_layout_pipeline(
             if not (out / "model_index.json").exists():  # a parallel builder won the race
                 raise
     return out
+
+
+# The keys of CompVis/stable-diffusion-v1-4's model_index.json (besides "_class_name" and
+# "_diffusers_version"): no image encoder (InST's comes from openai/clip-vit-large-patch14).
+SD14_HUB_COMPONENTS = (
+    "feature_extractor", "safety_checker", "scheduler", "text_encoder", "tokenizer", "unet", "vae",
+)  # fmt: skip
+
+
+def build_hub_layout_model(
+    out_dir: str | os.PathLike,
+    vision_dir: str | os.PathLike,
+    config: SDLayoutConfig | None = None,
+) -> tuple[Path, Path]:
+    """Random weights saved as the hub's own two folders, in the hub's precision (fp32).
+
+    ``out_dir`` is laid out like ``CompVis/stable-diffusion-v1-4``: ``model_index.json`` with
+    exactly that repository's components (:data:`SD14_HUB_COMPONENTS`; ``safety_checker`` is
+    ``[null, null]``, how diffusers saves a pipeline without one) and no ``image_encoder/``.
+    ``vision_dir`` is laid out like ``openai/clip-vit-large-patch14`` as the kit reads it: a
+    ``CLIPVisionModelWithProjection`` and its ``preprocessor_config.json``. Pass it as
+    ``load_components(out_dir, image_encoder=vision_dir)`` (or ``SVDINST_IMAGE_ENCODER``).
+
+    Args:
+        out_dir (`str` or `os.PathLike`): the pipeline folder (replaced if it exists).
+        vision_dir (`str` or `os.PathLike`): the vision-tower folder (replaced if it exists).
+        config (`SDLayoutConfig`, *optional*): sizes; defaults to :meth:`SDLayoutConfig.sd14`.
+            Saved in float32 whatever its ``save_dtype``: the hub's files are fp32.
+    """
+    from transformers import CLIPImageProcessor  # slow import, as above
+
+    cfg = replace(config or SDLayoutConfig.sd14(), save_dtype="float32")
+    modules = sd_layout_modules(cfg)
+    vision = modules.pop("image_encoder")
+
+    def finalize(folder: Path) -> None:
+        _readme(cfg, "SD-1.4 (CompVis/stable-diffusion-v1-4)")(folder)
+        index_path = folder / "model_index.json"
+        index = json.loads(index_path.read_text())
+        keep = {k: v for k, v in index.items() if k.startswith("_") or k in SD14_HUB_COMPONENTS}
+        index_path.write_text(json.dumps(keep, indent=2, sort_keys=True) + "\n")
+
+    pipeline = save_sd_layout_pipeline(out_dir, modules, cfg, finalize)
+    vision_out = Path(vision_dir)
+    vision_out.parent.mkdir(parents=True, exist_ok=True)
+    size = cfg.vision_image_size
+    processor = CLIPImageProcessor(
+        size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+    )
+    with tempfile.TemporaryDirectory(dir=vision_out.parent, prefix=f".{vision_out.name}.") as tmp:
+        staged = Path(tmp) / "vision"
+        vision.save_pretrained(staged)
+        processor.save_pretrained(staged)
+        _readme(cfg, "CLIP-L vision tower (openai/clip-vit-large-patch14)")(staged)
+        if vision_out.exists():
+            shutil.rmtree(vision_out)
+        os.replace(staged, vision_out)
+    return pipeline, vision_out
 
 
 def build_tiny_model(out_dir: str | os.PathLike, config: SDLayoutConfig | None = None) -> Path:

@@ -135,3 +135,22 @@ def test_comparison_figures_read_what_the_cli_wrote(data, tmp_path):
     fig = loss_curves({"cyclegan": run, "magenta": tmp_path / "no-log"})
     assert len(fig.axes) == 1 and list(fig.axes[0].lines[0].get_ydata()) == [2.5, 1.5]
     plt.close(fig)
+
+
+@pytest.mark.parametrize(("free_gib", "expected"), [(1.0, 1), (8.0, 6), (1000.0, 64)])
+def test_full_size_batch_is_chosen_from_the_device_memory_and_printed(
+    data, tmp_path, capsys, monkeypatch, free_gib: float, expected: int
+) -> None:
+    # BalaGAN's paper batch 64 took 15 GB of host RAM on a CPU; with little memory free the CLI
+    # now picks a smaller batch and says so (an explicit --batch-size still wins: test above).
+    import svdinst.baselines.cli as cli
+
+    monkeypatch.setattr(cli, "available_memory_gib", lambda device: free_gib)
+    run = tmp_path / "run"
+    argv = ["baseline", "balagan", "train", "--content", str(data / "content"),
+            "--style", str(data / "style"), "--steps", "0", "--out", str(run),
+            "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"balagan: batch {expected} (paper: 64)" in out and "host RAM" in out
+    assert json.loads((run / "config.json").read_text())["batch_size"] == expected

@@ -143,3 +143,29 @@ def test_saved_schedulers_do_not_clip_latents_like_sd14(tiny_model_dir: Path) ->
         config = PNDMScheduler.from_pretrained(folder, subfolder="scheduler").config
         assert DDIMScheduler.from_config(config).config.clip_sample is False, folder
         assert DDPMScheduler.from_config(config).config.clip_sample is False, folder
+
+
+def test_hub_layout_folders_load_like_the_hubs_own(tmp_path: Path) -> None:
+    import json
+
+    from diffusers import StableDiffusionPipeline
+
+    from svdinst.models.layouts import SD14_HUB_COMPONENTS, build_hub_layout_model
+
+    cfg = replace(SDLayoutConfig.tiny(), save_dtype="float16")  # the hub's files are fp32
+    model, vision = build_hub_layout_model(tmp_path / "sd14", tmp_path / "clip-l", cfg)
+    index = json.loads((model / "model_index.json").read_text())
+    assert {k for k in index if not k.startswith("_")} == set(SD14_HUB_COMPONENTS)
+    assert index["safety_checker"] == [None, None]  # how diffusers saves "no safety checker"
+    assert index["feature_extractor"] == ["transformers", "CLIPImageProcessor"]
+    assert not (model / "image_encoder").exists()
+    assert (vision / "preprocessor_config.json").is_file()
+    weights = load_file(model / "unet" / "diffusion_pytorch_model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}
+    # diffusers accepts the folder as a pipeline, and the kit loads it with the separate tower
+    pipe = StableDiffusionPipeline.from_pretrained(model)
+    assert pipe.safety_checker is None and pipe.feature_extractor is not None
+    parts = ["unet", "text_encoder", "tokenizer", "image_encoder", "feature_extractor"]
+    comps = load_components(model, parts, image_encoder=vision)
+    assert comps.image_encoder.config.projection_dim == cfg.projection_dim
+    assert comps.image_encoder.dtype == torch.float32 and comps.feature_extractor is not None
