@@ -25,6 +25,7 @@ from svdinst.formats.atomic import write_json_atomic
 from svdinst.formats.checkpoint import checkpoints_dir, list_checkpoints, remove_checkpoints
 
 LOG_COLUMNS = ("step", "loss", "lr", "seconds")
+TOKEN_NORM = "token_norm"  # svdinst train's extra column: ‖placeholder embedding‖ each step used
 
 
 class RunFolder:

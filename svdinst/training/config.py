@@ -86,7 +86,7 @@ class TrainConfig:
                 all(v is None or v > 0 for v in (self.lr, self.lr_token, self.lr_shifts)),
                 f"lr, lr_token, lr_shifts must be > 0, got {self.lr}, {self.lr_token}, "
                 f"{self.lr_shifts}",
-            ),  # fmt: skip
+            ),
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch size and grad_accum ≥ 1"),
             (self.resolution % 8 == 0 and self.resolution >= 8, "resolution: a multiple of 8"),
             (self.augment in AUGMENTATIONS, f"augment must be one of {list(AUGMENTATIONS)}"),
@@ -97,7 +97,7 @@ class TrainConfig:
             (
                 self.mixed_precision in ("auto", *PRECISIONS),
                 f"mixed precision must be 'auto' or one of {list(PRECISIONS)}",
-            ),  # fmt: skip
+            ),
             (self.prompt_template.count("{}") == 1, "prompt_template needs exactly one '{}'"),
             (self.warmup_steps >= 0 and self.checkpoint_every >= 0, "warmup/checkpoint ≥ 0"),
             (bool(self.style), "give at least one style image"),

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from svdinst.device import default_device, precision_dtype
 from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.formats.checkpoint import load_latest_checkpoint, save_checkpoint, set_rng_state
-from svdinst.formats.run_folder import LossLog, RunFolder
+from svdinst.formats.run_folder import TOKEN_NORM, LossLog, RunFolder
 from svdinst.models.loading import Components, load_components
 from svdinst.spectral import (
     SpectralShiftConfig,
@@ -63,8 +63,6 @@ from svdinst.training.memory import (
     use_gradient_checkpointing,
 )
 from svdinst.training.style_crops import StyleSampler, gather_style_images
-
-TOKEN_NORM = "token_norm"  # log.csv column: ‖placeholder embedding‖ the step used (a word: ≈ 0.4)
 
 
 class TrainingDivergedError(SvdinstError, RuntimeError):

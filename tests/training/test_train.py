@@ -534,7 +534,7 @@ def test_token_sees_the_training_crop_or_the_whole_image(tiny_model_dir):
 
     pooled = StyleSampler([image], vae, 16, "crop-flip", 0.5, 5, seed=0, encode=encode)
     assert calls == [5] and pooled.pool_features.shape == (5, 1, 3)
-    picks, owners, _ = pooled.draw(4, torch.Generator().manual_seed(0))
+    picks, _, _ = pooled.draw(4, torch.Generator().manual_seed(0))
     torch.testing.assert_close(pooled.features(picks), pooled.pool_features[picks])
     assert len({tuple(f.flatten().tolist()) for f in pooled.pool_features}) == 5  # crops differ
     fresh = StyleSampler([image], vae, 16, "crop-flip", 0.5, 0, seed=0, encode=encode)
