@@ -317,7 +317,11 @@ def train(
             latents = sampler.latents(picks[sl], eps[sl], accelerator.device)
             feats = None
             if config.trains_token:
-                feats = sampler.features(picks[sl]) if per_crop else features[owners[sl]]
+                feats = (
+                    sampler.features(picks[sl])
+                    if per_crop
+                    else features[owners[sl].to(features.device)]
+                )
             sync = micro == config.grad_accum - 1
             with contextlib.nullcontext() if sync else accelerator.no_sync(objective):
                 loss, embedding = objective(latents, noise[sl].to(accelerator.device),

@@ -540,3 +540,14 @@ def test_token_sees_the_training_crop_or_the_whole_image(tiny_model_dir):
     fresh = StyleSampler([image], vae, 16, "crop-flip", 0.5, 0, seed=0, encode=encode)
     crops, _, _ = fresh.draw(3, torch.Generator().manual_seed(0))
     assert fresh.features(crops).shape == (3, 1, 3) and calls == [5, 3]
+
+
+@pytest.mark.parametrize(("token_image", "crop_pool"), [("whole", 4), ("crop", 0)])
+def test_token_image_options_train(token_image, crop_pool, tmp_path, style_image, tiny_model_dir):
+    """`whole` (the kit's former input) and fresh crops encoded each step both train."""
+    fast = {**FAST, "crop_pool": crop_pool}
+    cfg = TrainConfig(model=str(tiny_model_dir), style=[str(style_image)], out=str(tmp_path / "t"),
+                      mode="inst", steps=2, token_image=token_image, **fast)  # fmt: skip
+    result = train(cfg)
+    assert len(result.losses) == 2 and all(math.isfinite(v) for v in result.losses)
+    assert json.loads((tmp_path / "t" / "config.json").read_text())["token_image"] == token_image
