@@ -52,6 +52,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         help="what CLIP sees for the token: crop (InST: the training sample) or whole",
     )
     p.add_argument(
+        "--saved-token",
+        default="mean",
+        help="the run's token: the mean over the style images, or one image's file name",
+    )
+    p.add_argument(
         "--mixed-precision",
         default="auto",
         help="auto (fp16 on CUDA, fp32 on CPU), no, fp16 or bf16 (GPUs that have it)",

@@ -64,6 +64,7 @@ class TrainConfig:
     image_encoder: str | None = None  # CLIP vision tower; None → model's image_encoder/ or CLIP-L
     image_tokens: str = "pooled"  # InST attends over the pooled embedding; "patches" variant
     token_image: str = "crop"  # InST: CLIP sees each training sample; "whole": the style image
+    saved_token: str = "mean"  # several style images: their tokens' mean, or one file's token
     mixed_precision: str = "auto"  # frozen parts' dtype; auto → svdinst.device (fp16 on CUDA)
     gradient_checkpointing: bool | None = None  # None → on with CUDA (SD-1.4 at 512 px on a T4)
     checkpoint_every: int = 0  # steps between checkpoints for --resume; 0 = only the last one

@@ -30,8 +30,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.state import AcceleratorState
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -57,8 +55,10 @@ from svdinst.training.inversion import (
     save_learned_embeds,
 )
 from svdinst.training.memory import (
+    _release_accelerator_state,
     divergence_advice,
     enable_gradient_checkpointing,
+    make_accelerator,
     training_precision,
     use_gradient_checkpointing,
 )
@@ -136,31 +136,6 @@ def _trainable(module: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p for n, p in module.named_parameters() if p.requires_grad}
 
 
-def make_accelerator(cuda: bool, precision: str) -> Accelerator:
-    """The run's ``Accelerator``; with several processes, DDP never re-broadcasts buffers.
-
-    The spectral layers keep their frozen SVD factors (U, σ, Vᵀ, and the rebuilt W) as buffers:
-    gigabytes at SD-1.4 size. DDP's default ``broadcast_buffers=True`` copies every buffer from
-    rank 0 before *each* forward pass. They are equal on all ranks after DDP's one broadcast at
-    wrap time and change only through δ, which every rank updates identically from the reduced
-    gradient, so the per-step copy is pure waste (reports/benchmarks.md: turning it off did not
-    change the 2-GPU ratio, the step is launch-bound, but it is bandwidth nobody needs).
-    """
-    ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
-    return Accelerator(cpu=not cuda, mixed_precision=precision, kwargs_handlers=[ddp])
-
-
-def _release_accelerator_state(precision: str) -> None:
-    """Let a second ``train()`` in one process use another precision (a notebook, a test).
-
-    accelerate keeps one global ``AcceleratorState`` and refuses a different ``mixed_precision``
-    later; only that part is cleared — the process group (``PartialState``) stays as launched.
-    """
-    state = AcceleratorState._shared_state
-    if state and str(state.get("_mixed_precision", precision)) != precision:
-        AcceleratorState._reset_state(reset_partial_state=False)
-
-
 def train(
     config: TrainConfig,
     resume: bool = False,
@@ -181,6 +156,12 @@ def train(
         `TrainResult`: the run folder and the losses of the steps run in this call.
     """
     styles = gather_style_images(config.style)  # bad input fails before any model is loaded
+    names = [path.name for path, _ in styles]
+    if config.saved_token not in ("mean", *names):
+        raise TrainConfigError(
+            f"--saved-token {config.saved_token!r} is neither 'mean' nor a style image of "
+            f"--style ({', '.join(names)})."
+        )
     device = default_device()
     cuda = device == "cuda"
     precision = training_precision(config.mixed_precision, device)  # "auto": fp16 on CUDA
@@ -365,7 +346,7 @@ def train(
     if not (every and config.steps % every == 0):  # the final state, so a run can be extended
         checkpoint(config.steps)
     if main:
-        _write_outputs(config, folder, comps, plain)
+        _write_outputs(config, folder, comps, plain, names)
     accelerator.wait_for_everyone()
     injector.remove()
     return TrainResult(run, losses, config.steps, elapsed)
@@ -373,15 +354,22 @@ def train(
 
 @torch.no_grad()
 def _write_outputs(
-    config: TrainConfig, run: RunFolder, comps: Components, objective: DiffusionObjective
+    config: TrainConfig,
+    run: RunFolder,
+    comps: Components,
+    objective: DiffusionObjective,
+    names: list[str],
 ) -> None:
     """The run's products: the final embedding, the image→token module and the shifts δ."""
     weight = comps.text_encoder.get_input_embeddings().weight
     token_id = comps.tokenizer.convert_tokens_to_ids(config.placeholder_token)
     if objective.image_to_token is not None:
         module = objective.image_to_token.eval()
-        # Stylizing needs only this vector: the module applied to the style image(s) (mean).
-        vector = module(objective.image_features).float().mean(0)
+        # Stylizing needs only this vector: the module applied to the whole style image(s). The
+        # mean over several images was never a training input (docs/DEVIATIONS.md).
+        tokens = module(objective.image_features).float()
+        mean = config.saved_token == "mean"
+        vector = tokens.mean(0) if mean else tokens[names.index(config.saved_token)]
         weight[token_id] = vector.to(weight.dtype)
         save_image_to_token(run.image_to_token, module)
     save_learned_embeds(run.learned_embeds, config.placeholder_token, weight[token_id])

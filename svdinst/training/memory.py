@@ -1,5 +1,5 @@
-"""What lets SD-1.4 train on a 16 GB T4: the run's precision, gradient checkpointing that really
-runs, and what to do when the loss diverges.
+"""What lets SD-1.4 train on a 16 GB T4: the run's precision and accelerator, gradient
+checkpointing that really runs, and what to do when the loss diverges.
 
 * Precision: ``mixed_precision="auto"`` follows :mod:`svdinst.device` (fp16 frozen weights on CUDA,
   fp32 on a CPU); the trainable tensors stay fp32 whatever the choice (accelerate's mixed
@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import warnings
 from typing import Any
+
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.state import AcceleratorState
 
 from svdinst.device import bf16_supported, resolve_precision
 from svdinst.formats.run_folder import RunFolder
@@ -89,3 +92,28 @@ def divergence_advice(lr_token: float | None, lr_shifts: float | None, device: s
         if bf16_supported(device):
             advice += " or --mixed-precision bf16 (this GPU has it)"
     return advice + ", then --resume"
+
+
+def make_accelerator(cuda: bool, precision: str) -> Accelerator:
+    """The run's ``Accelerator``; with several processes, DDP never re-broadcasts buffers.
+
+    The spectral layers keep their frozen SVD factors (U, σ, Vᵀ, and the rebuilt W) as buffers:
+    gigabytes at SD-1.4 size. DDP's default ``broadcast_buffers=True`` copies every buffer from
+    rank 0 before *each* forward pass. They are equal on all ranks after DDP's one broadcast at
+    wrap time and change only through δ, which every rank updates identically from the reduced
+    gradient, so the per-step copy is pure waste (reports/benchmarks.md: turning it off did not
+    change the 2-GPU ratio, the step is launch-bound, but it is bandwidth nobody needs).
+    """
+    ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
+    return Accelerator(cpu=not cuda, mixed_precision=precision, kwargs_handlers=[ddp])
+
+
+def _release_accelerator_state(precision: str) -> None:
+    """Let a second ``train()`` in one process use another precision (a notebook, a test).
+
+    accelerate keeps one global ``AcceleratorState`` and refuses a different ``mixed_precision``
+    later; only that part is cleared — the process group (``PartialState``) stays as launched.
+    """
+    state = AcceleratorState._shared_state
+    if state and str(state.get("_mixed_precision", precision)) != precision:
+        AcceleratorState._reset_state(reset_partial_state=False)

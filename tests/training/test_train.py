@@ -551,3 +551,36 @@ def test_token_image_options_train(token_image, crop_pool, tmp_path, style_image
     result = train(cfg)
     assert len(result.losses) == 2 and all(math.isfinite(v) for v in result.losses)
     assert json.loads((tmp_path / "t" / "config.json").read_text())["token_image"] == token_image
+
+
+def test_saved_token_is_the_mean_or_one_style_images(tmp_path, style_image, tiny_model_dir):
+    """Several style images: the saved token is the mean of their tokens (never a training input)
+    or, with saved_token=<file name>, exactly that image's token."""
+    from safetensors.torch import load_file
+
+    from svdinst.models.loading import load_components
+    from svdinst.training.config import TrainConfigError
+    from svdinst.training.inversion import encode_images, load_image_to_token
+
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    shutil.copy(style_image, styles / "a.png")
+    Image.open(style_image).transpose(Image.Transpose.ROTATE_90).save(styles / "b.png")
+    vision = load_components(tiny_model_dir, ["image_encoder", "feature_extractor"])
+    features = encode_images(
+        vision.image_encoder, vision.feature_extractor,
+        [Image.open(styles / n).convert("RGB") for n in ("a.png", "b.png")],
+    )  # fmt: skip
+    for saved in ("mean", "b.png"):
+        out = tmp_path / saved
+        train(TrainConfig(model=str(tiny_model_dir), style=[str(styles)], out=str(out),
+                          mode="inst", steps=1, saved_token=saved, **FAST))  # fmt: skip
+        with torch.no_grad():
+            tokens = load_image_to_token(out / "image_to_token.safetensors")(features)
+        expected = tokens.mean(0) if saved == "mean" else tokens[1]
+        torch.testing.assert_close(
+            load_file(out / "learned_embeds.safetensors")["<mural>"][0], expected
+        )
+    with pytest.raises(TrainConfigError, match=r"a\.png, b\.png"):
+        train(TrainConfig(model=str(tiny_model_dir), style=[str(styles)], out=str(tmp_path / "x"),
+                          mode="inst", steps=1, saved_token="c.png", **FAST))  # fmt: skip
