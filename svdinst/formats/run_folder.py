@@ -25,6 +25,7 @@ from svdinst.formats.atomic import write_json_atomic
 from svdinst.formats.checkpoint import checkpoints_dir, list_checkpoints, remove_checkpoints
 
 LOG_COLUMNS = ("step", "loss", "lr", "seconds")
+TOKEN_NORM = "token_norm"  # svdinst train's extra column: ‖placeholder embedding‖ each step used
 
 
 class RunFolder:
@@ -35,7 +36,7 @@ class RunFolder:
     """
 
     CONFIG = "config.json"  # every setting of the run (written first: marks a run folder)
-    LOG = "log.csv"  # step, loss, lr, seconds (+ a baseline's named loss terms)
+    LOG = "log.csv"  # step, loss, lr, seconds (+ named extras: token_norm, a baseline's terms)
     LEARNED_EMBEDS = "learned_embeds.safetensors"  # the placeholder's final embedding
     IMAGE_TO_TOKEN = "image_to_token.safetensors"  # InST's image→token module
     SPECTRAL_SHIFTS = "spectral_shifts.safetensors"  # SVDiff's δ of the UNet
@@ -143,12 +144,18 @@ class RunFolder:
     # ------------------------------------------------------------------ loss log
 
     def read_loss_log(self) -> dict[str, list[float]]:
-        """The loss log as columns ``{"step", "loss", "lr", "seconds"}`` (for loss curves)."""
+        """The loss log as columns ``{"step", "loss", "lr", "seconds", <extras>…}``.
+
+        Extra columns (e.g. ``svdinst train``'s ``token_norm``) are read when the file has them;
+        a log written before they existed simply lacks those keys.
+        """
         if not self.log_path.is_file():
             raise RunFolderError(f"'{self.log_path}' is missing; the run has not trained a step.")
         with self.log_path.open() as fh:
-            rows = list(csv.DictReader(fh))
-        return {k: [float(r[k]) for r in rows] for k in LOG_COLUMNS}
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            names = [*LOG_COLUMNS, *(c for c in reader.fieldnames or () if c not in LOG_COLUMNS)]
+        return {k: [float(r[k]) for r in rows] for k in names}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -180,28 +187,37 @@ class RunFolder:
 
 
 class LossLog:
-    """The loss log (step, loss, lr, seconds), truncated to the resumed step, flushed each row.
+    """The loss log (step, loss, lr, seconds, extras), truncated to the resumed step, flushed
+    each row.
 
     Args:
         path (`str` or `os.PathLike`): usually :attr:`RunFolder.log_path`.
         start (`int`): the step a resumed run starts from; rows after it are dropped (0: fresh).
+        extra (`Sequence[str]`, *optional*): named columns after the four fixed ones, each given
+            to :meth:`write` by keyword (``svdinst train`` logs ``token_norm``).
     """
 
-    def __init__(self, path: str | os.PathLike, start: int) -> None:
+    def __init__(self, path: str | os.PathLike, start: int, extra: Sequence[str] = ()) -> None:
         path = Path(path)
+        self.extra = tuple(extra)
         rows = []
         if start and path.exists():
             with path.open() as fh:
                 rows = [r for r in csv.reader(fh)][1:]
             rows = [r for r in rows if int(r[0]) <= start]
+        header = [*LOG_COLUMNS, *self.extra]
+        rows = [r + ["nan"] * (len(header) - len(r)) for r in rows]  # a log from before a column
         self.fh = path.open("w", newline="")
         self.writer = csv.writer(self.fh)
-        self.writer.writerow(LOG_COLUMNS)
+        self.writer.writerow(header)
         self.writer.writerows(rows)
         self.fh.flush()
 
-    def write(self, step: int, loss: float, lr: float, seconds: float) -> None:
-        self.writer.writerow([step, f"{loss:.6g}", f"{lr:.6g}", f"{seconds:.3f}"])
+    def write(self, step: int, loss: float, lr: float, seconds: float, **extra: float) -> None:
+        if set(extra) != set(self.extra):
+            raise ValueError(f"LossLog.write needs exactly the columns {self.extra}, got {extra}.")
+        values = [f"{extra[name]:.6g}" for name in self.extra]
+        self.writer.writerow([step, f"{loss:.6g}", f"{lr:.6g}", f"{seconds:.3f}", *values])
         self.fh.flush()
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from svdinst.training.config import MODES, TrainConfig
+from svdinst.training.config import INST_LR, MODES, SVDIFF_LR, TrainConfig
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -20,9 +20,20 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", required=True, help=f"one of {', '.join(MODES)}")
     p.add_argument("--steps", required=True, type=int, help="optimizer steps (total, on resume)")
     p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--lr", type=float, default=1e-3, help="AdamW base lr (the report's 1e-3)")
-    p.add_argument("--lr-token", type=float, default=None, help="lr of the image→token module")
-    p.add_argument("--lr-shifts", type=float, default=None, help="lr of the spectral shifts")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="AdamW lr of every trained part (default: each part's own, below)",
+    )
+    p.add_argument(
+        "--lr-token",
+        type=float,
+        default=None,
+        help=f"lr of the image→token module (default: --lr, else InST's {INST_LR:g})",
+    )
+    p.add_argument("--lr-shifts", type=float, default=None,
+                   help=f"lr of the spectral shifts (default: --lr, else SVDiff's {SVDIFF_LR:g})")  # fmt: skip
     p.add_argument("--warmup-steps", type=int, default=10)
     p.add_argument("--resolution", type=int, default=512, help="training crop size (px)")
     p.add_argument("--seed", type=int, default=0)
@@ -35,8 +46,23 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt-template", default="{}", help="'{}', 'bare', 'style' or a template")
     p.add_argument("--image-encoder", default=None, help="CLIP vision tower (hub id or folder)")
     p.add_argument("--image-tokens", default="pooled", help="pooled (InST) or patches")
-    p.add_argument("--mixed-precision", default="no", help="no, fp16 or bf16 (GPU only)")
-    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument(
+        "--token-image",
+        default="crop",
+        help="what CLIP sees for the token: crop (InST: the training sample) or whole",
+    )
+    p.add_argument(
+        "--saved-token",
+        default="mean",
+        help="the run's token: the mean over the style images, or one image's file name",
+    )
+    p.add_argument(
+        "--mixed-precision",
+        default="auto",
+        help="auto (fp16 on CUDA, fp32 on CPU), no, fp16 or bf16 (GPUs that have it)",
+    )
+    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction,
+                   default=None, help="recompute activations to save memory (default: on CUDA)")  # fmt: skip
     p.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import svdinst
-from svdinst.device import PRECISIONS as MIXED_PRECISION
+from svdinst.device import PRECISIONS
 from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.formats.run_folder import RunFolder
 
@@ -24,6 +24,9 @@ PROMPT_TEMPLATES = {
     "style": "a painting in the style of {}",  # textual-inversion style prompt
 }
 AUGMENTATIONS = ("crop-flip", "flip", "none")
+TOKEN_IMAGES = ("crop", "whole")  # what CLIP sees when InST computes the token (docs/DEVIATIONS.md)
+INST_LR = 1e-4  # InST's v1-finetune.yaml: base_learning_rate 1e-4 × (1 GPU · batch 1 · accum 1)
+SVDIFF_LR = 1e-3  # svdiff-pytorch's train_svdiff.py --learning_rate (the paper: 1000× fine-tuning)
 # Settings that may change between a run and its --resume (everything else must match).
 RESUMABLE_FIELDS = ("steps", "checkpoint_every", "keep_checkpoints", "progress", "out")
 # What other stages read from a run's settings (stylize, LoRA export, the report).
@@ -42,10 +45,10 @@ class TrainConfig:
     style: list[str]  # style image files and/or folders of them
     out: str  # the run folder (docs/DESIGN.md, "Run folder")
     mode: str = "svd-inst"  # inst = InST module only; svdiff = shifts only; svd-inst = both
-    steps: int = 1000  # optimizer steps; SVDiff and InST train ~1k steps on one style
-    lr: float = 1e-3  # AdamW base lr, as in the report
-    lr_token: float | None = None  # lr of the image→token module; None → lr
-    lr_shifts: float | None = None  # lr of the spectral shifts δ; None → lr (SVDiff: 1e-3)
+    steps: int = 1000  # InST's config stops at 6,100 (lr 1e-4), svdiff-pytorch's README at 500
+    lr: float | None = None  # sets both parts' lr; None → each part's published lr (below)
+    lr_token: float | None = None  # image→token module; None → lr, else InST's 1e-4 (batch 1)
+    lr_shifts: float | None = None  # spectral shifts δ; None → lr, else SVDiff's 1e-3
     weight_decay: float = 1e-2  # AdamW default of diffusers' textual-inversion script
     warmup_steps: int = 10  # linear ramp; absolute, so a resumed longer run keeps its schedule
     batch_size: int = 1  # global batch (split over GPUs); 1 fits SD-1.4 on a 16 GB T4
@@ -60,13 +63,15 @@ class TrainConfig:
     prompt_template: str = "{}"  # "{}" = InST's bare placeholder (contract key)
     image_encoder: str | None = None  # CLIP vision tower; None → model's image_encoder/ or CLIP-L
     image_tokens: str = "pooled"  # InST attends over the pooled embedding; "patches" variant
-    mixed_precision: str = "no"  # frozen parts in fp16/bf16 on GPU; trainable parts stay fp32
-    gradient_checkpointing: bool = False  # trades ~30 % time for activation memory
+    token_image: str = "crop"  # InST: CLIP sees each training sample; "whole": the style image
+    saved_token: str = "mean"  # several style images: their tokens' mean, or one file's token
+    mixed_precision: str = "auto"  # frozen parts' dtype; auto → svdinst.device (fp16 on CUDA)
+    gradient_checkpointing: bool | None = None  # None → on with CUDA (SD-1.4 at 512 px on a T4)
     checkpoint_every: int = 0  # steps between checkpoints for --resume; 0 = only the last one
     keep_checkpoints: int = 2  # older checkpoints are deleted to bound disk use
     progress: bool = True  # tqdm bar with the loss
     shift_include: list[str] | None = None  # layer-name filters for add_spectral_shifts
-    shift_exclude: list[str] | None = None  # None → every Linear and Conv2d (SVDiff's choice)
+    shift_exclude: list[str] | None = None  # None → every Linear/Conv2d (svdiff-pytorch: +norms)
     fast_shifts: bool | None = None  # spectral fast path; None → on with CUDA (exact on CPU)
     extra: dict = field(default_factory=dict)  # free-form notes stored with the run
 
@@ -78,14 +83,22 @@ class TrainConfig:
         checks = [
             (self.mode in MODES, f"mode must be one of {list(MODES)}, got {self.mode!r}"),
             (self.steps >= 1, f"steps must be ≥ 1, got {self.steps}"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (
+                all(v is None or v > 0 for v in (self.lr, self.lr_token, self.lr_shifts)),
+                f"lr, lr_token, lr_shifts must be > 0, got {self.lr}, {self.lr_token}, "
+                f"{self.lr_shifts}",
+            ),
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch size and grad_accum ≥ 1"),
             (self.resolution % 8 == 0 and self.resolution >= 8, "resolution: a multiple of 8"),
             (self.augment in AUGMENTATIONS, f"augment must be one of {list(AUGMENTATIONS)}"),
             (self.image_tokens in ("pooled", "patches"), "image_tokens: 'pooled' or 'patches'"),
+            (self.token_image in TOKEN_IMAGES, f"token_image must be one of {list(TOKEN_IMAGES)}"),
             (self.crop_pool >= 0 and self.keep_checkpoints >= 1, "crop_pool ≥ 0, keep ≥ 1"),
             (0.05 <= self.min_crop <= 1.0, f"min_crop must be in [0.05, 1], got {self.min_crop}"),
-            (self.mixed_precision in MIXED_PRECISION, f"mixed precision: {list(MIXED_PRECISION)}"),
+            (
+                self.mixed_precision in ("auto", *PRECISIONS),
+                f"mixed precision must be 'auto' or one of {list(PRECISIONS)}",
+            ),
             (self.prompt_template.count("{}") == 1, "prompt_template needs exactly one '{}'"),
             (self.warmup_steps >= 0 and self.checkpoint_every >= 0, "warmup/checkpoint ≥ 0"),
             (bool(self.style), "give at least one style image"),
@@ -93,6 +106,16 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise TrainConfigError(f"Training setting: {message}.")
+
+    @property
+    def token_lr(self) -> float:
+        """The image→token module's lr: ``lr_token``, else ``lr``, else InST's 1e-4."""
+        return next(v for v in (self.lr_token, self.lr, INST_LR) if v is not None)
+
+    @property
+    def shifts_lr(self) -> float:
+        """The spectral shifts' lr: ``lr_shifts``, else ``lr``, else SVDiff's 1e-3."""
+        return next(v for v in (self.lr_shifts, self.lr, SVDIFF_LR) if v is not None)
 
     @property
     def trains_token(self) -> bool:

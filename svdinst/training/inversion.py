@@ -8,7 +8,15 @@ linear layer map it to a token embedding (InST §3.2, Fig. 3; official code
 context is the image embedding, then ``Dropout → Linear``; 8 heads × 64, dropout 0.05; no
 residuals). At SD size that is 3,737,856 parameters — the report's "3.7 M trainable".
 
-Two facts a reader should know:
+Three facts a reader should know:
+
+* The module's input is CLIP's **L2-normalised** image embedding, as in InST's code
+  (``ldm/modules/encoders/modules.py``: ``CLIPModel(...).image_embeds``, which CLIPModel
+  normalises). ``CLIPVisionModelWithProjection.image_embeds`` is the same vector *before* that
+  normalisation (‖x‖ ≈ 20 for CLIP-L). Fed raw, a freshly initialised SD-size module gives a
+  token of norm ≈ 3.9 instead of ≈ 0.7 (a word's embedding: ≈ 0.4), and each Adam step moves it
+  ~5× further (measured on the module alone, 5 seeds, lr 1e-3).
+  :func:`encode_images` normalises (tested for any image).
 
 * With ``image_tokens="pooled"`` (InST) the attentions see a *single* key, so the softmax is 1
   and ``attn2(x1, x) = to_out(to_v(x))``: the whole module is the affine map
@@ -172,7 +180,8 @@ def encode_images(
             ``visual_projection`` (token 0 is exactly ``image_embeds``).
 
     Returns:
-        `torch.Tensor`: float32 features on the encoder's device.
+        `torch.Tensor`: float32 features on the encoder's device, each token of unit L2 norm
+        (InST feeds CLIPModel's normalised ``image_embeds``).
     """
     if image_tokens not in IMAGE_TOKENS:
         raise ValueError(f"image_tokens must be one of {IMAGE_TOKENS}, got {image_tokens!r}.")
@@ -186,9 +195,12 @@ def encode_images(
     pixels = pixels.pixel_values.to(param.device, param.dtype)
     out = image_encoder(pixel_values=pixels)
     if image_tokens == "pooled":
-        return out.image_embeds[:, None, :].float()
-    tokens = image_encoder.vision_model.post_layernorm(out.last_hidden_state)
-    return image_encoder.visual_projection(tokens).float()
+        features = out.image_embeds[:, None, :]
+    else:
+        tokens = image_encoder.vision_model.post_layernorm(out.last_hidden_state)
+        features = image_encoder.visual_projection(tokens)
+    # CLIPModel's image_embeds are L2-normalised (InST's input); the vision tower's are not.
+    return F.normalize(features.float(), dim=-1)
 
 
 # --------------------------------------------------------------------------- placeholder token

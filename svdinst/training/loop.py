@@ -5,8 +5,9 @@ The objective is latent diffusion's noise-prediction loss (LDM Eq. 2 = DDPM Eq. 
 condition ``c`` is the CLIP text encoding of the prompt with the placeholder token. The modes only
 change which parameters the optimizer gets:
 
-* ``inst`` — InST's image→token module (the placeholder's embedding is computed from the
-  style image's CLIP features every step); the UNet is frozen.
+* ``inst`` — InST's image→token module (the placeholder's embedding is computed every step from
+  the CLIP features of the training crop, as InST does, or of the whole style image with
+  ``token_image="whole"``); the UNet is frozen.
 * ``svdiff`` — the UNet's spectral shifts δ (SVDiff, W = U·diag(relu(σ+δ))·Vᵀ); the placeholder
   keeps its initial embedding.
 * ``svd-inst`` — both, jointly: what the original student code meant to do but never did (its
@@ -20,24 +21,22 @@ trains on its slice, so N GPUs follow the 1-GPU loss curve for the same global b
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.state import AcceleratorState
 from torch import nn
 from tqdm.auto import tqdm
 
-from svdinst.device import default_device, default_precision, precision_dtype
+from svdinst.device import default_device, precision_dtype
 from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.formats.checkpoint import load_latest_checkpoint, save_checkpoint, set_rng_state
-from svdinst.formats.run_folder import LossLog, RunFolder
+from svdinst.formats.run_folder import TOKEN_NORM, LossLog, RunFolder
 from svdinst.models.loading import Components, load_components
 from svdinst.spectral import (
     SpectralShiftConfig,
@@ -55,6 +54,14 @@ from svdinst.training.inversion import (
     save_image_to_token,
     save_learned_embeds,
 )
+from svdinst.training.memory import (
+    _release_accelerator_state,
+    divergence_advice,
+    enable_gradient_checkpointing,
+    make_accelerator,
+    training_precision,
+    use_gradient_checkpointing,
+)
 from svdinst.training.style_crops import StyleSampler, gather_style_images
 
 
@@ -71,7 +78,8 @@ class DiffusionObjective(nn.Module):
         scheduler (`DDPMScheduler`): the forward process q(z_t | z_0).
         injector (`PlaceholderInjector`): writes the placeholder embedding into the prompt.
         image_to_token (`ImageToToken` or `None`): InST's module (``None`` in ``svdiff``).
-        image_features (`torch.Tensor` or `None`): CLIP features of each style image.
+        image_features (`torch.Tensor` or `None`): CLIP features of each whole style image (the
+            saved token is computed from them; with ``token_image="whole"`` also each step's).
     """
 
     def __init__(self, unet, text_encoder, scheduler, injector, image_to_token, image_features):
@@ -81,11 +89,11 @@ class DiffusionObjective(nn.Module):
         self.register_buffer("image_features", image_features, persistent=False)
         self._fixed_cond: torch.Tensor | None = None
 
-    def token_embedding(self, style_idx: torch.Tensor) -> torch.Tensor | None:
-        """The placeholder embedding per sample (InST), or ``None`` when it is fixed."""
-        if self.image_to_token is None:
+    def token_embedding(self, features: torch.Tensor | None) -> torch.Tensor | None:
+        """The placeholder embedding per sample from its CLIP features (InST), or ``None``."""
+        if self.image_to_token is None or features is None:
             return None
-        return self.image_to_token(self.image_features[style_idx.to(self.image_features.device)])
+        return self.image_to_token(features)
 
     def encode_prompt(self, input_ids: torch.Tensor, embedding: torch.Tensor | None):
         if embedding is None:  # fixed prompt and frozen encoder: encode once
@@ -100,8 +108,8 @@ class DiffusionObjective(nn.Module):
         finally:
             self.injector.value = None
 
-    def forward(self, latents, noise, timesteps, input_ids, style_idx):
-        embedding = self.token_embedding(style_idx)
+    def forward(self, latents, noise, timesteps, input_ids, features):
+        embedding = self.token_embedding(features)
         cond = self.encode_prompt(input_ids, embedding)
         noisy = self.scheduler.add_noise(latents, noise, timesteps)
         if self.scheduler.config.prediction_type == "v_prediction":
@@ -128,31 +136,6 @@ def _trainable(module: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p for n, p in module.named_parameters() if p.requires_grad}
 
 
-def make_accelerator(cuda: bool, precision: str) -> Accelerator:
-    """The run's ``Accelerator``; with several processes, DDP never re-broadcasts buffers.
-
-    The spectral layers keep their frozen SVD factors (U, σ, Vᵀ, and the rebuilt W) as buffers:
-    gigabytes at SD-1.4 size. DDP's default ``broadcast_buffers=True`` copies every buffer from
-    rank 0 before *each* forward pass. They are equal on all ranks after DDP's one broadcast at
-    wrap time and change only through δ, which every rank updates identically from the reduced
-    gradient, so the per-step copy is pure waste (reports/benchmarks.md: turning it off did not
-    change the 2-GPU ratio, the step is launch-bound, but it is bandwidth nobody needs).
-    """
-    ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
-    return Accelerator(cpu=not cuda, mixed_precision=precision, kwargs_handlers=[ddp])
-
-
-def _release_accelerator_state(precision: str) -> None:
-    """Let a second ``train()`` in one process use another precision (a notebook, a test).
-
-    accelerate keeps one global ``AcceleratorState`` and refuses a different ``mixed_precision``
-    later; only that part is cleared — the process group (``PartialState``) stays as launched.
-    """
-    state = AcceleratorState._shared_state
-    if state and str(state.get("_mixed_precision", precision)) != precision:
-        AcceleratorState._reset_state(reset_partial_state=False)
-
-
 def train(
     config: TrainConfig,
     resume: bool = False,
@@ -173,16 +156,15 @@ def train(
         `TrainResult`: the run folder and the losses of the steps run in this call.
     """
     styles = gather_style_images(config.style)  # bad input fails before any model is loaded
+    names = [path.name for path, _ in styles]
+    if config.saved_token not in ("mean", *names):
+        raise TrainConfigError(
+            f"--saved-token {config.saved_token!r} is neither 'mean' nor a style image of "
+            f"--style ({', '.join(names)})."
+        )
     device = default_device()
     cuda = device == "cuda"
-    # Low precision is for GPUs: CPU bf16 autocast gave sporadic NaN losses on the tiny model.
-    precision = config.mixed_precision if cuda else default_precision(device)
-    if precision != config.mixed_precision:
-        warnings.warn(
-            f"--mixed-precision {config.mixed_precision} needs a CUDA GPU; training in fp32 on "
-            f"the CPU ({RunFolder.CONFIG} records what was asked).",
-            stacklevel=2,
-        )
+    precision = training_precision(config.mixed_precision, device)  # "auto": fp16 on CUDA
     _release_accelerator_state(precision)
     accelerator = make_accelerator(cuda, precision)
     main = accelerator.is_main_process
@@ -208,17 +190,15 @@ def train(
         comps.tokenizer, comps.text_encoder, config.placeholder_token, config.initializer_token
     )
     injector = PlaceholderInjector(comps.text_encoder, token_id)
-    image_to_token, features = None, None
+    image_to_token, features, encode = None, None, None
     if config.trains_token:
-        features = encode_images(
-            vision.image_encoder, vision.feature_extractor, [im for _, im in styles],
-            config.image_tokens,
-        )  # fmt: skip
+        encode = functools.partial(encode_images, vision.image_encoder, vision.feature_extractor,
+                                   image_tokens=config.image_tokens)  # fmt: skip
+        features = encode([im for _, im in styles])  # the whole images: the saved token's input
         cfg = ImageToTokenConfig.for_models(
             vision.image_encoder, comps.text_encoder, image_tokens=config.image_tokens
         )
         image_to_token = ImageToToken(cfg).to(accelerator.device).train()
-        del vision  # the style images' features are all InST needs from the vision tower
     if config.trains_shifts:
         fast = cuda if config.fast_shifts is None else config.fast_shifts
         low = frozen_dtype if frozen_dtype != torch.float32 else None
@@ -233,25 +213,24 @@ def train(
         for p in module.parameters():
             if not p.requires_grad:
                 p.data = p.data.to(frozen_dtype)
-    if config.gradient_checkpointing:
-        comps.unet.enable_gradient_checkpointing()
-        if config.trains_token:  # transformers ≥ 5.24 renamed it; Colab may still ship 4.x
-            te = comps.text_encoder
-            getattr(te, "activation_checkpointing_enable", te.gradient_checkpointing_enable)()
+    if use_gradient_checkpointing(config.gradient_checkpointing, device):
+        # The text tower only carries gradients when the token is trained.
+        towers = [comps.unet, comps.text_encoder] if config.trains_token else [comps.unet]
+        enable_gradient_checkpointing(*towers)
+    per_crop = config.token_image == "crop" and config.trains_token  # InST: CLIP sees the sample
     sampler = StyleSampler([im for _, im in styles], comps.vae, config.resolution,
-                           config.augment, config.min_crop, config.crop_pool, config.seed)  # fmt: skip
+                           config.augment, config.min_crop, config.crop_pool, config.seed,
+                           encode=encode if per_crop else None)  # fmt: skip
+    if sampler.cached or not per_crop:  # every input is encoded: the vision tower is done
+        sampler.encode, encode, vision = None, None, None
     objective = DiffusionObjective(
         comps.unet, comps.text_encoder, comps.scheduler, injector, image_to_token, features
     )
     groups = []
     if image_to_token is not None:
-        groups.append(
-            {"params": list(image_to_token.parameters()), "lr": config.lr_token or config.lr}
-        )
+        groups.append({"params": list(image_to_token.parameters()), "lr": config.token_lr})
     if config.trains_shifts:
-        groups.append(
-            {"params": list(_trainable(comps.unet).values()), "lr": config.lr_shifts or config.lr}
-        )
+        groups.append({"params": list(_trainable(comps.unet).values()), "lr": config.shifts_lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     warm = config.warmup_steps
     lr_sched = torch.optim.lr_scheduler.LambdaLR(
@@ -303,7 +282,8 @@ def train(
         save_checkpoint(run, step, state, keep=config.keep_checkpoints)
 
     folder = RunFolder(run)
-    log = LossLog(folder.log_path, start) if main else None
+    log = LossLog(folder.log_path, start, extra=(TOKEN_NORM,)) if main else None
+    fixed_norm = float(injector.embedding.weight[token_id].float().norm())  # svdiff: never moves
     losses: list[float] = []
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
                disable=not (main and config.progress), desc=f"train {config.mode}")  # fmt: skip
@@ -316,20 +296,29 @@ def train(
             t = torch.randint(0, num_t, (config.batch_size,), generator=gen)
             sl = slice(rank * local, (rank + 1) * local)
             latents = sampler.latents(picks[sl], eps[sl], accelerator.device)
+            feats = None
+            if config.trains_token:
+                feats = (
+                    sampler.features(picks[sl])
+                    if per_crop
+                    else features[owners[sl].to(features.device)]
+                )
             sync = micro == config.grad_accum - 1
             with contextlib.nullcontext() if sync else accelerator.no_sync(objective):
                 loss, embedding = objective(latents, noise[sl].to(accelerator.device),
-                                            t[sl].to(accelerator.device), input_ids, owners[sl])  # fmt: skip
+                                            t[sl].to(accelerator.device), input_ids, feats)  # fmt: skip
                 accelerator.backward(loss / config.grad_accum)
             total += loss.detach() / config.grad_accum
         mean_loss = float(accelerator.reduce(total, "mean"))
         if not math.isfinite(mean_loss):
             if log is not None:
                 log.close()
+            lrs = (config.token_lr if config.trains_token else None,
+                   config.shifts_lr if config.trains_shifts else None)  # fmt: skip
             raise TrainingDivergedError(
                 f"Loss became {mean_loss} at step {step + 1}; the last good checkpoint in "
-                f"'{folder.checkpoints}' is kept. Lower --lr (now {config.lr}) or use "
-                "--mixed-precision bf16, then --resume."
+                f"'{folder.checkpoints}' is kept. To continue: "
+                f"{divergence_advice(*lrs, device)}."
             )
         lr_used = optimizer.param_groups[0]["lr"]  # log the lr of this step, not the next one
         optimizer.step()
@@ -337,13 +326,15 @@ def train(
             refresh_spectral_weights(comps.unet)  # fast path: rebuild W from the new δ
         lr_sched.step()
         optimizer.zero_grad(set_to_none=True)
+        token_norm = fixed_norm
         if embedding is not None:
             injector.write_row(embedding.detach().mean(0))
+            token_norm = float(embedding.detach().float().norm(dim=-1).mean())
         elapsed += time.perf_counter() - t0
         t0 = time.perf_counter()
         losses.append(mean_loss)
         if log is not None:
-            log.write(step + 1, mean_loss, lr_used, elapsed)
+            log.write(step + 1, mean_loss, lr_used, elapsed, **{TOKEN_NORM: token_norm})
         bar.set_postfix(loss=f"{mean_loss:.4f}")
         if callback is not None:
             callback(step + 1, mean_loss)
@@ -355,7 +346,7 @@ def train(
     if not (every and config.steps % every == 0):  # the final state, so a run can be extended
         checkpoint(config.steps)
     if main:
-        _write_outputs(config, folder, comps, plain)
+        _write_outputs(config, folder, comps, plain, names)
     accelerator.wait_for_everyone()
     injector.remove()
     return TrainResult(run, losses, config.steps, elapsed)
@@ -363,15 +354,22 @@ def train(
 
 @torch.no_grad()
 def _write_outputs(
-    config: TrainConfig, run: RunFolder, comps: Components, objective: DiffusionObjective
+    config: TrainConfig,
+    run: RunFolder,
+    comps: Components,
+    objective: DiffusionObjective,
+    names: list[str],
 ) -> None:
     """The run's products: the final embedding, the image→token module and the shifts δ."""
     weight = comps.text_encoder.get_input_embeddings().weight
     token_id = comps.tokenizer.convert_tokens_to_ids(config.placeholder_token)
     if objective.image_to_token is not None:
         module = objective.image_to_token.eval()
-        # Stylizing needs only this vector: the module applied to the style image(s) (mean).
-        vector = module(objective.image_features).float().mean(0)
+        # Stylizing needs only this vector: the module applied to the whole style image(s). The
+        # mean over several images was never a training input (docs/DEVIATIONS.md).
+        tokens = module(objective.image_features).float()
+        mean = config.saved_token == "mean"
+        vector = tokens.mean(0) if mean else tokens[names.index(config.saved_token)]
         weight[token_id] = vector.to(weight.dtype)
         save_image_to_token(run.image_to_token, module)
     save_learned_embeds(run.learned_embeds, config.placeholder_token, weight[token_id])

@@ -3,13 +3,15 @@
 One ``torch.Generator`` drives every random choice, so a run (and a resumed run) sees exactly
 the same samples. When augmentation allows it the crops are drawn *once* into a pool and their
 VAE posteriors (mean and std) are encoded once; each step then samples ``mean + std·ε`` — the
-same distribution as encoding every step (LDM's ``latent_dist.sample()``), at no VAE cost.
+same distribution as encoding every step (LDM's ``latent_dist.sample()``), at no VAE cost. Given
+an ``encode`` function (InST's CLIP features), the pooled crops' features are computed once too,
+so the image→token module sees the very crop the step denoises, as in InST's code.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,9 @@ class StyleSampler:
             a fresh crop, hence a VAE encode, every step).
         seed (`int`): seeds the crop generator (a NumPy generator, as
             :func:`svdinst.data.random_crop_flip` takes); the step sampling uses the caller's.
+        encode (`Callable[[list[PIL.Image.Image]], torch.Tensor]`, *optional*): CLIP features of
+            crops (:func:`svdinst.training.inversion.encode_images`); pooled crops are encoded
+            once, fresh crops each step (:meth:`features`).
     """
 
     def __init__(
@@ -78,8 +83,10 @@ class StyleSampler:
         min_crop: float,
         crop_pool: int,
         seed: int,
+        encode: Callable[[list[Image.Image]], torch.Tensor] | None = None,
     ) -> None:
         self.images, self.vae, self.resolution = list(images), vae, resolution
+        self.encode = encode
         self.augment, self.min_crop = augment, min_crop
         self.scaling = vae.config.scaling_factor
         self.cached = augment != "crop-flip" or crop_pool > 0
@@ -99,6 +106,19 @@ class StyleSampler:
             owners += [idx] * len(variants)
         self.owners = torch.tensor(owners)
         self.mean, self.std = self._encode(crops)
+        self.pool_features = None if encode is None else self._features(crops)
+
+    def _features(self, crops: Sequence[Image.Image]) -> torch.Tensor:
+        chunks = [self.encode(list(crops[i : i + 8])) for i in range(0, len(crops), 8)]
+        return torch.cat(chunks)
+
+    def features(self, picks: Any) -> torch.Tensor:
+        """CLIP features of the chosen crops (pool indices or fresh crops from :meth:`draw`)."""
+        if self.cached:
+            if self.pool_features is None:
+                raise ValueError("StyleSampler was built without `encode`: no crop features.")
+            return self.pool_features[picks.to(self.pool_features.device)]
+        return self._features(picks)
 
     def _crop(self, image: Image.Image) -> Image.Image:
         return random_crop_flip(image, self.resolution, self.rng, min_scale=self.min_crop)

@@ -161,3 +161,42 @@ def test_nearest_tokens_finds_a_copied_word(comps):
     painting = comps.tokenizer.encode("painting", add_special_tokens=False)[0]
     words = nearest_tokens(comps.tokenizer, comps.text_encoder, weight[painting], k=3)
     assert words[0][0] == "painting" and words[0][1] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.fixture()
+def loud_encoder(comps):
+    """The tiny vision tower with its projection scaled so ‖image_embeds‖ ≈ 20, as CLIP-L's."""
+    proj = comps.image_encoder.visual_projection.weight
+    before = proj.detach().clone()
+    with torch.no_grad():
+        raw = comps.image_encoder(
+            **comps.feature_extractor(images=[_image(0)], return_tensors="pt")
+        ).image_embeds
+        proj.mul_(20.0 / float(raw.norm()))
+    yield comps.image_encoder
+    with torch.no_grad():
+        proj.copy_(before)
+
+
+def test_encoder_output_has_unit_norm_for_any_image(comps, loud_encoder):
+    """InST feeds CLIPModel's L2-normalised image_embeds; the vision tower's raw ones are ≈ 20."""
+    images = [
+        _image(0),
+        _image(1, (300, 200)),
+        Image.new("RGB", (64, 64)),
+        Image.new("RGB", (50, 90), "white"),
+    ]
+    for tokens in ("pooled", "patches"):
+        feats = encode_images(loud_encoder, comps.feature_extractor, images, tokens)
+        torch.testing.assert_close(feats.norm(dim=-1), torch.ones(feats.shape[:2]))
+
+
+def test_token_starts_at_the_scale_of_a_word(comps, loud_encoder):
+    """A fresh module on the encoder's output gives a token of norm < 1 (a CLIP word: ≈ 0.4);
+    fed the raw ≈ 20-norm embedding it started ~5× longer (SD size: 3.9 vs 0.72)."""
+    torch.manual_seed(0)
+    cfg = ImageToTokenConfig.for_models(loud_encoder, comps.text_encoder)
+    module = ImageToToken(cfg).eval()
+    feats = encode_images(loud_encoder, comps.feature_extractor, [_image(0), _image(1)])
+    with torch.no_grad():
+        assert float(module(feats).norm(dim=-1).max()) < 1.0

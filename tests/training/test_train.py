@@ -63,7 +63,9 @@ def test_cli_run_folder_and_loss_falls(cli_run, tiny_model_dir):
     with (cli_run / "log.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == list(range(1, 61))
-    assert set(rows[0]) == {"step", "loss", "lr", "seconds"}
+    assert set(rows[0]) == {"step", "loss", "lr", "seconds", "token_norm"}
+    norms = [float(r["token_norm"]) for r in rows]  # the placeholder's ‖e‖ each step used
+    assert all(0 < v < 100 for v in norms) and len(set(norms)) > 1  # InST's token moves
     losses = _losses(cli_run)
     # Same seed with lr 1e-12 (training that does nothing): first-10 1.09, last-10 1.06 — the
     # sampling noise alone. Trained: 1.06 → 0.83. The margin separates the two.
@@ -215,6 +217,9 @@ def test_each_mode_trains_exactly_its_parts(mode, tmp_path, style_image, tiny_mo
         deltas = load_file(out / "spectral_shifts.safetensors")
         assert {f"unet.{k}.delta" for k in deltas} == names
         assert any(d.abs().sum() > 0 for d in deltas.values())
+        with (out / "log.csv").open() as fh:  # the fixed placeholder's norm, every step
+            norms = [float(r["token_norm"]) for r in csv.DictReader(fh)]
+        assert norms == pytest.approx([float(initial.norm())] * 3, rel=1e-5)
 
 
 def test_nan_loss_stops_and_keeps_the_last_checkpoint(
@@ -233,8 +238,10 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(
     monkeypatch.setattr(train_module.DiffusionObjective, "forward", poisoned)
     cfg = TrainConfig(model=str(tiny_model_dir), style=[str(style_image)], out=str(tmp_path / "r"),
                       mode="inst", steps=5, checkpoint_every=2, **FAST)  # fmt: skip
-    with pytest.raises(TrainingDivergedError, match="step 3"):
+    with pytest.raises(TrainingDivergedError, match="step 3") as err:
         train(cfg)
+    # A CPU (and a T4) has no bf16: the advice names what works there.
+    assert "--lr-token (now 0.0001)" in str(err.value) and "bf16" not in str(err.value)
     assert (tmp_path / "r" / "checkpoints" / "step-000002" / "state.pt").exists()
     assert not (tmp_path / "r" / "learned_embeds.safetensors").exists()
     with pytest.raises(RunFolderError, match="incomplete"):
@@ -441,3 +448,139 @@ def test_gradient_checkpointing_trains_without_deprecated_calls(
         result = train(cfg)
     assert len(result.losses) == 2 and all(math.isfinite(v) for v in result.losses)
     assert not [w for w in caught if "checkpointing_enable" in str(w.message)]
+
+
+def test_divergence_advice_names_bf16_only_where_the_card_has_it(monkeypatch):
+    import svdinst.training.memory as memory
+
+    monkeypatch.setattr(memory, "bf16_supported", lambda device=None: False)  # a T4
+    t4 = memory.divergence_advice(1e-4, 1e-3, "cuda")
+    assert "bf16" not in t4 and "--lr-token (now 0.0001)" in t4 and "--lr-shifts (now 0.001)" in t4
+    assert "fp16 keeps the trained parts in fp32" in t4
+    monkeypatch.setattr(memory, "bf16_supported", lambda device=None: True)  # an A100
+    assert "--mixed-precision bf16" in memory.divergence_advice(None, 1e-3, "cuda")
+
+
+def test_cli_defaults_fit_a_t4(monkeypatch, tmp_path, style_image):
+    """`svdinst train` defaults: precision auto (fp16 on CUDA, fp32 on a CPU), gradient
+    checkpointing on with CUDA, InST's lr 1e-4 for the token and SVDiff's 1e-3 for δ."""
+    import svdinst.training.loop as loop
+    from svdinst.training.config import TrainConfigError
+    from svdinst.training.memory import training_precision, use_gradient_checkpointing
+
+    seen = []
+    monkeypatch.setattr(loop, "train", lambda config, **kw: seen.append(config) or
+                        loop.TrainResult(tmp_path, [], 0, 0.0))  # fmt: skip
+    argv = ["train", "--model", "tiny", "--style", str(style_image), "--mode", "svd-inst"]
+    assert main([*argv, "--steps", "1", "--out", str(tmp_path / "r")]) == 0
+    config = seen[0]
+    assert config.mixed_precision == "auto" and config.gradient_checkpointing is None
+    assert (config.token_lr, config.shifts_lr) == (1e-4, 1e-3)
+    assert training_precision(config.mixed_precision, "cuda") == "fp16"
+    assert training_precision(config.mixed_precision, "cpu") == "no"
+    assert use_gradient_checkpointing(None, "cuda") and not use_gradient_checkpointing(None, "cpu")
+    assert main([*argv, "--steps", "1", "--out", "x", "--no-gradient-checkpointing"]) == 0
+    assert seen[1].gradient_checkpointing is False
+    assert main([*argv, "--steps", "1", "--out", "x", "--lr", "0.01"]) == 0
+    assert (seen[2].token_lr, seen[2].shifts_lr) == (0.01, 0.01)
+    with pytest.raises(TrainConfigError, match="bf16"):  # never on a T4 (nor without CUDA)
+        training_precision("bf16", "cuda")
+
+
+@pytest.mark.parametrize("checkpointing", [True, False])
+def test_gradient_checkpointing_recomputes_both_towers(
+    checkpointing, monkeypatch, tmp_path, style_image, tiny_model_dir
+):
+    """The frozen towers stay in eval mode, yet checkpointing recomputes their blocks in the
+    backward pass: one step runs a text layer's MLP and a UNet resnet twice (once without)."""
+    import svdinst.training.loop as loop
+
+    counts = {"text": 0, "unet": 0}
+    load = loop.load_components
+
+    def counting_load(model, parts, **kw):
+        comps = load(model, parts, **kw)
+        if comps.unet is not None:
+            assert not comps.unet.training and not comps.text_encoder.training  # eval mode
+            hook = lambda key: lambda *a: counts.__setitem__(key, counts[key] + 1)  # noqa: E731
+            # Pre-hooks: the recomputation stops early, before a block's forward hook would run.
+            layers = [m for m in comps.text_encoder.modules() if hasattr(m, "mlp")]  # 4.x and 5.x
+            layers[0].mlp.register_forward_pre_hook(hook("text"))
+            # The last resnet depends on the prompt, so the backward pass reaches it.
+            comps.unet.up_blocks[-1].resnets[-1].register_forward_pre_hook(hook("unet"))
+        return comps
+
+    monkeypatch.setattr(loop, "load_components", counting_load)
+    cfg = TrainConfig(model=str(tiny_model_dir), style=[str(style_image)], out=str(tmp_path / "c"),
+                      mode="inst", steps=1, gradient_checkpointing=checkpointing, **FAST)  # fmt: skip
+    train(cfg)
+    runs = 2 if checkpointing else 1
+    assert counts == {"text": runs, "unet": runs}
+
+
+def test_token_sees_the_training_crop_or_the_whole_image(tiny_model_dir):
+    """InST computes the token from the sample it denoises: each pooled crop has its own CLIP
+    features (encoded once); fresh crops are encoded per draw."""
+    from svdinst.models.loading import load_components
+    from svdinst.training.style_crops import StyleSampler
+
+    vae = load_components(tiny_model_dir, ["vae"]).vae
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8))
+    calls = []
+
+    def encode(crops):  # a stand-in for CLIP: the mean colour of each crop
+        calls.append(len(crops))
+        return torch.stack([torch.tensor(np.asarray(c, float).mean((0, 1)))[None] for c in crops])
+
+    pooled = StyleSampler([image], vae, 16, "crop-flip", 0.5, 5, seed=0, encode=encode)
+    assert calls == [5] and pooled.pool_features.shape == (5, 1, 3)
+    picks, _, _ = pooled.draw(4, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(pooled.features(picks), pooled.pool_features[picks])
+    assert len({tuple(f.flatten().tolist()) for f in pooled.pool_features}) == 5  # crops differ
+    fresh = StyleSampler([image], vae, 16, "crop-flip", 0.5, 0, seed=0, encode=encode)
+    crops, _, _ = fresh.draw(3, torch.Generator().manual_seed(0))
+    assert fresh.features(crops).shape == (3, 1, 3) and calls == [5, 3]
+
+
+@pytest.mark.parametrize(("token_image", "crop_pool"), [("whole", 4), ("crop", 0)])
+def test_token_image_options_train(token_image, crop_pool, tmp_path, style_image, tiny_model_dir):
+    """`whole` (the kit's former input) and fresh crops encoded each step both train."""
+    fast = {**FAST, "crop_pool": crop_pool}
+    cfg = TrainConfig(model=str(tiny_model_dir), style=[str(style_image)], out=str(tmp_path / "t"),
+                      mode="inst", steps=2, token_image=token_image, **fast)  # fmt: skip
+    result = train(cfg)
+    assert len(result.losses) == 2 and all(math.isfinite(v) for v in result.losses)
+    assert json.loads((tmp_path / "t" / "config.json").read_text())["token_image"] == token_image
+
+
+def test_saved_token_is_the_mean_or_one_style_images(tmp_path, style_image, tiny_model_dir):
+    """Several style images: the saved token is the mean of their tokens (never a training input)
+    or, with saved_token=<file name>, exactly that image's token."""
+    from safetensors.torch import load_file
+
+    from svdinst.models.loading import load_components
+    from svdinst.training.config import TrainConfigError
+    from svdinst.training.inversion import encode_images, load_image_to_token
+
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    shutil.copy(style_image, styles / "a.png")
+    Image.open(style_image).transpose(Image.Transpose.ROTATE_90).save(styles / "b.png")
+    vision = load_components(tiny_model_dir, ["image_encoder", "feature_extractor"])
+    features = encode_images(
+        vision.image_encoder, vision.feature_extractor,
+        [Image.open(styles / n).convert("RGB") for n in ("a.png", "b.png")],
+    )  # fmt: skip
+    for saved in ("mean", "b.png"):
+        out = tmp_path / saved
+        train(TrainConfig(model=str(tiny_model_dir), style=[str(styles)], out=str(out),
+                          mode="inst", steps=1, saved_token=saved, **FAST))  # fmt: skip
+        with torch.no_grad():
+            tokens = load_image_to_token(out / "image_to_token.safetensors")(features)
+        expected = tokens.mean(0) if saved == "mean" else tokens[1]
+        torch.testing.assert_close(
+            load_file(out / "learned_embeds.safetensors")["<mural>"][0], expected
+        )
+    with pytest.raises(TrainConfigError, match=r"a\.png, b\.png"):
+        train(TrainConfig(model=str(tiny_model_dir), style=[str(styles)], out=str(tmp_path / "x"),
+                          mode="inst", steps=1, saved_token="c.png", **FAST))  # fmt: skip
