@@ -40,7 +40,8 @@ def test_train_config_is_sized_by_the_profile(tmp_path: Path) -> None:
     assert config.out == str(tmp_path / "runs" / "svdiff-seed1") and config.seed == 1
     assert config.style == [str(tmp_path / "data" / "style")] and config.model == "tiny"
     assert (config.steps, config.batch_size, config.resolution) == (60, 4, 64)
-    assert (config.lr, config.lr_shifts, config.mixed_precision) == (1e-3, 1e-2, "no")
+    assert (config.lr, config.lr_shifts, config.mixed_precision) == (None, 1e-2, "no")
+    assert config.token_lr == 1e-4  # InST's published lr for the image→token module
     big = sd14.train_config("svd-inst")
     assert (big.batch_size, big.resolution, big.mixed_precision) == (1, 512, "fp16")
     assert big.gradient_checkpointing and big.lr_shifts == 1e-3 and big.steps == 1000
