@@ -55,7 +55,7 @@ def test_train_config_overrides(tmp_path: Path) -> None:
     assert (config.steps, config.lr, config.lr_shifts) == (7, 3e-4, 3e-4)
     assert (config.prompt_template, config.image_tokens) == ("a {}", "patches")
     auto = ctx.train_config("inst", steps="auto", lr="auto")
-    assert (auto.steps, auto.lr, auto.lr_shifts) == (60, 1e-3, 1e-2)
+    assert (auto.steps, auto.lr, auto.lr_shifts, auto.token_lr) == (60, None, 1e-2, 1e-4)
     assert ctx.train_config("inst", out=tmp_path / "elsewhere").out == str(tmp_path / "elsewhere")
 
 
