@@ -327,17 +327,16 @@ def evaluate(
         images = [load_image(p) for p in files]
         if diversity:
             per_photo.append(lpips_diversity({stem: images}, scorer)["mean"])
-        if content is None:
-            continue
-        photo = load_image(photo_files[stem])
-        if scorer is not None:
+        photo = load_image(photo_files[stem]) if content is not None else None
+        if photo is not None and scorer is not None:
             part = content_lpips({stem: images}, {stem: photo}, scorer)
             content_sum, content_n = content_sum + part["mean"] * part["n"], content_n + part["n"]
-        if mural_oracle:
+        if photo is not None and mural_oracle:
             # The filter runs on the photo's own pixels, cropped to the outputs' aspect ratio
             # (the view the stylizers took), and only then shrinks to the outputs' size.
             target = mural_proxy(native_crop(photo, images[0].size))
             oracles.append(oracle_distance({stem: images}, {stem: target}, scorer))
+        del images, photo  # freed before the next photo's outputs are read
     if per_photo:
         out["lpips_diversity"] = float(np.mean(per_photo))
         out["lpips_diversity_std"] = float(np.std(per_photo))
