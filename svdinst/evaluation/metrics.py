@@ -67,9 +67,12 @@ def _size(item: ImageSource) -> tuple[int, int]:
     without decoding the pixels."""
     if not isinstance(item, (str, os.PathLike)):
         return item.size
-    with Image.open(item) as im:
-        rotated = im.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
-        return im.size[::-1] if rotated else im.size
+    try:
+        with Image.open(item) as im:
+            rotated = im.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
+            return im.size[::-1] if rotated else im.size
+    except OSError:  # not an image: load_image raises the DataError that names the file
+        return load_image(item).size
 
 
 class UInt8ImageDataset(torch.utils.data.Dataset):

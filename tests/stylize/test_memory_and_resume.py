@@ -76,7 +76,7 @@ def test_stylizing_in_fp16_uses_trainings_svd_cache_file(
     trained = add_spectral_shifts(train_unet, base_model="tiny")
     files = sorted((tmp_path / "spectral").iterdir())
     assert len(files) == 1
-    Stylizer(run=svd_run, dtype=torch.float16).close()  # merged: decomposes fp32 weights
+    Stylizer(run=svd_run, dtype=torch.float16)  # merged: decomposes the fp32 weights
     unmerged = Stylizer(run=svd_run, dtype=torch.float16, merge=False)
     assert sorted((tmp_path / "spectral").iterdir()) == files  # no second (fp16) file
     layers = spectral_layers(unmerged.pipe.unet)
