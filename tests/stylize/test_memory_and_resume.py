@@ -140,3 +140,16 @@ def test_interrupted_stylize_writes_only_the_missing_images(
     stylize_folder(st, content, tmp_path / "cut", StylizeConfig(seeds=3, **{**FAST,
                    "strength": 0.5}))  # fmt: skip
     assert len(calls) == 4  # other settings: every image is made again
+
+
+def test_cli_keeps_images_unless_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    import svdinst.stylize.stylizer as stylizer
+    from svdinst.cli import build_parser
+
+    seen = []
+    monkeypatch.setattr(stylizer, "Stylizer", lambda *a, **k: None)
+    monkeypatch.setattr(stylizer, "stylize_folder", lambda *a, resume: seen.append(resume) or {})
+    for extra in ([], ["--restart"]):
+        args = build_parser().parse_args(["stylize", "--content", "c", "--out", "o", *extra])
+        args.func(args)
+    assert seen == [True, False]
