@@ -7,6 +7,7 @@ stylizers instead of building them from the profile themselves.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from svdinst.formats.outputs import method_folder_name
 from svdinst.stylize.stylizer import StylizeConfig, Stylizer
 from svdinst.training.config import TrainConfig
 from svdinst.training.runs import ensure_run
+
+CHECKPOINTS_PER_RUN = 10  # course runs checkpoint every steps/10: a disconnect loses ≤ 10 %
 
 
 @dataclass
@@ -119,17 +122,30 @@ class CourseContext:
                 any other TrainConfig field; see :func:`svdinst.course.settings.profile_run_config`.
         """
         out = overrides.pop("out", self.run_dir(mode, seed))
-        return profile_run_config(
+        every = overrides.pop("checkpoint_every", None)
+        config = profile_run_config(
             mode, out, profile=self.profile, style_dir=self.style_dir, seed=seed, **overrides
         )
+        # A Colab disconnect then costs at most one interval: ensure_run resumes from there.
+        config.checkpoint_every = (
+            every if every is not None else math.ceil(config.steps / CHECKPOINTS_PER_RUN)
+        )
+        return config
 
     def ensure_run(
-        self, mode: str, seed: int = 0, *, make_missing: bool = True, **overrides: Any
+        self,
+        mode: str,
+        seed: int = 0,
+        *,
+        make_missing: bool = True,
+        same_settings: bool = True,
+        **overrides: Any,
     ) -> Path:
-        """Reuse ``run_dir(mode, seed)`` when it holds a finished run of the same mode and model,
-        else train it (:func:`svdinst.training.runs.ensure_run`); ``overrides`` as
-        :meth:`train_config`."""
-        return ensure_run(self.train_config(mode, seed, **overrides), make_missing=make_missing)
+        """Reuse ``run_dir(mode, seed)`` when it holds this run (same settings), resume it when it
+        was interrupted, else train it (:func:`svdinst.training.runs.ensure_run`, which also
+        explains ``same_settings``); ``overrides`` as :meth:`train_config`."""
+        config = self.train_config(mode, seed, **overrides)
+        return ensure_run(config, make_missing=make_missing, same_settings=same_settings)
 
     def ensure_runs(
         self,
@@ -137,6 +153,7 @@ class CourseContext:
         seeds: Sequence[int] | str = (0,),
         *,
         make_missing: bool = True,
+        same_settings: bool = True,
         **overrides: Any,
     ) -> dict[str, Path]:
         """The mode × seed loop: :meth:`ensure_run` for each pair.
@@ -146,6 +163,8 @@ class CourseContext:
             seeds (`Sequence[int]` or ``"auto"``, defaults to ``(0,)``): training seeds;
                 ``"auto"`` = the profile's ``training_seeds``.
             make_missing (`bool`, defaults to `True`): train missing runs (else RunFolderError).
+            same_settings (`bool`, defaults to `True`): `False` reuses any finished run of the
+                mode (see :func:`svdinst.training.runs.ensure_run`).
             overrides: as :meth:`train_config`.
 
         Returns:
@@ -153,7 +172,7 @@ class CourseContext:
         """
         return {
             method_folder_name(mode, seed): self.ensure_run(
-                mode, seed, make_missing=make_missing, **overrides
+                mode, seed, make_missing=make_missing, same_settings=same_settings, **overrides
             )
             for mode in modes
             for seed in self.training_seeds(seeds)
@@ -167,7 +186,9 @@ class CourseContext:
 
     def stylizer(self, run: str | Path | None = None, **kwargs: Any) -> Stylizer:
         """A :class:`Stylizer` of the profile's model with ``run`` applied (`None`: the bare model),
-        on this device in :attr:`dtype`; ``kwargs`` such as ``shift_scale`` or ``merge``."""
+        on this device in :attr:`dtype`; ``kwargs`` such as ``shift_scale`` or ``merge``. Use it
+        as ``with ctx.stylizer(run) as st:`` (or call ``st.close()``) so two models are never
+        on the GPU at once."""
         return Stylizer(self.profile.model, run, device=self.device, dtype=self.dtype, **kwargs)
 
     # --- baselines --------------------------------------------------------------------------

@@ -31,6 +31,7 @@ def train_and_stylize(
     config: StylizeConfig | None = None,
     base_prompt: str | None = None,
     make_missing: bool = True,
+    same_settings: bool = True,
     **train_overrides: Any,
 ) -> dict[str, Path | None]:
     """Find or train each mode × seed run, then stylize ``content`` with each, one model at a time.
@@ -49,22 +50,25 @@ def train_and_stylize(
             (no token) into ``<out_root>/base`` — the pocket experiment's baseline; the returned
             mapping then starts with ``"base": None``.
         make_missing (`bool`, defaults to `True`): train missing runs (else RunFolderError).
+        same_settings (`bool`, defaults to `True`): `False` uses any finished run of each mode
+            (notebooks 05 and 07 stylize with the runs 03 and 04 trained, whatever their settings).
         train_overrides: passed to :meth:`CourseContext.train_config` (``steps``, ``lr``…).
 
     Returns:
         `dict[str, Path | None]`: folder name → run folder (`None` for the base model).
     """
-    trained = ctx.ensure_runs(modes, seeds, make_missing=make_missing, **train_overrides)
+    trained = ctx.ensure_runs(
+        modes, seeds, make_missing=make_missing, same_settings=same_settings, **train_overrides
+    )
     runs: dict[str, Path | None] = {BASE: None} if base_prompt is not None else {}
     runs.update(trained)
     config = config or ctx.stylize_config()
     content = Path(content) if content is not None else ctx.test_dir
     out_root = Path(out_root) if out_root is not None else ctx.outputs_dir
     for name, run in runs.items():
-        stylizer = ctx.stylizer(run)
         settings = config if run is not None else replace(config, prompt=base_prompt)
-        stylize_folder(stylizer, content, out_root / name, settings)
-        del stylizer  # one model in memory at a time (a T4 has 16 GB)
+        with ctx.stylizer(run) as stylizer:  # freed before the next: one model on a T4 at a time
+            stylize_folder(stylizer, content, out_root / name, settings)  # keeps finished images
     return runs
 
 
@@ -101,5 +105,6 @@ def ensure_diffusion_outputs(
         return [mode for mode in methods if mode not in missing]
     if missing:
         config = ctx.stylize_config(init=init)
-        train_and_stylize(ctx, missing, (0,), config=config, steps=ctx.train_steps(train_steps))
+        train_and_stylize(ctx, missing, (0,), config=config, same_settings=False,
+                          steps=ctx.train_steps(train_steps))  # fmt: skip
     return list(methods)

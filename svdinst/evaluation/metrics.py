@@ -52,38 +52,62 @@ from svdinst.formats.outputs import OutputsFolder
 
 KID_SUBSETS = 100  # torch-fidelity's default; KID's std is over these subsets
 KID_MAX_SUBSET = 1000  # Bińkowski et al.'s subset size; smaller sets use all their images
+EXIF_ORIENTATION = 0x0112  # values 5–8: the stored image is rotated by 90° (load_image undoes it)
+
+
+ImageSource = Image.Image | str | os.PathLike  # an image, or a file read when it is needed
+
+
+def _rgb(item: ImageSource) -> Image.Image:
+    return load_image(item) if isinstance(item, (str, os.PathLike)) else item
+
+
+def _size(item: ImageSource) -> tuple[int, int]:
+    """An image's (width, height); for a file read from its header (EXIF rotation included),
+    without decoding the pixels."""
+    if not isinstance(item, (str, os.PathLike)):
+        return item.size
+    try:
+        with Image.open(item) as im:
+            rotated = im.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
+            return im.size[::-1] if rotated else im.size
+    except OSError:  # not an image: load_image raises the DataError that names the file
+        return load_image(item).size
 
 
 class UInt8ImageDataset(torch.utils.data.Dataset):
-    """In-memory images as 3×H×W uint8 tensors — the input torch-fidelity's Inception expects.
+    """Images as 3×H×W uint8 tensors — the input torch-fidelity's Inception expects.
+
+    Files are read one item at a time, so a DataLoader over this dataset holds one batch of
+    images in host memory, not the whole set (711 photos × 10 seeds would be ~11 GB).
 
     Args:
-        images (`Sequence[PIL.Image]`): RGB images (any size; Inception resizes to 299 itself).
+        images (`Sequence[PIL.Image | os.PathLike]`): RGB images or image files (any size;
+            Inception resizes to 299 itself).
     """
 
-    def __init__(self, images: Sequence[Image.Image]) -> None:
-        self.tensors = [
-            torch.from_numpy(np.array(img.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
-            for img in images
-        ]
+    def __init__(self, images: Sequence[ImageSource]) -> None:
+        self.images = images
 
     def __len__(self) -> int:
-        return len(self.tensors)
+        return len(self.images)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.tensors[index]
+        img = _rgb(self.images[index])
+        return torch.from_numpy(np.array(img.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
 
     def digest(self) -> str:
         """SHA-256 over every image's shape and pixels (order-sensitive): the cache key."""
         h = hashlib.sha256()
-        for t in self.tensors:
+        for index in range(len(self)):
+            t = self[index]
             h.update(str(tuple(t.shape)).encode())
             h.update(t.contiguous().numpy().tobytes())
         return h.hexdigest()
 
     def same_size(self) -> bool:
         """Whether all images share one size (then they can be batched)."""
-        return len({tuple(t.shape) for t in self.tensors}) <= 1
+        return len({_size(item) for item in self.images}) <= 1
 
 
 @functools.lru_cache(maxsize=2)
@@ -100,7 +124,7 @@ def inception_extractor(device: str = "cpu") -> torch.nn.Module:
 
 
 def inception_features(
-    images: Sequence[Image.Image],
+    images: Sequence[ImageSource],
     *,
     device: str | None = None,
     cache: bool = False,
@@ -110,7 +134,8 @@ def inception_features(
     """N×2048 pool features of ``images`` through torch-fidelity's extractor.
 
     Args:
-        images (`Sequence[PIL.Image]`): RGB images of any size (resized to 299 inside, as TF did).
+        images (`Sequence[PIL.Image | os.PathLike]`): RGB images or image files of any size
+            (resized to 299 inside, as TF did); files are read one batch at a time.
         device (`str`, *optional*): defaults to :func:`default_device`.
         cache (`bool`, defaults to `False`): reuse features saved under the cache folder, keyed by
             a hash of the pixels (used for the reference set, which every method shares).
@@ -119,10 +144,12 @@ def inception_features(
     """
     device = device or default_device()
     ds = UInt8ImageDataset(images)
-    key = hashlib.sha256(f"{ds.digest()}|{CONVERTED_NAME}".encode()).hexdigest()[:32]
-    file = cache_dir() / "fid-features" / f"{key}.pt"
-    if cache and file.exists():
-        return torch.load(file, weights_only=True)
+    file = None
+    if cache:  # the digest reads every image once more: only for the (small) reference set
+        key = hashlib.sha256(f"{ds.digest()}|{CONVERTED_NAME}".encode()).hexdigest()[:32]
+        file = cache_dir() / "fid-features" / f"{key}.pt"
+        if file.exists():
+            return torch.load(file, weights_only=True)
     # Mixed sizes cannot share a batch; Inception resizes each image itself, so pass one at a time.
     feats = get_featuresdict_from_dataset(
         ds,
@@ -132,7 +159,7 @@ def inception_features(
         True,  # save_cpu_ram: no DataLoader worker processes for in-memory tensors
         verbose,
     )["2048"]
-    if cache:
+    if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(f".{os.getpid()}.tmp")
         torch.save(feats, tmp)
@@ -169,20 +196,22 @@ def frechet_distance(f1: torch.Tensor, f2: torch.Tensor) -> float:
 
 
 def fid_kid(
-    generated: Sequence[Image.Image],
-    reference: Sequence[Image.Image],
+    generated: Sequence[ImageSource],
+    reference: Sequence[ImageSource],
     *,
     device: str | None = None,
     cache: bool = True,
+    batch_size: int = 32,
     verbose: bool = False,
 ) -> dict[str, Any]:
     """FID and KID of ``generated`` against ``reference`` with the real TF-FID Inception.
 
     Args:
-        generated (`Sequence[PIL.Image]`): the stylized outputs.
-        reference (`Sequence[PIL.Image]`): the style images.
+        generated (`Sequence[PIL.Image | os.PathLike]`): the stylized outputs (or their files).
+        reference (`Sequence[PIL.Image | os.PathLike]`): the style images (or their files).
         device (`str`, *optional*): ``"cuda"`` or ``"cpu"``; defaults to :func:`default_device`.
         cache (`bool`, defaults to `True`): cache the reference features (keyed by their pixels).
+        batch_size (`int`, defaults to 32): Inception batch size (images held in memory at once).
         verbose (`bool`, defaults to `False`): progress bars.
 
     Returns:
@@ -194,8 +223,9 @@ def fid_kid(
             raise DataError(
                 f"FID/KID need at least 2 {name} images, got {len(images)}: a covariance needs two."
             )
-    gen = inception_features(generated, device=device, verbose=verbose)
-    ref = inception_features(reference, device=device, cache=cache, verbose=verbose)
+    kw = {"device": device, "batch_size": batch_size, "verbose": verbose}
+    gen = inception_features(generated, **kw)
+    ref = inception_features(reference, cache=cache, **kw)
     subset = min(KID_MAX_SUBSET, len(gen), len(ref))
     kid = kid_features_to_metric(
         gen, ref, kid_subsets=KID_SUBSETS, kid_subset_size=subset, verbose=False
@@ -224,9 +254,14 @@ def evaluate(
     mural_oracle: bool = False,
     device: str | None = None,
     lpips_scorer: LpipsScorer | None = None,
+    batch_size: int = 32,
     verbose: bool = False,
 ) -> dict[str, Any]:
     """Every metric of Table I for one method's output folder.
+
+    The outputs are streamed: read from disk one Inception batch (then one photo's seeds) at a
+    time, so host memory does not grow with the number of outputs. Nothing is reused from an
+    earlier call: evaluating a folder again costs one pass of Inception (and LPIPS) over it.
 
     Args:
         generated (`str` or `os.PathLike`): one method's outputs folder (:class:`OutputsFolder`).
@@ -239,6 +274,7 @@ def evaluate(
         device (`str`, *optional*): defaults to :func:`default_device`.
         lpips_scorer (`LpipsScorer`, *optional*): an already loaded scorer (overrides
             ``lpips_backbone``; tests pass a random-trunk one through the testing hook).
+        batch_size (`int`, defaults to 32): Inception batch size (output images in memory at once).
         verbose (`bool`, defaults to `False`): torch-fidelity's progress output.
 
     Returns:
@@ -248,19 +284,27 @@ def evaluate(
         raise DataError("The mural oracle needs --content (the photos the outputs were made from).")
     device = device or default_device()
     paths = OutputsFolder(generated).collect()
-    groups = {stem: [load_image(p) for p in files] for stem, files in paths.items()}
-    flat = [img for imgs in groups.values() for img in imgs]
+    photo_files = {p.stem: p for p in list_images(content)} if content is not None else {}
+    missing = sorted(set(paths) - set(photo_files)) if content is not None else []
+    if missing:
+        raise DataError(
+            f"No photo in '{content}' for output folder(s) {missing[:5]}; --content must "
+            "be the folder that was stylized."
+        )
+    # Streamed: Inception reads the outputs one batch at a time, the LPIPS terms one photo's
+    # outputs at a time, so host memory is O(batch + seeds), not O(N) (11 GB at 711 × 10).
     styles = [load_image(p) for p in list_images(style)]
-    fk = fid_kid(flat, styles, device=device, verbose=verbose)
+    flat = [p for files in paths.values() for p in files]
+    fk = fid_kid(flat, styles, device=device, batch_size=batch_size, verbose=verbose)
     scorer = lpips_scorer or load_lpips(lpips_backbone, device=device)
-    seeds = {len(v) for v in groups.values()}
+    seeds = {len(v) for v in paths.values()}
     out: dict[str, Any] = {
         "generated": str(generated),
         "style": str(style),
         "content": str(content) if content is not None else None,
         "N": fk["n_generated"],
         "n_reference": fk["n_reference"],
-        "n_photos": len(groups),
+        "n_photos": len(paths),
         "seeds_per_photo": min(seeds),
         "fid": fk["fid"],
         "kid": {"mean": fk["kid_mean"], "std": fk["kid_std"], "subset_size": fk["kid_subset_size"]},
@@ -272,35 +316,52 @@ def evaluate(
         "artfid": UNAVAILABLE,
         "svdinst_version": svdinst.__version__,
     }
+    diversity = scorer is not None and min(seeds) >= 2
     if scorer is None:
         out["lpips_note"] = (
             "LPIPS unavailable: no AlexNet backbone (pass --lpips-backbone alexnet-owt-7be5be79.pth)."
         )
-    elif min(seeds) < 2:
+    elif not diversity:
         out["lpips_note"] = "One output per photo (deterministic method): no seed diversity."
-    else:
-        div = lpips_diversity(groups, scorer)
-        out["lpips_diversity"], out["lpips_diversity_std"] = div["mean"], div["std"]
-    if content is not None:
-        photos = {p.stem: load_image(p) for p in list_images(content)}
-        missing = sorted(set(groups) - set(photos))
-        if missing:
-            raise DataError(
-                f"No photo in '{content}' for output folder(s) {missing[:5]}; --content must "
-                "be the folder that was stylized."
-            )
-        if scorer is not None:
-            out["content_lpips"] = content_lpips(groups, photos, scorer)["mean"]
-            out["artfid"] = artfid(out["fid"], out["content_lpips"])
-        if mural_oracle:
+    per_photo: list[float] = []  # LPIPS diversity of each photo's seeds
+    content_sum, content_n = 0.0, 0  # LPIPS(output, its photo) summed over every output
+    oracles: list[dict[str, Any]] = []  # the oracle of each photo's outputs
+    for stem, files in paths.items():
+        images = [load_image(p) for p in files]
+        if diversity:
+            per_photo.append(lpips_diversity({stem: images}, scorer)["mean"])
+        photo = load_image(photo_files[stem]) if content is not None else None
+        if photo is not None and scorer is not None:
+            part = content_lpips({stem: images}, {stem: photo}, scorer)
+            content_sum, content_n = content_sum + part["mean"] * part["n"], content_n + part["n"]
+        if photo is not None and mural_oracle:
             # The filter runs on the photo's own pixels, cropped to the outputs' aspect ratio
             # (the view the stylizers took), and only then shrinks to the outputs' size.
-            targets = {
-                stem: mural_proxy(native_crop(photos[stem], groups[stem][0].size))
-                for stem in groups
-            }
-            out["oracle"] = oracle_distance(groups, targets, scorer)
+            target = mural_proxy(native_crop(photo, images[0].size))
+            oracles.append(oracle_distance({stem: images}, {stem: target}, scorer))
+        del images, photo  # freed before the next photo's outputs are read
+    if per_photo:
+        out["lpips_diversity"] = float(np.mean(per_photo))
+        out["lpips_diversity_std"] = float(np.std(per_photo))
+    if content_n:
+        out["content_lpips"] = content_sum / content_n
+        out["artfid"] = artfid(out["fid"], out["content_lpips"])
+    if oracles:
+        out["oracle"] = _pool_oracle(oracles)
     return out
+
+
+def _pool_oracle(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One :func:`oracle_distance` result from per-photo ones: means weighted by their ``n``."""
+    n = sum(p["n"] for p in parts)
+    pooled: dict[str, Any] = {"n": n}
+    for key in ("psnr", "ssim", "lpips"):
+        values = [p[key] for p in parts]
+        if any(v == UNAVAILABLE for v in values):
+            pooled[key] = UNAVAILABLE
+        else:
+            pooled[key] = float(sum(v * p["n"] for v, p in zip(values, parts)) / n)
+    return {k: pooled[k] for k in ("psnr", "ssim", "lpips", "n")}
 
 
 def write_metrics(metrics: Mapping[str, Any], path: str | os.PathLike) -> Path:

@@ -171,13 +171,27 @@ def remove_spectral_shifts(model: nn.Module, merge: bool = True) -> nn.Module:
     """
     modules = dict(model.named_modules())
     for name, layer in require_spectral_layers(model).items():
-        layer.merge() if merge else layer.unmerge()
-        layer.original = None
+        if merge and not layer.merged and layer.original is None:
+            # The base storage holds the original: write the merged W over it directly, without
+            # the CPU copy merge() keeps for unmerge() (3.4 GB of copies for SD-1.4's UNet).
+            with torch.no_grad():
+                weight = layer.rebuild_weight().to(layer.base_layer.weight.dtype)
+                layer.base_layer.weight.data = weight.contiguous()
+        else:
+            layer.merge() if merge else layer.unmerge()
         parent_name, _, child = name.rpartition(".")
         setattr(modules[parent_name] if parent_name else model, child, layer.base_layer)
+        # Drop every reference the wrapper held (factors, the CPU copy of the original, the fast
+        # path's σ' and gate), so nothing keeps them alive if a caller still holds the wrapper.
+        layer.original, layer.sv, layer.grad_gate, layer.built_key = None, None, None, None
+        for buffer in ("U", "S", "Vh"):
+            layer._buffers.pop(buffer, None)
     handle = getattr(model, _HOOK_ATTR, None)
     if handle is not None:
         handle.remove()
+    for attr in (_HOOK_ATTR, _BASE_MODEL_ATTR):  # a plain model again
+        if attr in model.__dict__:
+            delattr(model, attr)
     return model
 
 

@@ -15,8 +15,9 @@ cuSOLVER solves a batched eigh one matrix at a time, so :func:`decompose_matrice
 units on several CUDA streams at once (and optionally on CPU threads), see its docstring.
 
 Factors are returned in float32 and cached in ``cache_dir()/spectral/`` under the base model's
-id and a fingerprint of the weights (names, shapes and a sample of values), so a second run
-reloads them instead of decomposing.
+id and a fingerprint of the weights (names, shapes and a sample of values rounded to float16, so
+the key does not depend on the compute dtype), so a second run reloads them instead of
+decomposing; only decompositions of float32/float64 weights are written.
 """
 
 from __future__ import annotations
@@ -188,13 +189,19 @@ def decompose_matrices(
 
 
 def weights_fingerprint(mats: dict[str, torch.Tensor]) -> str:
-    """A short hash of layer names, shapes, dtypes and 64 sampled values per weight."""
+    """A short hash of layer names, shapes and 64 sampled values per weight, rounded to float16.
+
+    The dtype is not part of the key: a float16 copy of a model (stylizing on a GPU) finds the
+    factors of its float32 weights (training), so δ lands on the singular vectors it was trained
+    on, and a T4 does not redo a float64 SVD and write a second ~4 GB file.
+    """
     h = hashlib.sha256()
     for name in sorted(mats):
         m = mats[name]
         flat = m.reshape(-1)
-        sample = flat[:: max(1, flat.numel() // 64)][:64].to("cpu", torch.float64)
-        h.update(f"{name}:{tuple(m.shape)}:{m.dtype};".encode())
+        sample = flat[:: max(1, flat.numel() // 64)][:64].to("cpu", torch.float16)
+        sample = sample.to(torch.float64)
+        h.update(f"{name}:{tuple(m.shape)};".encode())
         h.update(sample.numpy().tobytes())
     return h.hexdigest()[:16]
 
@@ -257,6 +264,9 @@ def load_or_decompose(
     """
     mats = {n: w.reshape(w.shape[0], -1) for n, w in weights.items()}
     path = None
+    # Only factors of full-precision weights are written: the key ignores the dtype, so factors
+    # of a float16 copy must never stand in for the float32 ones training uses.
+    full = all(m.dtype in (torch.float32, torch.float64) for m in mats.values())
     if config.cache and base_model:
         path = cache_path(base_model, weights_fingerprint(mats))
         device = next(iter(mats.values())).device
@@ -264,7 +274,7 @@ def load_or_decompose(
         if cached is not None:
             return cached
     factors = decompose_matrices(mats, config.svd_method, config.svd_device, progress)
-    if path is not None:
+    if path is not None and full:
         save_factors(path, factors, base_model)
     return factors
 

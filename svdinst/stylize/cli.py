@@ -38,7 +38,7 @@ def _stylize_cmd(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         prompt=args.prompt,
     )
-    written = stylize_folder(stylizer, args.content, args.out, cfg)
+    written = stylize_folder(stylizer, args.content, args.out, cfg, resume=not args.restart)
     n = sum(len(v) for v in written.values())
     beside = OutputsFolder.SETTINGS
     print(f"Wrote {n} images for {len(written)} photo(s) to {args.out} ({beside} beside them)")
@@ -63,4 +63,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="seeds per UNet batch")
     p.add_argument("--prompt", help="override the run's prompt")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="remake every image (default: keep the images an interrupted call with the same "
+        "settings wrote)",
+    )
     p.set_defaults(func=_stylize_cmd)

@@ -23,6 +23,9 @@ changes a result by float round-off at most.
 
 from __future__ import annotations
 
+import gc
+import hashlib
+import json
 import math
 import os
 import time
@@ -97,14 +100,22 @@ class Stylizer:
             if run is None:
                 raise SvdinstError("Stylizer needs a model or a run folder (whose model is used).")
             model = config["model"]
-        parts = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+        parts = ["vae", "text_encoder", "tokenizer", "scheduler"]
         comps = load_components(model, parts, device=device, dtype=dtype)
+        shifts = lora is None and config.get("mode") in ("svdiff", "svd-inst")
+        # Merged shifts are applied to the float32 weights training decomposed (the same SVD
+        # cache file, so δ lands on the singular vectors it was trained on, and no float64 SVD of
+        # a float16 copy), merged in float32, and only then cast to ``dtype``.
+        unet_dtype = torch.float32 if shifts and merge else dtype
+        comps.unet = load_components(model, ["unet"], device=device, dtype=unet_dtype).unet
         self.model, self.run, self.lora, self.shift_scale = str(model), run, lora, shift_scale
         self.prompt: str | None = None
         self.mode = "base"
         if run is not None and lora is None:
             info = load_run(run, comps, shift_scale=shift_scale, merge=merge)
             self.prompt, self.mode = info.prompt, info.mode
+            if unet_dtype != dtype:  # merged in float32 (plain weights now): cast them
+                comps.unet.to(dtype)
         elif run is not None:  # token from the run, UNet change from the LoRA file
             token = load_learned_embeds(
                 RunFolder(run).learned_embeds, comps.tokenizer, comps.text_encoder
@@ -130,6 +141,26 @@ class Stylizer:
             self.mode += "+lora"
         self.device, self.dtype = device, dtype
         self.native_resolution = int(comps.unet.config.sample_size) * vae_scale_factor(comps.vae)
+
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Free the model now, GPU memory included, so the next Stylizer has the card to itself
+        (two SD-1.4 models at once nearly fill a T4). ``with ctx.stylizer(run) as st:`` calls it."""
+        self.pipe = None
+        gc.collect()  # the pipeline's modules hold reference cycles
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def __enter__(self) -> Stylizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _require_open(self) -> None:
+        if self.pipe is None:
+            raise SvdinstError("This Stylizer was closed (close()); make a new one.")
 
     # ------------------------------------------------------------------ sampling
 
@@ -192,6 +223,7 @@ class Stylizer:
         Returns:
             `list[PIL.Image.Image]`: one image per seed, in order.
         """
+        self._require_open()
         cfg = config or StylizeConfig()
         prompt = cfg.prompt if cfg.prompt is not None else self.prompt
         if prompt is None:
@@ -231,7 +263,20 @@ class Stylizer:
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
             "svdinst_version": svdinst.__version__,
+            "run_digest": run_digest(self.run) if self.run is not None else None,
         }
+
+
+def run_digest(run: str | os.PathLike) -> str:
+    """A short hash of a run folder's settings and learned files: outputs made from a run that
+    was since retrained (same folder, new weights) are not mistaken for current ones."""
+    folder = RunFolder(run)
+    h = hashlib.sha256()
+    for name in (folder.CONFIG, *sum(folder.MODE_FILES.values(), ())):
+        path = folder.path / name
+        if path.is_file():
+            h.update(name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def content_images(content: str | os.PathLike) -> list[Path]:
@@ -256,41 +301,61 @@ def stylize_folder(
     content: str | os.PathLike,
     out_dir: str | os.PathLike,
     config: StylizeConfig | None = None,
+    resume: bool = True,
 ) -> dict[str, list[Path]]:
     """Stylize every photo with seeds 0…N−1 into the outputs folder ``out_dir``.
+
+    The settings file is written first (without ``seconds``) and again at the end. A call whose
+    settings equal the folder's (same run files, photos and sampling settings) keeps the images
+    already written and makes only the missing ones: after a crash or a Colab disconnect a re-run
+    finishes the folder. A seed batch is redone whole when any of its images is missing, so every
+    image comes from the same batch as in an uninterrupted call (equal results on a CPU). Other
+    settings clear the folder's images first, so old and new outputs are never evaluated together.
 
     Args:
         stylizer (`Stylizer`): the loaded model and run.
         content (`str` or `os.PathLike`): a photo or a folder of photos.
         out_dir (`str` or `os.PathLike`): the method's output folder (e.g. ``outputs/svd-inst``).
         config (`StylizeConfig`, *optional*): defaults to ``StylizeConfig()``.
+        resume (`bool`, defaults to `True`): keep matching images; `False` always starts over.
 
     Returns:
-        `dict[str, list[Path]]`: content stem → its written files, in seed order.
+        `dict[str, list[Path]]`: content stem → its files (written or kept), in seed order.
     """
     cfg = config or StylizeConfig()
     files = content_images(content)
     out = OutputsFolder(out_dir)
     out.path.mkdir(parents=True, exist_ok=True)
     seeds = list(range(cfg.seeds))
-    out.clear()
+    settings = {**stylizer.settings(cfg), "content": str(content), "n_photos": len(files)}
+    settings = json.loads(json.dumps(settings))  # as the settings file reads back
+    earlier = out.read_settings()
+    before = float(earlier.pop("seconds", 0.0))
+    if not (resume and earlier == settings):
+        out.clear()
+        before = 0.0
+    else:  # images of photos no longer in ``content`` would be evaluated with the new ones
+        wanted = {out.image_path(f.stem, k) for f in files for k in seeds}
+        for stale in (p for ps in out.collect().values() for p in ps) if out.has_images() else ():
+            if stale not in wanted:
+                stale.unlink()
+    out.write_settings(settings)  # marks the folder as in progress (no "seconds" yet)
     written: dict[str, list[Path]] = {}
     start = time.perf_counter()
     batches = math.ceil(len(seeds) / cfg.batch_size)
     with tqdm(total=len(files) * len(seeds), desc="stylize", unit="img") as bar:
         for file in files:
-            image = load_image(file)
-            written[file.stem] = []
+            image = None
+            written[file.stem] = [out.image_path(file.stem, k) for k in seeds]
             for b in range(batches):
                 chunk = seeds[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                if all(out.image_path(file.stem, k).is_file() for k in chunk):
+                    bar.update(len(chunk))
+                    continue
+                image = image if image is not None else load_image(file)
                 for seed, img in zip(chunk, stylizer.stylize(image, chunk, cfg)):
-                    written[file.stem].append(out.save_image(file.stem, seed, img))
+                    out.save_image(file.stem, seed, img)
                 bar.update(len(chunk))
-    settings = {
-        **stylizer.settings(cfg),
-        "content": str(content),
-        "n_photos": len(files),
-        "seconds": round(time.perf_counter() - start, 2),
-    }
-    out.write_settings(settings)
+    seconds = round(before + time.perf_counter() - start, 2)
+    out.write_settings({**settings, "seconds": seconds})
     return written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,7 @@ def test_ensure_runs_loops_modes_then_seeds(tmp_path: Path, monkeypatch) -> None
     seen = []
     monkeypatch.setattr(
         "svdinst.course.context.ensure_run",
-        lambda config, make_missing: (
+        lambda config, make_missing, same_settings: (
             seen.append((config.mode, config.seed, config.steps)) or Path(config.out)
         ),
     )
@@ -110,10 +111,8 @@ def test_ensure_run_without_make_missing_raises(tmp_path: Path) -> None:
 def fake_pipeline(monkeypatch):
     """Replace training and stylizing by recorders: (name, run, prompt) per stylized folder."""
     calls: list[tuple] = []
-    monkeypatch.setattr(
-        "svdinst.course.context.ensure_run", lambda config, make_missing: Path(config.out)
-    )
-    monkeypatch.setattr(CourseContext, "stylizer", lambda self, run=None, **kw: run)
+    monkeypatch.setattr("svdinst.course.context.ensure_run", lambda config, **kw: Path(config.out))
+    monkeypatch.setattr(CourseContext, "stylizer", lambda self, run=None, **kw: nullcontext(run))
 
     def fake_stylize(stylizer, content, out, config):
         calls.append((Path(out).name, stylizer, config.prompt, Path(content).name, config.init))
@@ -146,3 +145,35 @@ def test_ensure_diffusion_outputs_makes_only_what_is_missing(tmp_path: Path, fak
     assert ensure_diffusion_outputs(ctx, ["inst", "svdiff"], make_missing=False) == ["inst"]
     ensure_diffusion_outputs(ctx, ["inst", "svdiff"])
     assert [c[0] for c in fake_pipeline] == ["inst", "svdiff"]  # inst is not stylized again
+
+
+def test_course_runs_checkpoint_so_a_disconnect_loses_one_interval(tmp_path: Path) -> None:
+    """Issue 13, deliver 3: ensure_run resumes an interrupted run from its newest checkpoint, so
+    course runs checkpoint every steps/10 (a Colab disconnect redoes at most 10 %)."""
+    assert _ctx("tiny", tmp_path).train_config("svdiff").checkpoint_every == 6  # 60 steps
+    assert _ctx("sd14", tmp_path).train_config("svd-inst").checkpoint_every == 100
+    assert _ctx("tiny", tmp_path).train_config("inst", steps=7).checkpoint_every == 1
+    assert _ctx("tiny", tmp_path).train_config("inst", checkpoint_every=0).checkpoint_every == 0
+
+
+def test_train_and_stylize_frees_each_stylizer_before_the_next(tmp_path: Path, monkeypatch) -> None:
+    """Issue 13, finding 3: two SD-1.4 models at once nearly fill a T4 (13.93 GiB of 14.0)."""
+    events: list[str] = []
+
+    class FakeStylizer:
+        def __init__(self, run):
+            self.name = run.name if run is not None else "base"
+            events.append(f"open {self.name}")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            events.append(f"close {self.name}")
+
+    monkeypatch.setattr("svdinst.course.context.ensure_run", lambda config, **kw: Path(config.out))
+    monkeypatch.setattr(CourseContext, "stylizer", lambda self, run=None, **kw: FakeStylizer(run))
+    monkeypatch.setattr(outputs, "stylize_folder", lambda *a, **k: events.append("stylize"))
+    train_and_stylize(_ctx("tiny", tmp_path), ["inst", "svdiff"], [0], base_prompt="")
+    assert events == [f"{e} {n}" if e != "stylize" else e for n in ("base", "inst", "svdiff")
+                      for e in ("open", "stylize", "close")]  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -187,3 +189,71 @@ def test_oracle_without_content_fails_before_any_feature_is_computed(monkeypatch
     monkeypatch.setattr(metrics, "fid_kid", no_features)
     with pytest.raises(DataError, match="mural oracle needs --content"):
         metrics.evaluate("no-such-folder", "no-such-style", None, mural_oracle=True)
+
+
+def _evaluate_folder(tmp_path, photos: int = 4, seeds: int = 3):
+    """An outputs folder (photos × seeds, two image sizes), its content photos and style set."""
+    from svdinst.formats.outputs import OutputsFolder
+
+    out, content, style = (tmp_path / n for n in ("out", "content", "style"))
+    content.mkdir()
+    style.mkdir()
+    for k, img in enumerate(_images(photos, seed=5, size=80)):
+        img.save(content / f"p{k}.png")
+        for s, gen in enumerate(_images(seeds, seed=10 * k + 1, shift=20)):
+            OutputsFolder(out).save_image(f"p{k}", s, gen)
+    for k, img in enumerate(_images(3, seed=9)):
+        img.save(style / f"s{k}.png")
+    return out, content, style
+
+
+def test_evaluate_streams_and_gives_the_all_in_memory_numbers(tmp_path, monkeypatch) -> None:
+    """Issue 13, finding 3: evaluate() held every output twice (11 GB at 711 × 10); now at most
+    one Inception batch or one photo's seeds are loaded at a time, with the same numbers as the
+    old all-in-memory computation (kept here)."""
+    import weakref
+
+    import svdinst.evaluation.metrics as metrics
+    from svdinst.data import list_images, load_image
+    from svdinst.data.mural import mural_proxy
+    from svdinst.evaluation.lpips import content_lpips, load_lpips, lpips_diversity
+    from svdinst.evaluation.oracle import native_crop, oracle_distance
+    from svdinst.formats.outputs import OutputsFolder
+
+    out, content, style = _evaluate_folder(tmp_path)
+    scorer = load_lpips(random_backbone_for_tests=True)
+    # The old path: every image in memory at once.
+    groups = {s: [load_image(p) for p in f] for s, f in OutputsFolder(out).collect().items()}
+    photos = {p.stem: load_image(p) for p in list_images(content)}
+    flat = [img for imgs in groups.values() for img in imgs]
+    old = metrics.fid_kid(flat, [load_image(p) for p in list_images(style)], device="cpu")
+    div = lpips_diversity(groups, scorer)
+    targets = {s: mural_proxy(native_crop(photos[s], groups[s][0].size)) for s in groups}
+    oracle = oracle_distance(groups, targets, scorer)
+    content_mean = content_lpips(groups, photos, scorer)["mean"]
+    del groups, photos, flat
+
+    live, peak = set(), [0]
+
+    def tracked(path):
+        img = load_image(path)
+        if out in Path(path).parents:  # the outputs (the style set is small and kept)
+            live.add(id(img))
+            weakref.finalize(img, live.discard, id(img))
+            peak[0] = max(peak[0], len(live))
+        return img
+
+    monkeypatch.setattr(metrics, "load_image", tracked)
+    new = metrics.evaluate(
+        out, style, content, mural_oracle=True, device="cpu", lpips_scorer=scorer, batch_size=2
+    )
+    assert peak[0] <= 3  # one photo's seeds (or a batch of 2) at a time; was all 12
+    assert new["fid"] == pytest.approx(old["fid"], rel=1e-6, abs=1e-9)
+    assert new["kid"]["mean"] == pytest.approx(old["kid_mean"], rel=1e-6, abs=1e-12)
+    assert new["N"] == 12 and new["n_photos"] == 4 and new["seeds_per_photo"] == 3
+    assert new["lpips_diversity"] == pytest.approx(div["mean"], rel=1e-6)
+    assert new["lpips_diversity_std"] == pytest.approx(div["std"], rel=1e-5, abs=1e-9)
+    assert new["content_lpips"] == pytest.approx(content_mean, rel=1e-6)
+    assert new["artfid"] == pytest.approx(metrics.artfid(old["fid"], content_mean), rel=1e-6)
+    for key in ("psnr", "ssim", "lpips", "n"):
+        assert new["oracle"][key] == pytest.approx(oracle[key], rel=1e-6), key

@@ -53,9 +53,10 @@ def test_overlapped_svd_equals_serial(monkeypatch):
         torch.testing.assert_close((U * S) @ Vh, m, rtol=1e-5, atol=1e-5)
 
 
-def test_svd_cache_is_reused(monkeypatch):
+def test_svd_cache_is_reused(monkeypatch, tmp_path):
     import svdinst.spectral.svd as svd
 
+    monkeypatch.setattr(svd, "cache_dir", lambda: tmp_path)  # a shared cache may hold old keys
     first = Plain()
     add_spectral_shifts(first, base_model="plain-cache-test")
     files = list((svd.cache_dir() / "spectral").glob("plain-cache-test-*.safetensors"))
@@ -74,6 +75,58 @@ def test_svd_cache_is_reused(monkeypatch):
         changed.c1.weight.mul_(2)  # other weights, same id: a new fingerprint, not a stale hit
     with pytest.raises(AssertionError, match="decomposed again"):
         add_spectral_shifts(changed, base_model="plain-cache-test")
+
+
+def test_svd_cache_key_ignores_the_dtype(monkeypatch, tmp_path):
+    """Issue 13, finding 3: a float16 copy (stylizing on a T4) finds the factors training wrote
+    for the float32 weights, instead of a float64 SVD into a second ~4 GB file; a float16
+    decomposition itself is never written under the shared key."""
+    import svdinst.spectral.svd as svd
+
+    monkeypatch.setattr(svd, "cache_dir", lambda: tmp_path)
+    trained = add_spectral_shifts(Plain(), base_model="toy")
+    files = sorted((tmp_path / "spectral").iterdir())
+    assert len(files) == 1
+    monkeypatch.setattr(svd, "decompose_matrices", lambda *a, **k: pytest.fail("decomposed"))
+    half = add_spectral_shifts(Plain().half(), base_model="toy")
+    for name, layer in half.items():  # float32 factors (the exact path) of the float32 weights
+        for ours, theirs in zip((layer.U, layer.S, layer.Vh), (trained[name].U, trained[name].S,
+                                                               trained[name].Vh)):  # fmt: skip
+            assert torch.equal(ours, theirs), name
+    monkeypatch.undo()
+    monkeypatch.setattr(svd, "cache_dir", lambda: tmp_path)
+    other = Plain().half()
+    with torch.no_grad():
+        other.c1.weight.mul_(2)  # a float16 model whose float32 weights were never decomposed
+    add_spectral_shifts(other, base_model="toy")
+    assert sorted((tmp_path / "spectral").iterdir()) == files
+
+
+def test_removed_shifts_leave_a_plain_model():
+    """Issue 13, finding 3: after remove_spectral_shifts(merge=True) nothing of the wrappers is
+    left (their factors, the CPU copy of the original, the fast path's buffers, the hook)."""
+    from spectral_toys import FAST, plain_input, randomize_shifts
+
+    from svdinst.spectral import merge_spectral_shifts, remove_spectral_shifts
+
+    x = plain_input()
+    for config in (EXACT, FAST):
+        model, ref = Plain(), Plain()
+        wrappers = add_spectral_shifts(model, config=config)
+        randomize_shifts(model)
+        model(x)  # the fast path builds its buffers in a forward
+        merge_spectral_shifts(model)
+        expected = model(x)
+        remove_spectral_shifts(model, merge=True)
+        assert sorted(model.state_dict()) == sorted(ref.state_dict())
+        assert sum(t.numel() for t in model.state_dict().values()) == sum(
+            t.numel() for t in ref.state_dict().values()
+        )
+        assert not list(model.buffers()) and not model._forward_pre_hooks
+        assert not [k for k in vars(model) if k.startswith("_svdinst")]
+        for layer in wrappers.values():  # a wrapper someone still holds keeps no tensors
+            assert not layer._buffers and layer.original is None and layer.sv is None
+        torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
 
 
 def test_layer_kinds_and_reconstruction_errors():

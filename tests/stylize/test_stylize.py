@@ -8,48 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from stylize_helpers import FAST, _maxdiff, _photo
 
 from svdinst.errors import DataError, SvdinstError
-
-FAST = {"steps": 4, "strength": 0.75, "batch_size": 2}  # 3 denoising steps at 64 px
-
-
-def _photo(seed: int, size: tuple[int, int] = (72, 64)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 255, size=(4, 4, 3)).astype(np.uint8)
-    return Image.fromarray(small).resize(size, Image.BICUBIC)
-
-
-def _maxdiff(a: Image.Image, b: Image.Image) -> int:
-    return int(np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max())
-
-
-@pytest.fixture(scope="session")
-def data_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("stylize-data")
-    dirs = {name: root / name for name in ("content", "style")}
-    for d in dirs.values():
-        d.mkdir()
-    _photo(1).save(dirs["content"] / "harbour.png")
-    for k in range(2):
-        _photo(10 + k, (64, 64)).save(dirs["style"] / f"mural-{k}.png")
-    return dirs
-
-
-@pytest.fixture(scope="session")
-def svd_run(tiny_model_dir: Path, data_dirs, tmp_path_factory) -> Path:
-    """A real svd-inst run (1 step) whose δ are then made large, so the shifts clearly matter."""
-    from svdinst.training.config import TrainConfig
-    from svdinst.training.loop import train
-
-    out = tmp_path_factory.mktemp("runs") / "svd-inst"
-    cfg = TrainConfig(
-        model="tiny", style=[str(data_dirs["style"])], out=str(out), mode="svd-inst", steps=1,
-        resolution=64, crop_pool=2, progress=False,
-    )  # fmt: skip
-    train(cfg)
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -245,7 +206,12 @@ def test_profile_run_config_is_found_by_ensure_run(
 
     tiny = get_profile("tiny", verbose=False)
     kw = {"profile": tiny, "style_dir": data_dirs["style"], "steps": 1}
-    assert ensure_run(profile_run_config("svd-inst", svd_run, **kw), make_missing=False) == svd_run
+    found = profile_run_config("svd-inst", svd_run, **kw)
+    # The run was trained with other settings: found only by a consumer (notebooks 05, 07) that
+    # takes any run of the mode; a trainer is told which settings differ (issue 13, finding 5).
+    assert ensure_run(found, make_missing=False, same_settings=False) == svd_run
+    with pytest.raises(RunFolderError, match=r"batch_size: 1 → 4"):
+        ensure_run(found, make_missing=False)
     config = profile_run_config("inst", tmp_path / "missing", seed=2, **kw)
     assert config.seed == 2 and config.resolution == tiny.resolution
     with pytest.raises(RunFolderError, match="MAKE_MISSING"):

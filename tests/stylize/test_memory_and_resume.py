@@ -1,0 +1,155 @@
+"""Issue 13, finding 3 and deliver 3: a merged Stylizer is a plain UNet (no SVD factors left),
+``close()`` frees it, stylizing reuses training's SVD cache file, and an interrupted
+``stylize_folder`` finishes with only the missing images."""
+
+from __future__ import annotations
+
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from stylize_helpers import FAST, _photo
+
+from svdinst.errors import SvdinstError
+
+
+def _state(module: torch.nn.Module) -> tuple[list[str], int]:
+    sd = module.state_dict()
+    extra = sum(b.numel() for b in module.buffers())  # non-persistent buffers (U, σ, Vᵀ) too
+    return sorted(sd), sum(t.numel() for t in sd.values()) + extra
+
+
+def test_merged_stylizer_unet_is_a_plain_unet(svd_run: Path) -> None:
+    from svdinst.models.loading import load_components
+    from svdinst.spectral import add_spectral_shifts, load_spectral_shifts, merge_spectral_shifts
+    from svdinst.spectral.layer import SpectralShiftLayer
+    from svdinst.stylize.stylizer import Stylizer
+
+    st = Stylizer(run=svd_run, merge=True)
+    unet = st.pipe.unet
+    fresh = load_components("tiny", ["unet"]).unet
+    assert not [m for m in unet.modules() if isinstance(m, SpectralShiftLayer)]
+    assert _state(unet) == _state(fresh)  # no δ, no factors, no base_layer. prefixes
+    assert not [k for k in vars(unet) if k.startswith("_svdinst")]
+    assert not unet._forward_pre_hooks  # the fast path's refresh hook is gone
+
+    wrapped = load_components("tiny", ["unet"]).unet  # the merged wrappers, as before the fix
+    add_spectral_shifts(wrapped, base_model="tiny")
+    load_spectral_shifts(wrapped, svd_run / "spectral_shifts.safetensors")
+    merge_spectral_shifts(wrapped)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, unet.config.in_channels, 8, 8, generator=g)
+    cond = torch.randn(2, 77, unet.config.cross_attention_dim, generator=g)
+    t = torch.tensor([10, 500])
+    with torch.no_grad():
+        torch.testing.assert_close(unet(x, t, cond).sample, wrapped(x, t, cond).sample)
+
+
+def test_close_frees_the_model(svd_run: Path) -> None:
+    from svdinst.stylize.stylizer import Stylizer
+
+    with Stylizer(run=svd_run) as st:
+        unet = weakref.ref(st.pipe.unet)
+        assert unet() is not None
+    assert st.pipe is None and unet() is None  # nothing else kept the model alive
+    with pytest.raises(SvdinstError, match="closed"):
+        st.stylize(_photo(3), [0])
+
+
+def test_stylizing_in_fp16_uses_trainings_svd_cache_file(
+    svd_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Training (fp32) and a float16 Stylizer ask for one cache file; the unmerged float16
+    Stylizer's factors are training's (float32 here, since the exact path keeps float32)."""
+    import svdinst.spectral.svd as svd
+    from svdinst.models.loading import load_components
+    from svdinst.spectral import add_spectral_shifts, spectral_layers
+    from svdinst.stylize.stylizer import Stylizer
+
+    monkeypatch.setattr(svd, "cache_dir", lambda: tmp_path)
+    train_unet = load_components("tiny", ["unet"]).unet  # what training decomposes
+    trained = add_spectral_shifts(train_unet, base_model="tiny")
+    files = sorted((tmp_path / "spectral").iterdir())
+    assert len(files) == 1
+    Stylizer(run=svd_run, dtype=torch.float16)  # merged: decomposes the fp32 weights
+    unmerged = Stylizer(run=svd_run, dtype=torch.float16, merge=False)
+    assert sorted((tmp_path / "spectral").iterdir()) == files  # no second (fp16) file
+    layers = spectral_layers(unmerged.pipe.unet)
+    assert layers.keys() == trained.keys()
+    for name, layer in layers.items():
+        assert layer.base_layer.weight.dtype == torch.float16
+        for ours, theirs in zip((layer.U, layer.S, layer.Vh), (trained[name].U, trained[name].S,
+                                                               trained[name].Vh)):  # fmt: skip
+            torch.testing.assert_close(ours.float(), theirs.float(), rtol=0, atol=0)
+
+
+def _images(folder: Path) -> dict[str, np.ndarray]:
+    return {
+        str(p.relative_to(folder)): np.asarray(Image.open(p))
+        for p in sorted(folder.rglob("seed-*.png"))
+    }
+
+
+def test_interrupted_stylize_writes_only_the_missing_images(
+    svd_run: Path,
+    data_dirs,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from svdinst.stylize.stylizer import StylizeConfig, Stylizer, stylize_folder
+
+    content = tmp_path / "content"
+    content.mkdir()
+    for k in range(2):
+        _photo(20 + k).save(content / f"photo{k}.png")
+    cfg = StylizeConfig(seeds=3, **{**FAST, "batch_size": 2})  # batches {0, 1}, {2} per photo
+    st = Stylizer(run=svd_run)
+    whole = stylize_folder(st, content, tmp_path / "whole", cfg)
+    assert sum(len(v) for v in whole.values()) == 6
+
+    calls: list[list[int]] = []
+    real = Stylizer.stylize
+
+    def crash_on_third(self, image, seeds, config=None):
+        calls.append(list(seeds))
+        if len(calls) == 3:
+            raise RuntimeError("disconnected")
+        return real(self, image, seeds, config)
+
+    monkeypatch.setattr(Stylizer, "stylize", crash_on_third)
+    with pytest.raises(RuntimeError, match="disconnected"):
+        stylize_folder(st, content, tmp_path / "cut", cfg)
+    assert len(_images(tmp_path / "cut")) == 3  # photo0's three seeds
+    calls.clear()
+    monkeypatch.setattr(Stylizer, "stylize", lambda self, *a, **k: calls.append(a[1]) or real(
+        self, *a, **k))  # fmt: skip
+    stylize_folder(st, content, tmp_path / "cut", cfg)
+    assert calls == [[0, 1], [2]]  # only photo1's batches
+    ours, ref = _images(tmp_path / "cut"), _images(tmp_path / "whole")
+    assert ours.keys() == ref.keys()
+    for key in ref:
+        np.testing.assert_array_equal(ours[key], ref[key])
+    calls.clear()
+    stylize_folder(st, content, tmp_path / "cut", cfg)
+    assert calls == []  # finished: nothing to redo
+    stylize_folder(st, content, tmp_path / "cut", StylizeConfig(seeds=3, **{**FAST,
+                   "strength": 0.5}))  # fmt: skip
+    assert len(calls) == 4  # other settings: every image is made again
+
+
+def test_cli_keeps_images_unless_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    import svdinst.stylize.stylizer as stylizer
+    from svdinst.cli import build_parser
+
+    seen = []
+    monkeypatch.setattr(stylizer, "Stylizer", lambda *a, **k: None)
+    monkeypatch.setattr(stylizer, "stylize_folder", lambda *a, resume: seen.append(resume) or {})
+    for extra in ([], ["--restart"]):
+        args = build_parser().parse_args(["stylize", "--content", "c", "--out", "o", *extra])
+        args.func(args)
+    assert seen == [True, False]
