@@ -133,6 +133,7 @@ def stylize_folder(
     style_dir: str | os.PathLike | None = None,
     resolution: int | None = None,
     settings: dict[str, Any] | None = None,
+    max_photos: int | None = None,
 ) -> list[Path]:
     """Stylize every photo of ``content_dir`` into the outputs folder ``out_dir`` (seed 0).
 
@@ -144,6 +145,8 @@ def stylize_folder(
         resolution (`int`, *optional*): center-crop-resize photos to this size first (the other
             methods' outputs are at the profile's resolution); default keeps each photo's size.
         settings (*optional*): extra entries for the settings file (e.g. the run folder).
+        max_photos (`int`, *optional*): only the first ``max_photos`` photos (sorted by name), as
+            the diffusion methods stylize them under a profile's ``test_photos``.
 
     Returns:
         `list[Path]`: the written images, in content order.
@@ -153,7 +156,7 @@ def stylize_folder(
     from svdinst.data import center_crop_resize, list_images, load_image
     from svdinst.formats.outputs import OutputsFolder
 
-    paths = list_images(content_dir)
+    paths = list_images(content_dir)[:max_photos]
     photos = [load_image(p) for p in paths]
     if resolution:
         photos = [center_crop_resize(im, resolution) for im in photos]

@@ -68,7 +68,9 @@ def train_and_stylize(
     for name, run in runs.items():
         settings = config if run is not None else replace(config, prompt=base_prompt)
         with ctx.stylizer(run) as stylizer:  # freed before the next: one model on a T4 at a time
-            stylize_folder(stylizer, content, out_root / name, settings)  # keeps finished images
+            stylize_folder(  # keeps finished images; at most the profile's number of test photos
+                stylizer, content, out_root / name, settings, max_photos=ctx.profile.test_photos
+            )
     return runs
 
 

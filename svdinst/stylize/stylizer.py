@@ -279,13 +279,21 @@ def run_digest(run: str | os.PathLike) -> str:
     return h.hexdigest()[:16]
 
 
-def content_images(content: str | os.PathLike) -> list[Path]:
-    """The photos to stylize: one file, or every image of a folder (validated; unique stems)."""
+def content_images(content: str | os.PathLike, max_photos: int | None = None) -> list[Path]:
+    """The photos to stylize: one file, or every image of a folder (validated; unique stems).
+
+    Args:
+        content (`str` or `os.PathLike`): a photo or a folder of photos.
+        max_photos (`int`, *optional*): only the first ``max_photos`` of the folder (sorted by
+            name), e.g. a profile's ``test_photos`` so a big test set fits a notebook's budget.
+    """
     path = Path(content)
     if path.is_file():
         load_image(path)  # a clear DataError for a corrupt file, before any sampling
         return [path]
-    files = list_images(path)
+    if max_photos is not None and max_photos < 1:
+        raise DataError(f"max_photos must be ≥ 1 or None, got {max_photos}.")
+    files = list_images(path)[:max_photos]
     stems = [p.stem for p in files]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
@@ -302,6 +310,7 @@ def stylize_folder(
     out_dir: str | os.PathLike,
     config: StylizeConfig | None = None,
     resume: bool = True,
+    max_photos: int | None = None,
 ) -> dict[str, list[Path]]:
     """Stylize every photo with seeds 0…N−1 into the outputs folder ``out_dir``.
 
@@ -318,12 +327,14 @@ def stylize_folder(
         out_dir (`str` or `os.PathLike`): the method's output folder (e.g. ``outputs/svd-inst``).
         config (`StylizeConfig`, *optional*): defaults to ``StylizeConfig()``.
         resume (`bool`, defaults to `True`): keep matching images; `False` always starts over.
+        max_photos (`int`, *optional*): stylize only the first ``max_photos`` photos of a folder
+            (see :func:`content_images`).
 
     Returns:
         `dict[str, list[Path]]`: content stem → its files (written or kept), in seed order.
     """
     cfg = config or StylizeConfig()
-    files = content_images(content)
+    files = content_images(content, max_photos)
     out = OutputsFolder(out_dir)
     out.path.mkdir(parents=True, exist_ok=True)
     seeds = list(range(cfg.seeds))

@@ -114,7 +114,7 @@ def fake_pipeline(monkeypatch):
     monkeypatch.setattr("svdinst.course.context.ensure_run", lambda config, **kw: Path(config.out))
     monkeypatch.setattr(CourseContext, "stylizer", lambda self, run=None, **kw: nullcontext(run))
 
-    def fake_stylize(stylizer, content, out, config):
+    def fake_stylize(stylizer, content, out, config, max_photos=None):
         calls.append((Path(out).name, stylizer, config.prompt, Path(content).name, config.init))
         (Path(out) / "photo").mkdir(parents=True)
         (Path(out) / "photo" / "seed-0.png").write_bytes(b"")
@@ -177,3 +177,16 @@ def test_train_and_stylize_frees_each_stylizer_before_the_next(tmp_path: Path, m
     train_and_stylize(_ctx("tiny", tmp_path), ["inst", "svdiff"], [0], base_prompt="")
     assert events == [f"{e} {n}" if e != "stylize" else e for n in ("base", "inst", "svdiff")
                       for e in ("open", "stylize", "close")]  # fmt: skip
+
+
+def test_train_and_stylize_stylizes_at_most_the_profiles_test_photos(
+    tmp_path: Path, monkeypatch
+) -> None:
+    caps: list[int | None] = []
+    monkeypatch.setattr("svdinst.course.context.ensure_run", lambda config, **kw: Path(config.out))
+    monkeypatch.setattr(CourseContext, "stylizer", lambda self, run=None, **kw: nullcontext(run))
+    monkeypatch.setattr(
+        outputs, "stylize_folder", lambda *a, max_photos=None, **kw: caps.append(max_photos)
+    )
+    train_and_stylize(_ctx("tiny", tmp_path, test_photos=2), ["inst", "svdiff"], (0,))
+    assert caps == [2, 2]  # a learner's 711 test photos must not blow the notebook's budget

@@ -151,6 +151,17 @@ def test_bad_settings_and_corrupt_content_fail_clearly(tmp_path: Path) -> None:
         content_images(tmp_path / "broken.jpg")
 
 
+def test_content_images_caps_a_folder_at_max_photos(tmp_path: Path) -> None:
+    from svdinst.stylize.stylizer import content_images
+
+    for i, name in enumerate(["c.png", "a.png", "b.png"]):
+        _photo(i).save(tmp_path / name)
+    assert [p.name for p in content_images(tmp_path)] == ["a.png", "b.png", "c.png"]
+    assert [p.name for p in content_images(tmp_path, max_photos=2)] == ["a.png", "b.png"]
+    with pytest.raises(DataError, match="max_photos"):
+        content_images(tmp_path, max_photos=0)
+
+
 def test_cli_stylize_then_evaluate(merged, svd_run: Path, data_dirs, tmp_path: Path) -> None:
     from svdinst.cli import main
 
