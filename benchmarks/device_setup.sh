@@ -15,4 +15,20 @@ if [ -d .inc_a ] && [ -d .inc_b ] && [ ! -d cache/inception ]; then
 fi
 export PYTHONPATH="$PWD:$PWD/.site${PYTHONPATH:+:$PYTHONPATH}"
 export SVDINST_CACHE="$PWD/cache" HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+# Without the carried halves (a 33 MB tree + 48 MB half is over one call's 64 MiB), a rehearsal
+# of time and memory uses RANDOM weights in torch-fidelity's Inception layout: the same network,
+# the same cost, meaningless FID values (the rehearsal reports no FID).
+if [ ! -d cache/inception ]; then
+  python3 - <<'PY'
+import torch
+from svdinst.cache import cache_dir
+from svdinst.evaluation.inception import CONVERTED_NAME, _fidelity_template
+
+out = cache_dir() / "inception"
+out.mkdir(parents=True, exist_ok=True)
+torch.save(_fidelity_template(), out / CONVERTED_NAME)
+(out / "RANDOM_WEIGHTS_TIMING_ONLY").write_text("random Inception weights: timing and memory only\n")
+print("wrote a RANDOM-weight Inception (timing only) to", out)
+PY
+fi
 set +e
