@@ -45,6 +45,37 @@ PARAMETERS_HEADER = (
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
 # How each opening code cell is recognised when a notebook is rewritten in place.
 INSTALL_MARK = "# Colab only: install the kit"
+T4_MARK = "**On a free Colab T4**"
+# What each chapter costs on a free Colab T4 with the `course` preset. Minutes come from
+# svdinst.course.budget (estimated, method in reports/benchmarks.md); peak GPU memory (reserved, of
+# the 14.0 GiB cap) and disk from the H200 rehearsal of 2026-11-30 (block `rehearsal/course`);
+# downloads are what the chapter fetches the first time (the Hugging Face cache lives in
+# /content, so a new Colab session fetches them again unless HF_HOME points at Drive).
+T4_FACTS = {
+    "01_data": (0.0, "≈ 0.1 GB (data)", "nothing (the photos ship with pip packages)"),
+    "02_svd_decomposition": (14.0, "≈ 4 GB (SVD cache)", "SD-1.4 (≈ 5 GB, fp32)"),
+    "03_textual_inversion": (
+        9.6,
+        "≈ 0.1 GB (run)",
+        "SD-1.4 (≈ 5 GB) and the CLIP-L vision tower (≈ 1.7 GB)",
+    ),
+    "04_joint_training": (
+        13.8,
+        "≈ 0.2 GB (runs)",
+        "SD-1.4 (≈ 5 GB) and the CLIP-L vision tower (≈ 1.7 GB)",
+    ),
+    "05_stylize": (9.8, "≈ 0.1 GB (images)", "SD-1.4 (≈ 5 GB)"),
+    "06_baselines": (
+        13.9,
+        "≈ 5.5 GB (baseline runs)",
+        "torchvision's VGG-19 (≈ 0.55 GB) when online",
+    ),
+    "07_metrics_and_report": (
+        0.3,
+        "< 0.1 GB (report)",
+        "torchvision's AlexNet for LPIPS (≈ 0.25 GB) when online",
+    ),
+}
 DRIVE_MARK = "# Colab only: where your work lives"
 SETUP_MARK = "ctx = setup(PROFILE, WORKDIR)"
 
@@ -100,6 +131,27 @@ def set_source(repository: str, tag: str, pyproject: Path | None = None) -> None
         if n != 1:
             raise SystemExit(f"{pyproject} [tool.svdinst] has no single '{key} = …' line.")
     pyproject.write_text(head + sep + table + nxt + tail)
+
+
+def t4_line(stem: str) -> str:
+    """The title cell's line on what the chapter costs on a free Colab T4 (``course`` preset)."""
+    from svdinst.course import budget
+    from svdinst.course.profiles import PROFILES
+
+    minutes = budget.t4_estimate(PROFILES["course"])[stem[:2]] / 60
+    gib, disk, download = T4_FACTS[stem]
+    return (
+        f'{T4_MARK} (`PROFILE="auto"` → `course`; estimated, see `reports/benchmarks.md`): '
+        f"about {minutes:.0f} min · peak GPU memory {gib:.1f} GiB of the 14.0 GiB we allow · "
+        f"disk {disk} · first use downloads {download}."
+    )
+
+
+def _with_t4_line(title_source: str, stem: str) -> str:
+    """``title_source`` with its T4 line (after the badge line) written or replaced."""
+    lines = [line for line in title_source.split("\n") if not line.startswith(T4_MARK)]
+    at = next(i for i, line in enumerate(lines) if BADGE.search(line)) + 1
+    return "\n".join([*lines[:at], "", t4_line(stem), *lines[at:]]).replace("\n\n\n", "\n\n")
 
 
 def _literal(value: object) -> str:
@@ -185,7 +237,7 @@ def code(text: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
 def header_cells(stem: str, title: str, intro: str, parameters: dict, src: Source) -> list:
     """Title + badge, install cell, ``parameters`` cell, Drive cell, set-up cell."""
     return [
-        md(f"# {title}\n\n{src.badge(stem)}\n\n{intro}"),
+        md(f"# {title}\n\n{src.badge(stem)}\n\n{t4_line(stem)}\n\n{intro}"),
         code(install_source(src)),
         code(parameters_source(parameters), tags=["parameters"]),
         code(drive_source()),
@@ -223,7 +275,8 @@ def _find(cells: list, mark: str) -> int | None:
 def rewrite_openings(path: str | Path, src: Source | None = None) -> bool:
     """Regenerate one notebook's opening cells in place; body cells are left as they are.
 
-    Rewrites the badge line of the title cell (the rest of that cell is kept), the install cell,
+    Rewrites the badge line and the T4 line of the title cell (the rest of that cell is kept),
+    the install cell,
     the ``PROFILE``/``WORKDIR``/``USE_DRIVE`` lines of the parameters cell (its other lines are
     kept), the Drive cell (inserted after the parameters cell if missing) and the set-up cell.
 
@@ -237,6 +290,7 @@ def rewrite_openings(path: str | Path, src: Source | None = None) -> bool:
     if not cells or cells[0].cell_type != "markdown" or not BADGE.search(cells[0].source):
         raise SystemExit(f"{path}: the first cell must be the title markdown with a Colab badge.")
     cells[0].source = BADGE.sub(lambda _: src.badge(path.stem), cells[0].source, count=1)
+    cells[0].source = _with_t4_line(cells[0].source, path.stem)
     params = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
     install = _find(cells, INSTALL_MARK)
     if len(params) != 1 or install is None:

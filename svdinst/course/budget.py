@@ -28,7 +28,7 @@ from svdinst.course.profiles import Profile
 
 NOTEBOOK_LIMIT_S = 30 * 60  # a learner's sitting per notebook on a free Colab T4
 COURSE_LIMIT_S = 3 * 3600  # the whole course 01 → 07
-MEASURED_ON = "NVIDIA H100 80GB HBM3, reports/benchmarks.md 'Full-size rehearsal', 2026-11-26"
+MEASURED_ON = "NVIDIA H200, reports/benchmarks.md 'T4 rehearsal (course preset)', 2026-11-30"
 T4_SOURCE = (
     "diffusers docs, 'PyTorch 2.0' optimization page (docs/source/en/optimization/torch2.0.md), "
     "table 'T4 (batch size: 4)': SD img2img 1.77 it/s, fp16, torch 2.0, no compile"
@@ -43,7 +43,7 @@ TXT2IMG_EVALS = 50 * 2  # 03's generation grid: 50 steps from noise, CFG
 # of ~2 forwards = 4 UNet evaluations; the spectral modes rebuild W = U·diag(σ+δ)·Vᵀ each step, and
 # cost what their measured step-time ratio to inst says (train_step.py: 0.158 / 0.085 and 0.190 / 0.085).
 TRAIN_EVALS = {"inst": 4.0, "svdiff": 4.0 * 0.158 / 0.085, "svd-inst": 4.0 * 0.190 / 0.085}
-CARD_STYLIZE_S = 0.496  # measured s per img2img image (inst) on MEASURED_ON, 50 steps, batch 4
+CARD_STYLIZE_S = 0.845  # measured s per img2img image (inst) on MEASURED_ON, 50 steps, batch 4
 CARD_TO_T4 = (STYLIZE_EVALS - 4) / T4_UNET_EVALS_PER_S / CARD_STYLIZE_S  # same kind of figure
 
 
@@ -65,23 +65,25 @@ class UnitCost:
 # loss logs, seconds per image of the outputs folders, notebook wall ÷ units for 06 and 07
 # (upper bounds).
 UNITS: dict[str, UnitCost] = {
-    "train inst": UnitCost(0.206, TRAIN_EVALS["inst"]),
-    "train svdiff": UnitCost(0.370, TRAIN_EVALS["svdiff"]),
-    "train svd-inst": UnitCost(0.311, TRAIN_EVALS["svd-inst"]),
-    "stylize svd-inst": UnitCost(0.609, STYLIZE_EVALS),
-    "stylize inst": UnitCost(0.496, STYLIZE_EVALS),
-    "stylize svdiff": UnitCost(0.522, STYLIZE_EVALS),
+    "train inst": UnitCost(0.259, TRAIN_EVALS["inst"]),
+    "train svdiff": UnitCost(0.412, TRAIN_EVALS["svdiff"]),
+    "train svd-inst": UnitCost(0.478, TRAIN_EVALS["svd-inst"]),
+    "stylize svd-inst": UnitCost(2.193, STYLIZE_EVALS),  # includes merging δ from fp32 weights
+    "stylize inst": UnitCost(0.845, STYLIZE_EVALS),
+    "stylize svdiff": UnitCost(0.732, STYLIZE_EVALS),
+    # Figure grids (H100, 2026-11-26). The fixed costs below already hold them (they are a
+    # notebook's wall time less its measured units), so they count twice: a conservative margin.
     "figure img2img": UnitCost(0.55, STYLIZE_EVALS),  # one image of a notebook's figure grid
     "figure txt2img": UnitCost(0.5, TXT2IMG_EVALS),
-    "baseline step (all six)": UnitCost(0.834, card_gpu_s=0.834),  # 06 wall ÷ steps: all GPU
-    "metrics image": UnitCost(0.341),  # 07 wall ÷ images: decoding, Inception, LPIPS
-    # Fixed cost of a notebook: loading models, building folders, SVD — its wall time at the
-    # rehearsal minus the units above (host work: × HOST_FACTOR, no GPU rate).
-    "fixed 01": UnitCost(23.3),
-    "fixed 02": UnitCost(43.1),
-    "fixed 03": UnitCost(74.1 - 200 * 0.206),
-    "fixed 04": UnitCost(258.4 - 200 * (0.370 + 0.311)),
-    "fixed 05": UnitCost(79.1 - 20 * (0.609 + 0.496 + 0.522)),
+    "baseline step (all six)": UnitCost(2.128, card_gpu_s=2.128),  # 06 wall ÷ steps: all GPU
+    "metrics image": UnitCost(0.939),  # 07 wall ÷ images: decoding, Inception, LPIPS
+    # Fixed cost of a notebook: loading models, building folders, SVD, figures — its wall time at
+    # the rehearsal minus the units above (host work: × HOST_FACTOR, no GPU rate).
+    "fixed 01": UnitCost(37.645),
+    "fixed 02": UnitCost(41.711),
+    "fixed 03": UnitCost(50.061),
+    "fixed 04": UnitCost(78.132),
+    "fixed 05": UnitCost(76.963),
 }
 MODES = ("inst", "svdiff", "svd-inst")
 BASELINES = 6  # methods notebook 06 trains or applies, and 07 evaluates

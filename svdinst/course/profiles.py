@@ -113,10 +113,10 @@ PROFILES: dict[str, Profile] = {
 PROFILES["course"] = replace(
     PROFILES["sd14"],
     name="course",
-    train_steps=400,  # 04 trains inst, svdiff and svd-inst in one sitting: 3 × 400 steps ≈ 26 min
-    stylize_seeds=3,  # 05: 3 methods × 20 photos × 3 seeds = 180 images ≈ 22 min
+    train_steps=400,  # 04 trains inst, svdiff and svd-inst in one sitting: 3 × 400 steps ≈ 28 min
+    stylize_seeds=3,  # 05: 3 methods × 20 photos × 3 seeds = 180 images ≈ 29 min
     test_photos=20,  # enough photos for KID and LPIPS to mean something; the default set has 3
-    baseline_steps=120,  # 06: six methods × 120 steps ≈ 23 min (a demo: the papers train 100k+)
+    baseline_steps=90,  # 06: six methods × 90 steps ≈ 28 min on a T4 (a demo: the papers train 100k+)
     training_seeds=(0,),  # one run per mode: seeds 1, 2 would triple 04's time
 )
 # SD-1.4's exact shapes and sd14's settings on random weights: same time and memory, no quality.

@@ -92,6 +92,8 @@ def test_badge_and_install_cell_agree_with_the_setting_and_version(path: Path) -
     assert nb.cells[3].source == tool.drive_source()
     assert nb.cells[4].source == tool.setup_source(src)
     assert nb.cells[2].source.startswith(tool.parameters_source({}, []))
+    # The chapter's cost on a T4, from the course preset's budget: stale if the preset changes.
+    assert tool.t4_line(path.stem) in nb.cells[0].source.split("\n")
 
 
 def _fake_colab(monkeypatch: pytest.MonkeyPatch, mounted: list) -> None:
