@@ -231,26 +231,3 @@ def ensure_run(
     else:
         train(config, overwrite=True, **train_kwargs)
     return run
-    resume_from = None
-    if saved is not None and not [d for d in diffs if not d.startswith("steps:")]:
-        resume_from = _resumable_step(run, config.steps)
-    if resume_from is not None:
-        action = (
-            f"Resuming the {config.mode} run in {run} from step {resume_from} of {config.steps}"
-        )
-    elif saved is None:
-        action = f"Training a {config.mode} run into {run} ({config.steps} steps)"
-    else:
-        why = "; ".join(diffs) if diffs else "it is incomplete and has no checkpoint to resume"
-        action = f"Training the {config.mode} run in {run} again ({why})"
-    if not make_missing:
-        raise RunFolderError(
-            f"No usable {config.mode} run in '{run}': {action[0].lower()}{action[1:]} is needed. "
-            "Run the training notebook first, or set MAKE_MISSING = True to train here."
-        )
-    print(f"{action}.")
-    if resume_from is not None:
-        train(config, resume=True, **train_kwargs)
-    else:
-        train(config, overwrite=True, **train_kwargs)
-    return run

@@ -179,3 +179,20 @@ def test_make_repoint_calls_nbscaffold() -> None:
         cwd=REPO, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert 'tools/nbscaffold.py repoint --repo "me/svdinst" --tag "main"' in out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_settings_the_text_tells_learners_to_set_are_parameters(path: Path) -> None:
+    # Notebook 03 once said "set `IMAGE_TOKENS = "patches"`" when no such parameter existed.
+    nb = nbformat.read(path, as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    defined = set(re.findall(r"^([A-Z][A-Z0-9_]*) =", params.source, flags=re.M))
+    told = {
+        name
+        for cell in nb.cells
+        if cell.cell_type == "markdown"
+        for name in re.findall(r"`([A-Z][A-Z0-9_]*) = [^`]+`", cell.source)
+    }
+    assert told <= defined, (
+        f"{path.name}: the text names settings that are not parameters: {told - defined}"
+    )

@@ -90,7 +90,8 @@ def test_full_size_training_settings_fit_a_t4(name: str, tmp_path: Path) -> None
     config = profile_run_config("svd-inst", tmp_path / "run", profile=profile, style_dir=tmp_path)
     assert (config.batch_size, config.gradient_checkpointing) == (1, True)
     assert (config.mixed_precision, config.resolution) == ("fp16", 512)
-    assert (config.lr, config.lr_shifts, config.steps) == (1e-3, 1e-3, profile.train_steps)
+    assert (config.lr, config.lr_shifts, config.steps) == (None, 1e-3, profile.train_steps)
+    assert config.token_lr == 1e-4  # InST's published lr (v1-finetune.yaml, batch 1)
 
 
 def test_tiny_training_settings(tmp_path: Path) -> None:

@@ -56,11 +56,11 @@ def test_same_config_is_reused_and_a_changed_lr_trains_again(style_dir, tmp_path
     assert len(calls) == 1  # resumable-only fields (progress, checkpoints) are no change
     assert "Reusing" in capsys.readouterr().out
     changed = _config(style_dir, tmp_path / "run", steps=2, lr=5e-4)
-    with pytest.raises(RunFolderError, match=r"lr: 0\.001 → 0\.0005"):
+    with pytest.raises(RunFolderError, match=r"lr: None → 0\.0005"):
         ensure_run(changed, make_missing=False)
     ensure_run(changed)
     assert calls[-1] == {"lr": 5e-4, "steps": 2, "overwrite": True}
-    assert "lr: 0.001 → 0.0005" in capsys.readouterr().out
+    assert "lr: None → 0.0005" in capsys.readouterr().out
     saved = TrainConfig.load(tmp_path / "run")
     assert saved.lr == 5e-4
     ensure_run(_config(style_dir, tmp_path / "run", steps=2, prompt_template="a {}"))
