@@ -12,16 +12,13 @@ import os
 import platform
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 import svdinst
 from svdinst.models.layouts import save_sd_layout_pipeline
+from svdinst.pocket.config import PocketConfig
 from svdinst.pocket.data import APPEARANCES, POCKET_PHOTOS
-
-if TYPE_CHECKING:  # pretrain imports this module
-    from svdinst.pocket.config import PocketConfig
 
 SUMS = "SHA256SUMS"
 

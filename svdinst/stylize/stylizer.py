@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -43,7 +44,10 @@ from svdinst.data import list_images, load_image, to_tensor
 from svdinst.errors import DataError, RunFolderError, SvdinstError
 from svdinst.formats.outputs import OutputsFolder
 from svdinst.formats.run_folder import RunFolder
+from svdinst.models.loading import load_components
 from svdinst.stylize.config import StylizeConfig
+from svdinst.training.inversion import load_learned_embeds
+from svdinst.training.runs import check_run, load_run
 from svdinst.training.style_crops import vae_scale_factor
 
 
@@ -88,13 +92,6 @@ class Stylizer:
         device: str = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        # diffusers loads here, not at import: this module registers `svdinst stylize` (--help).
-        from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
-
-        from svdinst.models.loading import load_components
-        from svdinst.training.inversion import load_learned_embeds
-        from svdinst.training.runs import check_run, load_run
-
         config = check_run(run) if run is not None else {}
         if model is None:
             if run is None:
