@@ -34,7 +34,7 @@ from torch import nn
 
 from svdinst.baselines.common import fixed_seed
 from svdinst.errors import SvdinstError
-from svdinst.models.backbones import TORCHVISION_WEIGHTS, cached_weights, fetch_weights, supply_hint
+from svdinst.models.backbones import TORCHVISION_WEIGHTS, fetch_weights, find_weights, supply_hint
 
 # Index of each named ReLU inside torchvision's ``vgg*.features`` Sequential.
 VGG19_RELU = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20, "relu5_1": 29}
@@ -64,19 +64,14 @@ def find_vgg_weights(arch: str, weights: str | os.PathLike | None = None) -> Pat
     """
     if arch not in TORCHVISION_FILES:
         raise SvdinstError(f"Unknown VGG architecture {arch!r}; use 'vgg19' or 'vgg16'.")
-    if weights is not None and str(weights) != RANDOM_SOURCE:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise SvdinstError(
-                f"VGG weights file '{path}' does not exist; pass torchvision's "
-                f"{TORCHVISION_FILES[arch]} (or leave --vgg-weights out to use random weights)."
-            )
-        return path
-    if weights is None:
-        cached = cached_weights(arch)
-        if cached.is_file():
-            return cached
-    return None
+    if weights is not None and str(weights) == RANDOM_SOURCE:
+        return None
+    return find_weights(
+        arch,
+        weights,
+        f"pass torchvision's {TORCHVISION_FILES[arch]} (or leave --vgg-weights out to use "
+        "random weights).",
+    )
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:

@@ -30,7 +30,7 @@ from PIL import Image, ImageOps
 
 from svdinst.data.transforms import to_tensor
 from svdinst.errors import DataError, ModelNotFoundError
-from svdinst.models.backbones import TORCHVISION_WEIGHTS, cached_weights, fetch_weights, supply_hint
+from svdinst.models.backbones import TORCHVISION_WEIGHTS, fetch_weights, find_weights, supply_hint
 
 UNAVAILABLE = "unavailable"
 # torchvision's AlexNet_Weights.IMAGENET1K_V1 file name, as it sits in the torch hub cache.
@@ -55,16 +55,12 @@ def find_alexnet_weights(path: str | os.PathLike | None = None) -> Path | None:
     Returns:
         `Path` or `None`: ``None`` when no weights are available (LPIPS is then unavailable).
     """
-    if path is not None:
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise ModelNotFoundError(
-                f"LPIPS backbone '{file}' does not exist. Pass torchvision's AlexNet weights "
-                f"({ALEXNET_FILE}, copied from a machine with network) or leave the option out."
-            )
-        return file
-    cached = cached_weights("alexnet")
-    return cached if cached.is_file() else None
+    return find_weights(
+        "alexnet",
+        path,
+        f"pass torchvision's AlexNet weights ({ALEXNET_FILE}, copied from a machine with "
+        "network) as the LPIPS backbone, or leave the option out.",
+    )
 
 
 @dataclass

@@ -10,10 +10,12 @@ caller says so in one line that names the file and how to supply it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 
+from svdinst.errors import ModelNotFoundError
 from svdinst.models.loading import hub_offline
 
 # arch → (torchvision weights enum, its file name in the torch hub cache, download size).
@@ -31,6 +33,23 @@ FETCH_ERRORS = (OSError, RuntimeError, ValueError)
 def cached_weights(arch: str) -> Path:
     """Where torchvision's file for ``arch`` sits in the torch hub cache (it may not exist)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_WEIGHTS[arch][1]
+
+
+def find_weights(arch: str, explicit: str | os.PathLike | None, fix: str) -> Path | None:
+    """An explicit weights file, else torchvision's file in the torch cache, else ``None``.
+
+    Args:
+        arch (`str`): a key of :data:`TORCHVISION_WEIGHTS` (``alexnet``, ``vgg16``, ``vgg19``).
+        explicit (`str` or `os.PathLike`, *optional*): a file the user named; it must exist.
+        fix (`str`): what to do when ``explicit`` does not exist (the end of the error line).
+    """
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(f"{arch} weights file '{path}' does not exist; {fix}")
+        return path
+    cached = cached_weights(arch)
+    return cached if cached.is_file() else None
 
 
 def download_weights(arch: str) -> dict[str, torch.Tensor]:
