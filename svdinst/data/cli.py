@@ -10,7 +10,7 @@ def _cli_prepare(args: argparse.Namespace) -> int:
     # Imported when the command runs: `svdinst --help` should not load PIL, numpy, scipy.
     from svdinst.data.default import prepare_default_dataset
 
-    prepare_default_dataset(args.dir, force=args.force)
+    prepare_default_dataset(args.dir, force=args.force, overwrite=args.overwrite)
     return 0
 
 
@@ -45,6 +45,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("dir", type=Path, metavar="DIR")
     prepare.add_argument(
         "--force", action="store_true", help="rebuild every file even if the set is complete"
+    )
+    prepare.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="add the set to a folder holding other images (a file svdinst did not write is "
+        "never replaced)",
     )
     prepare.set_defaults(func=_cli_prepare)
     check = sub.add_parser(

@@ -19,6 +19,7 @@ from svdinst.data import transforms as data
 from svdinst.data.default import PHOTOS, default_files, ensure_dataset, prepare_default_dataset
 from svdinst.data.io import check_folder, list_images, load_image, load_images
 from svdinst.errors import DataError
+from svdinst.formats.folders import MANIFEST, written_files
 
 RNG = np.random.default_rng(0)
 PIXELS = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
@@ -213,7 +214,9 @@ def default_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_prepare_writes_splits_and_licences(default_set: Path) -> None:
     files = sorted(str(p.relative_to(default_set)) for p in default_set.rglob("*") if p.is_file())
+    files.remove(MANIFEST)  # the kit's list of what it wrote (svdinst.formats.folders)
     assert files == sorted(default_files())
+    assert written_files(default_set) == set(default_files())
     licences = (default_set / "LICENSES.md").read_text()
     for name in files:
         if name != "LICENSES.md":
@@ -328,3 +331,43 @@ def test_data_cli_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_prepare_refuses_a_folder_of_other_images(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "mine"
+    (out / "style").mkdir(parents=True)
+    Image.new("RGB", (8, 8), "red").save(out / "style" / "my_painting.png")
+    assert main(["data", "prepare", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out) in err[0] and "--overwrite" in err[0]
+    assert sorted(p.name for p in (out / "style").iterdir()) == ["my_painting.png"]
+    assert not (out / "content").exists() and not (out / "LICENSES.md").exists()
+
+
+def test_prepare_never_overwrites_a_users_file(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "mine"
+    (out / "content").mkdir(parents=True)
+    name = default_files()[0]  # a photo's name in the default set
+    (out / name).parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), "blue").save(out / name)
+    (out / "LICENSES.md").write_text("my licences")
+    mine = (out / name).read_bytes()
+    assert main(["data", "prepare", str(out), "--overwrite"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]  # no tqdm
+    assert len(err) == 1 and "not written by svdinst" in err[0] and "2 such" in err[0]
+    assert (out / name).read_bytes() == mine
+    assert (out / "LICENSES.md").read_text() == "my licences"
+    assert name not in written_files(out) and "LICENSES.md" not in written_files(out)
+
+
+def test_prepare_into_a_file_or_read_only_place_is_one_line(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    (tmp_path / "f").write_text("x")
+    assert main(["data", "prepare", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "f: is a file" in err[0]
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)  # root ignores permissions
+    assert main(["data", "prepare", str(tmp_path / "ro")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not writable" in err[0] and "permissions" in err[0]
