@@ -15,7 +15,13 @@ def _cli_prepare(args: argparse.Namespace) -> int:
 
 
 def _cli_check(args: argparse.Namespace) -> int:
-    from svdinst.data.io import SPLITS, check_data_dir, scan_folder  # lazy, as above
+    from svdinst.data.io import (  # lazy, as above
+        SPLITS,
+        check_data_dir,
+        images_in_subfolders,
+        nested_note,
+        scan_folder,
+    )
 
     folders, problems = check_data_dir(args.dir)
     n_images = 0
@@ -24,6 +30,9 @@ def _cli_check(args: argparse.Namespace) -> int:
         n_images += len(candidates)
         for path in skipped:
             print(f"note: {path}: skipped (not an image extension)")
+        nested = images_in_subfolders(folder)
+        if nested:
+            print(f"note: {nested_note(folder, nested)}")
     if folders[0] != Path(args.dir):
         for split in SPLITS:
             if not (Path(args.dir) / split).is_dir():

@@ -371,3 +371,58 @@ def test_prepare_into_a_file_or_read_only_place_is_one_line(
     assert main(["data", "prepare", str(tmp_path / "ro")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not writable" in err[0] and "permissions" in err[0]
+
+
+# --- images the kit can read but should say something about (issue 14, item 8) ---------------
+
+
+def test_tiny_image_warns_once_naming_the_file(tmp_path: Path) -> None:
+    from svdinst.data.io import ImageWarning
+
+    Image.new("RGB", (1, 1), "red").save(tmp_path / "dot.png")
+    Image.new("RGB", (64, 80), "red").save(tmp_path / "ok.png")
+    with pytest.warns(ImageWarning) as record:
+        for _ in range(3):
+            load_images(tmp_path)
+    tiny = [str(w.message) for w in record if "tiny image" in str(w.message)]
+    assert len(tiny) == 1 and "dot.png" in tiny[0] and "1×1" in tiny[0]
+
+
+def test_images_in_subfolders_are_reported(tmp_path: Path, capsys) -> None:
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "top.png")
+    (tmp_path / "more" / "deeper").mkdir(parents=True)
+    for name in ("a.png", "deeper/b.jpg"):
+        Image.new("RGB", (64, 64), "red").save(tmp_path / "more" / name)
+    with pytest.warns(UserWarning, match=r"skipping 2 image\(s\) in sub-folders \(more/\)"):
+        assert list_images(tmp_path) == [tmp_path / "top.png"]
+    assert main(["data", "check", str(tmp_path)]) == 0
+    assert "skipping 2 image(s) in sub-folders (more/)" in capsys.readouterr().out
+
+
+def test_unreadable_image_is_not_called_corrupt(tmp_path: Path, monkeypatch) -> None:
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "locked.png")
+
+    def denied(*args, **kwargs):  # root reads everything: simulate chmod 000
+        raise PermissionError(13, "Permission denied", str(tmp_path / "locked.png"))
+
+    monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(DataError, match=r"locked\.png: not readable .*permissions") as err:
+        load_image(tmp_path / "locked.png")
+    assert "corrupt" not in str(err.value)
+
+
+def test_huge_image_is_one_warning_per_file(tmp_path: Path, monkeypatch) -> None:
+    import warnings
+
+    # A 20×20 image over a 300-pixel limit stands in for a 12000² photo over PIL's 89 Mpixel.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)
+    Image.new("RGB", (20, 20), "red").save(tmp_path / "huge.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            check_folder(tmp_path)
+            load_images(tmp_path)
+    messages = [str(w.message) for w in caught]
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert len([m for m in messages if "very large image" in m]) == 1
+    assert "huge.png" in next(m for m in messages if "very large image" in m)
