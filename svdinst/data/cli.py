@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from svdinst.formats.folders import writing_into
+
 
 def _cli_prepare(args: argparse.Namespace) -> int:
     # Imported when the command runs: `svdinst --help` should not load PIL, numpy, scipy.
     from svdinst.data.default import prepare_default_dataset
 
-    prepare_default_dataset(args.dir, force=args.force, overwrite=args.overwrite)
+    with writing_into(args.dir, what="the data set"):
+        prepare_default_dataset(args.dir, force=args.force, overwrite=args.overwrite)
     return 0
 
 

@@ -31,6 +31,7 @@ _EXPORTS = {
     "publish_folder": "folders",
     "remove_ours": "folders",
     "write_manifest": "folders",
+    "writing_into": "folders",
     "written_files": "folders",
     "OutputsFolder": "outputs",
     "method_folder_name": "outputs",

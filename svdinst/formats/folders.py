@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from svdinst.errors import SvdinstError
@@ -174,3 +176,20 @@ def publish_folder(staged: str | os.PathLike, out: str | os.PathLike) -> Path:
         os.replace(staged / name, out / name)
     os.replace(staged / MANIFEST, out / MANIFEST)  # last: it marks a complete folder
     return out
+
+
+@contextmanager
+def writing_into(path: str | os.PathLike, *, what: str) -> Iterator[None]:
+    """Turn a permission error while writing ``what`` under ``path`` into one line naming the file.
+
+    :func:`check_writable` sees only the top folder; a read-only file or sub-folder inside it
+    (or a mount turned read-only midway) fails at the write itself.
+    """
+    try:
+        yield
+    except PermissionError as err:
+        where = err.filename or path
+        raise OutputFolderError(
+            f"{where}: not writable (permission denied) while writing {what}; fix its "
+            "permissions or pick another folder."
+        ) from None

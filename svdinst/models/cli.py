@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from svdinst.formats.folders import prepare_output_folder
+from svdinst.formats.folders import prepare_output_folder, writing_into
 
 
 def _cli_tiny_model(args: argparse.Namespace) -> int:
@@ -14,7 +14,8 @@ def _cli_tiny_model(args: argparse.Namespace) -> int:
     # Imported when the command runs: torch, diffusers and transformers would slow `svdinst --help`.
     from svdinst.models.layouts import build_tiny_model
 
-    out = build_tiny_model(args.dir)
+    with writing_into(args.dir, what="the tiny model"):
+        out = build_tiny_model(args.dir)
     print(f"Wrote the tiny model to {out}")
     return 0
 

@@ -223,3 +223,16 @@ def test_cli_tiny_model_unusable_path_is_one_line(
     assert len(err) == 1 and err[0].startswith("svdinst: error: ")
     assert str(tmp_path) in err[0] or str(target) in err[0]
     assert (tmp_path / "f").read_text() == "x"
+
+
+def test_cli_tiny_model_permission_error_midway_is_one_line(tmp_path: Path, capsys, monkeypatch):
+    from svdinst.cli import main
+    from svdinst.models import layouts
+
+    def denied(staged, out):  # root writes everywhere: simulate a read-only file in the way
+        raise PermissionError(13, "Permission denied", str(out / "unet"))
+
+    monkeypatch.setattr(layouts, "publish_folder", denied)
+    assert main(["tiny-model", str(tmp_path / "m")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "m/unet: not writable" in err[0] and "permissions" in err[0]
