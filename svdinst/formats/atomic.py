@@ -14,9 +14,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image
+if TYPE_CHECKING:  # a type only: the CLI's output-folder checks import this module, not PIL
+    from PIL import Image
 
 
 def fsync_dir(folder: str | os.PathLike) -> None:
