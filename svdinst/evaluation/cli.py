@@ -14,7 +14,8 @@ from typing import Any
 
 from svdinst.errors import SvdinstError
 from svdinst.formats.atomic import write_json_atomic
-from svdinst.formats.outputs import LAYOUT, check_writable  # light: no torch
+from svdinst.formats.folders import check_writable  # light: no torch
+from svdinst.formats.outputs import LAYOUT
 
 
 def save_metrics_safely(metrics: Mapping[str, Any], out: Path, generated: Path) -> Path:
@@ -40,7 +41,9 @@ def save_metrics_safely(metrics: Mapping[str, Any], out: Path, generated: Path) 
 
 
 def _evaluate_cmd(args: argparse.Namespace) -> None:
-    check_writable(args.out, folder=False)  # before minutes of metrics, not after
+    check_writable(
+        args.out, what="the metrics", folder=False
+    )  # before minutes of metrics, not after
     # torch and torch-fidelity load here, not at import: `svdinst --help` stays fast.
     from svdinst.evaluation.metrics import evaluate
 

@@ -61,28 +61,40 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def check_writable(path: str | os.PathLike, *, what: str) -> Path:
-    """Raise :class:`OutputFolderError` unless ``path`` can be created or written as a folder.
+def check_writable(
+    path: str | os.PathLike, *, what: str = "the output", folder: bool = True
+) -> Path:
+    """Refuse, before any work is done, an output path that cannot be written.
+
+    One :class:`OutputFolderError` line for the common cases: a file where a folder is wanted or
+    the reverse, a file above it, a read-only file system, no write permission. What shows only
+    while writing (a full disk) is reported by ``svdinst/cli.py``.
 
     Args:
-        path (`str` or `os.PathLike`): the folder to write.
-        what (`str`): what goes there, for the message.
+        path (`str` or `os.PathLike`): the folder (``folder=True``) or file to write.
+        what (`str`, defaults to ``"the output"``): what goes there, for the message.
+        folder (`bool`, defaults to `True`): whether ``path`` is to be a folder or a file.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
+    if folder and path.exists() and not path.is_dir():
         raise OutputFolderError(
-            f"{path}: is a file, not a folder; pass a new folder path for {what} "
+            f"'{path}' is a file, not a folder; pass a new folder path for {what} "
             "(or move the file away)."
         )
-    existing = _nearest_existing(path.absolute())
+    if not folder and path.is_dir():
+        raise OutputFolderError(
+            f"'{path}' is a folder; give {what} a file name, e.g. '{path / 'out.json'}'."
+        )
+    existing = _nearest_existing((path if folder else path.parent).absolute())
     if not existing.is_dir():
         raise OutputFolderError(
-            f"{existing}: is a file, so {path} cannot be a folder; pass another path for {what}."
+            f"'{existing}' is a file, so '{path}' cannot be created; pass another path for {what}."
         )
     if not os.access(existing, os.W_OK | os.X_OK):
+        readonly = hasattr(os, "statvfs") and bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+        why = "is on a read-only file system" if readonly else "is not writable (no permission)"
         raise OutputFolderError(
-            f"{existing}: not writable (read-only or no permission); pick a folder you can write "
-            f"to for {what}, or fix its permissions."
+            f"'{existing}' {why}; pick a place you can write to for {what}, or fix its permissions."
         )
     return path
 

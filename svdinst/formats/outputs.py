@@ -27,42 +27,6 @@ _SEED_FILE = re.compile(r"^seed-(\d+)\.png$")
 _SEED_SUFFIX = re.compile(r"^(?P<method>.+)-seed(?P<seed>\d+)$")
 
 
-def _nearest_existing(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def check_writable(path: str | os.PathLike, *, folder: bool, flag: str = "--out") -> Path:
-    """Refuse, before any work is done, an output path that cannot be written.
-
-    Catches the common cases with one clear line (a :class:`DataError`): a file where a folder
-    is wanted or the reverse, a file above it, a read-only file system, a folder without write
-    permission. What only shows while writing (a full disk) is reported by ``svdinst/cli.py``.
-
-    Args:
-        path (`str` or `os.PathLike`): the output folder (``folder=True``) or file.
-        folder (`bool`): whether ``path`` is to be a folder.
-        flag (`str`, defaults to ``"--out"``): the option named in the message.
-    """
-    path = Path(path)
-    if folder and path.exists() and not path.is_dir():
-        raise DataError(f"{flag} '{path}' is a file, not a folder: give {flag} a folder.")
-    if not folder and path.is_dir():
-        raise DataError(
-            f"{flag} '{path}' is a folder: give a file name, e.g. '{path / 'metrics.json'}'."
-        )
-    base = _nearest_existing(path if folder else path.parent)
-    if not base.is_dir():
-        raise DataError(f"{flag} '{path}': '{base}' is a file, not a folder; choose another path.")
-    if not os.access(base, os.W_OK | os.X_OK):
-        readonly = hasattr(os, "statvfs") and bool(os.statvfs(base).f_flag & os.ST_RDONLY)
-        why = "is on a read-only file system" if readonly else "is not writable (permissions)"
-        raise DataError(f"{flag} '{path}': '{base}' {why}; choose another {flag}.")
-    return path
-
-
 def image_name(seed: int) -> str:
     """``seed-<k>.png``: the file name of sampling seed ``seed``."""
     return f"seed-{seed}.png"

@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 
 from svdinst.errors import SvdinstError
-from svdinst.formats.outputs import LAYOUT, OutputsFolder, check_writable
+from svdinst.formats.folders import check_writable
+from svdinst.formats.outputs import LAYOUT, OutputsFolder
 from svdinst.stylize.config import INIT_MODES, StylizeConfig
 
 
@@ -38,7 +39,7 @@ def _stylize_cmd(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         prompt=args.prompt,
     )
-    check_writable(args.out, folder=True)
+    check_writable(args.out, what="the stylized images")
     # torch and diffusers load here, when the command runs, not when the parser is built.
     from svdinst.device import default_device, inference_dtype
     from svdinst.stylize.stylizer import Stylizer, stylize_folder

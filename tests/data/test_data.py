@@ -366,7 +366,7 @@ def test_prepare_into_a_file_or_read_only_place_is_one_line(
     (tmp_path / "f").write_text("x")
     assert main(["data", "prepare", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "f: is a file" in err[0]
+    assert len(err) == 1 and "f' is a file" in err[0]
     monkeypatch.setattr(os, "access", lambda *a, **k: False)  # root ignores permissions
     assert main(["data", "prepare", str(tmp_path / "ro")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -45,9 +45,9 @@ def test_prepare_refuses_a_users_folder_unless_overwrite(tmp_path: Path) -> None
 
 def test_prepare_refuses_a_file_and_an_unwritable_place(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "f").write_text("x")
-    with pytest.raises(OutputFolderError, match=r"f: is a file"):
+    with pytest.raises(OutputFolderError, match=r"f' is a file"):
         prepare_output_folder(tmp_path / "f", overwrite=True, what="x")
-    with pytest.raises(OutputFolderError, match=r"f: is a file, so .*sub cannot be a folder"):
+    with pytest.raises(OutputFolderError, match=r"f' is a file, so .*sub' cannot be created"):
         prepare_output_folder(tmp_path / "f" / "sub", overwrite=True, what="x")
     # Root ignores permissions, so the read-only answer is simulated.
     monkeypatch.setattr(os, "access", lambda *a, **k: False)

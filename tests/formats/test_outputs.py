@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from svdinst.errors import DataError
+from svdinst.formats.folders import OutputFolderError, check_writable
 from svdinst.formats.outputs import (
     OutputsFolder,
-    check_writable,
     image_name,
     image_seed,
     method_folder_name,
@@ -90,13 +90,13 @@ def test_check_writable(tmp_path: Path, monkeypatch) -> None:
     a_file.write_text("precious")
     assert check_writable(tmp_path / "new" / "out", folder=True) == tmp_path / "new" / "out"
     assert check_writable(tmp_path / "m.json", folder=False) == tmp_path / "m.json"
-    with pytest.raises(DataError, match="is a file, not a folder"):
+    with pytest.raises(OutputFolderError, match="is a file, not a folder"):
         check_writable(a_file, folder=True)
-    with pytest.raises(DataError, match=r"thesis\.tex' is a file"):
+    with pytest.raises(OutputFolderError, match=r"thesis\.tex' is a file"):
         check_writable(a_file / "sub" / "m.json", folder=False)
-    with pytest.raises(DataError, match="is a folder: give a file name"):
+    with pytest.raises(OutputFolderError, match="is a folder; give"):
         check_writable(tmp_path, folder=False)
     # No write permission (simulated: the tests may run as root, who may write anywhere).
     monkeypatch.setattr(os, "access", lambda path, mode: False)
-    with pytest.raises(DataError, match=f"'{tmp_path}' is not writable"):
+    with pytest.raises(OutputFolderError, match=f"'{tmp_path}' is not writable"):
         check_writable(tmp_path / "out", folder=True)

@@ -293,4 +293,4 @@ def test_cli_pretrain_refuses_a_users_folder_before_training(tmp_path, capsys, m
     assert not (tmp_path / "v-work").exists()
     (tmp_path / "f").write_text("x")
     assert main(["pocket", "pretrain", "--out", str(tmp_path / "f"), "--device", "cpu"]) == 2
-    assert "f: is a file" in capsys.readouterr().err
+    assert "f' is a file" in capsys.readouterr().err
