@@ -160,16 +160,19 @@ def remove_checkpoints(run_dir: str | os.PathLike) -> None:
     shutil.rmtree(checkpoints_dir(run_dir), ignore_errors=True)
 
 
-def check_finite(tensors: dict[str, Any], path: str | os.PathLike) -> None:
-    """Refuse to write ``path`` when a tensor holds NaN or ±inf (it would stylize black images).
+def check_finite(tensors: dict[str, Any], path: str | os.PathLike, *, saving: bool = True) -> None:
+    """Raise :class:`RunFolderError` when a tensor holds NaN or ±inf (it stylizes black images).
 
     Args:
-        tensors (`dict[str, torch.Tensor]`): what is about to be saved.
+        tensors (`dict[str, torch.Tensor]`): what is about to be saved, or was just read.
         path (`str` or `os.PathLike`): the file, for the message.
+        saving (`bool`, defaults to `True`): the tensors are about to be written to ``path``
+            (refused), else they were read from it.
     """
     bad = [name for name, t in tensors.items() if not bool(t.detach().isfinite().all())]
     if bad:
+        what = f"Not writing '{path}'" if saving else f"'{path}' is unusable"
         raise RunFolderError(
-            f"Not writing '{path}': {len(bad)} tensor(s) are not finite (NaN or inf), e.g. "
-            f"{bad[0]!r}; training diverged: start over with a smaller --lr (and --overwrite)."
+            f"{what}: {len(bad)} tensor(s) are not finite (NaN or inf), e.g. {bad[0]!r}; "
+            "training diverged: train again with a smaller --lr (and --overwrite)."
         )

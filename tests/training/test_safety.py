@@ -164,3 +164,31 @@ def test_every_state_of_a_folder_names_the_command_that_continues_it(tmp_path, s
         assert "no checkpoint" in line and "--overwrite" in line
     assert main([*_argv("tiny", style_image, tmp_path / "new"), "--resume"]) == 2
     assert "without --resume" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("bad", [{"strength": float("nan")}, {"guidance": float("inf")},
+                                 {"resolution": 0}])  # fmt: skip
+def test_stylize_settings_must_be_finite_and_in_range(bad):
+    from svdinst.stylize.config import StylizeConfig
+
+    with pytest.raises(SvdinstError, match=r"finite|positive multiple of 8"):
+        StylizeConfig(**bad)
+
+
+def test_load_run_refuses_a_run_whose_tensors_are_not_finite(tmp_path, style_image, tiny_model_dir):
+    from safetensors.torch import load_file, save_file
+
+    from svdinst.models.loading import load_components
+    from svdinst.training.runs import load_run
+
+    config = TrainConfig(model=str(tiny_model_dir), style=[str(style_image)],
+                         out=str(tmp_path / "r"), mode="svdiff", steps=1, **FAST)  # fmt: skip
+    train(config)
+    shifts = RunFolder(config.out).spectral_shifts
+    tensors = load_file(shifts)
+    first = next(iter(tensors))
+    tensors[first] = torch.full_like(tensors[first], float("nan"))
+    save_file(tensors, str(shifts))  # what an old, unchecked NaN run left behind
+    comps = load_components(str(tiny_model_dir), ["unet", "text_encoder", "tokenizer"])
+    with pytest.raises(RunFolderError, match=rf"{RunFolder.SPECTRAL_SHIFTS}.*not finite"):
+        load_run(config.out, comps)
