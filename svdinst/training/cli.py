@@ -36,7 +36,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-shifts", type=float, default=None,
                    help=f"lr of the spectral shifts (default: --lr, else SVDiff's {SVDIFF_LR:g})")  # fmt: skip
     p.add_argument("--warmup-steps", type=int, default=10)
-    p.add_argument("--resolution", type=int, default=512, help="training crop size (px)")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="training crop size (px; default: the model's native size, 512 for SD-1.4)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=1, help="global batch (split over GPUs)")
     p.add_argument("--grad-accum", type=int, default=1)

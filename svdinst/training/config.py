@@ -61,7 +61,9 @@ class TrainConfig:
     warmup_steps: int = 10  # linear ramp; absolute, so a resumed longer run keeps its schedule
     batch_size: int = 1  # global batch (split over GPUs); 1 fits SD-1.4 on a 16 GB T4
     grad_accum: int = 1  # micro-batches per optimizer step; raises the batch without memory
-    resolution: int = 512  # training crop size (px); SD-1.4 was trained at 512
+    # Training crop size (px); None → the model's native size (UNet sample_size × the VAE's
+    # factor: SD-1.4 512, tiny 64, pocket 96), what the model was trained at.
+    resolution: int | None = None
     augment: str = "crop-flip"  # random crops + horizontal flips of the style image(s)
     min_crop: float = 0.5  # smallest crop side as a fraction of the image's shorter side
     crop_pool: int = 32  # crops drawn once per image and VAE-encoded once; 0 = fresh each step
@@ -106,7 +108,7 @@ class TrainConfig:
             ),
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch size and grad_accum ≥ 1"),
             (
-                self.resolution % 8 == 0 and self.resolution >= 8,
+                self.resolution is None or (self.resolution % 8 == 0 and self.resolution >= 8),
                 f"resolution must be a positive multiple of 8 (e.g. 512), got {self.resolution}",
             ),
             (self.augment in AUGMENTATIONS, f"augment must be one of {list(AUGMENTATIONS)}"),
@@ -208,6 +210,8 @@ def check_run_start(config: TrainConfig, resume: bool, overwrite: bool) -> RunFo
     folder = RunFolder(config.out)
     folder.check_start(resume=resume, overwrite=overwrite)
     if resume:
+        if config.resolution is None:  # the default: the native size the run resolved to
+            config.resolution = read_config_json(folder.path).get("resolution")
         _check_resume(config, folder)
     return folder
 

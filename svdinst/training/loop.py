@@ -67,7 +67,7 @@ from svdinst.training.memory import (
     use_gradient_checkpointing,
 )
 from svdinst.training.products import write_outputs
-from svdinst.training.style_crops import StyleSampler, gather_style_images
+from svdinst.training.style_crops import StyleSampler, gather_style_images, vae_scale_factor
 
 
 class TrainingDivergedError(SvdinstError, RuntimeError):
@@ -199,6 +199,8 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
                                  device=accelerator.device, image_encoder=config.image_encoder)  # fmt: skip
     parts = ["unet", "vae", "text_encoder", "tokenizer", "scheduler"]
     comps = load_components(config.model, parts, device=accelerator.device)
+    if config.resolution is None:  # the model's native size (saved as such in the settings)
+        config.resolution = int(comps.unet.config.sample_size) * vae_scale_factor(comps.vae)
     torch.manual_seed(config.seed)
     token_id = add_placeholder_token(
         comps.tokenizer, comps.text_encoder, config.placeholder_token, config.initializer_token

@@ -192,3 +192,17 @@ def test_load_run_refuses_a_run_whose_tensors_are_not_finite(tmp_path, style_ima
     comps = load_components(str(tiny_model_dir), ["unet", "text_encoder", "tokenizer"])
     with pytest.raises(RunFolderError, match=rf"{RunFolder.SPECTRAL_SHIFTS}.*not finite"):
         load_run(config.out, comps)
+
+
+def test_resolution_defaults_to_the_models_native_size(tmp_path, style_image, tiny_model_dir):
+    out = tmp_path / "r"
+
+    def argv(steps: int) -> list[str]:
+        return ["train", "--model", str(tiny_model_dir), "--style", str(style_image), "--mode",
+                "svdiff", "--steps", str(steps), "--out", str(out), "--crop-pool", "1",
+                "--no-progress"]  # fmt: skip
+
+    assert main(argv(1)) == 0
+    saved = json.loads(RunFolder(out).config_path.read_text())
+    assert saved["resolution"] == 64  # tiny: UNet sample_size 8 × VAE factor 8
+    assert main([*argv(2), "--resume"]) == 0  # the default resolves to the saved size again
