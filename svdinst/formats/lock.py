@@ -42,6 +42,7 @@ class RunLock:
         self.path = Path(path)
         self.command = command
         self.held = False
+        self.made_folder = False  # a failed fresh start must not leave an empty folder behind
 
     def _owner(self) -> dict:
         try:
@@ -51,6 +52,7 @@ class RunLock:
 
     def acquire(self) -> None:
         """Create the lock file, take over a stale one, or raise :class:`RunFolderError`."""
+        self.made_folder = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": self.command}  # fmt: skip
@@ -77,10 +79,13 @@ class RunLock:
         raise RunFolderError(f"Could not take the lock '{self.path}'; delete it and retry.")
 
     def release(self) -> None:
-        """Remove the lock file (only when this object holds it)."""
+        """Remove the lock file (only when this object holds it), and the folder when this lock
+        created it and nothing else was written (a start refused before writing)."""
         if self.held:
             self.path.unlink(missing_ok=True)
             self.held = False
+            if self.made_folder and not any(self.path.parent.iterdir()):
+                self.path.parent.rmdir()
 
     def __enter__(self) -> RunLock:
         self.acquire()
