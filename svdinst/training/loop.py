@@ -24,6 +24,7 @@ import contextlib
 import functools
 import math
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -360,12 +361,16 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
             if callback is not None:
                 callback(step + 1, mean_loss)
             stopping = stop.signum is not None  # Ctrl-C or kill: save this step, then stop
+            if world > 1:  # all processes stop at the same step, or the rest hang in a collective
+                asked = torch.tensor(float(stopping), device=accelerator.device)
+                stopping = float(accelerator.reduce(asked, "sum")) > 0
             if stopping or (every and (step + 1) % every == 0):
                 checkpoint(step + 1)
             if stopping and step + 1 < config.steps:
                 if log is not None:
                     log.close()
-                raise TrainingInterrupted(stop.signum, run, step + 1, config.steps)
+                signum = stop.signum or signal.SIGINT  # another process was signalled
+                raise TrainingInterrupted(signum, run, step + 1, config.steps)
     if log is not None:
         log.close()
     if not (every and config.steps % every == 0):  # the final state, so a run can be extended
