@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from svdinst.errors import RunFolderError, SvdinstError
+from svdinst.formats.folders import check_writable
 
 if TYPE_CHECKING:
     from svdinst.baselines.base import Baseline
@@ -286,6 +287,7 @@ def _stylize(args: argparse.Namespace) -> int:
     from svdinst.baselines.registry import get_baseline
 
     cls = get_baseline(args.name)
+    check_writable(args.out, what="the stylized images")  # before the model loads
     if args.run is not None:
         model = cls.load(args.run, device=args.device)
     elif cls.needs_training:

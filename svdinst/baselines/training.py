@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import torch
 from tqdm.auto import tqdm
 
-from svdinst.errors import RunFolderError
+from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.formats.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -118,8 +118,8 @@ def fit_loop(
     Returns:
         `list[float]`: the total loss of every step run by this call.
     """
-    if steps < 0:
-        raise ValueError(f"steps must be ≥ 0, got {steps}.")
+    if steps < 1:  # 0 steps would save an untrained network that stylize then uses
+        raise SvdinstError(f"--steps must be ≥ 1 (0 would save an untrained model), got {steps}.")
     if (checkpoint_every or resume) and out_dir is None:
         raise ValueError("Checkpoints and --resume need an output folder (out_dir).")
     start = 0

@@ -5,17 +5,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from svdinst.formats.folders import writing_into
+
 
 def _cli_prepare(args: argparse.Namespace) -> int:
     # Imported when the command runs: `svdinst --help` should not load PIL, numpy, scipy.
     from svdinst.data.default import prepare_default_dataset
 
-    prepare_default_dataset(args.dir, force=args.force)
+    with writing_into(args.dir, what="the data set"):
+        prepare_default_dataset(args.dir, force=args.force, overwrite=args.overwrite)
     return 0
 
 
 def _cli_check(args: argparse.Namespace) -> int:
-    from svdinst.data.io import SPLITS, check_data_dir, scan_folder  # lazy, as above
+    from svdinst.data.io import (  # lazy, as above
+        SPLITS,
+        check_data_dir,
+        images_in_subfolders,
+        nested_note,
+        scan_folder,
+    )
 
     folders, problems = check_data_dir(args.dir)
     n_images = 0
@@ -24,6 +33,9 @@ def _cli_check(args: argparse.Namespace) -> int:
         n_images += len(candidates)
         for path in skipped:
             print(f"note: {path}: skipped (not an image extension)")
+        nested = images_in_subfolders(folder)
+        if nested:
+            print(f"note: {nested_note(folder, nested)}")
     if folders[0] != Path(args.dir):
         for split in SPLITS:
             if not (Path(args.dir) / split).is_dir():
@@ -45,6 +57,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("dir", type=Path, metavar="DIR")
     prepare.add_argument(
         "--force", action="store_true", help="rebuild every file even if the set is complete"
+    )
+    prepare.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="add the set to a folder holding other images (a file svdinst did not write is "
+        "never replaced)",
     )
     prepare.set_defaults(func=_cli_prepare)
     check = sub.add_parser(

@@ -21,6 +21,13 @@ from tqdm.auto import tqdm
 from svdinst.data.io import SPLITS, scan_folder
 from svdinst.data.mural import mural_proxy
 from svdinst.errors import DataError
+from svdinst.formats.atomic import write_bytes_atomic
+from svdinst.formats.folders import (
+    OutputFolderError,
+    check_writable,
+    write_manifest,
+    written_files,
+)
 
 MAX_SIDE = 512  # stored size: enough for the sd14 profile's 512 px crops; tiny resizes to 64
 
@@ -129,14 +136,35 @@ def _png_bytes(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _write_if_changed(path: Path, data: bytes) -> bool:
-    """Write atomically unless ``path`` already holds exactly ``data``; True when written."""
+def _write_ours(out: Path, name: str, data: bytes, ours: set[str], kept: list[str]) -> bool:
+    """Write ``out/name`` unless it already holds ``data`` or is a user's file; True when written.
+
+    A file the kit did not write (not in ``ours``, the manifest) is never replaced: its name goes
+    to ``kept``. The manifest names a file *before* it is written, so a crash midway leaves
+    nothing that a rerun would take for the user's.
+    """
+    path = out / name
     if path.is_file() and path.read_bytes() == data:
+        ours.add(name)  # the same bytes: the kit's file (also from a kit without manifests)
         return False
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    if path.exists() and name not in ours:
+        kept.append(name)
+        return False
+    ours.add(name)
+    write_manifest(out, "the svdinst default data set", ours)
+    write_bytes_atomic(path, data)
     return True
+
+
+def _foreign_images(out: Path, ours: set[str]) -> list[Path]:
+    """Images in ``out``'s splits that the kit did not write."""
+    found = []
+    for split in SPLITS:
+        if (out / split).is_dir():
+            found += [
+                p for p in scan_folder(out / split)[0] if p.relative_to(out).as_posix() not in ours
+            ]
+    return found
 
 
 def _licences_md(rows: list[tuple[str, str, str, str]]) -> str:
@@ -165,12 +193,18 @@ def default_files() -> list[str]:
 
 
 def prepare_default_dataset(
-    out_dir: str | os.PathLike, *, max_side: int = MAX_SIDE, force: bool = False
+    out_dir: str | os.PathLike,
+    *,
+    max_side: int = MAX_SIDE,
+    force: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Write the offline default data set: ``content/``, ``style/``, ``test/`` and LICENSES.md.
 
     Deterministic and idempotent: every run produces the same bytes, and files that already
-    hold them are not rewritten. Other files in the folders are left alone.
+    hold them are not rewritten. A manifest (:mod:`svdinst.formats.folders`) lists the files it
+    wrote; a file it did not write is never replaced, and a folder already holding other images
+    is refused unless ``overwrite``.
 
     Args:
         out_dir (`str` or `os.PathLike`): the data folder (``ctx.data_dir`` in notebooks).
@@ -178,14 +212,24 @@ def prepare_default_dataset(
             their longest side is at most this.
         force (`bool`, defaults to `False`): rebuild even when every file is already there
             (without it, a complete folder is returned at once; a missing file triggers a rebuild).
+        overwrite (`bool`, defaults to `False`): add the set to a folder that already holds
+            images svdinst did not write (they stay; a same-named file stops the call).
 
     Returns:
         `Path`: ``out_dir``.
     """
-    out = Path(out_dir)
+    out = check_writable(out_dir, what="the data set")
     if not force and max_side == MAX_SIDE and all((out / f).is_file() for f in default_files()):
         print(f"Default data set already in {out} (pass force=True to rebuild).")
         return out
+    ours, kept = written_files(out) or set(), []
+    foreign = _foreign_images(out, ours)
+    if foreign and not overwrite:
+        raise OutputFolderError(
+            f"{out}: holds {len(foreign)} image(s) svdinst did not write (e.g. {foreign[0]}); pass "
+            "a new or empty folder, or --overwrite to add the default set beside them (your files "
+            "are never replaced)."
+        )
     for split in SPLITS:
         (out / split).mkdir(parents=True, exist_ok=True)
     rows, written = [], 0
@@ -195,12 +239,14 @@ def prepare_default_dataset(
         if max(photo.size) > max_side:
             photo = ImageOps.contain(photo, (max_side, max_side), Image.Resampling.LANCZOS)
         name = f"{source.split}/{source.stem}.png"
-        written += _write_if_changed(out / name, _png_bytes(photo))
+        written += _write_ours(out, name, _png_bytes(photo), ours, kept)
         rows.append((name, f"{source.package}: `{source.origin}`", source.credit, source.licence))
         if source in content:
             seed = STYLE_SEED0 + content.index(source)
             style = f"style/mural_proxy_{source.stem}.png"
-            written += _write_if_changed(out / style, _png_bytes(mural_proxy(photo, seed=seed)))
+            written += _write_ours(
+                out, style, _png_bytes(mural_proxy(photo, seed=seed)), ours, kept
+            )
             rows.append(
                 (
                     style,
@@ -210,7 +256,13 @@ def prepare_default_dataset(
                 )
             )
     rows.sort(key=lambda r: (SPLITS.index(r[0].split("/")[0]), r[0]))
-    written += _write_if_changed(out / "LICENSES.md", _licences_md(rows).encode())
+    written += _write_ours(out, "LICENSES.md", _licences_md(rows).encode(), ours, kept)
+    if kept:
+        raise OutputFolderError(
+            f"{out / kept[0]}: not written by svdinst, so it was left as is ({len(kept)} such "
+            "file(s)) and the default set is incomplete; move it away and run `svdinst data "
+            "prepare` again."
+        )
     print(f"Default data set in {out}: {len(rows)} images ({written} file(s) written).")
     return out
 

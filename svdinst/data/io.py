@@ -14,9 +14,11 @@ silent failures):
   only the first frame is used.
 
 Folder rules (:func:`scan_folder`): files whose name starts with ``.`` are OS metadata
-(``.DS_Store``, ``._photo.jpg``) and are skipped; sub-folders are not searched; files without an
-image extension (:data:`IMAGE_EXTENSIONS`) are skipped *and reported* (a warning from
-:func:`list_images`, a note from ``svdinst data check``). A data folder holds the sub-folders
+(``.DS_Store``, ``._photo.jpg``) and are skipped; sub-folders are not searched (images in them
+are counted and reported); files without an image extension (:data:`IMAGE_EXTENSIONS`) are
+skipped *and reported* (a warning from :func:`list_images`, a note from ``svdinst data check``).
+An image under :data:`MIN_SIDE` px on its short side, or over PIL's decompression-bomb size, is
+used with one :class:`ImageWarning` per file; an unreadable file is named as such, not as corrupt. A data folder holds the sub-folders
 :data:`SPLITS`.
 """
 
@@ -34,6 +36,24 @@ from svdinst.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 SPLITS = ("content", "style", "test")  # the sub-folders of a data folder
+# Below this short side an image is upscaled so far that it teaches blur, not a style or a photo
+# (the tiny profile trains at 64 px; SD-1.4 at 512).
+MIN_SIDE = 64
+
+
+class ImageWarning(UserWarning):
+    """An image the kit can use but probably should not (tiny, huge)."""
+
+
+_warned: set[str] = set()  # messages already given: once per file and process, however often read
+
+
+def _warn_once(message: str, stacklevel: int = 3) -> None:
+    # The warnings module's own "once per location" forgets whenever any code changes the
+    # filters (PIL's and torch's do), which is how one huge image printed 18 warnings.
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, ImageWarning, stacklevel=stacklevel)
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
@@ -57,10 +77,17 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty (0 bytes). Re-copy or delete it.")
     try:
-        with Image.open(path) as im:
-            im.load()  # force the full decode: truncation only shows up here
-            im = ImageOps.exif_transpose(im) or im
-            return _to_rgb(im, path)
+        with warnings.catch_warnings():
+            # Said once below, with the fix; PIL's own warning repeats on every read.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()  # force the full decode: truncation only shows up here
+                im = ImageOps.exif_transpose(im) or im
+                rgb = _to_rgb(im, path)
+    except PermissionError:
+        raise DataError(
+            f"{path}: not readable (permission denied); check its permissions (e.g. chmod a+r)."
+        ) from None
     except UnidentifiedImageError:
         raise DataError(
             f"{path}: not an image file PIL can read. Delete it or re-export it as PNG/JPEG."
@@ -73,6 +100,18 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise DataError(
             f"{path}: truncated or corrupt image ({err}). Re-copy it from the source or delete it."
         ) from None
+    width, height = rgb.size
+    if Image.MAX_IMAGE_PIXELS is not None and width * height > Image.MAX_IMAGE_PIXELS:
+        _warn_once(
+            f"{path}: very large image ({width}×{height}); it decodes slowly and needs much "
+            "memory. Downscale it (the kit resizes it anyway)."
+        )
+    if min(width, height) < MIN_SIDE:
+        _warn_once(
+            f"{path}: tiny image ({width}×{height}, under {MIN_SIDE} px on the short side); it is "
+            "upscaled to the training size and teaches mostly blur. Use a larger copy."
+        )
+    return rgb
 
 
 def _to_rgb(im: Image.Image, path: Path) -> Image.Image:
@@ -128,6 +167,30 @@ def scan_folder(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
     return candidates, skipped
 
 
+def images_in_subfolders(folder: str | os.PathLike) -> dict[str, int]:
+    """Image files inside ``folder``'s (non-hidden) sub-folders, which are not searched.
+
+    Returns:
+        `dict[str, int]`: sub-folder name → number of image files anywhere under it.
+    """
+    found = {}
+    for sub in sorted(Path(folder).iterdir()):
+        if sub.is_dir() and not sub.name.startswith("."):
+            n = sum(1 for p in sub.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if n:
+                found[sub.name] = n
+    return found
+
+
+def nested_note(folder: str | os.PathLike, nested: dict[str, int]) -> str:
+    """One line: how many images :func:`images_in_subfolders` found, and where."""
+    where = ", ".join(f"{name}/" for name in nested)
+    return (
+        f"{folder}: skipping {sum(nested.values())} image(s) in sub-folders ({where}); sub-folders "
+        "are not searched: move the images up into the folder to use them."
+    )
+
+
 def check_folder(folder: str | os.PathLike) -> list[tuple[Path, str]]:
     """Validate every image of ``folder``; return ``(path, problem)`` for each bad one.
 
@@ -179,6 +242,9 @@ def list_images(
     if skipped:
         names = ", ".join(p.name for p in skipped)
         warnings.warn(f"{folder}: skipping non-image files: {names}", stacklevel=_stacklevel)
+    nested = images_in_subfolders(folder)
+    if nested:
+        warnings.warn(nested_note(folder, nested), stacklevel=_stacklevel)
     if not candidates:
         raise DataError(
             f"{folder}: no images found (expected {', '.join(IMAGE_EXTENSIONS)}). Add some, or run "

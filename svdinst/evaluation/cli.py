@@ -6,14 +6,46 @@ Kept apart from the metrics so ``svdinst --help`` does not import torch-fidelity
 from __future__ import annotations
 
 import argparse
+import tempfile
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from svdinst.formats.outputs import LAYOUT  # light: no torch
+from svdinst.errors import SvdinstError
+from svdinst.formats.atomic import write_json_atomic
+from svdinst.formats.folders import check_writable  # light: no torch
+from svdinst.formats.outputs import LAYOUT
+
+
+def save_metrics_safely(metrics: Mapping[str, Any], out: Path, generated: Path) -> Path:
+    """Write ``metrics`` to ``out``; when that fails, to a timestamped file that can be written
+    (beside ``out``, in the generated folder, or the temporary folder) and raise one line
+    naming both, so the minutes of computed metrics are never lost.
+    """
+    try:
+        return write_json_atomic(out, dict(metrics))
+    except OSError as err:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = f"{out.stem or 'metrics'}-{stamp}.json"
+        for folder in (out.parent, generated, Path(tempfile.gettempdir())):
+            try:
+                saved = write_json_atomic(folder / name, dict(metrics))
+            except OSError:
+                continue
+            raise SvdinstError(
+                f"could not write --out '{out}' ({err.strerror}); the metrics are saved in "
+                f"'{saved}' instead."
+            ) from err
+        raise
 
 
 def _evaluate_cmd(args: argparse.Namespace) -> None:
+    check_writable(
+        args.out, what="the metrics", folder=False
+    )  # before minutes of metrics, not after
     # torch and torch-fidelity load here, not at import: `svdinst --help` stays fast.
-    from svdinst.evaluation.metrics import evaluate, write_metrics
+    from svdinst.evaluation.metrics import evaluate
 
     metrics = evaluate(
         args.generated,
@@ -24,7 +56,7 @@ def _evaluate_cmd(args: argparse.Namespace) -> None:
         device=args.device,
         verbose=True,
     )
-    path = write_metrics(metrics, args.out)
+    path = save_metrics_safely(metrics, args.out, args.generated)
     lp = metrics["lpips_diversity"]
     lp = f"{lp:.3f}" if isinstance(lp, float) else lp
     print(

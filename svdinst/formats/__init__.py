@@ -1,6 +1,6 @@
 """File formats of the kit, each spelled in one module: atomic writes (:mod:`.atomic`), training
-checkpoints (:mod:`.checkpoint`), run folders (:mod:`.run_folder`) and outputs folders
-(:mod:`.outputs`).
+checkpoints (:mod:`.checkpoint`), run folders (:mod:`.run_folder`), outputs folders
+(:mod:`.outputs`) and safe output folders that replace only the kit's files (:mod:`.folders`).
 
 Layer 1: imports only :mod:`svdinst.errors`, the standard library, torch, NumPy and PIL, so every
 stage (training, stylize, baselines, evaluation, course, pocket) reads and writes the same files
@@ -24,6 +24,15 @@ _EXPORTS = {
     "rng_state": "checkpoint",
     "save_checkpoint": "checkpoint",
     "set_rng_state": "checkpoint",
+    "MANIFEST": "folders",
+    "OutputFolderError": "folders",
+    "check_writable": "folders",
+    "prepare_output_folder": "folders",
+    "publish_folder": "folders",
+    "remove_ours": "folders",
+    "write_manifest": "folders",
+    "writing_into": "folders",
+    "written_files": "folders",
     "OutputsFolder": "outputs",
     "method_folder_name": "outputs",
     "method_folders": "outputs",

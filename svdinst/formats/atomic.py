@@ -14,9 +14,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image
+if TYPE_CHECKING:  # a type only: the CLI's output-folder checks import this module, not PIL
+    from PIL import Image
 
 
 def fsync_dir(folder: str | os.PathLike) -> None:
@@ -49,18 +50,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         path (`str` or `os.PathLike`): the final file; its folder is created when missing.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # The suffix is kept so writers that pick a format from it (PIL) still see ".png".
-    fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=final.suffix)
-    os.close(fd)
-    tmp = Path(name)
+    tmp: Path | None = None
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        # The suffix is kept so writers that pick a format from it (PIL) still see ".png".
+        fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=final.suffix)
+        os.close(fd)
+        tmp = Path(name)
         yield tmp
         fsync_file(tmp)  # on disk before the rename: a crash never publishes an empty file
         os.replace(tmp, final)
         fsync_dir(final.parent)
+    except OSError as err:
+        # Name the file the caller asked for, not the hidden temporary one (or none: PIL's
+        # ENOSPC carries no file name): `svdinst` prints it as the one-line error.
+        if err.errno is None or err.filename == str(final):
+            raise
+        raise OSError(err.errno, err.strerror, str(final)) from err
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)  # a failed write leaves no temporary file behind
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

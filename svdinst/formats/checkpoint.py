@@ -148,8 +148,9 @@ def load_latest_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
     folder = latest_checkpoint(run_dir)
     if folder is None:
         raise RunFolderError(
-            f"--resume: '{run_dir}' has no {CHECKPOINTS_DIR}/{STEP_PREFIX}*/{STATE_FILE}; start "
-            "the run without --resume (or give --checkpoint-every K so runs can be resumed)."
+            f"--resume: '{run_dir}' has no {CHECKPOINTS_DIR}/{STEP_PREFIX}*/{STATE_FILE} to "
+            "continue from: start it over with the same command plus --overwrite (without "
+            "--resume)."
         )
     return load_checkpoint(folder)
 
@@ -157,3 +158,21 @@ def load_latest_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
 def remove_checkpoints(run_dir: str | os.PathLike) -> None:
     """Delete ``RUN/checkpoints`` (an overwritten run's checkpoints must not outlive it)."""
     shutil.rmtree(checkpoints_dir(run_dir), ignore_errors=True)
+
+
+def check_finite(tensors: dict[str, Any], path: str | os.PathLike, *, saving: bool = True) -> None:
+    """Raise :class:`RunFolderError` when a tensor holds NaN or ±inf (it stylizes black images).
+
+    Args:
+        tensors (`dict[str, torch.Tensor]`): what is about to be saved, or was just read.
+        path (`str` or `os.PathLike`): the file, for the message.
+        saving (`bool`, defaults to `True`): the tensors are about to be written to ``path``
+            (refused), else they were read from it.
+    """
+    bad = [name for name, t in tensors.items() if not bool(t.detach().isfinite().all())]
+    if bad:
+        what = f"Not writing '{path}'" if saving else f"'{path}' is unusable"
+        raise RunFolderError(
+            f"{what}: {len(bad)} tensor(s) are not finite (NaN or inf), e.g. {bad[0]!r}; "
+            "training diverged: train again with a smaller --lr (and --overwrite)."
+        )

@@ -13,6 +13,7 @@ pretrainer writes its settings, log and checkpoints the same way.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -23,6 +24,7 @@ from typing import Any, ClassVar
 from svdinst.errors import RunFolderError
 from svdinst.formats.atomic import write_json_atomic
 from svdinst.formats.checkpoint import checkpoints_dir, list_checkpoints, remove_checkpoints
+from svdinst.formats.lock import RunLock
 
 LOG_COLUMNS = ("step", "loss", "lr", "seconds")
 TOKEN_NORM = "token_norm"  # svdinst train's extra column: ‖placeholder embedding‖ each step used
@@ -41,6 +43,7 @@ class RunFolder:
     IMAGE_TO_TOKEN = "image_to_token.safetensors"  # InST's image→token module
     SPECTRAL_SHIFTS = "spectral_shifts.safetensors"  # SVDiff's δ of the UNet
     MODEL = "model.safetensors"  # a baseline's trained network
+    LOCK = "train.lock"  # pid, host, start of the one process writing the folder (formats.lock)
     # What a finished `svdinst train` run of each mode must hold (besides CONFIG).
     MODE_FILES: ClassVar[dict[str, tuple[str, ...]]] = {
         "inst": (LEARNED_EMBEDS, IMAGE_TO_TOKEN),
@@ -82,6 +85,14 @@ class RunFolder:
     @property
     def model(self) -> Path:
         return self.path / self.MODEL
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / self.LOCK
+
+    def lock(self, command: str = "svdinst train") -> RunLock:
+        """The folder's write lock (a context manager; see :mod:`svdinst.formats.lock`)."""
+        return RunLock(self.lock_path, command)
 
     @property
     def checkpoints(self) -> Path:
@@ -165,21 +176,55 @@ class RunFolder:
         for name in self.PRODUCTS:
             (self.path / name).unlink(missing_ok=True)
 
-    def prepare(self, *, resume: bool = False, overwrite: bool = False) -> Path:
-        """Create the folder for a fresh, resumed or overwritten run.
+    def continue_hint(self, mode: str | None = None) -> str:
+        """The one command that continues the run in this folder, whatever state it is in."""
+        out = f"--out {self.path}"
+        found = list_checkpoints(self.path)
+        finished = mode in self.MODE_FILES and all(
+            (self.path / name).exists() for name in self.MODE_FILES[mode]
+        )
+        if finished:
+            return ("it is finished: extend it with the same command plus --resume and a larger "
+                    "--steps, replace it with --overwrite, or use another --out")  # fmt: skip
+        if found:
+            return (f"it stopped at checkpoint step {found[-1][0]}: continue it with the same "
+                    f"command plus --resume ({out}), or start over with --overwrite")  # fmt: skip
+        return ("it has no checkpoint to continue from: start it over with the same command plus "
+                "--overwrite (without --resume), or use another --out")  # fmt: skip
 
-        A fresh run refuses a folder that already holds a run (its settings file); ``overwrite``
-        first deletes the old run's checkpoints and files so none of them outlive it; ``resume``
-        keeps everything (the caller checks the saved settings).
+    def check_start(self, *, resume: bool = False, overwrite: bool = False) -> None:
+        """Refuse a start that cannot work, before anything is loaded or deleted.
+
+        A fresh run refuses a folder that already holds a run (its settings file); ``resume``
+        needs a checkpoint. Each message names the one command that continues the folder.
+        """
+        mode = None
+        if self.has_config():
+            with contextlib.suppress(RunFolderError):
+                mode = self.read_config().get("mode")
+        if resume and not self.has_checkpoints():
+            if not self.has_config():
+                raise RunFolderError(
+                    f"--resume: '{self.path}' holds no run yet; start it with the same command "
+                    "without --resume."
+                )
+            raise RunFolderError(f"--resume: run folder '{self.path}': {self.continue_hint(mode)}.")
+        if not resume and not overwrite and self.has_config():
+            raise RunFolderError(
+                f"Run folder '{self.path}' already holds a run; {self.continue_hint(mode)}."
+            )
+
+    def prepare(self, *, resume: bool = False, overwrite: bool = False) -> Path:
+        """Create the folder for a fresh, resumed or overwritten run (after :meth:`check_start`).
+
+        ``overwrite`` deletes the old run's checkpoints and files so none of them outlive it; call
+        it only once the new run's settings, model and data were validated, so a mistyped setting
+        never costs the old run. ``resume`` keeps everything (the caller checks the settings).
 
         Returns:
             `Path`: the folder.
         """
-        if not resume and self.has_config() and not overwrite:
-            raise RunFolderError(
-                f"Run folder '{self.path}' already holds a run; pass --resume to continue it, "
-                "--overwrite to replace it, or another --out."
-            )
+        self.check_start(resume=resume, overwrite=overwrite)
         if overwrite and not resume:
             self.clear()
         self.path.mkdir(parents=True, exist_ok=True)

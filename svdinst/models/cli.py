@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from svdinst.formats.folders import prepare_output_folder, writing_into
+
 
 def _cli_tiny_model(args: argparse.Namespace) -> int:
+    # Before torch loads: a file, a read-only place or a user's folder fails in a second.
+    prepare_output_folder(args.dir, overwrite=args.overwrite, what="the tiny model")
     # Imported when the command runs: torch, diffusers and transformers would slow `svdinst --help`.
     from svdinst.models.layouts import build_tiny_model
 
-    out = build_tiny_model(args.dir)
+    with writing_into(args.dir, what="the tiny model"):
+        out = build_tiny_model(args.dir)
     print(f"Wrote the tiny model to {out}")
     return 0
 
@@ -21,4 +26,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "tiny-model", help="build the tiny offline SD-layout model (random weights) into DIR"
     )
     tiny.add_argument("dir", type=Path, metavar="DIR")
+    tiny.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder svdinst did not make (only svdinst's files are replaced)",
+    )
     tiny.set_defaults(func=_cli_tiny_model)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from svdinst.formats.folders import OutputFolderError, publish_folder, write_manifest
 from svdinst.models.clip_vocab import make_clip_tokenizer
 from svdinst.models.layout_config import (
     SDLayoutConfig,
@@ -138,7 +139,7 @@ def build_sd_layout_model(out_dir: str | os.PathLike, config: SDLayoutConfig | N
     renamed, so a crash or a parallel build never leaves a half-written model.
 
     Args:
-        out_dir (`str` or `os.PathLike`): the folder to create (replaced if it exists).
+        out_dir (`str` or `os.PathLike`): the folder to create (an earlier build's files are replaced; a user's are never touched).
         config (`SDLayoutConfig`, *optional*): sizes and seed; defaults to
             :meth:`SDLayoutConfig.tiny`.
     """
@@ -159,7 +160,7 @@ def save_sd_layout_pipeline(
     renames it, so a crash or a parallel build never leaves a half-written model.
 
     Args:
-        out_dir (`str` or `os.PathLike`): the folder to create (replaced if it exists).
+        out_dir (`str` or `os.PathLike`): the folder to create (an earlier build's files are replaced; a user's are never touched).
         modules (`dict[str, torch.nn.Module]`): ``unet vae text_encoder image_encoder``; cast
             *in place* to ``config.save_dtype`` (no second copy of a 3 GB model in memory).
         config (`SDLayoutConfig`): the sizes they were built with (image size, save dtype).
@@ -207,10 +208,12 @@ def save_sd_layout_pipeline(
             shutil.copy(bpe_dir / name, staged / "tokenizer" / name)
         if finalize is not None:
             finalize(staged)
-        if out.exists():
-            shutil.rmtree(out)
+        write_manifest(staged, "an SD-layout model folder")
         try:
-            os.replace(staged, out)
+            # Replaces only the files an earlier build wrote; a user's files stay (or stop it).
+            publish_folder(staged, out)
+        except OutputFolderError:
+            raise
         except OSError:
             if not (out / "model_index.json").exists():  # a parallel builder won the race
                 raise
@@ -239,8 +242,8 @@ def build_hub_layout_model(
     ``load_components(out_dir, image_encoder=vision_dir)`` (or ``SVDINST_IMAGE_ENCODER``).
 
     Args:
-        out_dir (`str` or `os.PathLike`): the pipeline folder (replaced if it exists).
-        vision_dir (`str` or `os.PathLike`): the vision-tower folder (replaced if it exists).
+        out_dir (`str` or `os.PathLike`): the pipeline folder (an earlier build's files are replaced; a user's are never touched).
+        vision_dir (`str` or `os.PathLike`): the vision-tower folder (an earlier build's files are replaced; a user's are never touched).
         config (`SDLayoutConfig`, *optional*): sizes; defaults to :meth:`SDLayoutConfig.sd14`.
             Saved in float32 whatever its ``save_dtype``: the hub's files are fp32.
     """
@@ -269,9 +272,8 @@ def build_hub_layout_model(
         vision.save_pretrained(staged)
         processor.save_pretrained(staged)
         _readme(cfg, "CLIP-L vision tower (openai/clip-vit-large-patch14)")(staged)
-        if vision_out.exists():
-            shutil.rmtree(vision_out)
-        os.replace(staged, vision_out)
+        write_manifest(staged, "a CLIP vision-tower folder")
+        publish_folder(staged, vision_out)
     return pipeline, vision_out
 
 
@@ -279,7 +281,7 @@ def build_tiny_model(out_dir: str | os.PathLike, config: SDLayoutConfig | None =
     """Build the tiny SD-layout model (:meth:`SDLayoutConfig.tiny` unless ``config`` says else).
 
     Args:
-        out_dir (`str` or `os.PathLike`): the folder to create (replaced if it exists).
+        out_dir (`str` or `os.PathLike`): the folder to create (an earlier build's files are replaced; a user's are never touched).
         config (`SDLayoutConfig`, *optional*): sizes and seed.
     """
     return build_sd_layout_model(out_dir, config or SDLayoutConfig.tiny())

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 import svdinst
+from svdinst.formats.folders import MANIFEST
 from svdinst.models.layouts import save_sd_layout_pipeline
 from svdinst.pocket.config import PocketConfig
 from svdinst.pocket.data import APPEARANCES, POCKET_PHOTOS
@@ -33,9 +34,9 @@ def sha256_file(path: Path) -> str:
 
 
 def _files(folder: Path) -> list[str]:
-    """Every file under ``folder`` except ``SHA256SUMS``, as sorted POSIX relative paths."""
+    """Every file under ``folder`` except ``SHA256SUMS`` and the kit's manifest, as sorted POSIX relative paths."""
     found = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
-    return sorted(f for f in found if f != SUMS)
+    return sorted(f for f in found if f not in (SUMS, MANIFEST))  # the manifest is bookkeeping
 
 
 def write_checksums(folder: str | os.PathLike) -> dict[str, str]:

@@ -30,6 +30,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
         progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
     return 0 if result.out is not None else 3  # 3: stopped early, resumable
 
@@ -78,6 +79,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop with a checkpoint after this long (exit 3); --resume continues")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty OUT svdinst did not make (only its files replaced)")  # fmt: skip
     p.set_defaults(func=_pretrain)
     v = sub.add_parser("verify", help="recompute a pocket folder's SHA256SUMS (exit 1 on mismatch)")
     v.add_argument("dir", type=Path, metavar="DIR")

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from svdinst.device import default_device
 from svdinst.errors import RunFolderError
 from svdinst.formats.checkpoint import load_latest_checkpoint, save_checkpoint, set_rng_state
+from svdinst.formats.folders import prepare_output_folder
 from svdinst.formats.run_folder import LossLog, RunFolder
 from svdinst.models.clip_vocab import make_clip_tokenizer
 from svdinst.models.layouts import SD14_SCHEDULER, sd_layout_modules
@@ -239,12 +240,14 @@ def pretrain(
     stop_after_step: int | None = None,
     max_seconds: float | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> PretrainResult:
     """Train the pocket VAE, then the UNet, and write the fp16 pipeline folder ``out``.
 
     Args:
         config (`PocketConfig`): every setting (see its field comments).
-        out (`str` or `os.PathLike`): the pipeline folder to write (replaced if it exists).
+        out (`str` or `os.PathLike`): the pipeline folder to write; an earlier pocket model there
+            is replaced, a folder of other files is refused unless ``overwrite``.
         work (`str` or `os.PathLike`, *optional*): checkpoints, settings and loss log (a :class:`RunFolder`);
             defaults to ``<out>-work`` next to ``out``.
         resume (`bool`, defaults to `False`): continue from the newest checkpoint in ``work``;
@@ -259,12 +262,15 @@ def pretrain(
         max_seconds (`float`, *optional*): stop the same way once this much wall time has passed
             in this call (a device command has a time limit; a second call resumes).
         progress (`bool`, defaults to `True`): tqdm bars.
+        overwrite (`bool`, defaults to `False`): write into a non-empty ``out`` that svdinst did
+            not make (only svdinst's own files are ever replaced).
 
     Returns:
         `PretrainResult`: ``out`` is `None` when the run stopped before its last step.
     """
     started = time.perf_counter()
-    out = Path(out)
+    # Checked before hours of training, not when the weights are saved.
+    out = prepare_output_folder(out, overwrite=overwrite, what="the pocket model")
     work = Path(work) if work is not None else out.with_name(out.name + "-work")
     folder = RunFolder(work)
     dev = resolve_device(device)

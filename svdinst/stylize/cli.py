@@ -7,13 +7,39 @@ when the command runs.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
+from svdinst.errors import SvdinstError
+from svdinst.formats.folders import check_writable
 from svdinst.formats.outputs import LAYOUT, OutputsFolder
 from svdinst.stylize.config import INIT_MODES, StylizeConfig
 
 
+def _check_finite(args: argparse.Namespace) -> None:
+    """``float("nan")`` parses: refuse non-finite numbers here, with the flag's name."""
+    for flag in ("strength", "guidance", "shift_scale"):
+        value = getattr(args, flag)
+        if value is not None and not math.isfinite(value):
+            name = "--" + flag.replace("_", "-")
+            raise SvdinstError(f"{name} must be a finite number, got {value}.")
+
+
 def _stylize_cmd(args: argparse.Namespace) -> None:
+    # Settings and --out are checked before the model loads: a typo costs no waiting.
+    _check_finite(args)
+    cfg = StylizeConfig(
+        strength=args.strength,
+        seeds=args.seeds,
+        steps=args.steps,
+        guidance=args.guidance,
+        init=args.init,
+        adain_style=str(args.adain) if args.adain else None,
+        resolution=args.resolution,
+        batch_size=args.batch_size,
+        prompt=args.prompt,
+    )
+    check_writable(args.out, what="the stylized images")
     # torch and diffusers load here, when the command runs, not when the parser is built.
     from svdinst.device import default_device, inference_dtype
     from svdinst.stylize.stylizer import Stylizer, stylize_folder
@@ -26,17 +52,6 @@ def _stylize_cmd(args: argparse.Namespace) -> None:
         shift_scale=args.shift_scale,
         device=device,
         dtype=inference_dtype(device),
-    )
-    cfg = StylizeConfig(
-        strength=args.strength,
-        seeds=args.seeds,
-        steps=args.steps,
-        guidance=args.guidance,
-        init=args.init,
-        adain_style=str(args.adain) if args.adain else None,
-        resolution=args.resolution,
-        batch_size=args.batch_size,
-        prompt=args.prompt,
     )
     written = stylize_folder(stylizer, args.content, args.out, cfg, resume=not args.restart)
     n = sum(len(v) for v in written.values())

@@ -6,6 +6,7 @@ build and validate a config without importing torch or diffusers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from svdinst.errors import SvdinstError
@@ -29,6 +30,12 @@ class StylizeConfig:
     prompt: str | None = None  # None → the run's prompt (its template with the learned token)
 
     def __post_init__(self) -> None:
+        # NaN slips through every comparison below (and int(nan × steps) raises): check first.
+        if not all(v is None or math.isfinite(v) for v in (self.strength, self.guidance)):
+            raise SvdinstError(
+                f"Stylize setting: strength and guidance must be finite numbers, got "
+                f"{self.strength}, {self.guidance}."
+            )
         checks = [
             (0.0 < self.strength <= 1.0, f"`strength` must be in (0, 1], got {self.strength}"),
             (self.seeds >= 1, f"`seeds` must be ≥ 1, got {self.seeds}"),
@@ -39,7 +46,10 @@ class StylizeConfig:
             ),
             (self.guidance is None or self.guidance >= 0, "`guidance` must be ≥ 0"),
             (self.batch_size >= 1, f"`batch_size` must be ≥ 1, got {self.batch_size}"),
-            (self.resolution is None or self.resolution % 8 == 0, "`resolution`: multiple of 8"),
+            (
+                self.resolution is None or (self.resolution % 8 == 0 and self.resolution > 0),
+                f"`resolution` must be a positive multiple of 8 (e.g. 512), got {self.resolution}",
+            ),
             (self.adain_style is None or self.init == "inst", "AdaIN is part of --init inst"),
             (int(self.strength * self.steps) >= 1, "strength × steps must be ≥ 1 denoising step"),
         ]

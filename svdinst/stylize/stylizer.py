@@ -34,6 +34,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
 from PIL import Image
@@ -204,7 +205,18 @@ class Stylizer:
                 e = pipe.unet(z, t, encoder_hidden_states=cond).sample
             z = sched.step(e, t, z).prev_sample  # eta = 0: deterministic DDIM
         images = pipe.vae.decode(z / pipe.vae.config.scaling_factor).sample
-        return pipe.image_processor.postprocess(images, output_type="pil")
+        return self._to_pil(pipe.image_processor.postprocess(images, output_type="np"))
+
+    def _to_pil(self, images: np.ndarray) -> list[Image.Image]:
+        """The decoded batch as images, refused when not finite: NaN would save as black."""
+        if not np.isfinite(images).all():
+            source = f"run '{self.run}'" if self.run is not None else f"model '{self.model}'"
+            raise SvdinstError(
+                f"The decoded images are not finite (NaN/inf) with the {source}: its weights "
+                "or settings overflow (retrain it with finite settings; on a GPU try "
+                "--device cpu to rule out float16)."
+            )
+        return self.pipe.image_processor.numpy_to_pil(images)
 
     @torch.no_grad()
     def stylize(
@@ -233,15 +245,16 @@ class Stylizer:
             if cfg.init == "inst":
                 out += self._inst(x, prompt, cfg, gens)
             else:
-                out += self.pipe(
+                images = self.pipe(
                     prompt=[prompt] * len(chunk),
                     image=(x.expand(len(chunk), -1, -1, -1) + 1) / 2,  # the pipeline wants [0, 1]
                     strength=cfg.strength,
                     num_inference_steps=cfg.steps,
                     guidance_scale=cfg.guidance_scale,
                     generator=gens,
-                    output_type="pil",
+                    output_type="np",  # checked, then made images (as "pil" would)
                 ).images
+                out += self._to_pil(images)
         return out
 
     def settings(self, config: StylizeConfig) -> dict[str, Any]:

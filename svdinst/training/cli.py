@@ -7,6 +7,7 @@ config dataclass stays the one place that documents and validates training setti
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import fields
 
 from svdinst.training.config import INST_LR, MODES, SVDIFF_LR, TrainConfig
@@ -35,7 +36,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-shifts", type=float, default=None,
                    help=f"lr of the spectral shifts (default: --lr, else SVDiff's {SVDIFF_LR:g})")  # fmt: skip
     p.add_argument("--warmup-steps", type=int, default=10)
-    p.add_argument("--resolution", type=int, default=512, help="training crop size (px)")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="training crop size (px; default: the model's native size, 512 for SD-1.4)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=1, help="global batch (split over GPUs)")
     p.add_argument("--grad-accum", type=int, default=1)
@@ -63,7 +65,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction,
                    default=None, help="recompute activations to save memory (default: on CUDA)")  # fmt: skip
-    p.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints")
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help="steps between checkpoints (default: 10%% of --steps, at most 100)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--no-progress", action="store_true")
@@ -71,11 +74,16 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cli_train(args: argparse.Namespace) -> None:
+    from svdinst.training.interrupt import TrainingInterrupted
     from svdinst.training.loop import train  # torch and diffusers load only when a run starts
 
     keys = {f.name for f in fields(TrainConfig)} & set(vars(args))
     config = TrainConfig(**{k: getattr(args, k) for k in keys}, progress=not args.no_progress)
-    result = train(config, resume=args.resume, overwrite=args.overwrite)
+    try:
+        result = train(config, resume=args.resume, overwrite=args.overwrite)
+    except TrainingInterrupted as stop:  # 130 / 143, the shell's code for the signal
+        print(f"svdinst: {stop}", file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None
     if result.losses:
         print(f"Trained {config.mode} to step {result.steps} (last loss {result.losses[-1]:.4f}); "
               f"run folder: {result.run_dir}")  # fmt: skip

@@ -3,11 +3,13 @@
 Every field carries a trailing comment saying why its default is what it is. The settings file
 (:attr:`svdinst.formats.run_folder.RunFolder.CONFIG`) stores all of them plus
 ``svdinst_version``; the contract keys other stages read are :data:`CONTRACT_KEYS`.
-:func:`prepare_run_dir` creates the folder of a fresh, resumed or overwritten run.
+:func:`check_run_start` refuses a start that cannot work; :func:`prepare_run_dir` then creates
+the folder of a fresh, resumed or overwritten run.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -31,6 +33,12 @@ SVDIFF_LR = 1e-3  # svdiff-pytorch's train_svdiff.py --learning_rate (the paper:
 RESUMABLE_FIELDS = ("steps", "checkpoint_every", "keep_checkpoints", "progress", "out")
 # What other stages read from a run's settings (stylize, LoRA export, the report).
 CONTRACT_KEYS = ("model", "mode", "placeholder_token", "prompt_template")
+CHECKPOINT_CAP = 100  # the default interval is 10 % of the steps, but never more than this
+
+
+def finite(*values: float | None) -> bool:
+    """Every value is ``None`` or a finite number (NaN and ±inf settings train to NaN weights)."""
+    return all(v is None or math.isfinite(v) for v in values)
 
 
 class TrainConfigError(SvdinstError, ValueError):
@@ -53,7 +61,9 @@ class TrainConfig:
     warmup_steps: int = 10  # linear ramp; absolute, so a resumed longer run keeps its schedule
     batch_size: int = 1  # global batch (split over GPUs); 1 fits SD-1.4 on a 16 GB T4
     grad_accum: int = 1  # micro-batches per optimizer step; raises the batch without memory
-    resolution: int = 512  # training crop size (px); SD-1.4 was trained at 512
+    # Training crop size (px); None → the model's native size (UNet sample_size × the VAE's
+    # factor: SD-1.4 512, tiny 64, pocket 96), what the model was trained at.
+    resolution: int | None = None
     augment: str = "crop-flip"  # random crops + horizontal flips of the style image(s)
     min_crop: float = 0.5  # smallest crop side as a fraction of the image's shorter side
     crop_pool: int = 32  # crops drawn once per image and VAE-encoded once; 0 = fresh each step
@@ -67,7 +77,10 @@ class TrainConfig:
     saved_token: str = "mean"  # several style images: their tokens' mean, or one file's token
     mixed_precision: str = "auto"  # frozen parts' dtype; auto → svdinst.device (fp16 on CUDA)
     gradient_checkpointing: bool | None = None  # None → on with CUDA (SD-1.4 at 512 px on a T4)
-    checkpoint_every: int = 0  # steps between checkpoints for --resume; 0 = only the last one
+    # Steps between checkpoints for --resume; 0 = only the last one. None → every 10 % of the
+    # steps, at most every 100 (CHECKPOINT_CAP): a Colab disconnect or Ctrl-C then costs at most
+    # that much work (minutes on a T4), and keep_checkpoints bounds the disk it takes.
+    checkpoint_every: int | None = None
     keep_checkpoints: int = 2  # older checkpoints are deleted to bound disk use
     progress: bool = True  # tqdm bar with the loss
     shift_include: list[str] | None = None  # layer-name filters for add_spectral_shifts
@@ -84,28 +97,49 @@ class TrainConfig:
             (self.mode in MODES, f"mode must be one of {list(MODES)}, got {self.mode!r}"),
             (self.steps >= 1, f"steps must be ≥ 1, got {self.steps}"),
             (
-                all(v is None or v > 0 for v in (self.lr, self.lr_token, self.lr_shifts)),
-                f"lr, lr_token, lr_shifts must be > 0, got {self.lr}, {self.lr_token}, "
-                f"{self.lr_shifts}",
+                all(v is None or v > 0 for v in (self.lr, self.lr_token, self.lr_shifts))
+                and finite(self.lr, self.lr_token, self.lr_shifts),
+                f"lr, lr_token, lr_shifts must be finite numbers > 0, got {self.lr}, "
+                f"{self.lr_token}, {self.lr_shifts}",
+            ),
+            (
+                finite(self.weight_decay) and self.weight_decay >= 0,
+                f"weight_decay must be a finite number ≥ 0, got {self.weight_decay}",
             ),
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch size and grad_accum ≥ 1"),
-            (self.resolution % 8 == 0 and self.resolution >= 8, "resolution: a multiple of 8"),
+            (
+                self.resolution is None or (self.resolution % 8 == 0 and self.resolution >= 8),
+                f"resolution must be a positive multiple of 8 (e.g. 512), got {self.resolution}",
+            ),
             (self.augment in AUGMENTATIONS, f"augment must be one of {list(AUGMENTATIONS)}"),
             (self.image_tokens in ("pooled", "patches"), "image_tokens: 'pooled' or 'patches'"),
             (self.token_image in TOKEN_IMAGES, f"token_image must be one of {list(TOKEN_IMAGES)}"),
             (self.crop_pool >= 0 and self.keep_checkpoints >= 1, "crop_pool ≥ 0, keep ≥ 1"),
-            (0.05 <= self.min_crop <= 1.0, f"min_crop must be in [0.05, 1], got {self.min_crop}"),
+            (
+                finite(self.min_crop) and 0.05 <= self.min_crop <= 1.0,
+                f"min_crop must be in [0.05, 1], got {self.min_crop}",
+            ),
             (
                 self.mixed_precision in ("auto", *PRECISIONS),
                 f"mixed precision must be 'auto' or one of {list(PRECISIONS)}",
             ),
             (self.prompt_template.count("{}") == 1, "prompt_template needs exactly one '{}'"),
-            (self.warmup_steps >= 0 and self.checkpoint_every >= 0, "warmup/checkpoint ≥ 0"),
+            (
+                self.warmup_steps >= 0 and (self.checkpoint_every or 0) >= 0,
+                "warmup_steps and checkpoint_every must be ≥ 0",
+            ),
             (bool(self.style), "give at least one style image"),
         ]
         for ok, message in checks:
             if not ok:
                 raise TrainConfigError(f"Training setting: {message}.")
+
+    @property
+    def checkpoint_interval(self) -> int:
+        """Steps between checkpoints: ``checkpoint_every``, else 10 % of the steps (≤ 100)."""
+        if self.checkpoint_every is not None:
+            return self.checkpoint_every
+        return max(1, min(CHECKPOINT_CAP, self.steps // 10))
 
     @property
     def token_lr(self) -> float:
@@ -170,9 +204,23 @@ def _check_resume(config: TrainConfig, folder: RunFolder) -> None:
         )
 
 
-def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
-    """Create the run folder; refuse to clobber a run, or check a resumed run's settings."""
+def check_run_start(config: TrainConfig, resume: bool, overwrite: bool) -> RunFolder:
+    """Refuse a start that cannot work (a run in the way, nothing to resume, changed settings)
+    before any model is loaded or any file deleted."""
     folder = RunFolder(config.out)
+    folder.check_start(resume=resume, overwrite=overwrite)
     if resume:
+        if config.resolution is None:  # the default: the native size the run resolved to
+            config.resolution = read_config_json(folder.path).get("resolution")
         _check_resume(config, folder)
-    return folder.prepare(resume=resume, overwrite=overwrite)
+    return folder
+
+
+def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
+    """Create the run folder; refuse to clobber a run, or check a resumed run's settings.
+
+    With ``overwrite`` the old run's files are deleted here: call it once the new run's model and
+    style images loaded, so a mistyped setting leaves the old run intact.
+    """
+    check_run_start(config, resume, overwrite)
+    return RunFolder(config.out).prepare(resume=resume, overwrite=overwrite)

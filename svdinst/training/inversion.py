@@ -52,6 +52,7 @@ from torch import nn
 
 from svdinst.errors import ModelNotFoundError, ShiftFileError, SvdinstError
 from svdinst.formats.atomic import atomic_path
+from svdinst.formats.checkpoint import check_finite
 
 DEFAULT_PLACEHOLDER = "<mural>"
 IMAGE_TOKENS = ("pooled", "patches")
@@ -319,8 +320,10 @@ def nearest_tokens(
 def save_learned_embeds(path: str | os.PathLike, token: str, vector: torch.Tensor) -> Path:
     """Write ``{token: tensor(1, D)}`` — diffusers' textual-inversion file format."""
     path = Path(path)
+    tensors = {token: vector.detach().reshape(1, -1).float().cpu().contiguous()}
+    check_finite(tensors, path)
     with atomic_path(path) as tmp:
-        save_file({token: vector.detach().reshape(1, -1).float().cpu().contiguous()}, str(tmp))
+        save_file(tensors, str(tmp))
     return path
 
 
@@ -364,6 +367,7 @@ def save_image_to_token(path: str | os.PathLike, module: ImageToToken) -> Path:
     """Write the module's weights with its config in the safetensors metadata."""
     path = Path(path)
     state = {k: v.detach().float().cpu().contiguous() for k, v in module.state_dict().items()}
+    check_finite(state, path)
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"config": json.dumps(asdict(module.config))})
     return path

@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,22 +39,25 @@ from svdinst.device import default_device, precision_dtype
 from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.formats.checkpoint import load_latest_checkpoint, save_checkpoint, set_rng_state
 from svdinst.formats.run_folder import TOKEN_NORM, LossLog, RunFolder
-from svdinst.models.loading import Components, load_components
+from svdinst.models.loading import load_components
 from svdinst.spectral import (
     SpectralShiftConfig,
     add_spectral_shifts,
     refresh_spectral_weights,
-    save_spectral_shifts,
 )
-from svdinst.training.config import TrainConfig, TrainConfigError, prepare_run_dir
+from svdinst.training.config import (
+    TrainConfig,
+    TrainConfigError,
+    check_run_start,
+    prepare_run_dir,
+)
+from svdinst.training.interrupt import StopRequests, TrainingInterrupted
 from svdinst.training.inversion import (
     ImageToToken,
     ImageToTokenConfig,
     PlaceholderInjector,
     add_placeholder_token,
     encode_images,
-    save_image_to_token,
-    save_learned_embeds,
 )
 from svdinst.training.memory import (
     _release_accelerator_state,
@@ -62,7 +67,8 @@ from svdinst.training.memory import (
     training_precision,
     use_gradient_checkpointing,
 )
-from svdinst.training.style_crops import StyleSampler, gather_style_images
+from svdinst.training.products import write_outputs
+from svdinst.training.style_crops import StyleSampler, gather_style_images, vae_scale_factor
 
 
 class TrainingDivergedError(SvdinstError, RuntimeError):
@@ -155,6 +161,14 @@ def train(
     Returns:
         `TrainResult`: the run folder and the losses of the steps run in this call.
     """
+    # One writer per run folder; under `accelerate launch` process 0 holds the lock for all.
+    locked = os.environ.get("RANK", "0") == "0"
+    with RunFolder(config.out).lock() if locked else contextlib.nullcontext():
+        return _train(config, resume, overwrite, callback)
+
+
+def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callable | None):
+    """:func:`train` while holding the run folder's lock."""
     styles = gather_style_images(config.style)  # bad input fails before any model is loaded
     names = [path.name for path, _ in styles]
     if config.saved_token not in ("mean", *names):
@@ -176,8 +190,9 @@ def train(
         )
     local = config.batch_size // world
     frozen_dtype = precision_dtype(accelerator.mixed_precision)
-    run = prepare_run_dir(config, resume, overwrite) if main else Path(config.out)
-    accelerator.wait_for_everyone()
+    if main:  # a run in the way or nothing to resume: refused before any model loads
+        check_run_start(config, resume, overwrite)
+    run = Path(config.out)
 
     vision = None
     if config.trains_token:  # first, so a model folder without a vision tower fails fast
@@ -185,6 +200,8 @@ def train(
                                  device=accelerator.device, image_encoder=config.image_encoder)  # fmt: skip
     parts = ["unet", "vae", "text_encoder", "tokenizer", "scheduler"]
     comps = load_components(config.model, parts, device=accelerator.device)
+    if config.resolution is None:  # the model's native size (saved as such in the settings)
+        config.resolution = int(comps.unet.config.sample_size) * vae_scale_factor(comps.vae)
     torch.manual_seed(config.seed)
     token_id = add_placeholder_token(
         comps.tokenizer, comps.text_encoder, config.placeholder_token, config.initializer_token
@@ -223,6 +240,9 @@ def train(
                            encode=encode if per_crop else None)  # fmt: skip
     if sampler.cached or not per_crop:  # every input is encoded: the vision tower is done
         sampler.encode, encode, vision = None, None, None
+    if main:  # model and images loaded: only now may --overwrite delete the old run
+        prepare_run_dir(config, resume, overwrite)
+    accelerator.wait_for_everyone()
     objective = DiffusionObjective(
         comps.unet, comps.text_encoder, comps.scheduler, injector, image_to_token, features
     )
@@ -288,93 +308,75 @@ def train(
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
                disable=not (main and config.progress), desc=f"train {config.mode}")  # fmt: skip
     t0 = time.perf_counter()
-    for step in bar:
-        total = torch.zeros((), device=accelerator.device)
-        for micro in range(config.grad_accum):
-            picks, owners, eps = sampler.draw(config.batch_size, gen)
-            noise = torch.randn((config.batch_size, *eps.shape[1:]), generator=gen)
-            t = torch.randint(0, num_t, (config.batch_size,), generator=gen)
-            sl = slice(rank * local, (rank + 1) * local)
-            latents = sampler.latents(picks[sl], eps[sl], accelerator.device)
-            feats = None
-            if config.trains_token:
-                feats = (
-                    sampler.features(picks[sl])
-                    if per_crop
-                    else features[owners[sl].to(features.device)]
+    every = config.checkpoint_interval
+    with StopRequests() as stop:
+        for step in bar:
+            total = torch.zeros((), device=accelerator.device)
+            for micro in range(config.grad_accum):
+                picks, owners, eps = sampler.draw(config.batch_size, gen)
+                noise = torch.randn((config.batch_size, *eps.shape[1:]), generator=gen)
+                t = torch.randint(0, num_t, (config.batch_size,), generator=gen)
+                sl = slice(rank * local, (rank + 1) * local)
+                latents = sampler.latents(picks[sl], eps[sl], accelerator.device)
+                feats = None
+                if config.trains_token:
+                    feats = (
+                        sampler.features(picks[sl])
+                        if per_crop
+                        else features[owners[sl].to(features.device)]
+                    )
+                sync = micro == config.grad_accum - 1
+                with contextlib.nullcontext() if sync else accelerator.no_sync(objective):
+                    loss, embedding = objective(latents, noise[sl].to(accelerator.device),
+                                                t[sl].to(accelerator.device), input_ids, feats)  # fmt: skip
+                    accelerator.backward(loss / config.grad_accum)
+                total += loss.detach() / config.grad_accum
+            mean_loss = float(accelerator.reduce(total, "mean"))
+            if not math.isfinite(mean_loss):
+                if log is not None:
+                    log.close()
+                lrs = (config.token_lr if config.trains_token else None,
+                       config.shifts_lr if config.trains_shifts else None)  # fmt: skip
+                raise TrainingDivergedError(
+                    f"Loss became {mean_loss} at step {step + 1}; the last good checkpoint in "
+                    f"'{folder.checkpoints}' is kept. To continue: "
+                    f"{divergence_advice(*lrs, device)}."
                 )
-            sync = micro == config.grad_accum - 1
-            with contextlib.nullcontext() if sync else accelerator.no_sync(objective):
-                loss, embedding = objective(latents, noise[sl].to(accelerator.device),
-                                            t[sl].to(accelerator.device), input_ids, feats)  # fmt: skip
-                accelerator.backward(loss / config.grad_accum)
-            total += loss.detach() / config.grad_accum
-        mean_loss = float(accelerator.reduce(total, "mean"))
-        if not math.isfinite(mean_loss):
+            lr_used = optimizer.param_groups[0]["lr"]  # log the lr of this step, not the next one
+            optimizer.step()
+            if config.trains_shifts:
+                refresh_spectral_weights(comps.unet)  # fast path: rebuild W from the new δ
+            lr_sched.step()
+            optimizer.zero_grad(set_to_none=True)
+            token_norm = fixed_norm
+            if embedding is not None:
+                injector.write_row(embedding.detach().mean(0))
+                token_norm = float(embedding.detach().float().norm(dim=-1).mean())
+            elapsed += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            losses.append(mean_loss)
             if log is not None:
-                log.close()
-            lrs = (config.token_lr if config.trains_token else None,
-                   config.shifts_lr if config.trains_shifts else None)  # fmt: skip
-            raise TrainingDivergedError(
-                f"Loss became {mean_loss} at step {step + 1}; the last good checkpoint in "
-                f"'{folder.checkpoints}' is kept. To continue: "
-                f"{divergence_advice(*lrs, device)}."
-            )
-        lr_used = optimizer.param_groups[0]["lr"]  # log the lr of this step, not the next one
-        optimizer.step()
-        if config.trains_shifts:
-            refresh_spectral_weights(comps.unet)  # fast path: rebuild W from the new δ
-        lr_sched.step()
-        optimizer.zero_grad(set_to_none=True)
-        token_norm = fixed_norm
-        if embedding is not None:
-            injector.write_row(embedding.detach().mean(0))
-            token_norm = float(embedding.detach().float().norm(dim=-1).mean())
-        elapsed += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        losses.append(mean_loss)
-        if log is not None:
-            log.write(step + 1, mean_loss, lr_used, elapsed, **{TOKEN_NORM: token_norm})
-        bar.set_postfix(loss=f"{mean_loss:.4f}")
-        if callback is not None:
-            callback(step + 1, mean_loss)
-        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-            checkpoint(step + 1)
+                log.write(step + 1, mean_loss, lr_used, elapsed, **{TOKEN_NORM: token_norm})
+            bar.set_postfix(loss=f"{mean_loss:.4f}")
+            if callback is not None:
+                callback(step + 1, mean_loss)
+            stopping = stop.signum is not None  # Ctrl-C or kill: save this step, then stop
+            if world > 1:  # all processes stop at the same step, or the rest hang in a collective
+                asked = torch.tensor(float(stopping), device=accelerator.device)
+                stopping = float(accelerator.reduce(asked, "sum")) > 0
+            if stopping or (every and (step + 1) % every == 0):
+                checkpoint(step + 1)
+            if stopping and step + 1 < config.steps:
+                if log is not None:
+                    log.close()
+                signum = stop.signum or signal.SIGINT  # another process was signalled
+                raise TrainingInterrupted(signum, run, step + 1, config.steps)
     if log is not None:
         log.close()
-    every = config.checkpoint_every
     if not (every and config.steps % every == 0):  # the final state, so a run can be extended
         checkpoint(config.steps)
     if main:
-        _write_outputs(config, folder, comps, plain, names)
+        write_outputs(config, folder, comps, plain, names)
     accelerator.wait_for_everyone()
     injector.remove()
     return TrainResult(run, losses, config.steps, elapsed)
-
-
-@torch.no_grad()
-def _write_outputs(
-    config: TrainConfig,
-    run: RunFolder,
-    comps: Components,
-    objective: DiffusionObjective,
-    names: list[str],
-) -> None:
-    """The run's products: the final embedding, the image→token module and the shifts δ."""
-    weight = comps.text_encoder.get_input_embeddings().weight
-    token_id = comps.tokenizer.convert_tokens_to_ids(config.placeholder_token)
-    if objective.image_to_token is not None:
-        module = objective.image_to_token.eval()
-        # Stylizing needs only this vector: the module applied to the whole style image(s). The
-        # mean over several images was never a training input (docs/DEVIATIONS.md).
-        tokens = module(objective.image_features).float()
-        mean = config.saved_token == "mean"
-        vector = tokens.mean(0) if mean else tokens[names.index(config.saved_token)]
-        weight[token_id] = vector.to(weight.dtype)
-        save_image_to_token(run.image_to_token, module)
-    save_learned_embeds(run.learned_embeds, config.placeholder_token, weight[token_id])
-    if config.trains_shifts:
-        save_spectral_shifts(comps.unet, run.spectral_shifts, base_model=config.model)
-
-
-# --------------------------------------------------------------------------- CLI

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from svdinst.errors import RunFolderError
-from svdinst.formats.checkpoint import list_checkpoints
+from svdinst.formats.checkpoint import check_finite, list_checkpoints
 from svdinst.formats.run_folder import RunFolder
 from svdinst.models.loading import Components
 from svdinst.spectral import (
@@ -57,9 +57,13 @@ class RunInfo:
 
 
 def check_run(run_dir: str | os.PathLike) -> dict:
-    """Validate a run folder and return its settings (``RunFolderError`` when incomplete)."""
+    """Validate a run folder and return its settings (``RunFolderError`` when incomplete or
+    when a saved tensor is not finite, naming the file)."""
     config = read_config_json(run_dir)
-    RunFolder(run_dir).check(config["mode"])
+    folder = RunFolder(run_dir)
+    folder.check(config["mode"])
+    for name in folder.MODE_FILES[config["mode"]]:  # a NaN run would stylize black images
+        check_finite(load_file(folder.path / name), folder.path / name, saving=False)
     return config
 
 

@@ -289,3 +289,17 @@ def test_balagan_clusters_photos_by_colour_and_translates_with_the_class_code():
     with torch.no_grad():
         a, b = model.G(x, codes[:1]), model.G(x, codes[1:])
     assert a.shape == x.shape and not torch.allclose(a, b)  # the class code steers AdaIN
+
+
+def test_zero_steps_are_refused_and_save_no_model(folders, tmp_path, capsys):
+    from svdinst.cli import main
+    from svdinst.formats.run_folder import RunFolder
+
+    with pytest.raises(SvdinstError, match="≥ 1"):
+        fit_loop(lambda _: {"loss": 0.0}, 0, objects={})
+    out = tmp_path / "adain"
+    argv = ["baseline", "adain", "train", "--content", str(folders[0]), "--style",
+            str(folders[1]), "--steps", "0", "--out", str(out), "--size", "tiny"]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("svdinst: error: --steps must be ≥ 1")
+    assert not RunFolder(out).model.exists()  # stylize cannot pick up an untrained model

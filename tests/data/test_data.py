@@ -19,6 +19,7 @@ from svdinst.data import transforms as data
 from svdinst.data.default import PHOTOS, default_files, ensure_dataset, prepare_default_dataset
 from svdinst.data.io import check_folder, list_images, load_image, load_images
 from svdinst.errors import DataError
+from svdinst.formats.folders import MANIFEST, written_files
 
 RNG = np.random.default_rng(0)
 PIXELS = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
@@ -213,7 +214,9 @@ def default_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_prepare_writes_splits_and_licences(default_set: Path) -> None:
     files = sorted(str(p.relative_to(default_set)) for p in default_set.rglob("*") if p.is_file())
+    files.remove(MANIFEST)  # the kit's list of what it wrote (svdinst.formats.folders)
     assert files == sorted(default_files())
+    assert written_files(default_set) == set(default_files())
     licences = (default_set / "LICENSES.md").read_text()
     for name in files:
         if name != "LICENSES.md":
@@ -328,3 +331,98 @@ def test_data_cli_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_prepare_refuses_a_folder_of_other_images(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "mine"
+    (out / "style").mkdir(parents=True)
+    Image.new("RGB", (8, 8), "red").save(out / "style" / "my_painting.png")
+    assert main(["data", "prepare", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out) in err[0] and "--overwrite" in err[0]
+    assert sorted(p.name for p in (out / "style").iterdir()) == ["my_painting.png"]
+    assert not (out / "content").exists() and not (out / "LICENSES.md").exists()
+
+
+def test_prepare_never_overwrites_a_users_file(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "mine"
+    (out / "content").mkdir(parents=True)
+    name = default_files()[0]  # a photo's name in the default set
+    (out / name).parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), "blue").save(out / name)
+    (out / "LICENSES.md").write_text("my licences")
+    mine = (out / name).read_bytes()
+    assert main(["data", "prepare", str(out), "--overwrite"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]  # no tqdm
+    assert len(err) == 1 and "not written by svdinst" in err[0] and "2 such" in err[0]
+    assert (out / name).read_bytes() == mine
+    assert (out / "LICENSES.md").read_text() == "my licences"
+    assert name not in written_files(out) and "LICENSES.md" not in written_files(out)
+
+
+def test_prepare_into_a_file_or_read_only_place_is_one_line(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    (tmp_path / "f").write_text("x")
+    assert main(["data", "prepare", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "f' is a file" in err[0]
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)  # root ignores permissions
+    assert main(["data", "prepare", str(tmp_path / "ro")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not writable" in err[0] and "permissions" in err[0]
+
+
+# --- images the kit can read but should say something about (issue 14, item 8) ---------------
+
+
+def test_tiny_image_warns_once_naming_the_file(tmp_path: Path) -> None:
+    from svdinst.data.io import ImageWarning
+
+    Image.new("RGB", (1, 1), "red").save(tmp_path / "dot.png")
+    Image.new("RGB", (64, 80), "red").save(tmp_path / "ok.png")
+    with pytest.warns(ImageWarning) as record:
+        for _ in range(3):
+            load_images(tmp_path)
+    tiny = [str(w.message) for w in record if "tiny image" in str(w.message)]
+    assert len(tiny) == 1 and "dot.png" in tiny[0] and "1×1" in tiny[0]
+
+
+def test_images_in_subfolders_are_reported(tmp_path: Path, capsys) -> None:
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "top.png")
+    (tmp_path / "more" / "deeper").mkdir(parents=True)
+    for name in ("a.png", "deeper/b.jpg"):
+        Image.new("RGB", (64, 64), "red").save(tmp_path / "more" / name)
+    with pytest.warns(UserWarning, match=r"skipping 2 image\(s\) in sub-folders \(more/\)"):
+        assert list_images(tmp_path) == [tmp_path / "top.png"]
+    assert main(["data", "check", str(tmp_path)]) == 0
+    assert "skipping 2 image(s) in sub-folders (more/)" in capsys.readouterr().out
+
+
+def test_unreadable_image_is_not_called_corrupt(tmp_path: Path, monkeypatch) -> None:
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "locked.png")
+
+    def denied(*args, **kwargs):  # root reads everything: simulate chmod 000
+        raise PermissionError(13, "Permission denied", str(tmp_path / "locked.png"))
+
+    monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(DataError, match=r"locked\.png: not readable .*permissions") as err:
+        load_image(tmp_path / "locked.png")
+    assert "corrupt" not in str(err.value)
+
+
+def test_huge_image_is_one_warning_per_file(tmp_path: Path, monkeypatch) -> None:
+    import warnings
+
+    # A 20×20 image over a 300-pixel limit stands in for a 12000² photo over PIL's 89 Mpixel.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)
+    Image.new("RGB", (20, 20), "red").save(tmp_path / "huge.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            check_folder(tmp_path)
+            load_images(tmp_path)
+    messages = [str(w.message) for w in caught]
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert len([m for m in messages if "very large image" in m]) == 1
+    assert "huge.png" in next(m for m in messages if "very large image" in m)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from svdinst.errors import DataError
+from svdinst.formats.folders import OutputFolderError, check_writable
 from svdinst.formats.outputs import (
     OutputsFolder,
     image_name,
@@ -61,3 +64,39 @@ def test_method_folders_group_training_seeds(tmp_path: Path) -> None:
         "cyclegan": ["cyclegan"], "inst": ["inst", "inst-seed1"]
     }  # fmt: skip
     assert method_folders(tmp_path / "missing") == {}
+
+
+def test_failed_image_write_leaves_nothing_and_names_the_image(tmp_path: Path, monkeypatch) -> None:
+    """Issue 14 item 7: a full disk mid-write leaves neither a partial image nor a temp file,
+    and the error names the image (not the hidden temporary name) for the one-line message."""
+    out = OutputsFolder(tmp_path / "m")
+    out.save_image("harbour", 0, _img())
+
+    def full_disk(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    with pytest.raises(OSError) as info:
+        out.save_image("harbour", 1, _img())
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(out.image_path("harbour", 1))
+    assert sorted(p.name for p in (tmp_path / "m" / "harbour").iterdir()) == ["seed-0.png"]
+
+
+def test_check_writable(tmp_path: Path, monkeypatch) -> None:
+    """Issue 14 item 7: --out refused before any work, one message naming the path."""
+    a_file = tmp_path / "thesis.tex"
+    a_file.write_text("precious")
+    assert check_writable(tmp_path / "new" / "out", folder=True) == tmp_path / "new" / "out"
+    assert check_writable(tmp_path / "m.json", folder=False) == tmp_path / "m.json"
+    with pytest.raises(OutputFolderError, match="is a file, not a folder"):
+        check_writable(a_file, folder=True)
+    with pytest.raises(OutputFolderError, match=r"thesis\.tex' is a file"):
+        check_writable(a_file / "sub" / "m.json", folder=False)
+    with pytest.raises(OutputFolderError, match="is a folder; give"):
+        check_writable(tmp_path, folder=False)
+    # No write permission (simulated: the tests may run as root, who may write anywhere).
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(OutputFolderError, match=f"'{tmp_path}' is not writable"):
+        check_writable(tmp_path / "out", folder=True)

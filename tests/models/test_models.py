@@ -186,3 +186,53 @@ def test_models_cli_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cli_tiny_model_never_deletes_a_users_folder(tmp_path: Path, capsys) -> None:
+    from svdinst.cli import main
+
+    out = tmp_path / "v"
+    (out / "sub").mkdir(parents=True)
+    (out / "thesis.tex").write_text("precious")
+    assert main(["tiny-model", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("svdinst: error: ") and "--overwrite" in err[0]
+    assert str(out) in err[0]
+    assert (out / "thesis.tex").read_text() == "precious" and (out / "sub").is_dir()
+    # --overwrite writes beside the user's files, and a rebuild replaces only the model's.
+    assert main(["tiny-model", str(out), "--overwrite"]) == 0
+    assert main(["tiny-model", str(out)]) == 0
+    assert (out / "thesis.tex").read_text() == "precious" and (out / "sub").is_dir()
+    assert (out / "model_index.json").is_file()
+
+
+@pytest.mark.parametrize("where", ["file", "under_file", "read_only"])
+def test_cli_tiny_model_unusable_path_is_one_line(
+    tmp_path: Path, capsys, monkeypatch, where: str
+) -> None:
+    import os
+
+    from svdinst.cli import main
+
+    (tmp_path / "f").write_text("x")
+    target = {"file": tmp_path / "f", "under_file": tmp_path / "f" / "m"}.get(where, tmp_path / "m")
+    if where == "read_only":  # root ignores permissions: simulate a read-only place
+        monkeypatch.setattr(os, "access", lambda *a, **k: False)
+    assert main(["tiny-model", str(target)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("svdinst: error: ")
+    assert str(tmp_path) in err[0] or str(target) in err[0]
+    assert (tmp_path / "f").read_text() == "x"
+
+
+def test_cli_tiny_model_permission_error_midway_is_one_line(tmp_path: Path, capsys, monkeypatch):
+    from svdinst.cli import main
+    from svdinst.models import layouts
+
+    def denied(staged, out):  # root writes everywhere: simulate a read-only file in the way
+        raise PermissionError(13, "Permission denied", str(out / "unet"))
+
+    monkeypatch.setattr(layouts, "publish_folder", denied)
+    assert main(["tiny-model", str(tmp_path / "m")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "m/unet: not writable" in err[0] and "permissions" in err[0]

@@ -276,3 +276,21 @@ def test_committed_pocket_weights_match_their_card():
     assert sizes <= 30e6
     comps = models.load_components("pocket", ["unet", "vae"])
     assert comps.unet.dtype == torch.float32
+
+
+def test_cli_pretrain_refuses_a_users_folder_before_training(tmp_path, capsys, monkeypatch):
+    import svdinst.pocket.pretrain as pretrain_module
+
+    out = tmp_path / "v"
+    (out / "sub").mkdir(parents=True)
+    (out / "thesis.tex").write_text("precious")
+    # Fails before any model is built: the trainer is never constructed.
+    monkeypatch.setattr(pretrain_module, "_Trainer", None)
+    assert main(["pocket", "pretrain", "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out) in err[0] and "--overwrite" in err[0]
+    assert (out / "thesis.tex").read_text() == "precious" and (out / "sub").is_dir()
+    assert not (tmp_path / "v-work").exists()
+    (tmp_path / "f").write_text("x")
+    assert main(["pocket", "pretrain", "--out", str(tmp_path / "f"), "--device", "cpu"]) == 2
+    assert "f' is a file" in capsys.readouterr().err

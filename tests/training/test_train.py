@@ -15,6 +15,7 @@ from PIL import Image
 
 from svdinst.cli import main
 from svdinst.errors import RunFolderError
+from svdinst.formats.checkpoint import save_checkpoint
 from svdinst.training.config import TrainConfig
 from svdinst.training.loop import TrainingDivergedError, train
 
@@ -427,6 +428,7 @@ def test_resume_accepts_the_same_style_folder_spelled_differently(tmp_path):
     config = TrainConfig(model="tiny", style=["data/style"], out=str(tmp_path / "r"), mode="inst")
     prepare_run_dir(config, resume=False, overwrite=False)
     config.save(tmp_path / "r")
+    save_checkpoint(tmp_path / "r", 1, {})  # --resume needs a checkpoint (refused before loading)
     for same in ("data/style/", "./data/style"):
         config.style = [same]
         prepare_run_dir(config, resume=True, overwrite=False)  # no error
