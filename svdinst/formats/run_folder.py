@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -153,6 +154,16 @@ class RunFolder:
             )
 
     # ------------------------------------------------------------------ loss log
+
+    def digest(self) -> str:
+        """A short hash of the settings and learned files: outputs made from a run that was
+        since retrained (same folder, new weights) are not mistaken for current ones."""
+        h = hashlib.sha256()
+        for name in (self.CONFIG, self.LEARNED_EMBEDS, self.IMAGE_TO_TOKEN, self.SPECTRAL_SHIFTS):
+            path = self.path / name
+            if path.is_file():  # each file once (MODE_FILES lists the shared ones per mode)
+                h.update(name.encode() + path.read_bytes())
+        return h.hexdigest()[:16]
 
     def read_loss_log(self) -> dict[str, list[float]]:
         """The loss log as columns ``{"step", "loss", "lr", "seconds", <extras>…}``.

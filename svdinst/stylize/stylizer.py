@@ -24,7 +24,6 @@ changes a result by float round-off at most.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import math
 import os
@@ -273,20 +272,8 @@ class Stylizer:
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
             "svdinst_version": svdinst.__version__,
-            "run_digest": run_digest(self.run) if self.run is not None else None,
+            "run_digest": RunFolder(self.run).digest() if self.run is not None else None,
         }
-
-
-def run_digest(run: str | os.PathLike) -> str:
-    """A short hash of a run folder's settings and learned files: outputs made from a run that
-    was since retrained (same folder, new weights) are not mistaken for current ones."""
-    folder = RunFolder(run)
-    h = hashlib.sha256()
-    for name in (folder.CONFIG, *sum(folder.MODE_FILES.values(), ())):
-        path = folder.path / name
-        if path.is_file():
-            h.update(name.encode() + path.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def content_images(content: str | os.PathLike, max_photos: int | None = None) -> list[Path]:

@@ -83,3 +83,14 @@ def test_prepare_fresh_resume_overwrite(tmp_path: Path) -> None:
     run.prepare(overwrite=True)
     assert not run.has_config() and not run.log_path.exists() and not list_checkpoints(run.path)
     assert (run.path / "notes.txt").read_text() == "mine"  # not a run file: kept
+
+
+def test_digest_follows_the_settings_and_learned_files_not_the_log(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path)
+    folder.config_path.write_text('{"mode": "svd-inst"}')
+    folder.spectral_shifts.write_bytes(b"delta-1")
+    first = folder.digest()
+    folder.log_path.write_text("step,loss\n1,0.5\n")
+    assert folder.digest() == first  # the log is not what the outputs were made from
+    folder.spectral_shifts.write_bytes(b"delta-2")
+    assert folder.digest() != first  # retrained weights: earlier outputs are stale
