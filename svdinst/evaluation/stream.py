@@ -40,6 +40,7 @@ from svdinst.evaluation.oracle import native_crop
 
 SSIM_WIN = 7  # skimage's default window (uniform filter), as oracle_distance uses it
 SSIM_K1, SSIM_K2 = 0.01, 0.03  # skimage's (Wang et al. 2004) constants
+SSIM_CHUNK = 16  # images per float64 PSNR/SSIM step (~0.5 GB of maps at 512 px)
 PAIR_CHUNK = 32  # LPIPS pairs scored at once: each holds ~10 MB of AlexNet features at 512 px
 
 
@@ -252,7 +253,11 @@ def _score(
         if has_target:
             targets = torch.cat([items[k]["target"][None].expand(n, -1, -1, -1)
                                  for k, n in zip(members, counts)])  # fmt: skip
-            psnr, ssim = psnr_ssim(outs, targets)
+            # float64 maps are 8× the uint8 images: a few images at a time
+            scores = [
+                psnr_ssim(a, b) for a, b in zip(outs.split(SSIM_CHUNK), targets.split(SSIM_CHUNK))
+            ]
+            psnr, ssim = (torch.cat(t) for t in zip(*scores))
             for k, s0, n in zip(members, starts, counts):
                 parts[k].psnr, parts[k].ssim = psnr[s0 : s0 + n], ssim[s0 : s0 + n]
         if scorer is None:
