@@ -90,6 +90,6 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], help="defaults to cuda when available")
     p.add_argument("--batch-size", type=int, default=64, help="output images per device step")
     p.add_argument(
-        "--workers", type=int, help="image-decoding processes (default: 0 on a CPU, ≤ 8 on a GPU)"
+        "--workers", type=int, help="image-decoding processes (default: 0 on a CPU, ≤ 16 on a GPU)"
     )
     p.set_defaults(func=_evaluate_cmd)

@@ -283,7 +283,7 @@ def evaluate(
         lpips_scorer (`LpipsScorer`, *optional*): an already loaded scorer (overrides
             ``lpips_backbone``; tests pass a random-trunk one through the testing hook).
         batch_size (`int`, defaults to 64): output images per device step.
-        num_workers (`int`, *optional*): decoding processes (default: none on a CPU, ≤ 8 with a
+        num_workers (`int`, *optional*): decoding processes (default: none on a CPU, ≤ 16 with a
             GPU).
         verbose (`bool`, defaults to `False`): progress bars.
 

@@ -72,6 +72,14 @@ class PhotoGroups(torch.utils.data.Dataset):
         return len(self.groups)
 
     def __getitem__(self, index: int) -> dict:
+        # A bad file is returned as its one-line message, not raised: a worker's exception would
+        # reach the user wrapped in the worker's traceback.
+        try:
+            return self._read(index)
+        except DataError as err:
+            return {"error": str(err)}
+
+    def _read(self, index: int) -> dict:
         stem, files = self.groups[index]
         images = [load_image(p) for p in files]
         sizes = {img.size for img in images}
@@ -175,10 +183,14 @@ def psnr_ssim(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 
 def default_workers(device: str) -> int:
-    """Decoding processes: none on a CPU (the cores run the networks), up to 8 beside a GPU."""
+    """Decoding processes: none on a CPU (the cores run the networks); beside a GPU, this
+    process's share of the cores (``LOCAL_WORLD_SIZE`` processes per host under a launcher) less
+    one for the main process, at most 16. The oracle's mural filter (~0.4 s per photo) and PNG
+    decoding (~5 ms per image) are the CPU work that must keep up with the device."""
     if not device.startswith("cuda"):
         return 0
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+    share = (os.cpu_count() or 2) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(16, share - 1))
 
 
 @torch.no_grad()
@@ -217,6 +229,8 @@ def stream_photos(
     pending: list[dict] = []
     bar = tqdm(total=len(dataset), desc="evaluate", unit="photo", disable=not verbose)
     for item in loader:
+        if "error" in item:
+            raise DataError(item["error"])
         pending.append({k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
                         for k, v in item.items()})  # fmt: skip
         if sum(len(p["outputs"]) for p in pending) >= batch_size:
@@ -276,8 +290,10 @@ def _score(
         for g, (k, s0, n) in enumerate(zip(members, starts, counts)):
             own = torch.arange(s0, s0 + n, device=outs.device)
             if diversity and n >= 2:
-                pairs = torch.tensor(list(itertools.combinations(range(n), 2)), device=outs.device)
-                parts[k].diversity = lpips_pairs(scorer, lp, own[pairs[:, 0]], own[pairs[:, 1]])
+                # itertools.combinations' order, built on the device: a list copied from the
+                # host would wait for the device's queue to drain (pageable copy) every photo.
+                pairs = torch.combinations(own, 2)
+                parts[k].diversity = lpips_pairs(scorer, lp, pairs[:, 0], pairs[:, 1])
             if has_photo:
                 parts[k].content = lpips_pairs(scorer, lp, own, torch.full_like(own, photo_at + g))
             if has_target:

@@ -180,6 +180,23 @@ def test_corrupt_generated_image_fails_clearly(tmp_path) -> None:
         evaluate(style, style, device="cpu")
 
 
+def test_decoding_workers_give_the_same_numbers_and_name_a_bad_file(tmp_path) -> None:
+    """Worker processes (the GPU default) decode the same pixels; a corrupt output read in a
+    worker is still one DataError naming the file, not the worker's traceback."""
+    from svdinst.evaluation.metrics import evaluate
+
+    out, content, style = _evaluate_folder(tmp_path, photos=3, seeds=2)
+    kw = {"mural_oracle": True, "device": "cpu", "batch_size": 4}
+    inline = evaluate(out, style, content, num_workers=0, **kw)
+    workers = evaluate(out, style, content, num_workers=2, **kw)
+    for key in ("fid", "N", "oracle"):
+        assert workers[key] == inline[key], key
+    (out / "p1" / "seed-1.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=r"seed-1\.png") as err:
+        evaluate(out, style, content, num_workers=2, **kw)
+    assert "Traceback" not in str(err.value)
+
+
 def test_oracle_without_content_fails_before_any_feature_is_computed(monkeypatch) -> None:
     import svdinst.evaluation.metrics as metrics
 
