@@ -16,7 +16,7 @@ the ratio, peak RSS, peak GPU reserved, and how far the stream's metrics are fro
 (relative), and writes ``benchmarks/results/eval_speed.json`` (``s_per_image_stream`` …).
 
     python benchmarks/eval_speed.py --smoke                 # CPU, seconds
-    python benchmarks/eval_speed.py --write-report          # CUDA: 26 photos × 10 seeds, 512 px
+    python benchmarks/eval_speed.py --write-report          # CUDA: 20 photos × 10 seeds, 512 px (~2.5 min)
 """
 
 from __future__ import annotations
@@ -102,6 +102,45 @@ def stream_path(generated: Path, style: Path, content: Path, scorer, device: str
             "ssim": m["oracle"]["ssim"]}  # fmt: skip
 
 
+def inception_precision(root: Path, device: str, n: int = 256, batch: int = 64) -> list[dict]:
+    """Inception alone on ``n`` outputs: ms/img and feature error of each precision against
+    strict fp32 (no TF32). The evaluate path keeps torch's default (fp32, cuDNN TF32 convs)."""
+    from svdinst.evaluation.metrics import inception_extractor
+    from svdinst.evaluation.stream import _uint8
+
+    files = sorted((root / "out").glob("*/*.png"))[:n]
+    x = torch.stack([_uint8(Image.open(f)) for f in files]).to(device)
+    net = inception_extractor(device)
+    variants = {
+        "fp32 strict": dict(tf32=False, cl=False, half=False),
+        "fp32 + TF32 (default, used)": dict(tf32=True, cl=False, half=False),
+        "TF32 + channels_last": dict(tf32=True, cl=True, half=False),
+        "fp16 autocast + channels_last": dict(tf32=True, cl=True, half=True),
+    }
+    rows, ref = [], None
+    for name, v in variants.items():
+        torch.backends.cudnn.allow_tf32 = v["tf32"]
+        net = net.to(memory_format=torch.channels_last if v["cl"] else torch.contiguous_format)
+
+        def run(net: torch.nn.Module, half: bool) -> torch.Tensor:
+            with torch.autocast(x.device.type, torch.float16, enabled=half):
+                return torch.cat([net(c)[0].float() for c in x.split(batch)])
+
+        sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+        run(net, v["half"])
+        sync()
+        start = time.perf_counter()
+        feats = run(net, v["half"])
+        sync()
+        ms = 1000 * (time.perf_counter() - start) / len(x)
+        ref = feats if ref is None else ref
+        err = float((feats - ref).abs().max() / ref.abs().mean())
+        rows.append({"variant": name, "ms_per_image": ms, "max_rel_feature_error": err})
+    torch.backends.cudnn.allow_tf32 = True
+    net.to(memory_format=torch.contiguous_format)
+    return rows
+
+
 def child(path: str, root: Path, device: str) -> None:
     """One path in this (fresh) process: warm up on ``warm``, time ``out``; print one JSON line."""
     from svdinst.evaluation.lpips import load_lpips
@@ -121,8 +160,11 @@ def child(path: str, root: Path, device: str) -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # decoding workers
     reserved = torch.cuda.max_memory_reserved() / 2**30 if cuda else 0.0
+    probe = []
+    if path == "stream":  # a few images on a CPU (--smoke): the code runs, the numbers mean little
+        probe = inception_precision(root, device, *((256, 64) if cuda else (4, 2)))
     print(json.dumps({"path": path, "seconds": seconds, "rss_gib": rss, "workers_rss_gib": kids,
-                      "reserved_gib": reserved, "metrics": metrics}))  # fmt: skip
+                      "reserved_gib": reserved, "metrics": metrics, "inception": probe}))  # fmt: skip
 
 
 def run_child(path: str, root: Path, device: str) -> dict:
@@ -136,7 +178,7 @@ def run_child(path: str, root: Path, device: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="CPU, 3 photos × 2 seeds at 64 px")
-    p.add_argument("--photos", type=int, default=26)
+    p.add_argument("--photos", type=int, default=20)
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--styles", type=int, default=32)
@@ -175,6 +217,17 @@ def main(argv: list[str] | None = None) -> int:
         f"difference of its metrics from the old path's: "
         + ", ".join(f"{k} {v:.1e}" for k, v in drift.items()) + ".",
     ])  # fmt: skip
+    if new["inception"]:
+        text += "\n\n" + "\n".join([
+            f"Inception alone ({'256 outputs, batch 64' if card != 'cpu' else '4 outputs'}): max |Δ feature| ÷ mean |feature| against "
+            "strict fp32. evaluate runs the second row (fp32 weights, TF32 convs): the old "
+            "path's precision; a variant is worth adopting only if faster here and within 1e-3.",
+            "",
+            "| variant | ms / image | max rel. feature error |",
+            "|---|---|---|",
+            *[f"| {r['variant']} | {r['ms_per_image']:.3f} | {r['max_rel_feature_error']:.1e} |"
+              for r in new["inception"]],
+        ])  # fmt: skip
     print(text)
     if not args.smoke:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -227,7 +227,8 @@ def stream_photos(
     )
     partials: list[PhotoPartial] = []
     pending: list[dict] = []
-    bar = tqdm(total=len(dataset), desc="evaluate", unit="photo", disable=not verbose)
+    rank = int(os.environ.get("RANK", "0"))  # one bar under a launcher, not one per process
+    bar = tqdm(total=len(dataset), desc="evaluate", unit="photo", disable=not verbose or rank > 0)
     for item in loader:
         if "error" in item:
             raise DataError(item["error"])
