@@ -30,9 +30,9 @@ for name, n, size in (("photos", photos, (768, 576)), ("style", 8, (512, 512))):
 PY
 model="$work/models/stable-diffusion-v1-4"
 common=(--model "$model" --prompt "a mural painting" --content "$work/photos" --seeds "$seeds" --batch-size 8 --device cuda)
-# t CMD…: run CMD, its output in OUT_DIR/<n>.log; print its wall time in ms (empty when it failed).
-n=0
-t() { n=$((n+1)); local s; s=$(date +%s%N); local log="$out/step$n-$(date +%s).log"
+# t CMD…: run CMD, its output in OUT_DIR/<start ns>.log; print its wall time in ms (empty when it
+# failed, with the log's tail on stderr).
+t() { local s; s=$(date +%s%N); local log="$out/$s.log"
   if "$@" > "$log" 2>&1; then echo $(( ($(date +%s%N) - s) / 1000000 )); else tail -n 20 "$log" >&2; fi; }
 s1=$(CUDA_VISIBLE_DEVICES=0 t $py -m svdinst.cli stylize "${common[@]}" --out "$work/out1")
 s2=$(t accelerate launch --num_processes 2 --multi_gpu -m svdinst.cli stylize "${common[@]}" --out "$work/out2")
