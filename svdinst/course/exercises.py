@@ -123,7 +123,7 @@ def check_shifted_weight(answer: Any, layer: SpectralShiftLayer) -> str:
     two scales; the truth is the layer's own ``rebuild_weight`` with that δ (restored after).
     """
     k = layer.S.numel()
-    delta = -2.0 * layer.S * torch.rand(k, generator=torch.Generator().manual_seed(0))
+    delta = -2.0 * layer.S * torch.rand(k, generator=torch.Generator().manual_seed(0)).to(layer.S)
     saved_delta, saved_scale = layer.delta.detach().clone(), layer.scale
     for scale in (1.0, 0.5):
         try:

@@ -125,8 +125,22 @@ def plot_fid_against_n(
         title=title or "FID against N: the small-sample bias",
     )
     ax.set_xticks(sorted({k for c in curves.values() for k in c}))
-    ax.get_xaxis().set_major_formatter(plt.ScalarFormatter())
+    ax.xaxis.set_major_formatter(plt.ScalarFormatter())
+    ax.xaxis.set_minor_locator(plt.NullLocator())  # only the N values measured
     ax.set_ylim(bottom=0)
     ax.legend(title="mean ± std over subsets")
-    fig.tight_layout()
+    fig.text(0.01, 0.01, bias_caption(curves), fontsize=8, ha="left", va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
+
+
+def bias_caption(curves: Mapping[str, Mapping[int, Sequence[float]]]) -> str:
+    """One line read off the curves: how much each falls from the smallest N to the largest."""
+    parts = []
+    for label, curve in curves.items():
+        lo, hi = min(curve), max(curve)
+        first, last = float(np.mean(curve[lo])), float(np.mean(curve[hi]))
+        parts.append(
+            f"{label}: {first:.0f} at N = {lo} → {last:.0f} at N = {hi} ({last / first - 1:+.0%})"
+        )
+    return "; ".join(parts) + "."

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -331,3 +332,27 @@ def test_fid_and_kid_checks_against_scipy_and_numpy() -> None:
     assert _passes(exercises_eval.check_kid(kid, f1, f2))
     biased = k[0].mean() + k[1].mean() - 2 * k[2].mean()  # diagonals kept: the biased MMD²
     assert not exercises_eval.check_kid(biased, f1, f2).passed
+
+
+def test_make_test_runs_the_solved_notebooks_and_make_reproduce_the_unsolved() -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    make = (REPO / "Makefile").read_text()
+    assert re.search(r"^SOLVED \?= 0$", make, re.M)  # make reproduce: learners read ❌ hints
+    test_recipe = make.split("\ntest:")[1].split("\n\n")[0]
+    assert "SOLVED=1" in test_recipe
+
+    def dry(*args: str) -> str:
+        return subprocess.run(
+            ["make", "-n", "notebooks", "NOTEBOOKS=notebooks/01_data.ipynb", *args],
+            cwd=REPO, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+
+    solved = dry("SOLVED=1")
+    assert (
+        'tools/solutions.py solve "$nb"' in solved and 'tools/solutions.py verify "$out"' in solved
+    )
+    assert 'if [ "1" = 1 ]' in solved and 'if [ "0" = 1 ]' in dry()

@@ -63,3 +63,5 @@ def test_plot_says_what_it_shows() -> None:
     ax = fig.axes[0]
     assert ax.get_title() and "N" in ax.get_xlabel() and "FID" in ax.get_ylabel()
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["x", "y"]
+    caption = [t.get_text() for t in fig.texts]  # 4 → 2.25 is −44 %, 9 → 8 is −11 %
+    assert caption == ["x: 4 at N = 4 → 2 at N = 8 (-44%); y: 9 at N = 4 → 8 at N = 8 (-11%)."]
