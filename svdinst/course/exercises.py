@@ -114,7 +114,7 @@ def check_shift_count(answer: Any) -> str:
     )
 
 
-@exercise("02-b", "W = U · diag(relu(σ + s·δ)) · Vᵀ: (U * torch.relu(S + scale * delta)) @ Vh. "
+@exercise("02-b", "W = U · diag(relu(σ + s·δ)) · Vᵀ; `U * v` scales U's columns like U @ diag(v). "
           "Singular values are never negative, so σ + s·δ is clamped at 0.")  # fmt: skip
 def check_shifted_weight(answer: Any, layer: SpectralShiftLayer) -> str:
     """02-b: ``answer(U, S, Vh, delta, scale)`` must give the layer's shifted weight matrix.
