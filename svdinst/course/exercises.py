@@ -80,7 +80,7 @@ def check_latent_side(answer: Any, vae: torch.nn.Module, image_side: int = 512) 
         raise Mismatch(f"you said {answer}, but the VAE's latent is {side}×{side}.")
     return (
         f"a {image_side} px image becomes a {side}×{side}×4 latent — the UNet works on "
-        f"{image_side**2 * 3 / (side * side * 4):.0f}× fewer numbers than pixels."
+        f"{image_side**2 * 3 / (side * side * 4):.0f}× fewer numbers than the image's RGB values."
     )
 
 
