@@ -177,6 +177,9 @@ class StaticStep:
             torch.cuda.current_stream().wait_stream(side)
             for p in self.params:  # the captured backward allocates static gradients
                 p.grad = None
+            # The warm-up's activations sit in the allocator's cache; the graph takes its own
+            # pool, so without this a large batch would need twice its activation memory.
+            torch.cuda.empty_cache()
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 self._body()

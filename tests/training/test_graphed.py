@@ -134,3 +134,46 @@ def test_gradients_are_averaged_over_processes(tmp_path):
             assert torch.equal(p.grad, g / 2)
     finally:
         dist.destroy_process_group()
+
+
+WORKER = """
+import json, sys, torch
+from accelerate import PartialState
+from svdinst.training.config import TrainConfig
+from svdinst.training.loop import train
+
+state = PartialState(cpu=True)
+torch.set_num_threads(1)
+model, style, out = sys.argv[1:4]
+losses = {}
+for step_mode in ("eager", "graph"):
+    cfg = TrainConfig(model=model, style=[style], out=f"{out}/{step_mode}", mode="svd-inst",
+                      steps=4, resolution=32, crop_pool=4, progress=False, warmup_steps=2,
+                      fast_shifts=True, lr=1e-2, batch_size=4, step_mode=step_mode)
+    losses[step_mode] = train(cfg).losses
+if state.is_main_process:
+    print("LOSSES", json.dumps(losses))
+"""
+
+
+@pytest.mark.slow  # two processes through accelerate's CPU launcher (~45 s on 2 cores)
+def test_two_processes_static_step_equals_ddp(tmp_path, style_image, tiny_model_dir):
+    """Under `accelerate launch` (2 CPU processes, gloo) the static step's all-reduce after the
+    step gives DDP's losses exactly: wrong averaging would let the processes' δ drift apart."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*launch, str(script), str(tiny_model_dir), str(style_image),
+                           str(tmp_path / "runs")], capture_output=True, text=True, env=env,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("LOSSES "))
+    losses = json.loads(line.split(" ", 1)[1])
+    assert len(losses["graph"]) == 4 and losses["graph"] == losses["eager"]
