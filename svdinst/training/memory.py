@@ -65,10 +65,12 @@ def use_gradient_checkpointing(
 ) -> bool:
     """``TrainConfig.gradient_checkpointing``: ``None`` → on with CUDA below 24 GiB, off otherwise.
 
-    Checkpointing is what fits SD-1.4 at 512 px on a 16 GB T4, but it also rules out the CUDA
-    graph step (it saves and restores the CUDA RNG state, which a capture forbids) and costs a
-    third more compute; a 40–80 GB card needs no recomputation (svd-inst at 512 px, batch 1,
-    fp16 frozen weights: see the peak in reports/benchmarks.md), so there the fast step wins.
+    Cards under 24 GiB (the Colab T4 the course targets) keep checkpointing on: the notebooks'
+    memory budget was rehearsed with it, and larger batches need it there. It rules out the CUDA
+    graph step (it saves and restores the CUDA RNG state, which a capture forbids) and costs
+    about a third more compute, while a 40–80 GB card needs no recomputation (svd-inst at 512 px,
+    batch 1, fp16 frozen weights peaks at ~4 GiB without it, reports/benchmarks.md), so there
+    the graph step wins.
 
     Args:
         requested (`bool` or `None`): the setting; ``None`` decides by card.
