@@ -177,3 +177,17 @@ def test_two_processes_static_step_equals_ddp(tmp_path, style_image, tiny_model_
     line = next(x for x in done.stdout.splitlines() if x.startswith("LOSSES "))
     losses = json.loads(line.split(" ", 1)[1])
     assert len(losses["graph"]) == 4 and losses["graph"] == losses["eager"]
+
+
+def test_cli_step_mode_reaches_the_config(monkeypatch, tmp_path, style_image):
+    import svdinst.training.loop as loop
+    from svdinst.cli import main
+
+    seen = []
+    monkeypatch.setattr(loop, "train", lambda config, **kw: seen.append(config) or
+                        loop.TrainResult(tmp_path, [], 0, 0.0))  # fmt: skip
+    argv = ["train", "--model", "tiny", "--style", str(style_image), "--mode", "svdiff"]
+    argv += ["--out", str(tmp_path / "r")]
+    assert main([*argv, "--steps", "1"]) == 0 and seen[-1].step_mode == "auto"
+    assert main([*argv, "--steps", "1", "--step-mode", "eager"]) == 0
+    assert seen[-1].step_mode == "eager"
