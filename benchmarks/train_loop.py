@@ -43,12 +43,17 @@ LOSS_TOL = 5e-3  # |Δloss| on CUDA: fp16 kernels may differ under capture; a bu
 def floors(smoke: bool, steps: int) -> dict[str, float]:
     """ms of spectral_step.py's TI step (graph on CUDA; TF32 and bf16 autocast) and of its
     factored spectral step under bf16 autocast, same functions, same process."""
+    import gc
+
     from spectral_step import batch, build, make_step, timed
 
     from svdinst.spectral import SpectralShiftConfig, add_spectral_shifts, spectral_layers
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
+    gc.collect()  # the last train() run's model and graph pool go first
+    if cuda:
+        torch.cuda.empty_cache()
     tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     try:
