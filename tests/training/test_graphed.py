@@ -191,3 +191,45 @@ def test_cli_step_mode_reaches_the_config(monkeypatch, tmp_path, style_image):
     assert main([*argv, "--steps", "1"]) == 0 and seen[-1].step_mode == "auto"
     assert main([*argv, "--steps", "1", "--step-mode", "eager"]) == 0
     assert seen[-1].step_mode == "eager"
+
+
+@pytest.mark.parametrize("factored", ["never", "always"])
+def test_static_step_rebuilds_spectral_weights_without_version_counters(factored):
+    """A replay runs no Python, so δ's version counter (the fast path's "W is fresh" key) never
+    moves between replays: the step must rebuild W (or σ') itself. δ is changed through
+    ``.data``, which no version counter sees, as between two replays; the step's loss must
+    follow the new δ (and not be the stale one)."""
+    from functools import partial
+
+    import torch.nn.functional as F
+
+    from svdinst.spectral import SpectralShiftConfig, add_spectral_shifts, refresh_spectral_weights
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 8))
+    cfg = SpectralShiftConfig(fast=True, rebuild="step", factored=factored)
+    add_spectral_shifts(net, config=cfg)
+
+    class Objective(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x, target, timesteps, ids, features):
+            return F.mse_loss(self.net(x), target), None
+
+    objective = Objective()
+    params = [p for p in objective.parameters() if p.requires_grad]
+    step = StaticStep(objective, lambda loss: loss.backward(), params, torch.zeros(1),
+                      partial(refresh_spectral_weights, net), capture=False)  # fmt: skip
+    x, target, t = torch.randn(4, 8), torch.randn(4, 8), torch.zeros(4)
+    first = float(step(x, target, t, None)[0])
+    versions = [p._version for p in params]
+    for p in params:
+        p.data.add_(0.3)
+    assert [p._version for p in params] == versions  # invisible to the fast path's key
+    moved = float(step(x, target, t, None)[0])
+    refresh_spectral_weights(net)
+    with torch.no_grad():
+        expected = float(F.mse_loss(net(x), target))
+    assert moved == pytest.approx(expected, rel=1e-6) and abs(moved - first) > 1e-3
