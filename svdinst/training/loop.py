@@ -16,6 +16,10 @@ change which parameters the optimizer gets:
 ``accelerate`` handles the device, mixed precision (frozen parts in fp16/bf16, trainable parts in
 fp32) and multiple GPUs: every process draws the *same* global batch from the same generator and
 trains on its slice, so N GPUs follow the 1-GPU loss curve for the same global batch.
+
+Each step's forward and backward run eagerly or, on CUDA by default, replayed from one CUDA graph
+over static input buffers (:mod:`svdinst.training.graphed`, ``TrainConfig.step_mode``); the
+batch drawing, the optimizer step, logging and checkpoints are the same code in both.
 """
 
 from __future__ import annotations
