@@ -233,3 +233,22 @@ def test_static_step_rebuilds_spectral_weights_without_version_counters(factored
     with torch.no_grad():
         expected = float(F.mse_loss(net(x), target))
     assert moved == pytest.approx(expected, rel=1e-6) and abs(moved - first) > 1e-3
+
+
+def test_train_loop_benchmark_smoke(tmp_path):
+    """benchmarks/train_loop.py --smoke: all six runs go through train(), eager and static agree
+    exactly on a CPU, and it writes its own report section."""
+    import importlib.util
+
+    path = Path(__file__).parents[2] / "benchmarks" / "train_loop.py"
+    spec = importlib.util.spec_from_file_location("train_loop_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = tmp_path / "benchmarks.md"
+    bench.main(["--smoke", "--steps", "4", "--work", str(tmp_path), "--write-report",
+                "--report", str(report)])  # fmt: skip
+    text = report.read_text()
+    assert text.count("<!-- train_loop/modes-smoke:begin -->") == 1
+    for mode in ("inst", "svdiff", "svd-inst"):
+        assert f"| {mode} | eager | eager |" in text and f"| {mode} | graph | static |" in text
+    assert "0.0e+00 |" in text and "| graph losses within 0.005 of eager | yes |" in text
