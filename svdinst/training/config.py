@@ -78,7 +78,7 @@ class TrainConfig:
     token_image: str = "crop"  # InST: CLIP sees each training sample; "whole": the style image
     saved_token: str = "mean"  # several style images: their tokens' mean, or one file's token
     mixed_precision: str = "auto"  # frozen parts' dtype; auto → svdinst.device (fp16 on CUDA)
-    gradient_checkpointing: bool | None = None  # None → on with CUDA (SD-1.4 at 512 px on a T4)
+    gradient_checkpointing: bool | None = None  # None → on with CUDA cards < 24 GiB (a T4)
     # Steps between checkpoints for --resume; 0 = only the last one. None → every 10 % of the
     # steps, at most every 100 (CHECKPOINT_CAP): a Colab disconnect or Ctrl-C then costs at most
     # that much work (minutes on a T4), and keep_checkpoints bounds the disk it takes.
