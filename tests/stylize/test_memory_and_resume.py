@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from stylize_helpers import FAST, _photo
+from stylize_helpers import FAST, _maxdiff, _photo
 
 from svdinst.errors import SvdinstError
 
@@ -35,6 +35,13 @@ def test_merged_stylizer_unet_is_a_plain_unet(svd_run: Path) -> None:
     assert _state(unet) == _state(fresh)  # no δ, no factors, no base_layer. prefixes
     assert not [k for k in vars(unet) if k.startswith("_svdinst")]
     assert not unet._forward_pre_hooks  # the fast path's refresh hook is gone
+    # Stock GEMMs: every weight contiguous (no transposed view of the factors' product) and
+    # in one dtype (no float32 leftovers of the float32 merge).
+    assert all(p.is_contiguous() for p in unet.parameters())
+    assert {p.dtype for p in unet.parameters()} == {p.dtype for p in fresh.parameters()}
+    half = Stylizer(run=svd_run, dtype=torch.float16).pipe.unet
+    assert {p.dtype for p in half.parameters()} == {torch.float16}
+    assert all(p.is_contiguous() for p in half.parameters())
 
     wrapped = load_components("tiny", ["unet"]).unet  # the merged wrappers, as before the fix
     add_spectral_shifts(wrapped, base_model="tiny")
@@ -46,6 +53,20 @@ def test_merged_stylizer_unet_is_a_plain_unet(svd_run: Path) -> None:
     t = torch.tensor([10, 500])
     with torch.no_grad():
         torch.testing.assert_close(unet(x, t, cond).sample, wrapped(x, t, cond).sample)
+
+
+def test_speed_levers_change_round_off_only(svd_run: Path) -> None:
+    from svdinst.stylize.speed import SpeedOptions
+    from svdinst.stylize.stylizer import StylizeConfig, Stylizer
+
+    cfg = StylizeConfig(**FAST)
+    plain = Stylizer(run=svd_run)
+    fast = Stylizer(run=svd_run, speed=SpeedOptions(channels_last=True, fuse_qkv=True))
+    procs = {type(p).__name__ for p in fast.pipe.unet.attn_processors.values()}
+    assert procs == {"FusedAttnProcessor2_0"}  # fused projections, SDPA attention
+    a, b = plain.stylize(_photo(5), [0, 1], cfg), fast.stylize(_photo(5), [0, 1], cfg)
+    assert max(_maxdiff(x, y) for x, y in zip(a, b)) <= 2
+    assert fast.settings(cfg)["speed"]["fuse_qkv"] and not plain.settings(cfg)["speed"]["fuse_qkv"]
 
 
 def test_close_frees_the_model(svd_run: Path) -> None:
