@@ -312,7 +312,7 @@ class Stylizer:
             "shift_scale": self.shift_scale,
             "prompt": config.prompt if config.prompt is not None else self.prompt,
             "scheduler": "DDIM (eta 0)",
-            "device": str(self.device),
+            "device": torch.device(self.device).type,  # not the index: rank k uses cuda:k
             "dtype": str(self.dtype).replace("torch.", ""),
             "speed": asdict(self.speed),  # they change float round-off, so they are settings
             "svdinst_version": svdinst.__version__,
