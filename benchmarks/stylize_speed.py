@@ -5,9 +5,10 @@ ONE process on one card, at 512 px, 50 DDIM steps, strength 0.8, CFG 7.5, fp16:
 
 1. **UNet forward, merged vs vanilla** (batch 1, fp32 + TF32, 64×64 latents): the plain UNet;
    the same UNet with spectral shifts merged but the wrappers and their pre-hook kept
-   (``merge_spectral_shifts``, what ``spectral_step.py``'s "infer-merged" row timed); and the
-   Stylizer's way, wrappers removed (``remove_spectral_shifts``, a plain diffusers UNet again),
-   with checks that no factor stays on the GPU and every weight is contiguous.
+   (``merge_spectral_shifts``); merged again after a few fast-path training steps with bf16
+   factors (the state ``spectral_step.py``'s "infer-merged" row timed, less its CUDA graphs);
+   and the Stylizer's way, wrappers removed (``remove_spectral_shifts``, a plain diffusers UNet
+   again), with checks that no factor stays on the GPU and every weight is contiguous.
 2. **Stock vs kit at the same batches**: ``StableDiffusionImg2ImgPipeline.from_pretrained`` vs
    ``Stylizer(run=<svd-inst run, 2 training steps so every δ moved>)``: s/img and peak
    allocated/reserved GiB, ratios, and the per-image memory slope behind ``batch_size="auto"``.
@@ -104,6 +105,9 @@ def forward_rows(model: str, run: Path, device: str, repeats: int) -> tuple[list
         load_spectral_shifts,
         merge_spectral_shifts,
         remove_spectral_shifts,
+        set_fast_path,
+        spectral_layers,
+        unmerge_spectral_shifts,
     )
     from svdinst.spectral.layer import SpectralShiftLayer
 
@@ -131,6 +135,23 @@ def forward_rows(model: str, run: Path, device: str, repeats: int) -> tuple[list
     merge_spectral_shifts(unet)
     ms = timed_calls(fwd, repeats, warmup=3)[0] * 1e3
     rows.append({"unet": "merged, wrappers + pre-hook kept", "ms": ms, "resident_gib": mem()})
+    # spectral_step.py merged after its training rows: the fast path (bf16 factors) had run
+    # forward + backward + AdamW first. The same here, without CUDA graphs.
+    unmerge_spectral_shifts(unet)
+    set_fast_path(unet, True, torch.bfloat16 if device == "cuda" else None)
+    deltas = [layer.delta for layer in spectral_layers(unet).values()]
+    opt = torch.optim.AdamW(deltas, lr=1e-4)
+    for _ in range(3):
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = unet(lat, t, encoder_hidden_states=cond).sample.float().square().mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    opt = loss = None
+    merge_spectral_shifts(unet)
+    ms = timed_calls(fwd, repeats, warmup=3)[0] * 1e3
+    rows.append({"unet": "merged after fast-path steps (bf16 factors), wrappers kept", "ms": ms,
+                 "resident_gib": mem()})  # fmt: skip
     remove_spectral_shifts(unet, merge=True)
     free_cuda()
     ms = timed_calls(fwd, repeats, warmup=3)[0] * 1e3
@@ -224,6 +245,28 @@ def stylize_rows(args, model: str, run: Path, device: str) -> tuple[list[dict], 
     return rows, extra
 
 
+def explain_forward(fwd: list[dict]) -> str:
+    """What the forward rows say about issue 15's "merged 50.8 vs vanilla 30.0 ms" row."""
+    base = fwd[0]["ms"]
+    ratio = {r["unet"]: r["ms"] / base for r in fwd}
+    wrapped, trained, plain = (ratio[r["unet"]] for r in fwd[1:4])
+    text = (f"Merged / vanilla: wrappers kept {wrapped:.2f}×, after fast-path steps {trained:.2f}×, "
+            f"wrappers removed (what the Stylizer runs) {plain:.2f}×. ")  # fmt: skip
+    if plain <= 1.05:
+        text += "The Stylizer's merged UNet costs what vanilla costs. "
+    else:
+        text += "The Stylizer's merged UNet is SLOWER than vanilla: investigate. "
+    if max(wrapped, trained) > 1.2:
+        which = "wrappers and pre-hook" if wrapped > 1.2 else "state after fast-path training"
+        text += (f"spectral_step.py's slow row comes from the {which}, which the Stylizer "
+                 "removes (remove_spectral_shifts).")  # fmt: skip
+    else:
+        text += ("Neither kept wrappers nor fast-path training slow a merged UNet here, so "
+                 "spectral_step.py's slow row came from its own state after its graphed "
+                 "training rows, not from merging.")  # fmt: skip
+    return text
+
+
 def report(card: str, fwd: list[dict], checks: dict, rows: list[dict], extra: dict, args) -> str:
     when = datetime.date.today().isoformat()
     prec = "fp16" if torch.cuda.is_available() and not args.smoke else "fp32"
@@ -233,7 +276,7 @@ def report(card: str, fwd: list[dict], checks: dict, rows: list[dict], extra: di
              "**UNet forward, batch 1, fp32 + TF32**", "", "| UNet | ms | resident GiB |",
              "|---|---|---|"]  # fmt: skip
     lines += [f"| {r['unet']} | {r['ms']:.1f} | {r['resident_gib']:.2f} |" for r in fwd]
-    lines += ["", f"After removing the wrappers: {checks}.", ""]
+    lines += ["", f"After removing the wrappers: {checks}.", "", explain_forward(fwd), ""]
     lines += ["**Stylizing, s per image and peak memory (after loading)**", "",
               "| pipeline | batch | s/img | × stock | peak alloc GiB | peak reserved GiB | "
               "× stock (reserved) | resident after load GiB |",
