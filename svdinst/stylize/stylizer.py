@@ -16,14 +16,14 @@ is the style-strength knob. Two ways to start from the photo:
   first moves the content latent's per-channel mean/std to the style image's.
 
 Outputs: an outputs folder (:class:`svdinst.formats.outputs.OutputsFolder`: one image per photo
-and seed, and the settings file). Seed k uses its own
-``torch.Generator(seed=k)`` for every photo, so any output can be regenerated alone and batching
+and seed, and the settings file), written by :func:`svdinst.stylize.folder.stylize_folder`.
+Seed k uses its own ``torch.Generator(seed=k)`` for every photo, so any output can be
+regenerated alone and batching (:meth:`Stylizer.stylize_batch` mixes photos in one batch)
 changes a result by float round-off at most.
 """
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -149,9 +149,7 @@ class Stylizer:
         """Free the model now, GPU memory included, so the next Stylizer has the card to itself
         (two SD-1.4 models at once nearly fill a T4). ``with ctx.stylizer(run) as st:`` calls it."""
         self.pipe = None
-        gc.collect()  # the pipeline's modules hold reference cycles
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_cached_memory()
 
     def __enter__(self) -> Stylizer:
         return self
