@@ -15,7 +15,8 @@ ONE process on one card, at 512 px, 50 DDIM steps, strength 0.8, CFG 7.5, fp16:
 3. **The kit beyond stock**: the auto batch with channels-last + fused qkv, then also
    ``torch.compile`` (its compile time reported apart).
 
-    python benchmarks/stylize_speed.py --write-report   # CUDA: ~4 min on an H100/H200
+    python benchmarks/stylize_speed.py --write-report   # CUDA: ~4-5 min on an H100/H200
+    python benchmarks/stylize_speed.py --write-report --no-compile   # ~2 min less
     python benchmarks/stylize_speed.py --smoke          # CPU, tiny model, seconds
 
 ``--write-report`` replaces this script's section of ``reports/benchmarks.md`` and writes
@@ -182,8 +183,9 @@ def stylize_rows(args, model: str, run: Path, device: str) -> tuple[list[dict], 
     photos = [photo(k, res) for k in range(4)]
     rows: list[dict] = []
 
-    def row(name: str, batch: int, fn, repeats: int, load_gib: float) -> dict:
-        s, alloc, reserved = timed_calls(fn, repeats)
+    def row(name: str, batch: int, fn, load_gib: float, warmup: int = 1) -> dict:
+        # A batch of 16+ images runs for seconds: one timed batch is a stable number.
+        s, alloc, reserved = timed_calls(fn, args.repeats if batch < 16 else 1, warmup)
         r = {"pipeline": name, "batch": batch, "s_per_image": s / batch, "peak_alloc_gib": alloc,
              "peak_reserved_gib": reserved, "loaded_gib": load_gib}  # fmt: skip
         print(json.dumps(r), flush=True)
@@ -209,39 +211,37 @@ def stylize_rows(args, model: str, run: Path, device: str) -> tuple[list[dict], 
             pipe(prompt=["a painting"] * b, image=x, strength=0.8, num_inference_steps=steps,
                  guidance_scale=7.5, generator=gens, output_type="np")  # fmt: skip
 
-        row("stock diffusers", b, stock, args.repeats, stock_load)
+        row("stock diffusers", b, stock, stock_load)
     pipe = None  # the stock pipeline leaves the card before the kit's loads
     free_cuda()
 
-    def kit_rows(name: str, batches: list[int], speed: SpeedOptions, repeats: int) -> Stylizer:
+    def kit_rows(name: str, batches: list[int], speed: SpeedOptions) -> Stylizer:
         st = Stylizer(run=run, device=device, dtype=dtype, speed=speed)
         load = loaded()
         for b in batches:
             x = [photos[i % len(photos)] for i in range(b)]
-            row(name, b, lambda x=x, b=b: st.stylize_batch(x, list(range(b)), cfg), repeats, load)
+            row(name, b, lambda x=x, b=b: st.stylize_batch(x, list(range(b)), cfg), load)
         return st
 
-    st = kit_rows("kit Stylizer (merged svd-inst)", args.batches, SpeedOptions(), args.repeats)
+    st = kit_rows("kit Stylizer (merged svd-inst)", args.batches, SpeedOptions())
     auto = st.batch_size(StylizeConfig(resolution=res))
     st.close()
     free_cuda()
     levers = SpeedOptions(channels_last=True, fuse_qkv=True)
-    kit_rows("kit + channels-last + fused qkv", [auto], levers, args.repeats).close()
-    free_cuda()
+    st = kit_rows("kit + channels-last + fused qkv", [auto], levers)
     extra = {"auto_batch": auto}
-    if args.compile:
-        compiled = SpeedOptions(channels_last=True, fuse_qkv=True, compile=True)
-        st = Stylizer(run=run, device=device, dtype=dtype, speed=compiled)
+    if args.compile:  # the same model, its UNet compiled in place (as SpeedOptions.compile does)
+        st.pipe.unet.compile(mode=SpeedOptions().compile_mode)
         x = [photos[i % len(photos)] for i in range(auto)]
         t0 = time.perf_counter()
         st.stylize_batch(x, list(range(auto)), cfg)  # compiles
         sync()
         first = time.perf_counter() - t0
         r = row("kit + levers + torch.compile", auto,
-                lambda: st.stylize_batch(x, list(range(auto)), cfg), args.repeats, loaded())  # fmt: skip
+                lambda: st.stylize_batch(x, list(range(auto)), cfg), loaded(), warmup=0)  # fmt: skip
         extra["compile_s"] = first - r["s_per_image"] * auto
-        st.close()
-        free_cuda()
+    st.close()
+    free_cuda()
     return rows, extra
 
 
@@ -272,7 +272,7 @@ def report(card: str, fwd: list[dict], checks: dict, rows: list[dict], extra: di
     prec = "fp16" if torch.cuda.is_available() and not args.smoke else "fp32"
     lines = [f"Card: **{card}**, {when}; torch {torch.__version__}. {args.resolution} px, "
              f"{args.steps} DDIM steps, strength 0.8, CFG 7.5, {prec}, SDPA; median of "
-             f"{args.repeats} timed batches after one warm-up batch.", "",
+             f"{args.repeats} timed batches (1 from batch 16 up) after one warm-up batch.", "",
              "**UNet forward, batch 1, fp32 + TF32**", "", "| UNet | ms | resident GiB |",
              "|---|---|---|"]  # fmt: skip
     lines += [f"| {r['unet']} | {r['ms']:.1f} | {r['resident_gib']:.2f} |" for r in fwd]
