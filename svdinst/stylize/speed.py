@@ -49,6 +49,23 @@ def apply_speed_options(pipe: torch.nn.Module, options: SpeedOptions) -> None:
         pipe.unet.compile(mode=options.compile_mode)
 
 
+def free_gpu_memory(device: str | torch.device) -> int:
+    """Bytes this process can still allocate on ``device``: the card's free memory, or less
+    under a ``set_per_process_memory_fraction`` cap (the T4 rehearsal caps an H200 at 14 GiB;
+    ``mem_get_info`` alone would report the whole card free).
+
+    Args:
+        device (`str` or `torch.device`): a CUDA device.
+    """
+    device = torch.device(device)
+    free, total = torch.cuda.mem_get_info(device)
+    get_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+    fraction = get_fraction(device) if get_fraction is not None else 1.0
+    if fraction < 1.0:  # the allocator refuses beyond fraction × total of its own reservations
+        free = min(free, int(fraction * total) - torch.cuda.memory_reserved(device))
+    return max(free, 0)
+
+
 def release_cached_memory() -> None:
     """Collect garbage and hand CUDA's cached, unused blocks back, so the next allocations (and
     the free-memory reading of ``batch_size="auto"``) see the memory really in use."""

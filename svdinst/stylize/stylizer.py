@@ -41,7 +41,12 @@ from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.formats.run_folder import RunFolder
 from svdinst.models.loading import load_components
 from svdinst.stylize.config import AUTO, CPU_BATCH, StylizeConfig, auto_batch_size
-from svdinst.stylize.speed import SpeedOptions, apply_speed_options, release_cached_memory
+from svdinst.stylize.speed import (
+    SpeedOptions,
+    apply_speed_options,
+    free_gpu_memory,
+    release_cached_memory,
+)
 from svdinst.training.inversion import load_learned_embeds
 from svdinst.training.runs import check_run, load_run
 from svdinst.training.style_crops import vae_scale_factor
@@ -170,7 +175,7 @@ class Stylizer:
             return int(config.batch_size)
         if torch.device(self.device).type != "cuda":
             return CPU_BATCH
-        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
+        free = free_gpu_memory(self.device)
         return auto_batch_size(free, config.resolution or self.native_resolution)
 
     def _latent(self, x: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:

@@ -52,18 +52,14 @@ def test_auto_batch_size_from_free_memory() -> None:
 
 
 def test_stylizer_resolves_auto_from_its_gpus_free_memory(monkeypatch) -> None:
+    import svdinst.stylize.stylizer as stylizer
     from svdinst.stylize.stylizer import Stylizer
 
     asked = []
+    monkeypatch.setattr(stylizer, "free_gpu_memory", lambda d: asked.append(d) or int(12.3 * GiB))
     fake = SimpleNamespace(device="cuda:1", native_resolution=512)
-
-    def mem_get_info(device):
-        asked.append(device)
-        return int(12.3 * GiB), int(14.75 * GiB)
-
-    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
     assert Stylizer.batch_size(fake, StylizeConfig()) == 16
-    assert asked == [torch.device("cuda:1")]  # this process's GPU, not GPU 0
+    assert asked == ["cuda:1"]  # this process's GPU, not GPU 0
     assert Stylizer.batch_size(fake, StylizeConfig(resolution=256)) == 32
     assert Stylizer.batch_size(fake, StylizeConfig(batch_size=3)) == 3  # given: kept
     cpu = SimpleNamespace(device="cpu", native_resolution=512)
@@ -72,6 +68,18 @@ def test_stylizer_resolves_auto_from_its_gpus_free_memory(monkeypatch) -> None:
         StylizeConfig(batch_size="big")
     with pytest.raises(SvdinstError, match="batch_size"):
         StylizeConfig(batch_size=0)
+
+
+@pytest.mark.parametrize(("fraction", "expected"), [(1.0, 130.0), (14 / 140, 14.0 - 2.5)])
+def test_free_gpu_memory_respects_a_memory_fraction_cap(monkeypatch, fraction, expected) -> None:
+    """The T4 rehearsal caps an H200 (140 GiB) at 14 GiB: free memory is what the cap leaves."""
+    from svdinst.stylize.speed import free_gpu_memory
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda d: (130 * GiB, 140 * GiB))
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda d: fraction,
+                        raising=False)  # fmt: skip
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda d: int(2.5 * GiB))
+    assert free_gpu_memory("cuda:0") == pytest.approx(expected * GiB, abs=1)
 
 
 def test_process_device_follows_local_rank() -> None:
