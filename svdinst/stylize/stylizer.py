@@ -117,9 +117,6 @@ class Stylizer:
             self.prompt, self.mode = info.prompt, info.mode
             if unet_dtype != dtype:  # merged in float32 (plain weights now): cast them
                 comps.unet.to(dtype)
-            # The float32 UNet and the SVD factors are garbage now, but CUDA's caching allocator
-            # would keep their ~10 GiB reserved (issue 15: 8.3 vs stock 4.6 GiB at batch 4).
-            release_cached_memory()
         elif run is not None:  # token from the run, UNet change from the LoRA file
             token = load_learned_embeds(
                 RunFolder(run).learned_embeds, comps.tokenizer, comps.text_encoder
@@ -146,6 +143,11 @@ class Stylizer:
         self.device, self.dtype = device, dtype
         self.speed = speed or SpeedOptions()
         apply_speed_options(self.pipe, self.speed)
+        # The float32 UNet, the SVD factors and the merge's temporaries are garbage now, but
+        # CUDA's caching allocator would keep their segments (~10 GiB for SD-1.4) reserved,
+        # sized for them and not for sampling's activations (issue 15 measured 8.3 vs stock
+        # 4.6 GiB at batch 4), and batch_size="auto" would see them as used.
+        release_cached_memory()
         self.native_resolution = int(comps.unet.config.sample_size) * vae_scale_factor(comps.vae)
 
     # ------------------------------------------------------------------ lifetime
