@@ -1,4 +1,4 @@
-"""How the report names its rows: methods, their equal-N (seed-0) rows and the reference rows."""
+"""How the report names its rows: methods, their equal-N (seed 0) rows and the reference rows."""
 
 from __future__ import annotations
 

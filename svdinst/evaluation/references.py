@@ -31,7 +31,7 @@ from svdinst.evaluation.oracle import native_crop, oracle_distance
 from svdinst.formats.outputs import OutputsFolder
 from svdinst.formats.run_folder import RunFolder
 
-SEED0 = "@seed0"  # suffix of a method's key for its seed-0-only (equal-N) row
+SEED0 = "@seed0"  # suffix of a method's key for its seed 0-only (equal-N) row
 REFERENCE_LABELS = {  # key → how Table I names the reference row
     "ref:photos": "reference: the test photos themselves",
     "ref:oracle": "reference: oracle outputs mural_proxy(photo)",

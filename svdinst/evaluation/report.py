@@ -5,7 +5,7 @@
 repeated *training* runs (:func:`~svdinst.formats.outputs.method_folder_name`) are reported as
 mean ± std, so a gap between two methods can be judged against training noise; each row carries
 its training budget (:func:`~svdinst.evaluation.references.training_budget`). With
-``equal_n=True`` multi-seed methods also get a seed-0 row at the baselines' N, with
+``equal_n=True`` multi-seed methods also get a seed 0 row at the baselines' N, with
 ``references=True`` the reference rows that calibrate FID. :func:`write_report` writes
 ``reports/REPORT.md``: the tables (:mod:`~svdinst.evaluation.tables`), the computed verdict and
 limitations (:mod:`~svdinst.evaluation.conclusions`), Fig. 3 (:mod:`~svdinst.evaluation.figure3`)
