@@ -126,7 +126,7 @@ def seed0_results(
             files = OutputsFolder(folder).collect()
             if min(len(v) for v in files.values()) < 2:
                 continue
-            with tempfile.TemporaryDirectory(prefix="svdinst-seed0-") as tmp:
+            with tempfile.TemporaryDirectory(prefix="svdinst-equal-n.") as tmp:
                 view = OutputsFolder(Path(tmp) / folder.name)
                 for stem, paths in files.items():
                     target = view.image_path(stem, 0)
