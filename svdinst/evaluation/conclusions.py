@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from svdinst.evaluation.labels import label
-from svdinst.evaluation.references import SEED0, is_reference
+from svdinst.evaluation.references import SEED0, base_method, is_reference
 from svdinst.evaluation.tables import blocks_by_n, is_untrained
 from svdinst.evaluation.verdict import (
     METRICS,
     NOISE_MULTIPLE,
+    OPPONENTS,
     SUBJECT,
     compare,
     metric_values,
@@ -45,16 +46,48 @@ def _subject(block: Results) -> str | None:
     return None
 
 
-def _tally(block: Results, subject: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for other in block:
-        if other == subject:
+def short_answer(tables: Sequence[tuple[str, Results]]) -> list[str]:
+    """Per opponent group (InST, SVDiff only, the base model, the baselines): the metrics on
+    which the subject is better or worse beyond the seed noise, naming the table of each."""
+    groups: dict[str, dict[str, dict[str, list[str]]]] = {}  # group → status → table → metrics
+    others: dict[str, int] = {}  # group → comparisons inside the noise or without a spread
+    for name, rows in tables:
+        subject = _subject(rows)
+        if subject is None:
             continue
-        for metric in METRICS:
-            c = compare(block, subject, other, metric)
-            if c is not None and c.status != "unequal N":
-                counts[c.status] = counts.get(c.status, 0) + 1
-    return counts
+        for other in rows:
+            if other == subject:
+                continue
+            core = base_method(other)
+            group = label(core) if core in OPPONENTS else "the baselines"
+            found = groups.setdefault(group, {"better": {}, "worse": {}})
+            for metric in METRICS:
+                c = compare(rows, subject, other, metric)
+                if c is None or c.status == "unequal N":
+                    continue
+                if c.status not in found:
+                    others[group] = others.get(group, 0) + 1
+                    continue
+                what = metric.name + (f" vs {label(other)}" if group == "the baselines" else "")
+                found[c.status].setdefault(name, []).append(what)
+    lines = []
+    for group, found in groups.items():
+        rest = others.get(group, 0)
+        if not found["better"] and not found["worse"]:
+            lines.append(
+                f"- vs {group}: no difference beyond the seed noise ({rest} comparisons "
+                "inconclusive or without a seed spread)."
+            )
+            continue
+        parts = [
+            f"**{status}** on "
+            + "; ".join(f"{', '.join(ms)} ({table})" for table, ms in by_table.items())
+            for status, by_table in found.items()
+            if by_table
+        ]
+        tail = f" — {rest} other comparisons not beyond the noise" if rest else ""
+        lines.append(f"- vs {group}: " + "; ".join(parts) + tail + ".")
+    return lines
 
 
 def _calibration(block: Results, refs: Results) -> list[str]:
@@ -114,17 +147,13 @@ def verdict_section(results: Results, *, pocket_results: Results | None = None) 
         return "\n".join(
             [*lines, "- No SVD-InST row with another row of equal N: nothing to judge.", ""]
         )
-    answer = []
-    for name, rows, _ in tables:
-        subject = _subject(rows)
-        assert subject is not None
-        t = _tally(rows, subject)
-        answer.append(
-            f"- {name}: {label(subject)} is better beyond the noise in {t.get('better', 0)}, "
-            f"worse in {t.get('worse', 0)}, inconclusive in {t.get('inconclusive', 0)} and "
-            f"unjudged in {t.get('unjudged', 0)} of its comparisons."
-        )
-    lines += ["**Answer, counted over every metric and opponent:**", "", *answer, ""]
+    subject_name = label(_subject(tables[0][1]) or SUBJECT)
+    lines += [
+        f"**Answer** ({subject_name}; each table compares rows of its own N):",
+        "",
+        *short_answer([(name, rows) for name, rows, _ in tables]),
+        "",
+    ]
     for name, rows, at_n in tables:
         subject = _subject(rows)
         assert subject is not None
@@ -182,4 +211,4 @@ def limitations_section(
         )
     if not lpips:
         text.append("LPIPS (and ArtFID) are unavailable: no AlexNet weights offline.")
-    return "\n".join(text[:2]) + " ".join(text[2:]) + "\n"
+    return text[0] + "\n\n" + " ".join(text[2:]) + "\n"

@@ -125,6 +125,13 @@ def test_verdict_section_blocks_pocket_and_calibration() -> None:
     assert text.startswith("## Verdict")
     assert "### Table I at N = 6" in text and "### Table I at N = 3" in text
     assert "### Pocket model table" in text
+    answer = text.split("**Answer**")[1].split("###")[0]
+    assert "- vs InST: **better** on FID, KID (Table I at N = 6) — 2 other comparisons" in answer
+    assert (
+        "- vs the baselines: **better** on FID vs AdaIN, KID vs AdaIN (Table I at N = 3); "
+        "**worse** on FID vs Magenta, KID vs Magenta, PSNR to oracle vs Magenta (Table I at N = 3)"
+    ) in answer
+    assert "- vs base model (untrained): **worse** on PSNR to oracle (Pocket model table)" in answer
     n6 = text.split("### Table I at N = 6")[1].split("###")[0]
     assert "SVD-InST vs InST (N = 6): **better** beyond the seed noise on FID" in n6
     assert "Magenta" not in n6 and "AdaIN" not in n6  # N = 3 rows stay out of the N = 6 block
