@@ -170,3 +170,45 @@ def series_caption(series: Mapping[str, tuple[Sequence[float], Sequence[float]]]
             f"last half): {'; '.join(same)} — the figure shows no difference between them."
         )
     return " ".join(notes)
+
+
+def mean_difference(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> float:
+    """Mean |a − b| per pixel and channel, in [0, 1] (``inf`` when the sizes differ)."""
+    fa, fb = as_float_image(a), as_float_image(b)
+    return float(np.abs(fa - fb).mean()) if fa.shape == fb.shape else float("inf")
+
+
+def sameness_caption(columns: Mapping[str, Sequence[Image.Image | np.ndarray]]) -> str:
+    """Sentences when outputs do not depend on what should change them (``""`` otherwise).
+
+    Names each method whose outputs for different photos are within one grey level per pixel
+    (it ignores its input), and each pair of methods whose outputs are (they are the same).
+
+    Args:
+        columns (`Mapping[str, Sequence[image]]`): method label → its output for each photo.
+    """
+    notes = []
+    ignoring = [
+        label
+        for label, images in columns.items()
+        if len(images) > 1 and max(mean_difference(images[0], x) for x in images[1:]) < LEVEL
+    ]
+    if ignoring:
+        notes.append(
+            f"{', '.join(ignoring)}: the same image for every photo (< 1/255 per pixel apart) — "
+            "the output does not depend on the input."
+        )
+    labels = list(columns)
+    pairs = [
+        f"{x} = {y}"
+        for i, x in enumerate(labels)
+        for y in labels[i + 1 :]
+        if len(columns[x]) == len(columns[y])
+        and max(mean_difference(p, q) for p, q in zip(columns[x], columns[y])) < LEVEL
+    ]
+    if pairs:
+        notes.append(
+            f"Identical within one grey level per pixel: {'; '.join(pairs)} — these columns "
+            "show no difference between the methods."
+        )
+    return " ".join(notes)

@@ -153,3 +153,15 @@ def test_add_caption_draws_under_the_figure_and_stacks(tmp_path: Path) -> None:
         path = save_figure(fig, "captioned", tmp_path, close=True)
     # the caption is drawn below the tiles, so the tight bounding box grows downwards
     assert Image.open(path).size[1] > 120 * 2.0
+
+
+def test_sameness_caption_names_input_independent_and_identical_methods() -> None:
+    from svdinst.captions import sameness_caption
+
+    a, b = _smooth_image(0).astype(float) / 255, _smooth_image(5).astype(float) / 255
+    same = [a, a + 0.5 / 255]  # one image for both photos
+    text = sameness_caption({"InST": same, "SVD-InST": [a, a + 0.2 / 255], "CycleGAN": [a, b]})
+    assert "InST, SVD-InST: the same image for every photo" in text
+    assert "InST = SVD-InST" in text and "CycleGAN" not in text
+    assert sameness_caption({"A": [a, b], "B": [b, a]}) == ""
+    assert sameness_caption({"A": [a], "B": [np.zeros((8, 8, 3))]}) == ""  # sizes differ

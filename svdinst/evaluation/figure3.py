@@ -3,7 +3,9 @@
 The diffusion methods (trained here) and the baselines are separate panels with their own
 column titles, at tiles large enough to judge a style (the old single grid of 12 columns at
 80 dpi gave ~130 px tiles). Outputs that are black, constant or noise are marked on the tile
-and named in the caption (:func:`svdinst.captions.degenerate_output`).
+and named in the caption (:func:`svdinst.captions.degenerate_output`), and so are methods
+whose outputs do not depend on the photo or equal another method's
+(:func:`svdinst.captions.sameness_caption`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from PIL import Image
 
-from svdinst.captions import degenerate_caption, degenerate_output
+from svdinst.captions import degenerate_caption, degenerate_output, sameness_caption
 from svdinst.data import list_images, load_image
 from svdinst.data.mural import mural_proxy
 from svdinst.data.transforms import center_crop_resize
@@ -64,11 +66,12 @@ def grouped_comparison(
     if oracle:
         lead.append(("mural proxy (oracle)", [mural_proxy(p) for p in photos.values()]))
     width = max(len(lead) + len(cols) for _, cols in panels)
-    fig = plt.figure(figsize=(tile * width, (tile + 0.5) * len(stems) * len(panels) + 0.6),
+    fig = plt.figure(figsize=(tile * width, (tile + 0.25) * len(stems) * len(panels) + 0.8),
                      layout="constrained")  # fmt: skip
     fig.suptitle(title, fontsize=13)
     subfigs = fig.subfigures(len(panels), 1, squeeze=False)[:, 0]
     tiles: dict[str, Image.Image] = {}
+    outputs = {label: images for _, cols in panels for label, images in cols}
     for sub, (name, cols) in zip(subfigs, panels):
         sub.suptitle(name, fontsize=12, fontweight="bold")
         axes = sub.subplots(len(stems), width, squeeze=False)
@@ -89,7 +92,8 @@ def grouped_comparison(
                         ax.set_xlabel(f"⚠ {kind}", color="crimson", fontsize=10)
         for ax in axes[:, len(lead) + len(cols) :].flat:
             ax.set_visible(False)
-    add_caption(fig, degenerate_caption(tiles), width=int(tile * width * 14))
+    text = " ".join(t for t in (degenerate_caption(tiles), sameness_caption(outputs)) if t)
+    add_caption(fig, text, width=int(tile * width * 14))
     return fig
 
 
