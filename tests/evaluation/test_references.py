@@ -171,3 +171,37 @@ def test_write_report_has_verdict_tables_figure_caption_and_limitations(tmp_path
         write_report(tmp_path / "R.md", {"ref:photos": results["ref:photos"]},
                      profile=get_profile("tiny", verbose=False))  # fmt: skip
     json.dumps(results)  # rows stay JSON (metrics files)
+
+
+@pytest.mark.slow  # the real Inception over ~20 images: ~1 min on 2 busy cores
+def test_evaluate_methods_adds_equal_n_and_reference_rows(tmp_path: Path) -> None:
+    from svdinst.evaluation.report import evaluate_methods
+    from svdinst.formats.outputs import OutputsFolder
+
+    rng = np.random.default_rng(0)
+    style, content = tmp_path / "style", tmp_path / "test"
+    for folder, n in ((style, 4), (content, 3)):
+        folder.mkdir()
+        for i in range(n):
+            arr = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+            Image.fromarray(arr).save(folder / f"{folder.name}{i}.png")
+    for method, seeds in (("svd-inst", 2), ("cyclegan", 1)):
+        out = OutputsFolder(tmp_path / "outputs" / method)
+        for i in range(3):
+            for k in range(seeds):
+                arr = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8).repeat(16, 0).repeat(16, 1)
+                out.save_image(f"test{i}", k, Image.fromarray(arr))
+    results = evaluate_methods(
+        tmp_path / "outputs", style, content, equal_n=True, references=True,
+        mural_oracle=True, device="cpu", metrics_dir=tmp_path / "metrics",
+    )  # fmt: skip
+    assert list(results) == ["svd-inst", "cyclegan", "svd-inst@seed0", "ref:photos",
+                             "ref:oracle", "ref:style-split"]  # fmt: skip
+    assert results["svd-inst"][0]["N"] == 6 and results["svd-inst@seed0"][0]["N"] == 3
+    assert results["cyclegan"][0]["N"] == 3 and results["ref:photos"][0]["N"] == 3
+    assert results["ref:style-split"][0]["N"] == 2
+    # the seed-0 row is the full row's seed 0: FID differs, the oracle of seed 0 is a subset
+    assert results["svd-inst@seed0"][0]["fid"] != results["svd-inst"][0]["fid"]
+    assert results["cyclegan"][0]["train_steps"] is None  # no run folder: unknown, not 0
+    assert (tmp_path / "metrics" / "svd-inst@seed0.json").is_file()
+    assert (tmp_path / "metrics" / "ref-photos.json").is_file()
