@@ -50,7 +50,7 @@ def short_answer(tables: Sequence[tuple[str, Results]]) -> list[str]:
     """Per opponent group (InST, SVDiff only, the base model, the baselines): the metrics on
     which the subject is better or worse beyond the seed noise, naming the table of each."""
     groups: dict[str, dict[str, dict[str, list[str]]]] = {}  # group → status → table → metrics
-    others: dict[str, int] = {}  # group → comparisons inside the noise or without a spread
+    others: dict[str, dict[str, int]] = {}  # group → {"inconclusive": k, "unjudged": m}
     for name, rows in tables:
         subject = _subject(rows)
         if subject is None:
@@ -61,32 +61,40 @@ def short_answer(tables: Sequence[tuple[str, Results]]) -> list[str]:
             core = base_method(other)
             group = label(core) if core in OPPONENTS else "the baselines"
             found = groups.setdefault(group, {"better": {}, "worse": {}})
+            rest = others.setdefault(group, {"inconclusive": 0, "unjudged": 0})
             for metric in METRICS:
                 c = compare(rows, subject, other, metric)
                 if c is None or c.status == "unequal N":
                     continue
-                if c.status not in found:
-                    others[group] = others.get(group, 0) + 1
+                if c.status in rest:
+                    rest[c.status] += 1
                     continue
                 what = metric.name + (f" vs {label(other)}" if group == "the baselines" else "")
                 found[c.status].setdefault(name, []).append(what)
     lines = []
     for group, found in groups.items():
-        rest = others.get(group, 0)
-        if not found["better"] and not found["worse"]:
-            lines.append(
-                f"- vs {group}: no difference beyond the seed noise ({rest} comparisons "
-                "inconclusive or without a seed spread)."
-            )
-            continue
+        rest = others[group]
+        counts = ", ".join(
+            f"{k} {w}"
+            for w, k in (("inside the seed noise", rest["inconclusive"]),
+                         ("without a seed spread (one training seed each)", rest["unjudged"]))
+            if k
+        )  # fmt: skip
         parts = [
             f"**{status}** on "
             + "; ".join(f"{', '.join(ms)} ({table})" for table, ms in by_table.items())
             for status, by_table in found.items()
             if by_table
         ]
-        tail = f" — {rest} other comparisons not beyond the noise" if rest else ""
-        lines.append(f"- vs {group}: " + "; ".join(parts) + tail + ".")
+        if not parts:
+            lines.append(f"- vs {group}: no difference can be claimed — comparisons {counts}.")
+        else:
+            lines.append(
+                f"- vs {group}: "
+                + "; ".join(parts)
+                + (f" — other comparisons {counts}" if counts else "")
+                + "."
+            )
     return lines
 
 

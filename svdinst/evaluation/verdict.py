@@ -287,7 +287,7 @@ def verdict_block(
             + (f" ({budgets[m]})" if m in budgets else "")
             + (
                 " — **untrained**"
-                if m in untrained and "untrained" not in label_of(m, labels)
+                if m in untrained and "untrained" not in label_of(m, labels) + budgets.get(m, "")
                 else ""
             )
             for name, (m, _) in best.items()

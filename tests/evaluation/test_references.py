@@ -126,7 +126,10 @@ def test_verdict_section_blocks_pocket_and_calibration() -> None:
     assert "### Table I at N = 6" in text and "### Table I at N = 3" in text
     assert "### Pocket model table" in text
     answer = text.split("**Answer**")[1].split("###")[0]
-    assert "- vs InST: **better** on FID, KID (Table I at N = 6) — 2 other comparisons" in answer
+    assert (
+        "- vs InST: **better** on FID, KID (Table I at N = 6) — other comparisons 2 inside"
+        in answer
+    )
     assert (
         "- vs the baselines: **better** on FID vs AdaIN, KID vs AdaIN (Table I at N = 3); "
         "**worse** on FID vs Magenta, KID vs Magenta, PSNR to oracle vs Magenta (Table I at N = 3)"
@@ -136,7 +139,7 @@ def test_verdict_section_blocks_pocket_and_calibration() -> None:
     assert "SVD-InST vs InST (N = 6): **better** beyond the seed noise on FID" in n6
     assert "Magenta" not in n6 and "AdaIN" not in n6  # N = 3 rows stay out of the N = 6 block
     n3 = text.split("### Table I at N = 3")[1].split("###")[0]
-    assert "FID: Magenta (untrained, pretrained) — **untrained**" in n3
+    assert "FID: Magenta (untrained, pretrained);" in n3  # its budget already says untrained
     # Magenta vs AdaIN: one training seed each, no spread: not judged, so not listed
     assert "Magenta, with no training, beats SVD-InST (seed 0 only) on FID, KID, PSNR" in n3
     assert "SVD-InST (seed 0 only) vs AdaIN (N = 3): **better** beyond the seed noise on FID" in n3
@@ -205,3 +208,16 @@ def test_evaluate_methods_adds_equal_n_and_reference_rows(tmp_path: Path) -> Non
     assert results["cyclegan"][0]["train_steps"] is None  # no run folder: unknown, not 0
     assert (tmp_path / "metrics" / "svd-inst@seed0.json").is_file()
     assert (tmp_path / "metrics" / "ref-photos.json").is_file()
+
+
+def test_short_answer_separates_inconclusive_from_unjudged() -> None:
+    from svdinst.evaluation.conclusions import short_answer
+
+    single = {"svd-inst": [_row(500.0, 3)], "inst": [_row(540.0, 3)], "cyclegan": [_row(600.0, 3)]}
+    lines = short_answer([("Table I at N = 3", single)])
+    assert lines == [
+        "- vs InST: no difference can be claimed — comparisons 4 without a seed spread "
+        "(one training seed each).",
+        "- vs the baselines: no difference can be claimed — comparisons 4 without a seed spread "
+        "(one training seed each).",
+    ]

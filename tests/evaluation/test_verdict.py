@@ -93,7 +93,7 @@ def test_verdict_names_untrained_winners_and_best_rows() -> None:
     ]
     text = "\n".join(verdict_block(results, labels={}, untrained=["base"],
                                    budgets={"base": "untrained"}))  # fmt: skip
-    assert "PSNR to oracle: base (untrained) — **untrained**" in text
+    assert "PSNR to oracle: base (untrained);" in text  # the budget says it: no second mark
     assert "FID: svd-inst" in text
     # FID gap 14 vs 2 × pooled std √((10² + 1²)/2) = 14.2: inside the noise; PSNR beyond it
     assert "svd-inst vs inst (N = 24): **better** beyond the seed noise on PSNR to oracle" in text
