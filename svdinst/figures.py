@@ -63,12 +63,25 @@ def _is_image_axes(ax: matplotlib.axes.Axes) -> bool:
     return bool(ax.images) and not ax.lines and not ax.collections and not ax.patches
 
 
+def _named_ticks(ax: matplotlib.axes.Axes) -> bool:
+    """Whether the y tick labels name categories (words, not numbers): they label the axis."""
+    for tick in ax.get_yticklabels():
+        text = tick.get_text().replace("\u2212", "-").strip("$")
+        if not text:
+            continue
+        try:
+            float(text)
+        except ValueError:
+            return True
+    return False
+
+
 def figure_problems(fig: matplotlib.figure.Figure) -> list[str]:
     """What a reader would miss in ``fig``: a title, axis labels, a legend (empty when fine).
 
     A figure needs a title (a suptitle, or a title on some axes); if it plots data (lines,
-    markers, bars — not only image tiles), an x label and a y label (or bars whose tick labels
-    name the categories) on some panel; each panel with two or more labelled series, a legend.
+    markers, bars — not only image tiles), an x label and a y label (or y tick labels that
+    name categories) on some panel; each panel with two or more labelled series, a legend.
     """
     problems = []
     axes = [ax for ax in fig.get_axes() if ax.get_visible() and ax.has_data()]
@@ -83,9 +96,7 @@ def figure_problems(fig: matplotlib.figure.Figure) -> list[str]:
     # Panels in a row often share one y label (and columns one x label): one per figure is enough.
     if plots and not any(ax.get_xlabel() for ax in plots):
         problems.append("no x label on any plot")
-    categorical = any(
-        ax.patches and any(t.get_text() for t in ax.get_yticklabels()) for ax in plots
-    )
+    categorical = any(_named_ticks(ax) for ax in plots)
     if plots and not any(ax.get_ylabel() for ax in plots) and not categorical:
         problems.append("no y label on any plot")
     for i, ax in enumerate(plots):

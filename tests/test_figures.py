@@ -165,3 +165,18 @@ def test_sameness_caption_names_input_independent_and_identical_methods() -> Non
     assert "InST = SVD-InST" in text and "CycleGAN" not in text
     assert sameness_caption({"A": [a, b], "B": [b, a]}) == ""
     assert sameness_caption({"A": [a], "B": [np.zeros((8, 8, 3))]}) == ""  # sizes differ
+
+
+def test_categorical_y_ticks_count_as_a_y_label() -> None:
+    from svdinst.figures import figure_problems
+
+    fig, ax = plt.subplots()
+    ax.scatter([1, 2], [0, 1])
+    ax.set_yticks(range(2), ["attn", "conv"])
+    ax.set(xlabel="error", title="per layer")
+    assert figure_problems(fig) == []
+    fig2, ax2 = plt.subplots()
+    ax2.plot([1, 2], [-3, 4])  # numeric ticks (with a unicode minus) are no label
+    ax2.set(xlabel="x", title="t")
+    assert figure_problems(fig2) == ["no y label on any plot"]
+    plt.close("all")

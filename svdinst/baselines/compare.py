@@ -65,7 +65,7 @@ def comparison_grid(
         cells.extend(row)
     titles = ["photo", *(["mural proxy (oracle)"] if with_proxy else []), *methods]
     return image_grid(cells, ncols=len(titles), titles=titles,
-                      row_labels=[p.stem for p in paths])  # fmt: skip
+                      row_labels=[p.stem for p in paths], flag_degenerate=True)  # fmt: skip
 
 
 def read_log(run_dir: str | os.PathLike) -> tuple[list[int], list[float]]:
