@@ -62,7 +62,8 @@ def degenerate_output(image: Image.Image | np.ndarray) -> str | None:
     """``"black"``, ``"constant"``, ``"noise"`` or `None` (the image shows something).
 
     - black: mean intensity < :data:`BLACK_MEAN`;
-    - constant: pixel std < one grey level (:data:`LEVEL`);
+    - constant: the spatial std of every channel < one grey level (:data:`LEVEL`): one solid
+      colour;
     - noise: neighbouring pixels nearly uncorrelated (< :data:`NOISE_CORRELATION`) *and* most
       spectral energy at high spatial frequencies (> :data:`NOISE_HIGH_FREQUENCY`).
 
@@ -72,7 +73,7 @@ def degenerate_output(image: Image.Image | np.ndarray) -> str | None:
     arr = as_float_image(image)
     if arr.mean() < BLACK_MEAN:
         return "black"
-    if arr.std() < LEVEL:
+    if arr.std(axis=(0, 1)).max() < LEVEL:  # per channel: a solid colour is constant too
         return "constant"
     if min(arr.shape[:2]) >= 4 and (
         neighbour_correlation(arr) < NOISE_CORRELATION

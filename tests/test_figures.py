@@ -30,6 +30,7 @@ def _smooth_image(seed: int = 0, size: int = 64) -> np.ndarray:
         (np.zeros((32, 32, 3), np.uint8), "black"),
         (np.full((32, 32, 3), 3, np.uint8), "black"),  # 3/255 < 0.02: dark enough to read as black
         (np.full((32, 32, 3), 128, np.uint8), "constant"),
+        (np.full((32, 32, 3), [120, 10, 40], np.uint8), "constant"),  # a solid colour
         (np.full((32, 32), 0.5), "constant"),
         (np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8), "noise"),
         (np.random.default_rng(1).random((48, 48)), "noise"),
