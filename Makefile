@@ -16,6 +16,12 @@ TEST_PROFILE ?= tiny
 WORKDIR ?= $(CURDIR)
 TEST_WORKDIR ?= $(CURDIR)/build/test-notebooks
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# SOLVED=1 runs each notebook's solved copy (tools/solutions.py: every exercise cell replaced by
+# notebooks/solutions/<stem>.py) and fails unless every exercise check printed ✅; `make test`
+# sets it. `make reproduce` keeps SOLVED=0: the executed notebooks a learner reads show the
+# unsolved exercises with their ❌ hint lines.
+SOLVED ?= 0
+SOLVED_DIR ?= $(CURDIR)/build/solved
 # Every notebook runs once per `make test`. pytest already runs these two (01 from the built
 # wheel in an empty folder: tests/course/test_standalone_notebook.py; 03 through the rehearsal
 # harness: tests/packaging/test_rehearsal.py), so the papermill pass after it leaves them out.
@@ -42,10 +48,13 @@ install: $(VENV)/.installed
 notebooks: install
 	mkdir -p "$(WORKDIR)/reports/executed"
 	@for nb in $(NOTEBOOKS); do \
-	  echo "=== $$nb (PROFILE=$(PROFILE), WORKDIR=$(WORKDIR))"; \
-	  $(PY) -m papermill "$$nb" "$(WORKDIR)/reports/executed/$$(basename $$nb)" \
+	  echo "=== $$nb (PROFILE=$(PROFILE), WORKDIR=$(WORKDIR), SOLVED=$(SOLVED))"; \
+	  src="$$nb"; out="$(WORKDIR)/reports/executed/$$(basename $$nb)"; \
+	  if [ "$(SOLVED)" = 1 ]; then src=$$($(PY) tools/solutions.py solve "$$nb" --out "$(SOLVED_DIR)") || exit 1; fi; \
+	  $(PY) -m papermill "$$src" "$$out" \
 	    -k python3 --cwd "$(WORKDIR)" -p PROFILE $(PROFILE) -p WORKDIR "$(WORKDIR)" \
 	    --no-progress-bar --log-output || exit 1; \
+	  if [ "$(SOLVED)" = 1 ]; then $(PY) tools/solutions.py verify "$$out" || exit 1; fi; \
 	done
 
 reproduce: notebooks
@@ -60,7 +69,7 @@ format: install
 
 test: lint
 	$(PY) -m pytest
-	$(MAKE) notebooks PROFILE=$(TEST_PROFILE) WORKDIR=$(TEST_WORKDIR) \
+	$(MAKE) notebooks PROFILE=$(TEST_PROFILE) WORKDIR=$(TEST_WORKDIR) SOLVED=1 \
 	  NOTEBOOKS="$(filter-out $(NOTEBOOKS_RUN_BY_PYTEST),$(NOTEBOOKS))"
 
 # Re-point every notebook's Colab badge and install cell to a fork or another tag, e.g.
@@ -73,4 +82,4 @@ repoint:
 	$(NBPY) tools/nbscaffold.py repoint --repo "$(REPO)" --tag "$(TAG)"
 
 clean:
-	rm -rf reports/executed runs outputs build/test-notebooks .pytest_cache
+	rm -rf reports/executed runs outputs build/test-notebooks build/solved .pytest_cache

@@ -211,7 +211,10 @@ def run(args: argparse.Namespace) -> list[dict]:
         folder = work / "nb" / number  # empty: the notebook alone, as a Colab upload
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        shutil.copy(src, folder / src.name)
+        if args.solved:  # the exercises solved (tools/solutions.py), as CI runs them
+            solutions_tool().solve(src, folder)
+        else:
+            shutil.copy(src, folder / src.name)
         stats_file = work / "stats" / f"{number}.json"
         stats_file.parent.mkdir(exist_ok=True)
         stats_file.unlink(missing_ok=True)
@@ -222,6 +225,9 @@ def run(args: argparse.Namespace) -> list[dict]:
         print(f"=== {src.name}", flush=True)
         start = time.perf_counter()
         error = notebook_error(command, folder, env, args.timeout)
+        if error is None and args.solved:
+            problems = solutions_tool().verify(folder / "executed.ipynb")
+            error = "; ".join(problems) or None
         seconds = time.perf_counter() - start
         after = snapshot(wd)
         did = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
@@ -235,6 +241,18 @@ def run(args: argparse.Namespace) -> list[dict]:
         )  # fmt: skip
         print(f"    {'ok' if error is None else 'FAILED: ' + error} in {seconds:.1f} s; {stats}")
     return merge_rows(work / "rehearsal.json", rows)
+
+
+def solutions_tool():
+    """tools/solutions.py (a dev tool beside this one), imported from its file."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "solutions.py"
+    spec = importlib.util.spec_from_file_location("solutions", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
 
 
 def notebook_error(command: list[str], cwd: Path, env: dict, timeout: int) -> str | None:
@@ -286,6 +304,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--wheel", default=None, help="a built svdinst wheel (default: build one)")
     p.add_argument("--timeout", type=int, default=3600, help="seconds per notebook")
     p.add_argument("--write-report", action="store_true")
+    p.add_argument("--solved", action="store_true",
+                   help="run each notebook with its exercises solved; fail unless every check passed")  # fmt: skip
     p.add_argument("--report", default=str(Path(__file__).resolve().parent.parent / "reports"
                                            / "benchmarks.md"))  # fmt: skip
     args = p.parse_args(argv)

@@ -53,8 +53,11 @@ def style_image(out: Path) -> Path:
     return path
 
 
-def run_mode(args, model: Path, mode: str, steps: int, batch: int, res: int, tag: str) -> dict:
-    """Train ``steps`` steps; time per step (after 3 warm-up steps) and peak memory of the loop."""
+def run_mode(
+    args, model: Path, mode: str, steps: int, batch: int, res: int, tag: str, **settings
+) -> dict:
+    """Train ``steps`` steps; time per step (after 3 warm-up steps) and peak memory of the loop.
+    ``settings``: further ``TrainConfig`` fields (e.g. ``step_mode``)."""
     import gc
 
     from svdinst.training.config import TrainConfig
@@ -81,16 +84,19 @@ def run_mode(args, model: Path, mode: str, steps: int, batch: int, res: int, tag
         model=str(model), style=[str(style_image(args.work))], out=str(args.work / "runs" / tag),
         mode=mode, steps=steps, resolution=res, batch_size=batch, crop_pool=4, progress=False,
         mixed_precision="no" if args.small else args.precision,
-        gradient_checkpointing=args.gradient_checkpointing, lr=1e-3, warmup_steps=0,
+        gradient_checkpointing=args.gradient_checkpointing, lr=1e-3, warmup_steps=0, **settings,
     )  # fmt: skip
     row = {"mode": mode, "resolution": res, "batch": batch, "steps": steps}
     try:
         result = train(config, overwrite=True, callback=on_step)
     except torch.cuda.OutOfMemoryError as err:
         return {**row, "error": f"out of memory ({str(err).splitlines()[0][:80]})"}
-    row["losses"] = result.losses
+    row["losses"], row["step_mode"] = result.losses, result.step_mode
     row["s_per_step"] = statistics.median(times) if times else float("nan")
     row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+    # A CUDA graph's activations live in its private pool, which replays never allocate from:
+    # the reserved peak is the number that includes them.
+    row["reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30 if cuda else float("nan")
     return row
 
 

@@ -2,9 +2,11 @@
 
 ``tiny`` runs everywhere (CPU, CI's ``make test``) on random weights — it shows the machinery,
 never quality. ``pocket`` runs on a small model that the kit pretrained on the offline photos
-(``svdinst pocket pretrain``): on a CPU it learns a style visibly, at toy scale, and says nothing
-about SD-1.4. ``sd14`` is the report's setting on a GPU (its memory settings fit a 16 GB Colab T4, its counts
-take days there); ``course`` is SD-1.4 with counts sized so every notebook takes ≤ 30 min on a free
+(``svdinst pocket pretrain``): on a CPU, training moves its img2img outputs toward a style by a
+measurable amount (on the committed weights a small one, mostly within the seed noise: the
+report's Pocket model section), at toy scale, and it says nothing about SD-1.4. ``sd14`` is
+the report's setting on a GPU (its memory settings fit a 16 GB Colab T4, its counts take days
+there); ``course`` is SD-1.4 with counts sized so every notebook takes ≤ 30 min on a free
 Colab T4 and the course ≤ 3 h (:mod:`svdinst.course.budget` holds the arithmetic). ``auto`` picks
 ``course`` on a CUDA card of ≤ 16 GB, ``sd14`` on a bigger one, otherwise ``pocket`` when its
 weights are installed, else ``tiny``. ``sd14-random`` is ``sd14``'s

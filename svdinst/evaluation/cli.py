@@ -1,6 +1,8 @@
 """``svdinst evaluate``: the command-line face of :func:`svdinst.evaluation.metrics.evaluate`.
 
 Kept apart from the metrics so ``svdinst --help`` does not import torch-fidelity and torch.
+``accelerate launch --num_processes N -m svdinst.cli evaluate …`` splits the photos over N
+processes; rank 0 writes ``--out``.
 """
 
 from __future__ import annotations
@@ -54,8 +56,12 @@ def _evaluate_cmd(args: argparse.Namespace) -> None:
         lpips_backbone=args.lpips_backbone,
         mural_oracle=args.mural_oracle,
         device=args.device,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
         verbose=True,
     )
+    if metrics is None:  # another process of `accelerate launch`: rank 0 gathered and writes
+        return
     path = save_metrics_safely(metrics, args.out, args.generated)
     lp = metrics["lpips_diversity"]
     lp = f"{lp:.3f}" if isinstance(lp, float) else lp
@@ -82,4 +88,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         help="also report the paired distance to mural_proxy(content) (proxy style set only)",
     )
     p.add_argument("--device", choices=["cpu", "cuda"], help="defaults to cuda when available")
+    p.add_argument("--batch-size", type=int, default=64, help="output images per device step")
+    p.add_argument(
+        "--workers", type=int, help="image-decoding processes (default: 0 on a CPU, ≤ 16 on a GPU)"
+    )
     p.set_defaults(func=_evaluate_cmd)

@@ -11,7 +11,9 @@
 * **Oracle** (mural proxy only): the style filter is known, so ``mural_proxy(photo)`` is the
   ideal output; we report the paired PSNR and SSIM to it (always) and LPIPS (when available).
 
-Features come from torch-fidelity's extractor on in-memory uint8 tensors and KID from its
+:func:`evaluate` computes every per-image term in one streaming pass on the device
+(:mod:`svdinst.evaluation.stream`; split over processes by :mod:`svdinst.evaluation.gather`).
+Features come from torch-fidelity's extractor on uint8 tensors and KID from its
 estimator; the reference set's features are cached under :func:`svdinst.models.loading.cache_dir`, keyed
 by a hash of its pixels. FID uses :func:`frechet_distance` (torch-fidelity's formula, evaluated
 through an exact low-rank identity; a test checks both agree).
@@ -35,20 +37,15 @@ from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from
 import svdinst
 from svdinst.cache import cache_dir
 from svdinst.data import list_images, load_image
-from svdinst.data.mural import mural_proxy
 from svdinst.device import default_device
 from svdinst.errors import DataError
+from svdinst.evaluation.gather import combine, gather_partials, pool
 from svdinst.evaluation.inception import CONVERTED_NAME, inception_weights_path
-from svdinst.evaluation.lpips import (
-    UNAVAILABLE,
-    LpipsScorer,
-    content_lpips,
-    load_lpips,
-    lpips_diversity,
-)
-from svdinst.evaluation.oracle import native_crop, oracle_distance
+from svdinst.evaluation.lpips import UNAVAILABLE, LpipsScorer, load_lpips
+from svdinst.evaluation.stream import PhotoGroups, stream_photos
 from svdinst.formats.atomic import write_json_atomic
 from svdinst.formats.outputs import OutputsFolder
+from svdinst.parallel import current_process, shard
 
 KID_SUBSETS = 100  # torch-fidelity's default; KID's std is over these subsets
 KID_MAX_SUBSET = 1000  # Bińkowski et al.'s subset size; smaller sets use all their images
@@ -114,13 +111,14 @@ class UInt8ImageDataset(torch.utils.data.Dataset):
 def inception_extractor(device: str = "cpu") -> torch.nn.Module:
     """torch-fidelity's TF-FID Inception with the converted real weights, built once per device."""
 
-    return create_feature_extractor(
+    extractor = create_feature_extractor(
         "inception-v3-compat",
         ["2048"],
-        cuda=device.startswith("cuda"),
+        cuda=False,  # torch-fidelity's .cuda() means cuda:0; .to() honours "cuda:1"
         feature_extractor_weights_path=str(inception_weights_path()),
         verbose=False,
     )
+    return extractor.to(device)
 
 
 def inception_features(
@@ -226,6 +224,11 @@ def fid_kid(
     kw = {"device": device, "batch_size": batch_size, "verbose": verbose}
     gen = inception_features(generated, **kw)
     ref = inception_features(reference, cache=cache, **kw)
+    return fid_kid_from_features(gen, ref)
+
+
+def fid_kid_from_features(gen: torch.Tensor, ref: torch.Tensor) -> dict[str, Any]:
+    """FID and KID from N×2048 Inception features (generated, reference); see :func:`fid_kid`."""
     subset = min(KID_MAX_SUBSET, len(gen), len(ref))
     kid = kid_features_to_metric(
         gen, ref, kid_subsets=KID_SUBSETS, kid_subset_size=subset, verbose=False
@@ -254,14 +257,18 @@ def evaluate(
     mural_oracle: bool = False,
     device: str | None = None,
     lpips_scorer: LpipsScorer | None = None,
-    batch_size: int = 32,
+    batch_size: int = 64,
+    num_workers: int | None = None,
     verbose: bool = False,
-) -> dict[str, Any]:
-    """Every metric of Table I for one method's output folder.
+) -> dict[str, Any] | None:
+    """Every metric of Table I for one method's output folder, in one streaming pass.
 
-    The outputs are streamed: read from disk one Inception batch (then one photo's seeds) at a
-    time, so host memory does not grow with the number of outputs. Nothing is reused from an
-    earlier call: evaluating a folder again costs one pass of Inception (and LPIPS) over it.
+    The outputs are decoded photo by photo in worker processes and scored on the device in
+    batches (:mod:`svdinst.evaluation.stream`): Inception features, LPIPS (diversity, content,
+    oracle) and the oracle's PSNR/SSIM. Host memory is O(batch) plus N×2048 features. Under
+    ``accelerate launch --num_processes K`` each process scores every K-th photo and rank 0
+    gathers and pools them (:mod:`svdinst.evaluation.gather`) into the one-process numbers;
+    the other ranks return `None`.
 
     Args:
         generated (`str` or `os.PathLike`): one method's outputs folder (:class:`OutputsFolder`).
@@ -271,18 +278,22 @@ def evaluate(
         lpips_backbone (`str`, *optional*): torchvision AlexNet weights for LPIPS.
         mural_oracle (`bool`, defaults to `False`): also report the paired distance to
             ``mural_proxy(content photo)`` (only meaningful when the style set is the proxy).
-        device (`str`, *optional*): defaults to :func:`default_device`.
+        device (`str`, *optional*): defaults to :func:`default_device` (under a launcher,
+            ``cuda`` means this process's ``cuda:LOCAL_RANK``).
         lpips_scorer (`LpipsScorer`, *optional*): an already loaded scorer (overrides
             ``lpips_backbone``; tests pass a random-trunk one through the testing hook).
-        batch_size (`int`, defaults to 32): Inception batch size (output images in memory at once).
-        verbose (`bool`, defaults to `False`): torch-fidelity's progress output.
+        batch_size (`int`, defaults to 64): output images per device step.
+        num_workers (`int`, *optional*): decoding processes (default: none on a CPU, ≤ 16 with a
+            GPU).
+        verbose (`bool`, defaults to `False`): progress bars.
 
     Returns:
-        `dict`: the contents of ``metrics.json``.
+        `dict` or `None`: the contents of ``metrics.json`` (`None` on ranks other than 0).
     """
     if mural_oracle and content is None:  # before minutes of Inception features
         raise DataError("The mural oracle needs --content (the photos the outputs were made from).")
-    device = device or default_device()
+    rank, world = current_process()
+    device = process_device(device or default_device())
     paths = OutputsFolder(generated).collect()
     photo_files = {p.stem: p for p in list_images(content)} if content is not None else {}
     missing = sorted(set(paths) - set(photo_files)) if content is not None else []
@@ -291,13 +302,39 @@ def evaluate(
             f"No photo in '{content}' for output folder(s) {missing[:5]}; --content must "
             "be the folder that was stylized."
         )
-    # Streamed: Inception reads the outputs one batch at a time, the LPIPS terms one photo's
-    # outputs at a time, so host memory is O(batch + seeds), not O(N) (11 GB at 711 × 10).
-    styles = [load_image(p) for p in list_images(style)]
-    flat = [p for files in paths.values() for p in files]
-    fk = fid_kid(flat, styles, device=device, batch_size=batch_size, verbose=verbose)
+    style_files = list_images(style)
+    n_out = sum(len(v) for v in paths.values())
+    for name, n in (("generated", n_out), ("reference", len(style_files))):
+        if n < 2:
+            raise DataError(
+                f"FID/KID need at least 2 {name} images, got {n}: a covariance needs two."
+            )
     scorer = lpips_scorer or load_lpips(lpips_backbone, device=device)
     seeds = {len(v) for v in paths.values()}
+    diversity = scorer is not None and min(seeds) >= 2
+    mine = shard(list(paths), rank, world)
+    dataset = PhotoGroups(
+        [(s, paths[s]) for s in mine], photo_files if content is not None else None, mural_oracle
+    )
+    partials = stream_photos(
+        dataset,
+        inception_extractor(device),
+        scorer,
+        device=device,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        diversity=diversity,
+        verbose=verbose,
+    )
+    if world > 1:
+        gathered = gather_partials(partials, rank, world)
+        if gathered is None:
+            return None
+        partials = combine(gathered, list(paths))
+    pooled = pool(partials)
+    styles = [load_image(p) for p in style_files]
+    ref = inception_features(styles, device=device, cache=True, batch_size=batch_size)
+    fk = fid_kid_from_features(pooled["features"], ref)
     out: dict[str, Any] = {
         "generated": str(generated),
         "style": str(style),
@@ -316,52 +353,35 @@ def evaluate(
         "artfid": UNAVAILABLE,
         "svdinst_version": svdinst.__version__,
     }
-    diversity = scorer is not None and min(seeds) >= 2
     if scorer is None:
         out["lpips_note"] = (
             "LPIPS unavailable: no AlexNet backbone (pass --lpips-backbone alexnet-owt-7be5be79.pth)."
         )
     elif not diversity:
         out["lpips_note"] = "One output per photo (deterministic method): no seed diversity."
-    per_photo: list[float] = []  # LPIPS diversity of each photo's seeds
-    content_sum, content_n = 0.0, 0  # LPIPS(output, its photo) summed over every output
-    oracles: list[dict[str, Any]] = []  # the oracle of each photo's outputs
-    for stem, files in paths.items():
-        images = [load_image(p) for p in files]
-        if diversity:
-            per_photo.append(lpips_diversity({stem: images}, scorer)["mean"])
-        photo = load_image(photo_files[stem]) if content is not None else None
-        if photo is not None and scorer is not None:
-            part = content_lpips({stem: images}, {stem: photo}, scorer)
-            content_sum, content_n = content_sum + part["mean"] * part["n"], content_n + part["n"]
-        if photo is not None and mural_oracle:
-            # The filter runs on the photo's own pixels, cropped to the outputs' aspect ratio
-            # (the view the stylizers took), and only then shrinks to the outputs' size.
-            target = mural_proxy(native_crop(photo, images[0].size))
-            oracles.append(oracle_distance({stem: images}, {stem: target}, scorer))
-        del images, photo  # freed before the next photo's outputs are read
-    if per_photo:
-        out["lpips_diversity"] = float(np.mean(per_photo))
-        out["lpips_diversity_std"] = float(np.std(per_photo))
-    if content_n:
-        out["content_lpips"] = content_sum / content_n
+    if pooled["diversity"] is not None:
+        out["lpips_diversity"] = pooled["diversity"]
+        out["lpips_diversity_std"] = pooled["diversity_std"]
+    if pooled["content"] is not None:
+        out["content_lpips"] = pooled["content"]
         out["artfid"] = artfid(out["fid"], out["content_lpips"])
-    if oracles:
-        out["oracle"] = _pool_oracle(oracles)
+    if pooled["oracle"] is not None:
+        oracle = pooled["oracle"]
+        out["oracle"] = {
+            **oracle,
+            "lpips": UNAVAILABLE if oracle["lpips"] is None else oracle["lpips"],
+        }
     return out
 
 
-def _pool_oracle(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One :func:`oracle_distance` result from per-photo ones: means weighted by their ``n``."""
-    n = sum(p["n"] for p in parts)
-    pooled: dict[str, Any] = {"n": n}
-    for key in ("psnr", "ssim", "lpips"):
-        values = [p[key] for p in parts]
-        if any(v == UNAVAILABLE for v in values):
-            pooled[key] = UNAVAILABLE
-        else:
-            pooled[key] = float(sum(v * p["n"] for v, p in zip(values, parts)) / n)
-    return {k: pooled[k] for k in ("psnr", "ssim", "lpips", "n")}
+def process_device(device: str) -> str:
+    """This process's device: ``cuda`` under a multi-process launcher is ``cuda:LOCAL_RANK``
+    (made the current device, so code that calls ``.cuda()`` lands there too)."""
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    if device.startswith("cuda:"):
+        torch.cuda.set_device(device)
+    return device
 
 
 def write_metrics(metrics: Mapping[str, Any], path: str | os.PathLike) -> Path:

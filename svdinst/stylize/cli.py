@@ -1,19 +1,23 @@
-"""``svdinst stylize``: the command-line face of :func:`svdinst.stylize.stylizer.stylize_folder`.
+"""``svdinst stylize``: the command-line face of :func:`svdinst.stylize.folder.stylize_folder`.
 
 Building the parser imports no torch (``svdinst --help`` stays quick); the stylizer is imported
-when the command runs.
+when the command runs. Under ``accelerate launch --num_processes N -m svdinst.cli stylize …``
+every process uses its own GPU (``LOCAL_RANK``) and takes every N-th batch of (photo, seed)
+pairs (see :mod:`svdinst.stylize.folder`).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from svdinst.errors import SvdinstError
 from svdinst.formats.folders import check_writable
 from svdinst.formats.outputs import LAYOUT, OutputsFolder
-from svdinst.stylize.config import INIT_MODES, StylizeConfig
+from svdinst.stylize.config import AUTO, INIT_MODES, StylizeConfig
 
 
 def _check_finite(args: argparse.Namespace) -> None:
@@ -23,6 +27,30 @@ def _check_finite(args: argparse.Namespace) -> None:
         if value is not None and not math.isfinite(value):
             name = "--" + flag.replace("_", "-")
             raise SvdinstError(f"{name} must be a finite number, got {value}.")
+
+
+def _batch_size(text: str) -> int | str:
+    """``--batch-size``: ``auto`` or a positive integer."""
+    if text == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not '{AUTO}' or an integer") from None
+
+
+def process_device(device: str, environ: Mapping[str, str] | None = None) -> str:
+    """This process's device: ``cuda:<LOCAL_RANK>`` when a launcher started several processes
+    on one host (accelerate and torchrun set ``LOCAL_RANK``), else ``device`` unchanged.
+
+    Args:
+        device (`str`): ``"cpu"`` or ``"cuda"``.
+        environ (`Mapping[str, str]`, *optional*): defaults to ``os.environ``.
+    """
+    env = os.environ if environ is None else environ
+    if device != "cuda" or "LOCAL_RANK" not in env:
+        return device
+    return f"cuda:{int(env['LOCAL_RANK'])}"
 
 
 def _stylize_cmd(args: argparse.Namespace) -> None:
@@ -42,9 +70,17 @@ def _stylize_cmd(args: argparse.Namespace) -> None:
     check_writable(args.out, what="the stylized images")
     # torch and diffusers load here, when the command runs, not when the parser is built.
     from svdinst.device import default_device, inference_dtype
+    from svdinst.stylize.speed import SpeedOptions
     from svdinst.stylize.stylizer import Stylizer, stylize_folder
 
-    device = "cpu" if args.device == "cpu" else default_device()
+    device = process_device("cpu" if args.device == "cpu" else default_device())
+    if device.startswith("cuda:"):  # so code that says plain "cuda" lands on this GPU too
+        import torch
+
+        torch.cuda.set_device(device)
+    speed = SpeedOptions(
+        channels_last=args.channels_last, fuse_qkv=args.fuse_qkv, compile=args.compile
+    )
     stylizer = Stylizer(
         args.model,
         args.run,
@@ -52,6 +88,7 @@ def _stylize_cmd(args: argparse.Namespace) -> None:
         shift_scale=args.shift_scale,
         device=device,
         dtype=inference_dtype(device),
+        speed=speed,
     )
     written = stylize_folder(stylizer, args.content, args.out, cfg, resume=not args.restart)
     n = sum(len(v) for v in written.values())
@@ -75,9 +112,19 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--adain", type=Path, help="inst: AdaIN the content latent toward this image")
     p.add_argument("--lora", type=Path, help="LoRA exported from the run (instead of its δ)")
     p.add_argument("--resolution", type=int, help="default: the model's native size")
-    p.add_argument("--batch-size", type=int, default=4, help="seeds per UNet batch")
+    p.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default=AUTO,
+        help="(photo, seed) images per UNet batch (default auto: from free GPU memory; 4 on CPU)",
+    )
     p.add_argument("--prompt", help="override the run's prompt")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    p.add_argument("--channels-last", action="store_true", help="NHWC convolutions (speed)")
+    p.add_argument("--fuse-qkv", action="store_true", help="fused attention projections (speed)")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the UNet (~1 min; long runs only)"
+    )
     p.add_argument(
         "--restart",
         action="store_true",

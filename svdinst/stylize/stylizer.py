@@ -16,18 +16,15 @@ is the style-strength knob. Two ways to start from the photo:
   first moves the content latent's per-channel mean/std to the style image's.
 
 Outputs: an outputs folder (:class:`svdinst.formats.outputs.OutputsFolder`: one image per photo
-and seed, and the settings file). Seed k uses its own
-``torch.Generator(seed=k)`` for every photo, so any output can be regenerated alone and batching
+and seed, and the settings file), written by :func:`svdinst.stylize.folder.stylize_folder`.
+Seed k uses its own ``torch.Generator(seed=k)`` for every photo, so any output can be
+regenerated alone and batching (:meth:`Stylizer.stylize_batch` mixes photos in one batch)
 changes a result by float round-off at most.
 """
 
 from __future__ import annotations
 
-import gc
-import json
-import math
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -37,15 +34,19 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
 from PIL import Image
-from tqdm.auto import tqdm
 
 import svdinst
-from svdinst.data import list_images, load_image, to_tensor
-from svdinst.errors import DataError, RunFolderError, SvdinstError
-from svdinst.formats.outputs import OutputsFolder
+from svdinst.data import load_image, to_tensor
+from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.formats.run_folder import RunFolder
 from svdinst.models.loading import load_components
-from svdinst.stylize.config import StylizeConfig
+from svdinst.stylize.config import AUTO, CPU_BATCH, StylizeConfig, auto_batch_size
+from svdinst.stylize.speed import (
+    SpeedOptions,
+    apply_speed_options,
+    free_gpu_memory,
+    release_cached_memory,
+)
 from svdinst.training.inversion import load_learned_embeds
 from svdinst.training.runs import check_run, load_run
 from svdinst.training.style_crops import vae_scale_factor
@@ -79,6 +80,8 @@ class Stylizer:
         merge (`bool`, defaults to `True`): fold the shifts into plain weights (fast; the result
             equals the unmerged model's).
         device (`str`, defaults to ``"cpu"``), dtype (`torch.dtype`, defaults to float32).
+        speed (`SpeedOptions`, *optional*): channels-last, fused attention projections,
+            ``torch.compile`` (all off by default; see :mod:`svdinst.stylize.speed`).
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class Stylizer:
         merge: bool = True,
         device: str = "cpu",
         dtype: torch.dtype = torch.float32,
+        speed: SpeedOptions | None = None,
     ) -> None:
         config = check_run(run) if run is not None else {}
         if model is None:
@@ -137,6 +141,13 @@ class Stylizer:
             self.pipe.fuse_lora(lora_scale=shift_scale)  # vanilla-SD cost, like merged shifts
             self.mode += "+lora"
         self.device, self.dtype = device, dtype
+        self.speed = speed or SpeedOptions()
+        apply_speed_options(self.pipe, self.speed)
+        # The float32 UNet, the SVD factors and the merge's temporaries are garbage now, but
+        # CUDA's caching allocator would keep their segments (~10 GiB for SD-1.4) reserved,
+        # sized for them and not for sampling's activations (issue 15 measured 8.3 vs stock
+        # 4.6 GiB at batch 4), and batch_size="auto" would see them as used.
+        release_cached_memory()
         self.native_resolution = int(comps.unet.config.sample_size) * vae_scale_factor(comps.vae)
 
     # ------------------------------------------------------------------ lifetime
@@ -145,9 +156,7 @@ class Stylizer:
         """Free the model now, GPU memory included, so the next Stylizer has the card to itself
         (two SD-1.4 models at once nearly fill a T4). ``with ctx.stylizer(run) as st:`` calls it."""
         self.pipe = None
-        gc.collect()  # the pipeline's modules hold reference cycles
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_cached_memory()
 
     def __enter__(self) -> Stylizer:
         return self
@@ -161,8 +170,19 @@ class Stylizer:
 
     # ------------------------------------------------------------------ sampling
 
+    def batch_size(self, config: StylizeConfig) -> int:
+        """``config.batch_size``, with ``"auto"`` resolved: from the free memory of this
+        process's GPU (:func:`~svdinst.stylize.config.auto_batch_size`), 4 on a CPU."""
+        if config.batch_size != AUTO:
+            return int(config.batch_size)
+        if torch.device(self.device).type != "cuda":
+            return CPU_BATCH
+        free = free_gpu_memory(self.device)
+        return auto_batch_size(free, config.resolution or self.native_resolution)
+
     def _latent(self, x: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
-        """VAE latent of one image, sampled per generator (as InST's encode_first_stage)."""
+        """VAE latent of one image per generator (or one image for all), sampled per generator
+        (as InST's encode_first_stage)."""
         vae = self.pipe.vae
         dist = vae.encode(x.to(self.device, self.dtype)).latent_dist
         eps = torch.stack([torch.randn(dist.mean.shape[1:], generator=g) for g in generators])
@@ -221,7 +241,7 @@ class Stylizer:
     def stylize(
         self, image: Image.Image, seeds: Sequence[int], config: StylizeConfig | None = None
     ) -> list[Image.Image]:
-        """Stylize one photo once per seed.
+        """Stylize one photo once per seed, :meth:`batch_size` seeds per batch.
 
         Args:
             image (`PIL.Image.Image`): the content photo (center-cropped to the resolution).
@@ -231,30 +251,58 @@ class Stylizer:
         Returns:
             `list[PIL.Image.Image]`: one image per seed, in order.
         """
+        cfg = config or StylizeConfig()
+        size = self.batch_size(cfg)
+        out: list[Image.Image] = []
+        for start in range(0, len(seeds), size):
+            chunk = list(seeds[start : start + size])
+            out += self.stylize_batch([image] * len(chunk), chunk, cfg)
+        return out
+
+    @torch.no_grad()
+    def stylize_batch(
+        self,
+        images: Sequence[Image.Image],
+        seeds: Sequence[int],
+        config: StylizeConfig | None = None,
+    ) -> list[Image.Image]:
+        """Stylize the pairs ``(images[i], seeds[i])`` in ONE batch (photos may differ).
+
+        Pair i draws all its noise from ``torch.Generator`` seeded ``seeds[i]`` (never from the
+        photo or its place in the batch), so a pair's image depends on the batch it shares only
+        by float round-off, and equal batches give equal bits.
+
+        Args:
+            images (`Sequence[PIL.Image.Image]`): content photos (center-cropped).
+            seeds (`Sequence[int]`): one seed per photo.
+            config (`StylizeConfig`, *optional*): defaults to ``StylizeConfig()``.
+
+        Returns:
+            `list[PIL.Image.Image]`: one image per pair, in order.
+        """
         self._require_open()
         cfg = config or StylizeConfig()
+        if len(images) != len(seeds) or not seeds:
+            raise SvdinstError(f"stylize_batch: {len(images)} photos for {len(seeds)} seeds.")
         prompt = cfg.prompt if cfg.prompt is not None else self.prompt
         if prompt is None:
             raise SvdinstError("No prompt: pass a run folder, or set StylizeConfig.prompt.")
-        x = to_tensor(image, cfg.resolution or self.native_resolution)[None]
-        out: list[Image.Image] = []
-        for start in range(0, len(seeds), cfg.batch_size):
-            chunk = list(seeds[start : start + cfg.batch_size])
-            gens = [torch.Generator("cpu").manual_seed(int(s)) for s in chunk]
-            if cfg.init == "inst":
-                out += self._inst(x, prompt, cfg, gens)
-            else:
-                images = self.pipe(
-                    prompt=[prompt] * len(chunk),
-                    image=(x.expand(len(chunk), -1, -1, -1) + 1) / 2,  # the pipeline wants [0, 1]
-                    strength=cfg.strength,
-                    num_inference_steps=cfg.steps,
-                    guidance_scale=cfg.guidance_scale,
-                    generator=gens,
-                    output_type="np",  # checked, then made images (as "pil" would)
-                ).images
-                out += self._to_pil(images)
-        return out
+        res = cfg.resolution or self.native_resolution
+        tensors: dict[int, torch.Tensor] = {}  # a photo repeated in the batch is converted once
+        x = torch.stack([tensors.setdefault(id(im), to_tensor(im, res)) for im in images])
+        gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        if cfg.init == "inst":
+            return self._inst(x, prompt, cfg, gens)
+        decoded = self.pipe(
+            prompt=[prompt] * len(seeds),
+            image=(x + 1) / 2,  # the pipeline wants [0, 1]
+            strength=cfg.strength,
+            num_inference_steps=cfg.steps,
+            guidance_scale=cfg.guidance_scale,
+            generator=gens,
+            output_type="np",  # checked, then made images (as "pil" would)
+        ).images
+        return self._to_pil(decoded)
 
     def settings(self, config: StylizeConfig) -> dict[str, Any]:
         """What produced the outputs (written as the outputs folder's settings file)."""
@@ -269,101 +317,16 @@ class Stylizer:
             "shift_scale": self.shift_scale,
             "prompt": config.prompt if config.prompt is not None else self.prompt,
             "scheduler": "DDIM (eta 0)",
-            "device": str(self.device),
+            "device": torch.device(self.device).type,  # not the index: rank k uses cuda:k
             "dtype": str(self.dtype).replace("torch.", ""),
+            "speed": asdict(self.speed),  # they change float round-off, so they are settings
             "svdinst_version": svdinst.__version__,
             "run_digest": RunFolder(self.run).digest() if self.run is not None else None,
         }
 
 
-def content_images(content: str | os.PathLike, max_photos: int | None = None) -> list[Path]:
-    """The photos to stylize: one file, or every image of a folder (validated; unique stems).
+# Folder-level stylizing lives in folder.py (this file is the model); re-exported for callers
+# that import it from here (it imports this module only for type hints: no cycle).
+from svdinst.stylize.folder import content_images, stylize_folder  # noqa: E402
 
-    Args:
-        content (`str` or `os.PathLike`): a photo or a folder of photos.
-        max_photos (`int`, *optional*): only the first ``max_photos`` of the folder (sorted by
-            name), e.g. a profile's ``test_photos`` so a big test set fits a notebook's budget.
-    """
-    path = Path(content)
-    if path.is_file():
-        load_image(path)  # a clear DataError for a corrupt file, before any sampling
-        return [path]
-    if max_photos is not None and max_photos < 1:
-        raise DataError(f"max_photos must be ≥ 1 or None, got {max_photos}.")
-    files = list_images(path)[:max_photos]
-    stems = [p.stem for p in files]
-    dupes = sorted({s for s in stems if stems.count(s) > 1})
-    if dupes:
-        raise DataError(
-            f"{path}: several images share the stem(s) {dupes}; outputs are named by stem, so "
-            "rename them."
-        )
-    return files
-
-
-def stylize_folder(
-    stylizer: Stylizer,
-    content: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    config: StylizeConfig | None = None,
-    resume: bool = True,
-    max_photos: int | None = None,
-) -> dict[str, list[Path]]:
-    """Stylize every photo with seeds 0…N−1 into the outputs folder ``out_dir``.
-
-    The settings file is written first (without ``seconds``) and again at the end. A call whose
-    settings equal the folder's (same run files, photos and sampling settings) keeps the images
-    already written and makes only the missing ones: after a crash or a Colab disconnect a re-run
-    finishes the folder. A seed batch is redone whole when any of its images is missing, so every
-    image comes from the same batch as in an uninterrupted call (equal results on a CPU). Other
-    settings clear the folder's images first, so old and new outputs are never evaluated together.
-
-    Args:
-        stylizer (`Stylizer`): the loaded model and run.
-        content (`str` or `os.PathLike`): a photo or a folder of photos.
-        out_dir (`str` or `os.PathLike`): the method's output folder (e.g. ``outputs/svd-inst``).
-        config (`StylizeConfig`, *optional*): defaults to ``StylizeConfig()``.
-        resume (`bool`, defaults to `True`): keep matching images; `False` always starts over.
-        max_photos (`int`, *optional*): stylize only the first ``max_photos`` photos of a folder
-            (see :func:`content_images`).
-
-    Returns:
-        `dict[str, list[Path]]`: content stem → its files (written or kept), in seed order.
-    """
-    cfg = config or StylizeConfig()
-    files = content_images(content, max_photos)
-    out = OutputsFolder(out_dir)
-    out.path.mkdir(parents=True, exist_ok=True)
-    seeds = list(range(cfg.seeds))
-    settings = {**stylizer.settings(cfg), "content": str(content), "n_photos": len(files)}
-    settings = json.loads(json.dumps(settings))  # as the settings file reads back
-    earlier = out.read_settings()
-    before = float(earlier.pop("seconds", 0.0))
-    if not (resume and earlier == settings):
-        out.clear()
-        before = 0.0
-    else:  # images of photos no longer in ``content`` would be evaluated with the new ones
-        wanted = {out.image_path(f.stem, k) for f in files for k in seeds}
-        for stale in (p for ps in out.collect().values() for p in ps) if out.has_images() else ():
-            if stale not in wanted:
-                stale.unlink()
-    out.write_settings(settings)  # marks the folder as in progress (no "seconds" yet)
-    written: dict[str, list[Path]] = {}
-    start = time.perf_counter()
-    batches = math.ceil(len(seeds) / cfg.batch_size)
-    with tqdm(total=len(files) * len(seeds), desc="stylize", unit="img") as bar:
-        for file in files:
-            image = None
-            written[file.stem] = [out.image_path(file.stem, k) for k in seeds]
-            for b in range(batches):
-                chunk = seeds[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                if all(out.image_path(file.stem, k).is_file() for k in chunk):
-                    bar.update(len(chunk))
-                    continue
-                image = image if image is not None else load_image(file)
-                for seed, img in zip(chunk, stylizer.stylize(image, chunk, cfg)):
-                    out.save_image(file.stem, seed, img)
-                bar.update(len(chunk))
-    seconds = round(before + time.perf_counter() - start, 2)
-    out.write_settings({**settings, "seconds": seconds})
-    return written
+__all__ = ["StylizeConfig", "Stylizer", "adain", "content_images", "stylize_folder"]

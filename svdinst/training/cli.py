@@ -64,7 +64,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         help="auto (fp16 on CUDA, fp32 on CPU), no, fp16 or bf16 (GPUs that have it)",
     )
     p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction,
-                   default=None, help="recompute activations to save memory (default: on CUDA)")  # fmt: skip
+                   default=None, help="recompute activations to save memory (default: on CUDA cards < 24 GiB)")  # fmt: skip
+    p.add_argument("--step-mode", choices=("auto", "graph", "eager"), default="auto",
+                   help="graph: one CUDA graph per step (auto: on CUDA when no --grad-accum and "
+                        "no gradient checkpointing); eager: plain PyTorch")  # fmt: skip
     p.add_argument("--checkpoint-every", type=int, default=None,
                    help="steps between checkpoints (default: 10%% of --steps, at most 100)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")

@@ -30,7 +30,9 @@ TOKEN_IMAGES = ("crop", "whole")  # what CLIP sees when InST computes the token 
 INST_LR = 1e-4  # InST's v1-finetune.yaml: base_learning_rate 1e-4 × (1 GPU · batch 1 · accum 1)
 SVDIFF_LR = 1e-3  # svdiff-pytorch's train_svdiff.py --learning_rate (the paper: 1000× fine-tuning)
 # Settings that may change between a run and its --resume (everything else must match).
-RESUMABLE_FIELDS = ("steps", "checkpoint_every", "keep_checkpoints", "progress", "out")
+# step_mode: the eager and the graph step share optimizer state and checkpoints exactly.
+RESUMABLE_FIELDS = ("steps", "checkpoint_every", "keep_checkpoints", "progress", "out", "step_mode")
+STEP_MODES = ("auto", "graph", "eager")  # see svdinst.training.graphed
 # What other stages read from a run's settings (stylize, LoRA export, the report).
 CONTRACT_KEYS = ("model", "mode", "placeholder_token", "prompt_template")
 CHECKPOINT_CAP = 100  # the default interval is 10 % of the steps, but never more than this
@@ -76,7 +78,7 @@ class TrainConfig:
     token_image: str = "crop"  # InST: CLIP sees each training sample; "whole": the style image
     saved_token: str = "mean"  # several style images: their tokens' mean, or one file's token
     mixed_precision: str = "auto"  # frozen parts' dtype; auto → svdinst.device (fp16 on CUDA)
-    gradient_checkpointing: bool | None = None  # None → on with CUDA (SD-1.4 at 512 px on a T4)
+    gradient_checkpointing: bool | None = None  # None → on with CUDA cards < 24 GiB (a T4)
     # Steps between checkpoints for --resume; 0 = only the last one. None → every 10 % of the
     # steps, at most every 100 (CHECKPOINT_CAP): a Colab disconnect or Ctrl-C then costs at most
     # that much work (minutes on a T4), and keep_checkpoints bounds the disk it takes.
@@ -86,6 +88,11 @@ class TrainConfig:
     shift_include: list[str] | None = None  # layer-name filters for add_spectral_shifts
     shift_exclude: list[str] | None = None  # None → every Linear/Conv2d (svdiff-pytorch: +norms)
     fast_shifts: bool | None = None  # spectral fast path; None → on with CUDA (exact on CPU)
+    # How a step runs (svdinst.training.graphed): "graph" = forward+backward over static buffers
+    # captured in one CUDA graph (the same step without capture on a CPU); "eager" = plain
+    # autograd; "auto" = graph on CUDA unless grad_accum > 1 or gradient checkpointing (whose
+    # RNG handling cannot be captured), else eager: the launch-bound batch-1 step is ~2× faster.
+    step_mode: str = "auto"
     extra: dict = field(default_factory=dict)  # free-form notes stored with the run
 
     def __post_init__(self) -> None:
@@ -111,6 +118,7 @@ class TrainConfig:
                 self.resolution is None or (self.resolution % 8 == 0 and self.resolution >= 8),
                 f"resolution must be a positive multiple of 8 (e.g. 512), got {self.resolution}",
             ),
+            (self.step_mode in STEP_MODES, f"step_mode must be one of {list(STEP_MODES)}"),
             (self.augment in AUGMENTATIONS, f"augment must be one of {list(AUGMENTATIONS)}"),
             (self.image_tokens in ("pooled", "patches"), "image_tokens: 'pooled' or 'patches'"),
             (self.token_image in TOKEN_IMAGES, f"token_image must be one of {list(TOKEN_IMAGES)}"),

@@ -16,6 +16,10 @@ change which parameters the optimizer gets:
 ``accelerate`` handles the device, mixed precision (frozen parts in fp16/bf16, trainable parts in
 fp32) and multiple GPUs: every process draws the *same* global batch from the same generator and
 trains on its slice, so N GPUs follow the 1-GPU loss curve for the same global batch.
+
+Each step's forward and backward run eagerly or, on CUDA by default, replayed from one CUDA graph
+over static input buffers (:mod:`svdinst.training.graphed`, ``TrainConfig.step_mode``); the
+batch drawing, the optimizer step, logging and checkpoints are the same code in both.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -51,6 +54,7 @@ from svdinst.training.config import (
     check_run_start,
     prepare_run_dir,
 )
+from svdinst.training.graphed import StaticStep, resolve_step_mode
 from svdinst.training.interrupt import StopRequests, TrainingInterrupted
 from svdinst.training.inversion import (
     ImageToToken,
@@ -61,71 +65,20 @@ from svdinst.training.inversion import (
 )
 from svdinst.training.memory import (
     _release_accelerator_state,
+    card_memory_gib,
     divergence_advice,
     enable_gradient_checkpointing,
     make_accelerator,
     training_precision,
     use_gradient_checkpointing,
 )
+from svdinst.training.objective import DiffusionObjective
 from svdinst.training.products import write_outputs
 from svdinst.training.style_crops import StyleSampler, gather_style_images, vae_scale_factor
 
 
 class TrainingDivergedError(SvdinstError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-class DiffusionObjective(nn.Module):
-    """The loss as one module, so DDP sees a single forward over every trainable part.
-
-    Args:
-        unet (`UNet2DConditionModel`): with spectral shifts in the ``svdiff``/``svd-inst`` modes.
-        text_encoder (`CLIPTextModel`): frozen; its token embedding carries the placeholder hook.
-        scheduler (`DDPMScheduler`): the forward process q(z_t | z_0).
-        injector (`PlaceholderInjector`): writes the placeholder embedding into the prompt.
-        image_to_token (`ImageToToken` or `None`): InST's module (``None`` in ``svdiff``).
-        image_features (`torch.Tensor` or `None`): CLIP features of each whole style image (the
-            saved token is computed from them; with ``token_image="whole"`` also each step's).
-    """
-
-    def __init__(self, unet, text_encoder, scheduler, injector, image_to_token, image_features):
-        super().__init__()
-        self.unet, self.text_encoder, self.image_to_token = unet, text_encoder, image_to_token
-        self.scheduler, self.injector = scheduler, injector
-        self.register_buffer("image_features", image_features, persistent=False)
-        self._fixed_cond: torch.Tensor | None = None
-
-    def token_embedding(self, features: torch.Tensor | None) -> torch.Tensor | None:
-        """The placeholder embedding per sample from its CLIP features (InST), or ``None``."""
-        if self.image_to_token is None or features is None:
-            return None
-        return self.image_to_token(features)
-
-    def encode_prompt(self, input_ids: torch.Tensor, embedding: torch.Tensor | None):
-        if embedding is None:  # fixed prompt and frozen encoder: encode once
-            if self._fixed_cond is None:
-                with torch.no_grad():
-                    self.injector.value = None
-                    self._fixed_cond = self.text_encoder(input_ids[:1])[0]
-            return self._fixed_cond.expand(input_ids.shape[0], -1, -1)
-        self.injector.value = embedding
-        try:
-            return self.text_encoder(input_ids)[0]
-        finally:
-            self.injector.value = None
-
-    def forward(self, latents, noise, timesteps, input_ids, features):
-        embedding = self.token_embedding(features)
-        cond = self.encode_prompt(input_ids, embedding)
-        noisy = self.scheduler.add_noise(latents, noise, timesteps)
-        if self.scheduler.config.prediction_type == "v_prediction":
-            target = self.scheduler.get_velocity(latents, noise, timesteps)
-        else:
-            target = noise
-        dtype = self.unet.dtype
-        pred = self.unet(noisy.to(dtype), timesteps, cond.to(dtype)).sample
-        loss = F.mse_loss(pred.float(), target.float())
-        return loss, embedding
 
 
 @dataclass
@@ -136,6 +89,7 @@ class TrainResult:
     losses: list[float]
     steps: int
     seconds: float
+    step_mode: str = "eager"  # "graph" (captured), "static" (its step without capture), "eager"
 
 
 def _trainable(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -230,7 +184,11 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
         for p in module.parameters():
             if not p.requires_grad:
                 p.data = p.data.to(frozen_dtype)
-    if use_gradient_checkpointing(config.gradient_checkpointing, device):
+    checkpointing = use_gradient_checkpointing(
+        config.gradient_checkpointing, device, card_memory_gib(accelerator.device)
+    )
+    step_mode, why = resolve_step_mode(config.step_mode, cuda, config.grad_accum, checkpointing)
+    if checkpointing:
         # The text tower only carries gradients when the token is trained.
         towers = [comps.unet, comps.text_encoder] if config.trains_token else [comps.unet]
         enable_gradient_checkpointing(*towers)
@@ -251,7 +209,9 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
         groups.append({"params": list(image_to_token.parameters()), "lr": config.token_lr})
     if config.trains_shifts:
         groups.append({"params": list(_trainable(comps.unet).values()), "lr": config.shifts_lr})
-    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    # fused on CUDA: one kernel for all ~300 tensors, and with fp16's GradScaler no host sync
+    # (the scaler hands it found_inf on the device) — the part of a step the graph leaves eager.
+    optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay, fused=cuda)
     warm = config.warmup_steps
     lr_sched = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0
@@ -306,29 +266,38 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
     fixed_norm = float(injector.embedding.weight[token_id].float().norm())  # svdiff: never moves
     losses: list[float] = []
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
-               disable=not (main and config.progress), desc=f"train {config.mode}")  # fmt: skip
+               disable=not (main and config.progress), desc=f"train {config.mode} ({step_mode}: {why})")  # fmt: skip
     t0 = time.perf_counter()
     every = config.checkpoint_interval
+
+    def draw() -> tuple:
+        """This process's slice of the step's global batch, on the device."""
+        picks, owners, eps = sampler.draw(config.batch_size, gen)
+        noise = torch.randn((config.batch_size, *eps.shape[1:]), generator=gen)
+        t = torch.randint(0, num_t, (config.batch_size,), generator=gen)
+        sl = slice(rank * local, (rank + 1) * local)
+        latents = sampler.latents(picks[sl], eps[sl], accelerator.device)
+        feats = None
+        if config.trains_token:
+            feats = sampler.features(picks[sl]) if per_crop else features[owners[sl].to(features.device)]  # fmt: skip
+        return latents, noise[sl].to(accelerator.device), t[sl].to(accelerator.device), feats
+
+    static = None
+    if step_mode == "graph":  # same body as below, over static buffers; a CUDA graph on CUDA
+        refresh = functools.partial(refresh_spectral_weights, comps.unet) if config.trains_shifts else None  # fmt: skip
+        static = StaticStep(plain, accelerator.backward, list(trainable.values()), input_ids,
+                            refresh, capture=cuda, world=world)  # fmt: skip
     with StopRequests() as stop:
         for step in bar:
-            total = torch.zeros((), device=accelerator.device)
-            for micro in range(config.grad_accum):
-                picks, owners, eps = sampler.draw(config.batch_size, gen)
-                noise = torch.randn((config.batch_size, *eps.shape[1:]), generator=gen)
-                t = torch.randint(0, num_t, (config.batch_size,), generator=gen)
-                sl = slice(rank * local, (rank + 1) * local)
-                latents = sampler.latents(picks[sl], eps[sl], accelerator.device)
-                feats = None
-                if config.trains_token:
-                    feats = (
-                        sampler.features(picks[sl])
-                        if per_crop
-                        else features[owners[sl].to(features.device)]
-                    )
+            if static is not None:
+                total, embedding = static(*draw())
+            else:
+                total = torch.zeros((), device=accelerator.device)
+            for micro in range(config.grad_accum if static is None else 0):
+                latents, noise, t, feats = draw()
                 sync = micro == config.grad_accum - 1
                 with contextlib.nullcontext() if sync else accelerator.no_sync(objective):
-                    loss, embedding = objective(latents, noise[sl].to(accelerator.device),
-                                                t[sl].to(accelerator.device), input_ids, feats)  # fmt: skip
+                    loss, embedding = objective(latents, noise, t, input_ids, feats)
                     accelerator.backward(loss / config.grad_accum)
                 total += loss.detach() / config.grad_accum
             mean_loss = float(accelerator.reduce(total, "mean"))
@@ -344,10 +313,11 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
                 )
             lr_used = optimizer.param_groups[0]["lr"]  # log the lr of this step, not the next one
             optimizer.step()
-            if config.trains_shifts:
+            if config.trains_shifts and static is None:
                 refresh_spectral_weights(comps.unet)  # fast path: rebuild W from the new δ
             lr_sched.step()
-            optimizer.zero_grad(set_to_none=True)
+            if static is None:  # the static step's gradients live in its buffers (graph)
+                optimizer.zero_grad(set_to_none=True)
             token_norm = fixed_norm
             if embedding is not None:
                 injector.write_row(embedding.detach().mean(0))
@@ -379,4 +349,5 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
         write_outputs(config, folder, comps, plain, names)
     accelerator.wait_for_everyone()
     injector.remove()
-    return TrainResult(run, losses, config.steps, elapsed)
+    ran = "eager" if static is None else ("graph" if static.graph is not None else "static")
+    return TrainResult(run, losses, config.steps, elapsed, ran)

@@ -48,9 +48,40 @@ def training_precision(requested: str, device: str) -> str:
         raise TrainConfigError(f"--mixed-precision: {err}.") from err
 
 
-def use_gradient_checkpointing(requested: bool | None, device: str) -> bool:
-    """``TrainConfig.gradient_checkpointing``: ``None`` → on with CUDA, off on a CPU."""
-    return device == "cuda" if requested is None else requested
+CHECKPOINTING_BELOW_GIB = 24  # cards under this (T4, V100-16G, 4090 is 24) recompute by default
+
+
+def card_memory_gib(device: Any) -> float | None:
+    """Total memory of a CUDA ``device`` in GiB, ``None`` elsewhere."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return None
+    return torch.cuda.get_device_properties(torch.device(device)).total_memory / 2**30
+
+
+def use_gradient_checkpointing(
+    requested: bool | None, device: str, memory_gib: float | None = None
+) -> bool:
+    """``TrainConfig.gradient_checkpointing``: ``None`` → on with CUDA below 24 GiB, off otherwise.
+
+    Cards under 24 GiB (the Colab T4 the course targets) keep checkpointing on: the notebooks'
+    memory budget was rehearsed with it, and larger batches need it there. It rules out the CUDA
+    graph step (it saves and restores the CUDA RNG state, which a capture forbids) and costs
+    about a third more compute, while a 40–80 GB card needs no recomputation (svd-inst at 512 px,
+    batch 1, fp16 frozen weights peaks at ~4 GiB without it, reports/benchmarks.md), so there
+    the graph step wins.
+
+    Args:
+        requested (`bool` or `None`): the setting; ``None`` decides by card.
+        device (`str`): ``"cuda"`` or ``"cpu"``.
+        memory_gib (`float`, *optional*): the card's total memory (unknown → treated as small).
+    """
+    if requested is not None:
+        return requested
+    if device != "cuda":
+        return False
+    return memory_gib is None or memory_gib < CHECKPOINTING_BELOW_GIB
 
 
 def enable_gradient_checkpointing(*models: Any) -> None:

@@ -85,8 +85,16 @@ def test_the_environment_never_sees_the_checkout() -> None:
 @pytest.mark.slow
 def test_small_rehearsal_runs_a_standalone_notebook_and_writes_the_report(tmp_path) -> None:
     report, work = tmp_path / "benchmarks.md", tmp_path / "wd"
-    argv = ["--small", "--workdir", str(work), "--write-report", "--report", str(report)]
-    assert rehearsal.main(argv) == 0
+    argv = [
+        "--small",
+        "--solved",
+        "--workdir",
+        str(work),
+        "--write-report",
+        "--report",
+        str(report),
+    ]
+    assert rehearsal.main(argv) == 0  # --solved: fails unless every exercise check printed ✅
     text = report.read_text()
     assert "<!-- rehearsal/tiny:begin -->" in text and "| 03_textual_inversion | ok |" in text
     assert "never for quality claims" in text and "| train inst |" in text
@@ -96,6 +104,7 @@ def test_small_rehearsal_runs_a_standalone_notebook_and_writes_the_report(tmp_pa
     assert index["safety_checker"] == [None, None]
     # the notebook ran alone in its folder; WORKDIR (data, runs) lives elsewhere
     assert {p.name for p in (work / "nb" / "03").iterdir()} >= {"executed.ipynb"}
+    assert rehearsal.solutions_tool().verify(work / "nb" / "03" / "executed.ipynb") == []
     assert (work / "workdir" / "runs" / "inst" / "log.csv").exists()
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from stylize_helpers import FAST, _photo
+from stylize_helpers import FAST, _maxdiff, _photo
 
 from svdinst.errors import SvdinstError
 
@@ -35,6 +35,13 @@ def test_merged_stylizer_unet_is_a_plain_unet(svd_run: Path) -> None:
     assert _state(unet) == _state(fresh)  # no δ, no factors, no base_layer. prefixes
     assert not [k for k in vars(unet) if k.startswith("_svdinst")]
     assert not unet._forward_pre_hooks  # the fast path's refresh hook is gone
+    # Stock GEMMs: every weight contiguous (no transposed view of the factors' product) and
+    # in one dtype (no float32 leftovers of the float32 merge).
+    assert all(p.is_contiguous() for p in unet.parameters())
+    assert {p.dtype for p in unet.parameters()} == {p.dtype for p in fresh.parameters()}
+    half = Stylizer(run=svd_run, dtype=torch.float16).pipe.unet
+    assert {p.dtype for p in half.parameters()} == {torch.float16}
+    assert all(p.is_contiguous() for p in half.parameters())
 
     wrapped = load_components("tiny", ["unet"]).unet  # the merged wrappers, as before the fix
     add_spectral_shifts(wrapped, base_model="tiny")
@@ -46,6 +53,20 @@ def test_merged_stylizer_unet_is_a_plain_unet(svd_run: Path) -> None:
     t = torch.tensor([10, 500])
     with torch.no_grad():
         torch.testing.assert_close(unet(x, t, cond).sample, wrapped(x, t, cond).sample)
+
+
+def test_speed_levers_change_round_off_only(svd_run: Path) -> None:
+    from svdinst.stylize.speed import SpeedOptions
+    from svdinst.stylize.stylizer import StylizeConfig, Stylizer
+
+    cfg = StylizeConfig(**FAST)
+    plain = Stylizer(run=svd_run)
+    fast = Stylizer(run=svd_run, speed=SpeedOptions(channels_last=True, fuse_qkv=True))
+    procs = {type(p).__name__ for p in fast.pipe.unet.attn_processors.values()}
+    assert procs == {"FusedAttnProcessor2_0"}  # fused projections, SDPA attention
+    a, b = plain.stylize(_photo(5), [0, 1], cfg), fast.stylize(_photo(5), [0, 1], cfg)
+    assert max(_maxdiff(x, y) for x, y in zip(a, b)) <= 2
+    assert fast.settings(cfg)["speed"]["fuse_qkv"] and not plain.settings(cfg)["speed"]["fuse_qkv"]
 
 
 def test_close_frees_the_model(svd_run: Path) -> None:
@@ -107,29 +128,30 @@ def test_interrupted_stylize_writes_only_the_missing_images(
     content.mkdir()
     for k in range(2):
         _photo(20 + k).save(content / f"photo{k}.png")
-    cfg = StylizeConfig(seeds=3, **{**FAST, "batch_size": 2})  # batches {0, 1}, {2} per photo
+    # pairs (photo0, 0) (photo0, 1) | (photo0, 2) (photo1, 0) | (photo1, 1) (photo1, 2)
+    cfg = StylizeConfig(seeds=3, **{**FAST, "batch_size": 2})
     st = Stylizer(run=svd_run)
     whole = stylize_folder(st, content, tmp_path / "whole", cfg)
     assert sum(len(v) for v in whole.values()) == 6
 
-    calls: list[list[int]] = []
-    real = Stylizer.stylize
+    calls: list[list[int]] = []  # the seeds of each batch
+    real = Stylizer.stylize_batch
 
-    def crash_on_third(self, image, seeds, config=None):
+    def crash_on_third(self, images, seeds, config=None):
         calls.append(list(seeds))
         if len(calls) == 3:
             raise RuntimeError("disconnected")
-        return real(self, image, seeds, config)
+        return real(self, images, seeds, config)
 
-    monkeypatch.setattr(Stylizer, "stylize", crash_on_third)
+    monkeypatch.setattr(Stylizer, "stylize_batch", crash_on_third)
     with pytest.raises(RuntimeError, match="disconnected"):
         stylize_folder(st, content, tmp_path / "cut", cfg)
-    assert len(_images(tmp_path / "cut")) == 3  # photo0's three seeds
+    assert len(_images(tmp_path / "cut")) == 4  # the first two batches
     calls.clear()
-    monkeypatch.setattr(Stylizer, "stylize", lambda self, *a, **k: calls.append(a[1]) or real(
-        self, *a, **k))  # fmt: skip
+    monkeypatch.setattr(Stylizer, "stylize_batch", lambda self, *a, **k: calls.append(a[1]) or
+                        real(self, *a, **k))  # fmt: skip
     stylize_folder(st, content, tmp_path / "cut", cfg)
-    assert calls == [[0, 1], [2]]  # only photo1's batches
+    assert calls == [[1, 2]]  # only the third batch (photo1's seeds 1 and 2)
     ours, ref = _images(tmp_path / "cut"), _images(tmp_path / "whole")
     assert ours.keys() == ref.keys()
     for key in ref:
@@ -137,9 +159,13 @@ def test_interrupted_stylize_writes_only_the_missing_images(
     calls.clear()
     stylize_folder(st, content, tmp_path / "cut", cfg)
     assert calls == []  # finished: nothing to redo
+    (tmp_path / "cut" / "photo1" / "seed-0.png").unlink()
+    stylize_folder(st, content, tmp_path / "cut", cfg)
+    assert calls == [[2, 0]]  # a batch is redone whole: (photo0, 2) beside (photo1, 0)
+    calls.clear()
     stylize_folder(st, content, tmp_path / "cut", StylizeConfig(seeds=3, **{**FAST,
                    "strength": 0.5}))  # fmt: skip
-    assert len(calls) == 4  # other settings: every image is made again
+    assert len(calls) == 3  # other settings: every image is made again
 
 
 def test_cli_keeps_images_unless_restart(monkeypatch: pytest.MonkeyPatch) -> None:

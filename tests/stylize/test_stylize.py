@@ -72,6 +72,25 @@ def test_seeds_reproducible_distinct_and_batch_independent(bare, init: str) -> N
     assert first[0].size == (64, 64)  # the tiny UNet's native 8×8 latents
 
 
+@pytest.mark.parametrize("init", ["img2img", "inst"])
+def test_a_batch_of_different_photos_equals_each_photo_alone(bare, init: str) -> None:
+    """stylize_batch mixes photos: pair i uses photo i and seed i, whatever shares its batch."""
+    from svdinst.stylize.stylizer import StylizeConfig
+
+    cfg = StylizeConfig(init=init, prompt="a mural", **FAST)
+    a, b = _photo(7), _photo(8)
+    mixed = bare.stylize_batch([a, b, a], [0, 1, 1], cfg)
+    alone = [
+        bare.stylize(a, [0], cfg)[0],
+        bare.stylize(b, [1], cfg)[0],
+        bare.stylize(a, [1], cfg)[0],
+    ]
+    assert max(_maxdiff(m, s) for m, s in zip(mixed, alone)) <= 2
+    assert _maxdiff(mixed[1], mixed[2]) > 8  # same seed, other photo: another image (vs ≤ 2)
+    with pytest.raises(SvdinstError, match="2 photos for 1 seeds"):
+        bare.stylize_batch([a, b], [0], cfg)
+
+
 def test_inst_adain_uses_the_style_image(bare, data_dirs) -> None:
     from svdinst.stylize.stylizer import StylizeConfig
 

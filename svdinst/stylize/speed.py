@@ -1,0 +1,74 @@
+"""Optional speed levers of the :class:`~svdinst.stylize.stylizer.Stylizer` (issue 15).
+
+The defaults already give stock-diffusers speed: the merged UNet is a plain diffusers UNet in
+fp16 with PyTorch's SDPA attention (diffusers' ``AttnProcessor2_0``), and the batch is sized
+from free memory. These levers go beyond stock and are off by default (each changes results
+by float round-off only, so they are recorded in the outputs' settings):
+
+* ``channels_last`` — NHWC convolutions in the UNet and VAE (tensor-core friendly);
+* ``fuse_qkv`` — diffusers' ``fuse_qkv_projections()``: one GEMM for q, k, v (self-attention)
+  and k, v (cross-attention) instead of three or two;
+* ``compile`` — ``torch.compile`` of the UNet. Compiling SD-1.4's UNet takes a minute or more
+  per batch shape (the last, partial batch of a run is a second shape), so it pays only on
+  long runs; ``benchmarks/stylize_speed.py`` measures the compile time beside the gain.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    """Speed levers beyond stock diffusers (``svdinst stylize`` flags of the same names)."""
+
+    channels_last: bool = False  # NHWC UNet/VAE convolutions; off: stock's memory format
+    fuse_qkv: bool = False  # fused attention projections (diffusers' fuse_qkv_projections)
+    compile: bool = False  # torch.compile the UNet: ~1 min per batch shape, pays on long runs
+    compile_mode: str = "default"  # no CUDA graphs (batch shapes vary), no long autotuning
+
+
+def apply_speed_options(pipe: torch.nn.Module, options: SpeedOptions) -> None:
+    """Apply ``options`` to a loaded ``StableDiffusionImg2ImgPipeline`` (in place).
+
+    Args:
+        pipe (`StableDiffusionImg2ImgPipeline`): the pipeline; its UNet must be plain (merged).
+        options (`SpeedOptions`): which levers to pull.
+    """
+    if options.fuse_qkv:
+        pipe.unet.fuse_qkv_projections()
+        pipe.vae.fuse_qkv_projections()
+    if options.channels_last:
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+    if options.compile:
+        # In place (nn.Module.compile): the pipeline keeps its UNet object, config and all.
+        pipe.unet.compile(mode=options.compile_mode)
+
+
+def free_gpu_memory(device: str | torch.device) -> int:
+    """Bytes this process can still allocate on ``device``: the card's free memory, or less
+    under a ``set_per_process_memory_fraction`` cap (the T4 rehearsal caps an H200 at 14 GiB;
+    ``mem_get_info`` alone would report the whole card free).
+
+    Args:
+        device (`str` or `torch.device`): a CUDA device.
+    """
+    device = torch.device(device)
+    free, total = torch.cuda.mem_get_info(device)
+    get_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+    fraction = get_fraction(device) if get_fraction is not None else 1.0
+    if fraction < 1.0:  # the allocator refuses beyond fraction × total of its own reservations
+        free = min(free, int(fraction * total) - torch.cuda.memory_reserved(device))
+    return max(free, 0)
+
+
+def release_cached_memory() -> None:
+    """Collect garbage and hand CUDA's cached, unused blocks back, so the next allocations (and
+    the free-memory reading of ``batch_size="auto"``) see the memory really in use."""
+    gc.collect()  # the pipeline's modules hold reference cycles
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
