@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from PIL import Image
 
+from svdinst.captions import FEW_POINTS
 from svdinst.data.io import list_images, load_image
 from svdinst.data.mural import mural_proxy
 from svdinst.data.transforms import center_crop_resize
@@ -64,7 +65,7 @@ def comparison_grid(
         cells.extend(row)
     titles = ["photo", *(["mural proxy (oracle)"] if with_proxy else []), *methods]
     return image_grid(cells, ncols=len(titles), titles=titles,
-                      row_labels=[p.stem for p in paths])  # fmt: skip
+                      row_labels=[p.stem for p in paths], flag_degenerate=True)  # fmt: skip
 
 
 def read_log(run_dir: str | os.PathLike) -> tuple[list[int], list[float]]:
@@ -89,7 +90,9 @@ def loss_curves(run_dirs: dict[str, str | os.PathLike]) -> Figure:
         raise DataError(f"No {RunFolder.LOG} in any run folder: train a baseline first.")
     fig, axes = plt.subplots(1, len(logs), figsize=(2.6 * len(logs), 2.2), squeeze=False)
     for ax, (name, (steps, losses)) in zip(axes[0], logs.items(), strict=True):
-        ax.plot(steps, losses, marker="o" if len(steps) < 20 else None, lw=1)
+        # A log of a few points is no curve: points only (the notebook's caption says so).
+        few = len(steps) < FEW_POINTS
+        ax.plot(steps, losses, marker="o" if len(steps) < 20 else None, lw=0 if few else 1)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)

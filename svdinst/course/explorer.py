@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from svdinst.figures import image_grid
+from svdinst.captions import knob_caption
+from svdinst.figures import add_caption, image_grid
 from svdinst.spectral import set_shift_scale
 
 if TYPE_CHECKING:  # the widgets module stays light until a stylizer exists
@@ -80,12 +81,17 @@ def shift_scale_grid(
                 cells[(seed, s)] = img
     finally:
         set_shift_scale(stylizer.pipe.unet, stylizer.shift_scale)
-    return image_grid(
+    fig = image_grid(
         [cells[(seed, s)] for seed in seeds for s in scales],
         ncols=len(scales),
         titles=[f"shift scale {s:g}" for s in scales],
         row_labels=[f"seed {k}" for k in seeds],
+        suptitle=f"{stylizer.mode}: the output against the shift scale s",
+        flag_degenerate=True,
     )
+    # Said in words when the knob changes the output by less than one grey level (seed 0's row).
+    add_caption(fig, knob_caption([cells[(seeds[0], s)] for s in scales], scales, "shift scale"))
+    return fig
 
 
 def stylize_explorer(

@@ -6,8 +6,11 @@ creates everything under ``WORKDIR`` (data, runs, reports) and never reads the r
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
+import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -32,8 +35,64 @@ def gpu_check() -> str:
     return "cpu"
 
 
+_SHOWN: set[tuple[type, str, int]] = set()  # warnings already printed: (category, file, line)
+QUIET_LOGGERS = ("diffusers", "transformers", "huggingface_hub", "accelerate", "torch_fidelity")
+
+
+def _show_once(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning the first time its (category, file, line) fires; later ones are dropped.
+
+    ``warnings.simplefilter("once")`` keys on the message text, so a warning that names a file
+    (one per output image) still printed once per file; this keys on where it was raised.
+    """
+    key = (category, str(filename), int(lineno))
+    if key in _SHOWN:
+        return
+    _SHOWN.add(key)
+    where = f"{Path(filename).name}:{lineno}"
+    print(f"{category.__name__} ({where}): {message} [repeats of this warning are hidden]",
+          file=file or sys.stderr)  # fmt: skip
+
+
+def quiet_outputs() -> None:
+    """Keep notebook outputs readable: no loading bars, info logs off, each warning once.
+
+    Turns off diffusers' / transformers' / huggingface_hub's progress bars and their info logs
+    (errors and warnings still show), and prints each warning once per place it is raised.
+    The kit's own tqdm bars stay (one per long loop).
+    """
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:  # the libraries' own switches (they keep their own handlers and bar flags)
+        import diffusers.utils.logging as dlog
+
+        dlog.set_verbosity_error()
+        dlog.disable_progress_bar()
+    except ImportError:
+        pass
+    try:
+        import transformers.utils.logging as tlog
+
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
+    except ImportError:
+        pass
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:
+        pass
+    warnings.showwarning = _show_once
+
+
 def setup(profile: str = "auto", workdir: str | os.PathLike = ".") -> CourseContext:
     """Resolve the profile, create ``WORKDIR``'s folders and print what was chosen.
+
+    Also quiets the outputs (:func:`quiet_outputs`): no library loading bars, each warning once.
 
     Args:
         profile (`str`, defaults to ``"auto"``): see :func:`svdinst.course.profiles.get_profile`.
@@ -43,6 +102,7 @@ def setup(profile: str = "auto", workdir: str | os.PathLike = ".") -> CourseCont
     Returns:
         `CourseContext`: folders, device and every setting the profile implies.
     """
+    quiet_outputs()
     device = gpu_check()
     ctx = CourseContext(get_profile(profile), Path(workdir).expanduser().resolve(), device)
     for folder in (ctx.data_dir, ctx.runs_dir, ctx.outputs_dir, ctx.figures_dir):

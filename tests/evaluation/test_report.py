@@ -44,22 +44,24 @@ def test_method_folders_group_training_seeds_in_table_order(tmp_path: Path) -> N
 
 
 def test_table_reports_mean_and_sample_std_over_seeds() -> None:
-    from svdinst.evaluation.report import table_markdown
+    from svdinst.evaluation.report import original_markdown, table_markdown
 
-    table = table_markdown(
-        {
-            "svd-inst": [_metrics(100.0, 0.5), _metrics(110.0, 0.6), _metrics(120.0, 0.7)],
-            "cyclegan": [_metrics(170.0)],
-        }
-    )
-    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:]}
+    results = {
+        "svd-inst": [_metrics(100.0, 0.5), _metrics(110.0, 0.6), _metrics(120.0, 0.7)],
+        "cyclegan": [_metrics(170.0)],
+    }
+    table = table_markdown(results)
+    assert table.startswith("**N = 30** generated images per row:")
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[4:]}
+    head = table.splitlines()[2].split(" | ")
     svd = rows["SVD-InST"].split(" | ")
-    assert svd[1] == "3" and svd[2] == "30"
-    assert svd[3] == "110.0 ± 10.0"  # sample std of 100, 110, 120
-    assert svd[5] == "0.600 ± 0.100"
-    assert svd[-2:] == ["125.1", "0.54 |"]
+    assert svd[1] == "3"
+    assert svd[head.index("FID ↓")] == "110.0 ± 10.0"  # sample std of 100, 110, 120
+    assert svd[head.index("LPIPS diversity ↑")] == "0.600 ± 0.100"
     cyc = rows["CycleGAN"].split(" | ")
-    assert cyc[3] == "170.0" and cyc[5] == "n/a" and cyc[-1] == "— |"
+    assert cyc[head.index("FID ↓")] == "170.0" and cyc[head.index("LPIPS diversity ↑")] == "n/a"
+    original = original_markdown(results)
+    assert "| SVD-InST | 125.1 | 0.54 |" in original and "| CycleGAN | 178.3 | — |" in original
 
 
 def test_footprint_counts_trained_tensors_and_bytes(tmp_path: Path) -> None:
@@ -81,7 +83,7 @@ def test_footprint_counts_trained_tensors_and_bytes(tmp_path: Path) -> None:
 def test_figure_and_report(tmp_path: Path) -> None:
     from svdinst.course.profiles import get_profile
     from svdinst.evaluation.report import comparison_figure, write_report
-    from svdinst.figures import save_figure
+    from svdinst.figures import figure_caption, save_figure
 
     content = tmp_path / "content"
     content.mkdir()
@@ -90,10 +92,16 @@ def test_figure_and_report(tmp_path: Path) -> None:
     _outputs(tmp_path / "outputs", "svd-inst", ["a", "b"], 2)
     _outputs(tmp_path / "outputs", "cyclegan", ["a", "b"], 1)
     fig = comparison_figure(tmp_path / "outputs", content, photos=2, oracle=True, resolution=16)
-    assert len([ax for ax in fig.axes if ax.images]) == 2 * 4  # rows × (content, oracle, 2 methods)
-    assert [ax.get_title() for ax in fig.axes[:4]] == [
-        "content", "mural proxy (oracle)", "SVD-InST", "CycleGAN"
+    tiles = [ax for ax in fig.axes if ax.images]
+    assert len(tiles) == 2 * 3 + 2 * 3  # 2 panels × rows × (photo, oracle, its method)
+    titles = [ax.get_title() for ax in tiles if ax.get_title()]
+    assert titles == ["test photo", "mural proxy (oracle)", "SVD-InST"] * 1 + [
+        "test photo", "mural proxy (oracle)", "CycleGAN"
     ]  # fmt: skip
+    panels = [sub._suptitle.get_text() for sub in fig.subfigs]
+    assert panels == ["Diffusion methods (trained here)", "Baselines"]
+    # seed 0 of both methods is all zeros: black, flagged on the tile and in the caption
+    assert "black: SVD-InST / a, SVD-InST / b, CycleGAN / a, CycleGAN / b" in figure_caption(fig)
     png = save_figure(fig, "07_fig3_comparison", tmp_path / "reports" / "figures", close=True)
     results = {"svd-inst": [_metrics(100.0)], "cyclegan": [_metrics(170.0)]}
     report = write_report(
@@ -104,5 +112,8 @@ def test_figure_and_report(tmp_path: Path) -> None:
     assert "profile **tiny**" in text and "say nothing about quality" in text
     assert "](figures/07_fig3_comparison.png)" in text
     assert "Training seeds per method: 1" in text and "SSIM to oracle" in text
+    verdict = text.split("## Verdict")[1].split("\n## Table I")[0]
+    assert "SVD-InST vs CycleGAN (N = 30): no seed spread to judge" in verdict
+    assert "## Limitations" in text
     with pytest.raises(Exception, match="stargan"):
         comparison_figure(tmp_path / "outputs", content, methods=["stargan"])

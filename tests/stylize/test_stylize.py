@@ -218,6 +218,9 @@ def test_explorer_static_grid_and_widgets(unmerged, monkeypatch) -> None:
     cfg = StylizeConfig(**FAST)
     fig = shift_scale_grid(unmerged, _photo(5), cfg, scales=(0.0, 1.0))
     assert len([ax for ax in fig.axes if ax.images]) == 2
+    from svdinst.figures import figure_problems
+
+    assert figure_problems(fig) == []  # titled (issue 16)
     assert unmerged.shift_scale == 1.0
     box = stylize_explorer(unmerged, {"p": _photo(5)}, cfg, max_seed=2)
     button, view = box.children[2], box.children[3]
