@@ -10,17 +10,20 @@ from svdinst.errors import ModelNotFoundError
 from svdinst.formats.run_folder import RunFolder
 from svdinst.pocket.config import PocketConfig
 
+PRESET = "pocket-v2"  # the recipe `svdinst pocket pretrain` follows unless --preset says otherwise
+
 
 def _pretrain(args: argparse.Namespace) -> int:
     from svdinst.pocket.pretrain import pretrain  # heavy (torch): only when run
 
-    config = PocketConfig(
-        seed=args.seed,
-        resolution=args.resolution,
-        vae_steps=args.vae_steps,
-        unet_steps=args.unet_steps,
-        batch_size=args.batch_size,
-    )
+    given = {
+        "seed": args.seed,
+        "resolution": args.resolution,
+        "vae_steps": args.vae_steps,
+        "unet_steps": args.unet_steps,
+        "batch_size": args.batch_size,
+    }
+    config = PocketConfig.preset(args.preset, **{k: v for k, v in given.items() if v is not None})
     result = pretrain(
         config,
         args.out,
@@ -50,7 +53,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``svdinst pocket {pretrain,verify}``."""
-    d = PocketConfig()
+    d = PocketConfig.preset(PRESET)
     pocket = subparsers.add_parser("pocket", help="pretrain or verify the pocket base model")
     sub = pocket.add_subparsers(dest="pocket_command", required=True, metavar="ACTION")
     p = sub.add_parser(
@@ -61,17 +64,19 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "the GPU recipe (minutes on one H100); it also runs, slowly, on a CPU.",
     )
     p.add_argument("--out", type=Path, required=True, help="pipeline folder to write")
+    p.add_argument("--preset", default=PRESET, choices=("pocket-v1", "pocket-v2"),
+                   help=f"recipe whose defaults the other flags replace (default {PRESET})")  # fmt: skip
     p.add_argument("--work", type=Path, default=None,
                    help=f"checkpoints and {RunFolder.LOG} (default: OUT-work next to OUT)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=d.seed,
+    p.add_argument("--seed", type=int, default=None,
                    help=f"initial weights, crops, noise (default {d.seed})")  # fmt: skip
-    p.add_argument("--vae-steps", type=int, default=d.vae_steps,
+    p.add_argument("--vae-steps", type=int, default=None,
                    help=f"autoencoder steps (default {d.vae_steps})")  # fmt: skip
-    p.add_argument("--unet-steps", type=int, default=d.unet_steps,
+    p.add_argument("--unet-steps", type=int, default=None,
                    help=f"UNet steps (default {d.unet_steps})")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=d.batch_size,
+    p.add_argument("--batch-size", type=int, default=None,
                    help=f"crops per step (default {d.batch_size})")  # fmt: skip
-    p.add_argument("--resolution", type=int, default=d.resolution,
+    p.add_argument("--resolution", type=int, default=None,
                    help=f"crop side in px, a multiple of 16 (default {d.resolution})")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1…")
     p.add_argument("--resume", action="store_true", help="continue from WORK's newest checkpoint")

@@ -18,14 +18,9 @@ from svdinst.models import loading as models
 from svdinst.models.layouts import SDLayoutConfig, sd_layout_modules
 from svdinst.pocket.card import SUMS, verify_checksums
 from svdinst.pocket.config import PocketConfig
-from svdinst.pocket.data import (
-    POCKET_PHOTOS,
-    PocketCropSampler,
-    _content,
-    apply_appearance,
-    caption,
-)
+from svdinst.pocket.data import POCKET_PHOTOS, _content, apply_appearance, caption
 from svdinst.pocket.pretrain import _encode, lr_at, pretrain
+from svdinst.pocket.sampler import PocketCropSampler
 
 # Widths small enough that 60 steps take seconds on one CPU thread; the pocket layout otherwise.
 MICRO = replace(
@@ -244,8 +239,43 @@ def test_sampler_is_deterministic_per_seed():
     a, ca = PocketCropSampler(32, seed=3).sample(6)
     b, cb = PocketCropSampler(32, seed=3).sample(6)
     c, _ = PocketCropSampler(32, seed=4).sample(6)
-    assert torch.equal(a, b) and ca == cb and not torch.equal(a, c)
+    assert torch.equal(a, b) and torch.equal(ca, cb) and not torch.equal(a, c)
     assert a.shape == (6, 3, 32, 32) and a.min() >= -1 and a.max() <= 1
+
+
+def test_batched_crop_is_the_resized_photo_region():
+    """A whole-photo crop of one photo equals an antialiased resize of that photo (no offsets)."""
+    photo = POCKET_PHOTOS[0]
+    sampler = PocketCropSampler(32, seed=0, photos=(photo,), max_side=128, supersample=4)
+    h, w = sampler.pixels[0].shape[-2:]
+    side, top = float(min(h, w)), 0.0
+    left = float(sampler.boxes[0, 0, 0]) + (w - side) / 2
+    one = torch.tensor
+    crop = sampler._crop(one([top]), one([left]), one([side]), one([False]))
+    ref = sampler.pixels[0][None, :, : int(side), int((w - side) / 2) : int((w - side) / 2 + side)]
+    ref = F.interpolate(ref, size=(32, 32), mode="area")
+    assert (crop - ref).abs().mean() < 0.02
+    flipped = sampler._crop(one([top]), one([left]), one([side]), one([True]))
+    assert torch.allclose(flipped, crop.flip(-1), atol=1e-5)
+
+
+def test_styled_crops_come_with_style_captions():
+    from svdinst.data.styles import STYLES
+
+    styles = tuple(STYLES)[:2]
+    sampler = PocketCropSampler(32, seed=1, photos=POCKET_PHOTOS[:2], styles=styles,
+                                style_prob=1.0, caption_dropout=0.0, max_side=96)  # fmt: skip
+    x, ids = sampler.sample(12)
+    captions = [sampler.captions[i] for i in ids]
+    assert all(c.endswith((" in woodcut", " in pencil sketch")) for c in captions), captions
+    assert {c.rsplit(" in ", 1)[1] for c in captions} == set(styles)  # both drawn in 12
+    # a woodcut crop holds two colours (ink, paper) up to the resampling's blends
+    wood = next(k for k, c in enumerate(captions) if c.endswith("woodcut"))
+    assert (x[wood].std(0) < 0.05).float().mean() > 0.9  # grey: channels agree
+    plain = PocketCropSampler(32, seed=1, photos=POCKET_PHOTOS[:2], max_side=96)
+    assert not any(" in " in c for c in plain.captions)
+    with pytest.raises(ValueError, match="style_prob"):
+        PocketCropSampler(32, seed=1, photos=POCKET_PHOTOS[:1], styles=styles, max_side=96)
 
 
 def test_lr_schedule_warms_up_then_decays():
