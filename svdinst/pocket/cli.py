@@ -51,6 +51,17 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _vae_check(args: argparse.Namespace) -> int:
+    from svdinst.pocket.vae_check import run_vae_check  # heavy (torch): only when run
+
+    m = run_vae_check(args.model, args.out, resolution=args.resolution)
+    vae, ref = m["vae"], m["resize_reference"]
+    print(f"{args.model}: VAE on {vae['n']} held-out proxy crops at {m['resolution']} px: PSNR "
+          f"{vae['psnr']:.2f} dB, SSIM {vae['ssim']:.3f} (bicubic ÷{m['factor']} and back: "
+          f"{ref['psnr']:.2f} dB, {ref['ssim']:.3f}); figure {m['figure']}")  # fmt: skip
+    return 0
+
+
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``svdinst pocket {pretrain,verify}``."""
     d = PocketConfig.preset(PRESET)
@@ -90,3 +101,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     v = sub.add_parser("verify", help="recompute a pocket folder's SHA256SUMS (exit 1 on mismatch)")
     v.add_argument("dir", type=Path, metavar="DIR")
     v.set_defaults(func=_verify)
+    c = sub.add_parser(
+        "vae-check",
+        help="PSNR/SSIM of the VAE on held-out mural-proxy crops, and a texture figure",
+    )
+    c.add_argument("model", metavar="MODEL", help="a pocket model folder, or `pocket`")
+    c.add_argument("--out", type=Path, required=True, help="folder for the JSON and the figure")
+    c.add_argument("--resolution", type=int, default=None,
+                   help="crop side (default: the VAE's sample_size)")  # fmt: skip
+    c.set_defaults(func=_vae_check)
