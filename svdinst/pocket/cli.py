@@ -62,6 +62,27 @@ def _vae_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select(args: argparse.Namespace) -> int:
+    from svdinst.course.context import CourseContext  # heavy (torch): only when run
+    from svdinst.course.profiles import get_profile
+    from svdinst.data.default import ensure_dataset
+    from svdinst.device import default_device
+    from svdinst.formats.atomic import write_text_atomic
+    from svdinst.pocket.select import select_settings, selection_markdown
+
+    overrides = {"model": str(args.model)} if args.model else {}
+    ctx = CourseContext(get_profile(args.profile, **overrides), args.workdir.resolve(),
+                        default_device())  # fmt: skip
+    ensure_dataset(ctx.data_dir)
+    result = select_settings(ctx)
+    text = selection_markdown(result)
+    out = ctx.reports_dir / "pocket" / "selection.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out, "# Pocket experiment: settings chosen on the training styles\n\n" + text)
+    print(text + f"\nwritten to {out}")
+    return 0
+
+
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``svdinst pocket {pretrain,verify}``."""
     d = PocketConfig.preset(PRESET)
@@ -110,3 +131,13 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--resolution", type=int, default=None,
                    help="crop side (default: the VAE's sample_size)")  # fmt: skip
     c.set_defaults(func=_vae_check)
+    s = sub.add_parser(
+        "select",
+        help="choose lr_shifts and strength on a held-out TRAINING style image (never a test photo)",
+    )
+    s.add_argument(
+        "--workdir", type=Path, default=Path("."), help="WORKDIR (data/, outputs/, reports/)"
+    )
+    s.add_argument("--profile", default="pocket", help="course profile (default pocket)")
+    s.add_argument("--model", type=Path, default=None, help="model folder instead of the profile's")
+    s.set_defaults(func=_select)

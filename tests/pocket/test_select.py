@@ -1,0 +1,76 @@
+"""Settings selection on a held-out *training* style image (plumbing on the tiny model)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from svdinst.errors import DataError
+from svdinst.pocket.select import (
+    PROXY_PREFIX,
+    SelectionConfig,
+    select_settings,
+    selection_markdown,
+    validation_split,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def default_data(tmp_path_factory):
+    from svdinst.data import prepare_default_dataset
+
+    return prepare_default_dataset(tmp_path_factory.mktemp("select-data") / "data")
+
+
+def test_split_holds_out_one_paired_style_image(default_data, tmp_path):
+    split = validation_split(default_data / "style", default_data / "content", None)
+    assert split["style"].name == f"{PROXY_PREFIX}{split['stem']}.png"
+    assert split["content"].parent.name == "content"  # a training photo, never test/
+    assert split["style"] not in split["train"] and len(split["train"]) == 3
+    chosen = validation_split(default_data / "style", default_data / "content", "chelsea")
+    assert chosen["stem"] == "chelsea"
+    with pytest.raises(DataError, match="no_such"):
+        validation_split(default_data / "style", default_data / "content", "no_such")
+    lone = tmp_path / "style"
+    lone.mkdir()
+    shutil.copy2(split["style"], lone / "other.png")
+    with pytest.raises(DataError, match="≥ 2 style images"):
+        validation_split(lone, default_data / "content", None)
+
+
+def test_select_scores_every_candidate_against_the_base_model(default_data, tmp_path):
+    from svdinst.course.context import CourseContext
+    from svdinst.course.profiles import get_profile
+
+    profile = get_profile("tiny", verbose=False, train_steps=1, stylize_seeds=1,
+                          inference_steps=4)  # fmt: skip
+    ctx = CourseContext(profile, tmp_path, "cpu")
+    shutil.copytree(default_data, ctx.data_dir)
+    cfg = SelectionConfig(lr_shifts=(1e-2, 1e-1), strengths=(0.3, 0.6), crops=2)
+    result = select_settings(ctx, cfg)
+    rows = result["rows"]
+    assert {(r["lr_shifts"], r["strength"]) for r in rows} == {
+        (a, b) for a in cfg.lr_shifts for b in cfg.strengths
+    }
+    assert result["best"] == max(rows, key=lambda r: r["gain"])
+    for r in rows:
+        assert r["gain"] == pytest.approx(r["ssim"] - r["base_ssim"]) and r["n"] == 2
+    # the base model's score depends on the strength only, not on the candidate lr
+    by_strength = {}
+    for r in rows:
+        by_strength.setdefault(r["strength"], set()).add(r["base_ssim"])
+    assert all(len(v) == 1 for v in by_strength.values())
+    root = ctx.outputs_dir / "pocket-select"
+    trained_on = sorted(p.name for p in (root / "train-styles").iterdir())
+    assert f"{PROXY_PREFIX}{result['validation']}.png" not in trained_on
+    config = json.loads((root / "runs" / "lr0.01" / "config.json").read_text())
+    assert all("train-styles" in s for s in config["style"])
+    assert (root / "selection.json").is_file()
+    text = selection_markdown(result)
+    assert "no test photo" in text and f"lr_shifts {result['best']['lr_shifts']:g}" in text
+    assert np.isfinite([r["ssim"] for r in rows]).all()
