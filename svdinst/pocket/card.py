@@ -162,7 +162,7 @@ image feature, from which the image→token module learns the token.
 ## Training
 - Data: random square crops (side log-uniform from {config.min_crop:.0%} of the shorter side to
   all of it), horizontal flips, and with probability {config.appearance_prob:.0%} one appearance
-  edit; {config.resolution} px, cut from photos of at most {config.photo_side} px by one batched
+  edit (of the crops not cut from a styled copy); {config.resolution} px, cut from photos of at most {config.photo_side} px by one batched
   `grid_sample` ({config.supersample}² samples per pixel) on the training device.
 - VAE: {config.vae_steps:,} steps, batch {config.batch_size}, AdamW lr {config.vae_lr:g}, loss L1 +
   {config.edge_weight:g} × L1 of image gradients + {config.kl_weight:g} × KL; final loss

@@ -74,3 +74,27 @@ def test_select_scores_every_candidate_against_the_base_model(default_data, tmp_
     text = selection_markdown(result)
     assert "no test photo" in text and f"lr_shifts {result['best']['lr_shifts']:g}" in text
     assert np.isfinite([r["ssim"] for r in rows]).all()
+
+
+def _runs(fids, ssims):
+    return [{"fid": f, "oracle": {"ssim": s}} for f, s in zip(fids, ssims)]
+
+
+def test_targets_state_met_and_missed_with_their_numbers():
+    from svdinst.pocket.report import targets
+
+    base = _runs([400.0], [0.30])
+    met = targets(
+        {"base": base, "svd-inst": _runs([280, 290, 285, 282, 288], [0.36, 0.37, 0.36, 0.35, 0.37])}
+    )
+    assert "drop of 28.7%; **met**" in met[0] and "**met** (+0.062" in met[1]
+    # 20 % below base: the FID target is missed and the needed value named
+    small = targets(
+        {"base": base, "svd-inst": _runs([320, 322, 318, 321, 319], [0.31, 0.29, 0.33, 0.28, 0.32])}
+    )
+    assert "**missed** (needs ≤ 300.0)" in small[0]
+    assert "within two seed spreads" in small[1]
+    # ≥ 25 % on average but one seed's spread swamps it: still missed
+    noisy = targets({"base": base, "svd-inst": _runs([100, 500, 150, 400, 250], [0.2] * 5)})
+    assert "**missed**." in noisy[0] and "not above the base" in noisy[1]
+    assert targets({"svd-inst": base}) == []
