@@ -324,3 +324,23 @@ def test_cli_pretrain_refuses_a_users_folder_before_training(tmp_path, capsys, m
     (tmp_path / "f").write_text("x")
     assert main(["pocket", "pretrain", "--out", str(tmp_path / "f"), "--device", "cpu"]) == 2
     assert "f' is a file" in capsys.readouterr().err
+
+
+def test_vae_check_scores_held_out_proxies_and_writes_its_figure(micro_run, tmp_path):
+    from svdinst.data.default import PHOTOS
+    from svdinst.pocket.vae_check import held_out_proxies, resize_reference, run_vae_check
+
+    crops = held_out_proxies(32, per_photo=2)
+    test_stems = {p.stem for p in PHOTOS if p.split == "test"}
+    assert {n.rsplit("-c", 1)[0] for n in crops} == test_stems  # proxies of test photos only
+    assert all(im.size == (32, 32) for im in crops.values())
+    same = held_out_proxies(32, per_photo=2)
+    assert all(np.array_equal(np.asarray(crops[n]), np.asarray(same[n])) for n in crops)
+    flat = Image.new("RGB", (32, 32), (90, 120, 200))
+    assert np.array_equal(np.asarray(resize_reference([flat], 4)[0]), np.asarray(flat))
+    _, result = micro_run
+    m = run_vae_check(result.out, tmp_path / "check", resolution=32)
+    assert m["factor"] == 4 and m["vae"]["n"] == 12 and m["resolution"] == 32
+    assert 0 < m["vae"]["ssim"] < 1 and m["resize_reference"]["psnr"] > m["vae"]["psnr"]
+    assert (tmp_path / "check" / "pocket_vae_texture.json").is_file()
+    assert Path(m["figure"]).is_file()
