@@ -68,6 +68,7 @@ def _select(args: argparse.Namespace) -> int:
     from svdinst.data.default import ensure_dataset
     from svdinst.device import default_device
     from svdinst.formats.atomic import write_text_atomic
+    from svdinst.pocket.report import SELECTION_NAME
     from svdinst.pocket.select import select_settings, selection_markdown
 
     overrides = {"model": str(args.model)} if args.model else {}
@@ -76,7 +77,7 @@ def _select(args: argparse.Namespace) -> int:
     ensure_dataset(ctx.data_dir)
     result = select_settings(ctx)
     text = selection_markdown(result)
-    out = ctx.reports_dir / "pocket" / "selection.md"
+    out = ctx.reports_dir / "pocket" / SELECTION_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, "# Pocket experiment: settings chosen on the training styles\n\n" + text)
     print(text + f"\nwritten to {out}")

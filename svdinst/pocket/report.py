@@ -143,6 +143,8 @@ def verdict(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
     return lines
 
 
+VAE_CHECK_NAME = "pocket_vae_texture"  # reports/pocket/<name>.json, reports/figures/<name>.png
+SELECTION_NAME = "selection.md"  # reports/pocket/<name>: `svdinst pocket select`'s table
 FID_DROP_TARGET = 0.25  # issue 17: SVD-InST lowers FID-to-proxy by ≥ 25 % from the base model
 
 
@@ -207,6 +209,36 @@ def run_seconds(run_dirs: Sequence[str | os.PathLike]) -> list[float]:
     return [read_loss_log(r)["seconds"][-1] for r in run_dirs]
 
 
+def _vae_and_selection(here: Path) -> list[str]:
+    """The committed VAE texture check and settings selection, when ``reports/pocket`` has them."""
+    lines = []
+    check = here / "pocket" / f"{VAE_CHECK_NAME}.json"
+    if check.is_file():
+        m = json.loads(check.read_text())
+        vae, ref = m["vae"], m["resize_reference"]
+        lines += [
+            "",
+            "### Can the VAE draw the proxy's texture?",
+            "",
+            f"The model's VAE (f = {m['factor']}) encoding and decoding {vae['n']} crops of "
+            f"{m['images']} at {m['resolution']} px: PSNR {vae['psnr']:.2f} dB, SSIM "
+            f"{vae['ssim']:.3f}; a bicubic downscale by {m['factor']} and back, which keeps "
+            f"exactly the latent grid's size, gives {ref['psnr']:.2f} dB, {ref['ssim']:.3f} "
+            "(`svdinst pocket vae-check`).",
+        ]
+        figure = here / "figures" / f"{VAE_CHECK_NAME}.png"
+        if figure.is_file():
+            lines += [
+                "",
+                f"![held-out proxy | VAE reconstruction | 3× zooms](figures/{figure.name})",
+            ]
+    selection = here / "pocket" / SELECTION_NAME
+    if selection.is_file():
+        body = selection.read_text().split("\n", 1)[-1].strip()  # without its title
+        lines += ["", "### How the training settings were chosen", "", body]
+    return lines
+
+
 def pocket_section(
     experiment: Mapping[str, Any],
     *,
@@ -266,6 +298,7 @@ def pocket_section(
             f"wall time per run {np.mean(seconds):.0f} s (min {min(seconds):.0f}, max "
             f"{max(seconds):.0f}) on {st['device']}.",
         ]
+    lines += _vae_and_selection(here)
     if sweep is not None and Path(sweep).is_file():
         lines += [
             "",

@@ -26,6 +26,7 @@ from svdinst.evaluation.oracle import oracle_distance
 from svdinst.figures import image_grid, save_figure
 from svdinst.formats.atomic import write_json_atomic
 from svdinst.pocket.experiment import photo_crops
+from svdinst.pocket.report import VAE_CHECK_NAME
 
 
 def held_out_proxies(resolution: int, per_photo: int = 4, seed: int = 0) -> dict[str, Image.Image]:
@@ -129,7 +130,7 @@ def run_vae_check(
     model: str | os.PathLike,
     out: str | os.PathLike,
     *,
-    name: str = "pocket_vae_texture",
+    name: str = VAE_CHECK_NAME,
     resolution: int | None = None,
 ) -> dict[str, Any]:
     """Load a pocket folder's VAE, run :func:`vae_texture_check`, write ``<out>/<name>.json/.png``.

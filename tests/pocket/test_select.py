@@ -98,3 +98,18 @@ def test_targets_state_met_and_missed_with_their_numbers():
     noisy = targets({"base": base, "svd-inst": _runs([100, 500, 150, 400, 250], [0.2] * 5)})
     assert "**missed**." in noisy[0] and "not above the base" in noisy[1]
     assert targets({"svd-inst": base}) == []
+
+
+def test_report_section_reads_the_vae_check_and_the_selection(tmp_path):
+    from svdinst.pocket.report import SELECTION_NAME, VAE_CHECK_NAME, _vae_and_selection
+
+    assert _vae_and_selection(tmp_path) == []
+    (tmp_path / "pocket").mkdir()
+    check = {"vae": {"psnr": 27.5, "ssim": 0.81, "n": 12}, "factor": 4, "resolution": 128,
+             "resize_reference": {"psnr": 25.49, "ssim": 0.713, "n": 12}, "images": "proxies"}  # fmt: skip
+    (tmp_path / "pocket" / f"{VAE_CHECK_NAME}.json").write_text(json.dumps(check))
+    (tmp_path / "pocket" / SELECTION_NAME).write_text("# title\n\nChosen: lr_shifts 0.05\n")
+    text = "\n".join(_vae_and_selection(tmp_path))
+    assert "PSNR 27.50 dB, SSIM 0.810" in text and "25.49 dB, 0.713" in text
+    assert "Chosen: lr_shifts 0.05" in text and "# title" not in text
+    assert "figures/" not in text  # no figure committed, no broken link
