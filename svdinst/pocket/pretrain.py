@@ -241,6 +241,7 @@ def pretrain(
     max_seconds: float | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    loss_read_every: int | None = None,
 ) -> PretrainResult:
     """Train the pocket VAE, then the UNet, and write the fp16 pipeline folder ``out``.
 
@@ -264,6 +265,8 @@ def pretrain(
         progress (`bool`, defaults to `True`): tqdm bars.
         overwrite (`bool`, defaults to `False`): write into a non-empty ``out`` that svdinst did
             not make (only svdinst's own files are ever replaced).
+        loss_read_every (`int`, *optional*): steps whose losses are read from the device at once
+            (a read waits for the GPU); defaults to 25 on CUDA, 1 on a CPU. The log is the same.
 
     Returns:
         `PretrainResult`: ``out`` is `None` when the run stopped before its last step.
@@ -294,7 +297,7 @@ def pretrain(
     loop_start = time.perf_counter()
     # Reading a loss waits for the GPU; losses are read in groups so the CPU can queue the next
     # steps meanwhile (one read per step kept the v1 UNet stage launch-bound).
-    sync_every = 25 if dev.type == "cuda" else 1
+    sync_every = loss_read_every or (25 if dev.type == "cuda" else 1)
     pending: list[tuple[int, str, torch.Tensor, float]] = []
 
     def flush() -> None:

@@ -145,6 +145,18 @@ def test_same_seed_same_bytes_other_seed_other_weights(tmp_path):
         assert (a / name).read_bytes() != (c / name).read_bytes(), name
 
 
+def test_grouped_loss_reads_write_the_same_run(tmp_path):
+    """Reading losses in groups (the GPU path) changes neither the log nor the weights."""
+    cfg = micro_config(vae_steps=5, unet_steps=5, batch_size=2)
+    kw = dict(device="cpu", progress=False)
+    a = pretrain(cfg, tmp_path / "a", **kw)
+    b = pretrain(cfg, tmp_path / "b", loss_read_every=3, **kw)
+    rows = lambda r: [x.split(",")[:3] for x in (r.work / "log.csv").read_text().splitlines()]  # noqa: E731
+    assert rows(a) == rows(b) and len(rows(a)) == 11  # header + 10 steps, in order
+    for name in WEIGHT_FILES:
+        assert (a.out / name).read_bytes() == (b.out / name).read_bytes(), name
+
+
 def test_cli_pretrain_stops_resumes_and_writes_the_pocket_layout(tmp_path):
     """The real pocket widths at 16 px, one step per stage: time-limited stop (exit 3), resume."""
     out = tmp_path / "pocket"
