@@ -34,8 +34,10 @@ elif [ -f "$MODEL/model_index.json" ]; then
 fi
 "$PY" -c "import torch; print('device:', torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU')" | tee "$OUT/pretrain.txt"
 if [ ! -f "$MODEL/model_index.json" ]; then
-  /usr/bin/time -f "pretrain wall %e s" "$PY" -m svdinst.cli "${args[@]}" 2>&1 | tee -a "$OUT/pretrain.txt"
+  start=$SECONDS
+  "$PY" -m svdinst.cli "${args[@]}" 2>&1 | tee -a "$OUT/pretrain.txt"
   rc=${PIPESTATUS[0]}
+  echo "pretrain wall $((SECONDS - start)) s (exit $rc)" | tee -a "$OUT/pretrain.txt"
   cp "$WORK/log.csv" "$OUT/pretrain_log.csv" 2>/dev/null
   if [ "$rc" = 3 ]; then
     echo "pocket-v2: stopped at the time limit; run this script again (it resumes)" | tee -a "$OUT/pretrain.txt"
