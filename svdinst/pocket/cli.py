@@ -63,8 +63,10 @@ def _vae_check(args: argparse.Namespace) -> int:
 
 
 def _select(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from svdinst.course.context import CourseContext  # heavy (torch): only when run
-    from svdinst.course.profiles import get_profile
+    from svdinst.course.profiles import POCKET_PROFILES, get_profile
     from svdinst.data.default import ensure_dataset
     from svdinst.device import default_device
     from svdinst.formats.atomic import write_text_atomic
@@ -72,8 +74,11 @@ def _select(args: argparse.Namespace) -> int:
     from svdinst.pocket.select import select_settings, selection_markdown
 
     overrides = {"model": str(args.model)} if args.model else {}
-    ctx = CourseContext(get_profile(args.profile, **overrides), args.workdir.resolve(),
-                        default_device())  # fmt: skip
+    if args.profile in POCKET_PROFILES:  # a pocket version's settings before it is the default
+        profile = replace(POCKET_PROFILES[args.profile], **overrides)
+    else:
+        profile = get_profile(args.profile, **overrides)
+    ctx = CourseContext(profile, args.workdir.resolve(), default_device())
     ensure_dataset(ctx.data_dir)
     result = select_settings(ctx)
     text = selection_markdown(result)
@@ -140,6 +145,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--workdir", type=Path, default=Path("."), help="WORKDIR (data/, outputs/, reports/)"
     )
-    s.add_argument("--profile", default="pocket", help="course profile (default pocket)")
+    s.add_argument(
+        "--profile",
+        default="pocket",
+        help="course profile, or pocket-v1 / pocket-v2 (default pocket)",
+    )
     s.add_argument("--model", type=Path, default=None, help="model folder instead of the profile's")
     s.set_defaults(func=_select)
