@@ -83,13 +83,14 @@ _POCKET_V1 = Profile(
 )
 
 # pocket-v2 (128 px, f = 4, a style space): 15 runs (3 modes × 5 seeds) must fit `make reproduce`'s
-# 20 min on a 2-core CPU, so a run is ~60 steps at batch 2 (≈ 25 s at 0.4 s/step unloaded).
+# 20 min on a 2-core CPU, so a run is ~60 steps at batch 2 (≈ 0.5 s/step at 128 px on one thread,
+# measured with v2-sized weights; benchmarks/pocket_reproduce_cost.py compares v1 and v2).
 # lr_shifts and strength are chosen on the training style images only (`svdinst pocket select`,
 # reports/pocket/selection.md), never on the test photos.
 _POCKET_V2 = replace(
     _POCKET_V1,
     resolution=128,  # SDLayoutConfig.pocket_v2(): f = 4, 32² latents
-    train_steps=60,  # ≈ 25 s per run on one CPU thread (benchmarks/pocket_reproduce_cost.py)
+    train_steps=60,  # ≈ 30 s per run on one CPU thread, + ~40 s loading and SVD per run
     train_batch_size=2,  # a 128 px step costs ~1.8× a 96 px one; batch 2 keeps 60 steps ≈ 25 s
     lr_shifts=5e-2,  # 60 steps instead of 150: a larger step; svdinst pocket select checks it
     training_seeds=(0, 1, 2, 3, 4),  # ≥ 5 seeds: the targets are judged against their spread
