@@ -356,3 +356,21 @@ def test_vae_check_scores_held_out_proxies_and_writes_its_figure(micro_run, tmp_
     assert 0 < m["vae"]["ssim"] < 1 and m["resize_reference"]["psnr"] > m["vae"]["psnr"]
     assert (tmp_path / "check" / "pocket_vae_texture.json").is_file()
     assert Path(m["figure"]).is_file()
+
+
+@pytest.mark.parametrize("version", ["pocket-v1", "pocket-v2"])
+def test_each_pocket_version_has_matching_layout_recipe_and_profile(version):
+    """The one-line switch (POCKET_VERSION) is safe: layout, recipe and profile agree per version."""
+    from svdinst.course.profiles import POCKET_PROFILES
+    from svdinst.models.layout_config import POCKET_LAYOUTS, POCKET_VERSION
+
+    layout = POCKET_LAYOUTS[version]()
+    recipe = PocketConfig.preset(version)
+    profile = POCKET_PROFILES[version]
+    factor = 2 ** (len(layout.vae_channels) - 1)
+    assert layout.version == version and recipe.model == layout
+    assert profile.resolution == recipe.resolution == layout.unet_sample_size * factor
+    assert POCKET_VERSION in POCKET_LAYOUTS and models.pocket_model_path().name == POCKET_VERSION
+    if version == "pocket-v2":
+        assert len(profile.training_seeds) >= 5 and len(recipe.styles) >= 6
+        assert factor == 4 and recipe.resolution >= 128
