@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass, fields, replace
 
 from svdinst.device import default_device
+from svdinst.models.layout_config import POCKET_VERSION
 from svdinst.models.loading import POCKET, SD14_ID, SD14_RANDOM, TINY, pocket_model_path
 
 RANDOM_NOTE = "random weights, never for quality claims"
@@ -63,6 +64,44 @@ class Profile:
         return self.about or ("" if self.quality_claims else RANDOM_NOTE)
 
 
+_POCKET_V1 = Profile(
+    name="pocket",
+    model=POCKET,
+    resolution=96,  # the pocket model's native size (SDLayoutConfig.pocket(): f = 4, 24²)
+    train_steps=150,  # ~1 min per run on one CPU thread; 9 runs keep `make reproduce` ≤ 20 min
+    stylize_seeds=2,  # N comes from crops of the test photos (svdinst.pocket.experiment)
+    inference_steps=20,  # DDIM; 20 steps already give clean samples at 24² latents
+    strength=0.5,  # highest strength whose outputs stay clearly closest to their own photo
+    mixed_precision="no",
+    quality_claims=False,  # a toy model: says nothing about SD-1.4's quality
+    train_batch_size=4,  # a CPU step stays well under a second at 96 px
+    gradient_checkpointing=False,  # nothing to save at 96 px
+    lr_shifts=2e-2,  # 150 steps: 1e-3 (SD's) barely moves δ; 2e-2 to 1e-1 measured alike
+    baseline_batch_cap=16,  # small networks at 128 px
+    training_seeds=(0, 1, 2),  # the pocket experiment reports mean ± std over 3 seeds
+    guidance=3.0,  # its text tower is random: 7.5 over-amplifies a caption code into smears
+    about="a small model pretrained by the kit on offline photos — real images at toy scale, "
+    "so style learning can be measured; no claims about SD-1.4",
+)
+
+# pocket-v2 (128 px, f = 4, a style space): 15 runs (3 modes × 5 seeds) must fit `make reproduce`'s
+# 20 min on a 2-core CPU, so a run is ~60 steps at batch 2 (≈ 0.5 s/step at 128 px on one thread,
+# measured with v2-sized weights; benchmarks/pocket_reproduce_cost.py compares v1 and v2).
+# lr_shifts and strength are chosen on the training style images only (`svdinst pocket select`,
+# reports/pocket/selection.md), never on the test photos.
+_POCKET_V2 = replace(
+    _POCKET_V1,
+    resolution=128,  # SDLayoutConfig.pocket_v2(): f = 4, 32² latents
+    train_steps=60,  # ≈ 30 s per run on one CPU thread, + ~40 s loading and SVD per run
+    train_batch_size=2,  # a 128 px step costs ~1.8× a 96 px one; batch 2 keeps 60 steps ≈ 25 s
+    lr_shifts=5e-2,  # 60 steps instead of 150: a larger step; svdinst pocket select checks it
+    training_seeds=(0, 1, 2, 3, 4),  # ≥ 5 seeds: the targets are judged against their spread
+    about="a small model pretrained by the kit on offline photos and seven procedural styles — "
+    "real images at toy scale with a style space, so style learning can be measured; no claims "
+    "about SD-1.4",
+)
+POCKET_PROFILES = {"pocket-v1": _POCKET_V1, "pocket-v2": _POCKET_V2}
+
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(
         name="tiny",
@@ -79,25 +118,7 @@ PROFILES: dict[str, Profile] = {
         lr_shifts=1e-2,  # random weights: a few dozen steps show a falling curve
         baseline_batch_cap=64,  # tiny networks: no memory limit worth the name
     ),
-    "pocket": Profile(
-        name="pocket",
-        model=POCKET,
-        resolution=96,  # the pocket model's native size (SDLayoutConfig.pocket(): f = 4, 24²)
-        train_steps=150,  # ~1 min per run on one CPU thread; 9 runs keep `make reproduce` ≤ 20 min
-        stylize_seeds=2,  # N comes from crops of the test photos (svdinst.pocket.experiment)
-        inference_steps=20,  # DDIM; 20 steps already give clean samples at 24² latents
-        strength=0.5,  # highest strength whose outputs stay clearly closest to their own photo
-        mixed_precision="no",
-        quality_claims=False,  # a toy model: says nothing about SD-1.4's quality
-        train_batch_size=4,  # a CPU step stays well under a second at 96 px
-        gradient_checkpointing=False,  # nothing to save at 96 px
-        lr_shifts=2e-2,  # 150 steps: 1e-3 (SD's) barely moves δ; 2e-2 to 1e-1 measured alike
-        baseline_batch_cap=16,  # small networks at 128 px
-        training_seeds=(0, 1, 2),  # the pocket experiment reports mean ± std over 3 seeds
-        guidance=3.0,  # its text tower is random: 7.5 over-amplifies a caption code into smears
-        about="a small model pretrained by the kit on offline photos — real images at toy scale, "
-        "so style learning can be measured; no claims about SD-1.4",
-    ),
+    "pocket": POCKET_PROFILES[POCKET_VERSION],  # the committed pocket model's settings
     "sd14": Profile(
         name="sd14",
         model=SD14_ID,

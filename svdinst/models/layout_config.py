@@ -6,7 +6,7 @@ so that configs, presets and cache-folder names can be read without importing to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,28 @@ class SDLayoutConfig:
             label="pocket size (trained on offline photos)",
         )
 
+    @classmethod
+    def pocket_v2(cls) -> SDLayoutConfig:
+        """The *pocket-v2* sizes: 128 px, f = 4 (32² latents), a VAE wide enough for texture.
+
+        Its VAE must reproduce the held-out mural proxy's thin ink outlines and cracks, so it
+        keeps f = 4 at 128 px and widens the deepest level (96 → 128 channels); the UNet keeps
+        v1's widths (its CPU training step is what `make reproduce` pays for, 15 runs).
+        """
+        return replace(
+            cls.pocket(),
+            version="pocket-v2",
+            unet_sample_size=32,  # 128 px / f 4
+            vae_channels=(32, 64, 128),  # 3 levels → f = 4
+            vae_sample_size=128,
+            label="pocket-v2 size (trained on offline photos and procedural styles)",
+        )
+
+
+# The committed pocket model that the `pocket` name and profile use. Switching to another
+# version is this one line (its weights must be in svdinst/weights/<version>/).
+POCKET_VERSION = "pocket-v1"
+POCKET_LAYOUTS = {"pocket-v1": SDLayoutConfig.pocket, "pocket-v2": SDLayoutConfig.pocket_v2}
 
 TINY_VERSION = SDLayoutConfig.tiny().version  # cache folder of the tiny model
 SD14_RANDOM_VERSION = SDLayoutConfig.sd14().version  # cache folder of the sd14-random model

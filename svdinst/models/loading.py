@@ -18,7 +18,12 @@ import torch
 
 from svdinst.cache import cache_dir
 from svdinst.errors import ModelNotFoundError
-from svdinst.models.layout_config import SD14_RANDOM_VERSION, TINY_VERSION, SDLayoutConfig
+from svdinst.models.layout_config import (
+    POCKET_VERSION,
+    SD14_RANDOM_VERSION,
+    TINY_VERSION,
+    SDLayoutConfig,
+)
 from svdinst.models.layouts import build_sd_layout_model
 
 if TYPE_CHECKING:
@@ -93,8 +98,8 @@ def sd14_random_path() -> Path:
 
 
 def pocket_model_path() -> Path:
-    """Package-data folder of the committed pocket weights (``svdinst/weights/pocket-v1``)."""
-    return Path(__file__).resolve().parents[1] / "weights" / SDLayoutConfig.pocket().version
+    """Package-data folder of the committed pocket weights (``svdinst/weights/<POCKET_VERSION>``)."""
+    return Path(__file__).resolve().parents[1] / "weights" / POCKET_VERSION
 
 
 def resolve_model(model: str | os.PathLike) -> str:

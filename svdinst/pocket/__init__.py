@@ -19,6 +19,9 @@ _EXPORTS = {
     "pocket_section": "report",
     "pocket_table_markdown": "report",
     "verdict": "report",
+    "targets": "report",
+    "select_settings": "select",
+    "run_vae_check": "vae_check",
     "verify_checksums": "card",
 }
 

@@ -108,6 +108,18 @@ def model_card(
     files = "\n".join(
         f"| `{name}` | `{digest}` |" for name, digest in sums.items() if name != "README.md"
     )
+    styles = ""
+    if config.styles:
+        names = ", ".join(config.styles)
+        styles = f"""
+## Style space (procedural training styles)
+{config.style_prob:.0%} of the crops are cut from a copy of their photo repainted by one of
+{len(config.styles)} deterministic filters of `svdinst/data/styles.py` ({names}), captioned
+"<subject> in <style>" (e.g. "a cat in woodcut"), so the UNet learns to move between styles
+through its cross-attention. The held-out **mural proxy** (`svdinst/data/mural.py`) is not among
+them, and no training style paints with its aged pigment palette (`pigment_share`, tested in
+`tests/data/test_styles.py`).
+"""
     vae_min = stats["seconds_vae"] / 60
     unet_min = stats["seconds_unet"] / 60
     return f"""# svdinst {m.version} — the pocket base model
@@ -122,7 +134,7 @@ inversion, spectral shifts) on a CPU in minutes.
   produces photo-like textures and fragments of them, not what a prompt describes.
 - **Not evidence about SD-1.4.** Nothing measured with it says anything about the quality of
   Stable Diffusion 1.4 or of SVD-InST at 512 px; quality claims need the `sd14` profile.
-- It never saw a style image, a mural proxy, or the kit's held-out test photos (coffee, flower,
+- It never saw a style image of the kit's data set, a mural proxy, or the held-out test photos (coffee, flower,
   grace_hopper), so content preservation measured on those is measured on unseen photos.
 
 ## Architecture ({total:,} parameters)
@@ -146,10 +158,12 @@ would add nothing the UNet cannot learn from fixed codes, and would cost size an
 **Image encoder.** Random and frozen: for InST its embedding of a style image is a fixed random
 image feature, from which the image→token module learns the token.
 
+{styles}
 ## Training
 - Data: random square crops (side log-uniform from {config.min_crop:.0%} of the shorter side to
   all of it), horizontal flips, and with probability {config.appearance_prob:.0%} one appearance
-  edit; {config.resolution} px.
+  edit (of the crops not cut from a styled copy); {config.resolution} px, cut from photos of at most {config.photo_side} px by one batched
+  `grid_sample` ({config.supersample}² samples per pixel) on the training device.
 - VAE: {config.vae_steps:,} steps, batch {config.batch_size}, AdamW lr {config.vae_lr:g}, loss L1 +
   {config.edge_weight:g} × L1 of image gradients + {config.kl_weight:g} × KL; final loss
   {stats["loss_vae"]:.4f} (mean of the last 100 steps); {vae_min:.1f} min.
@@ -161,7 +175,7 @@ image feature, from which the image→token module learns the token.
 - Wall time: {stats["seconds_prep"]:.0f} s building models and loading photos, {vae_min:.1f} min
   VAE, {unet_min:.1f} min UNet ({(stats["seconds_prep"] / 60 + vae_min + unet_min):.1f} min of
   training in all, saving excluded).
-- Reproduce: `svdinst pocket pretrain --out DIR --seed {config.seed} --resolution
+- Reproduce: `svdinst pocket pretrain --out DIR --preset {m.version} --seed {config.seed} --resolution
   {config.resolution} --vae-steps {config.vae_steps} --unet-steps {config.unet_steps}
   --batch-size {config.batch_size}` (bit-identical on a CPU with the same library versions and
   thread count; GPU kernels differ in the last bits from run to run and card to card).

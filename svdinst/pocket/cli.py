@@ -10,17 +10,20 @@ from svdinst.errors import ModelNotFoundError
 from svdinst.formats.run_folder import RunFolder
 from svdinst.pocket.config import PocketConfig
 
+PRESET = "pocket-v2"  # the recipe `svdinst pocket pretrain` follows unless --preset says otherwise
+
 
 def _pretrain(args: argparse.Namespace) -> int:
     from svdinst.pocket.pretrain import pretrain  # heavy (torch): only when run
 
-    config = PocketConfig(
-        seed=args.seed,
-        resolution=args.resolution,
-        vae_steps=args.vae_steps,
-        unet_steps=args.unet_steps,
-        batch_size=args.batch_size,
-    )
+    given = {
+        "seed": args.seed,
+        "resolution": args.resolution,
+        "vae_steps": args.vae_steps,
+        "unet_steps": args.unet_steps,
+        "batch_size": args.batch_size,
+    }
+    config = PocketConfig.preset(args.preset, **{k: v for k, v in given.items() if v is not None})
     result = pretrain(
         config,
         args.out,
@@ -48,9 +51,46 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _vae_check(args: argparse.Namespace) -> int:
+    from svdinst.pocket.vae_check import run_vae_check  # heavy (torch): only when run
+
+    m = run_vae_check(args.model, args.out, resolution=args.resolution)
+    vae, ref = m["vae"], m["resize_reference"]
+    print(f"{args.model}: VAE on {vae['n']} held-out proxy crops at {m['resolution']} px: PSNR "
+          f"{vae['psnr']:.2f} dB, SSIM {vae['ssim']:.3f} (bicubic ÷{m['factor']} and back: "
+          f"{ref['psnr']:.2f} dB, {ref['ssim']:.3f}); figure {m['figure']}")  # fmt: skip
+    return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from svdinst.course.context import CourseContext  # heavy (torch): only when run
+    from svdinst.course.profiles import POCKET_PROFILES, get_profile
+    from svdinst.data.default import ensure_dataset
+    from svdinst.device import default_device
+    from svdinst.formats.atomic import write_text_atomic
+    from svdinst.pocket.report import SELECTION_NAME
+    from svdinst.pocket.select import select_settings, selection_markdown
+
+    overrides = {"model": str(args.model)} if args.model else {}
+    if args.profile in POCKET_PROFILES:  # a pocket version's settings before it is the default
+        profile = replace(POCKET_PROFILES[args.profile], **overrides)
+    else:
+        profile = get_profile(args.profile, **overrides)
+    ctx = CourseContext(profile, args.workdir.resolve(), default_device())
+    ensure_dataset(ctx.data_dir)
+    result = select_settings(ctx)
+    text = selection_markdown(result)
+    out = ctx.reports_dir / "pocket" / SELECTION_NAME
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out, "# Pocket experiment: settings chosen on the training styles\n\n" + text)
+    print(text + f"\nwritten to {out}")
+    return 0
+
+
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``svdinst pocket {pretrain,verify}``."""
-    d = PocketConfig()
     pocket = subparsers.add_parser("pocket", help="pretrain or verify the pocket base model")
     sub = pocket.add_subparsers(dest="pocket_command", required=True, metavar="ACTION")
     p = sub.add_parser(
@@ -58,21 +98,25 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         help="train the pocket VAE + UNet on offline photo crops into a pipeline folder",
         description="Train the pocket model (VAE, then UNet) on crops of the offline photos and "
         "write an fp16 diffusers pipeline folder with a model card and SHA256SUMS. Defaults are "
-        "the GPU recipe (minutes on one H100); it also runs, slowly, on a CPU.",
+        "the preset's GPU recipe (pocket-v2: seven procedural styles, 128 px, 1,500 VAE + 2,500 "
+        "UNet steps at batch 128, ~7 min on one H100; pocket-v1: photos only, 96 px, 3,000 + "
+        "8,000 steps at batch 32); it also runs, slowly, on a CPU.",
     )
     p.add_argument("--out", type=Path, required=True, help="pipeline folder to write")
+    p.add_argument("--preset", default=PRESET, choices=("pocket-v1", "pocket-v2"),
+                   help=f"recipe whose defaults the other flags replace (default {PRESET})")  # fmt: skip
     p.add_argument("--work", type=Path, default=None,
                    help=f"checkpoints and {RunFolder.LOG} (default: OUT-work next to OUT)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=d.seed,
-                   help=f"initial weights, crops, noise (default {d.seed})")  # fmt: skip
-    p.add_argument("--vae-steps", type=int, default=d.vae_steps,
-                   help=f"autoencoder steps (default {d.vae_steps})")  # fmt: skip
-    p.add_argument("--unet-steps", type=int, default=d.unet_steps,
-                   help=f"UNet steps (default {d.unet_steps})")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=d.batch_size,
-                   help=f"crops per step (default {d.batch_size})")  # fmt: skip
-    p.add_argument("--resolution", type=int, default=d.resolution,
-                   help=f"crop side in px, a multiple of 16 (default {d.resolution})")  # fmt: skip
+    p.add_argument("--seed", type=int, default=None,
+                   help="initial weights, crops, noise (default: the preset's)")  # fmt: skip
+    p.add_argument("--vae-steps", type=int, default=None,
+                   help="autoencoder steps (default: the preset's)")  # fmt: skip
+    p.add_argument("--unet-steps", type=int, default=None,
+                   help="UNet steps (default: the preset's)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="crops per step (default: the preset's)")  # fmt: skip
+    p.add_argument("--resolution", type=int, default=None,
+                   help="crop side in px, a multiple of 16 (default: the preset's)")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1…")
     p.add_argument("--resume", action="store_true", help="continue from WORK's newest checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
@@ -85,3 +129,26 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     v = sub.add_parser("verify", help="recompute a pocket folder's SHA256SUMS (exit 1 on mismatch)")
     v.add_argument("dir", type=Path, metavar="DIR")
     v.set_defaults(func=_verify)
+    c = sub.add_parser(
+        "vae-check",
+        help="PSNR/SSIM of the VAE on held-out mural-proxy crops, and a texture figure",
+    )
+    c.add_argument("model", metavar="MODEL", help="a pocket model folder, or `pocket`")
+    c.add_argument("--out", type=Path, required=True, help="folder for the JSON and the figure")
+    c.add_argument("--resolution", type=int, default=None,
+                   help="crop side (default: the VAE's sample_size)")  # fmt: skip
+    c.set_defaults(func=_vae_check)
+    s = sub.add_parser(
+        "select",
+        help="choose lr_shifts and strength on a held-out TRAINING style image (never a test photo)",
+    )
+    s.add_argument(
+        "--workdir", type=Path, default=Path("."), help="WORKDIR (data/, outputs/, reports/)"
+    )
+    s.add_argument(
+        "--profile",
+        default="pocket",
+        help="course profile, or pocket-v1 / pocket-v2 (default pocket)",
+    )
+    s.add_argument("--model", type=Path, default=None, help="model folder instead of the profile's")
+    s.set_defaults(func=_select)

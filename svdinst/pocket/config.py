@@ -36,9 +36,51 @@ class PocketConfig:
     appearance_prob: float = 0.5  # share of crops with a captioned appearance edit
     min_crop: float = 0.3  # smallest crop side / photo's shorter side (log-uniform up to 1)
     scale_batches: int = 8  # batches whose latent std sets the VAE's scaling_factor
+    styles: tuple[str, ...] = ()  # svdinst.data.styles names: the style space (v1 had none)
+    style_prob: float = 0.0  # share of crops cut from a styled copy, captioned "… in <style>"
+    photo_side: int = 512  # photos downscaled to this longest side before cropping
+    supersample: int = 2  # crop sampler: grid points per pixel and axis (anti-aliasing)
     model: SDLayoutConfig = field(default_factory=SDLayoutConfig.pocket)  # sizes of the networks
 
+    @classmethod
+    def preset(cls, version: str, **overrides: object) -> PocketConfig:
+        """The recipe of a pocket version (``"pocket-v1"`` or ``"pocket-v2"``), then ``overrides``.
+
+        pocket-v2 adds the procedural styles of :mod:`svdinst.data.styles` (half the crops),
+        128 px with an f = 4 VAE trained longer (the mural proxy's cracks must survive it), and
+        fits ≤ 7 min on one H200 with the batched sampler (``benchmarks/pocket_v2_pretrain.sh``).
+        """
+        from svdinst.data.styles import STYLES  # numpy/scipy only, still no torch
+
+        presets: dict[str, dict] = {
+            "pocket-v1": {},
+            "pocket-v2": dict(
+                resolution=128,  # the proxy's 1-px cracks need pixels; f = 4 keeps 32² latents
+                # v1's UNet step cost ~0.11 s on an H100 whatever the batch (Python op dispatch,
+                # not FLOPs): v2 trains on 4× larger batches for fewer steps, 1,500 + 2,500 steps
+                # ≈ 6–7 min with model building (benchmarks/pocket_v2_pretrain.sh measures it).
+                vae_steps=1500,  # 192k crops (v1: 96k); decides what texture survives
+                unet_steps=2500,  # 320k crops (v1: 256k)
+                batch_size=128,
+                vae_lr=8e-4,  # larger batch, fewer steps than v1's 4e-4 at 32
+                unet_lr=8e-4,
+                warmup_steps=100,
+                ema_decay=0.998,  # 2.5k steps: a 0.999 EMA would still lean on early weights
+                edge_weight=1.0,  # sharper: outlines and cracks are edges
+                kl_weight=1e-6,
+                styles=tuple(STYLES),
+                style_prob=0.5,
+                photo_side=384,  # 128 px crops from ≥ 115 px: downscale ≤ 3×, no aliasing
+                supersample=3,
+                model=SDLayoutConfig.pocket_v2(),
+            ),
+        }
+        if version not in presets:
+            raise ValueError(f"Unknown pocket version {version!r}; choose from {sorted(presets)}.")
+        return cls(**{**presets[version], **overrides})
+
     def __post_init__(self) -> None:
+        self.styles = tuple(self.styles)  # a list when read back from the settings file
         if isinstance(self.model, dict):  # read back from the settings file
             m = dict(self.model)
             for key in ("unet_channels", "vae_channels"):

@@ -168,12 +168,20 @@ def caption(subject: str, appearance: str | None, grayscale: bool) -> str:
     return f"{article} {' '.join(words)} of {subject}"
 
 
-def all_captions(photos: tuple[PocketPhoto, ...], grays: list[bool]) -> list[str]:
+def style_caption(subject: str, style: str) -> str:
+    """The caption of a crop of a styled photo: ``"a cat in woodcut"`` (pocket-v2)."""
+    return f"{subject} in {style}"
+
+
+def all_captions(
+    photos: tuple[PocketPhoto, ...], grays: list[bool], styles: tuple[str, ...] = ()
+) -> list[str]:
     """Every caption the sampler can emit (the empty one for classifier-free guidance first)."""
     found = {""}
     for photo, gray in zip(photos, grays):
         for appearance in (None, *APPEARANCES):
             found.add(caption(photo.subject, appearance, gray))
+        found.update(style_caption(photo.subject, style) for style in styles)
     return sorted(found)
 
 
@@ -222,82 +230,3 @@ def apply_appearance(x: torch.Tensor, appearance: str | None, noise: torch.Tenso
     else:
         raise ValueError(f"Unknown appearance {appearance!r}; choose from {APPEARANCES}.")
     return y.clamp(0, 1)
-
-
-class PocketCropSampler:
-    """Random square crops at random scales, flips and appearance edits, with their captions.
-
-    Every random choice comes from one CPU ``torch.Generator`` (seeded, checkpointed through
-    :meth:`state` / :meth:`set_state`), so a run's data is identical on every machine and after
-    a resume; the pixel work runs on ``device``.
-
-    Args:
-        resolution (`int`): output side in pixels.
-        seed (`int`): generator seed.
-        device (`str` or `torch.device`, defaults to ``"cpu"``): where crops are made.
-        min_crop (`float`, defaults to 0.3): smallest crop side as a fraction of the photo's
-            shorter side; sides are log-uniform up to the whole shorter side.
-        appearance_prob (`float`, defaults to 0.5): chance that a crop gets an appearance edit.
-        caption_dropout (`float`, defaults to 0.1): chance that the caption is ``""``.
-        photos (`tuple[PocketPhoto]`, defaults to :data:`POCKET_PHOTOS`): the photos.
-    """
-
-    def __init__(
-        self,
-        resolution: int,
-        seed: int,
-        device: str | torch.device = "cpu",
-        min_crop: float = 0.3,
-        appearance_prob: float = 0.5,
-        caption_dropout: float = 0.1,
-        photos: tuple[PocketPhoto, ...] = POCKET_PHOTOS,
-    ) -> None:
-        self.resolution, self.device, self.min_crop = resolution, torch.device(device), min_crop
-        self.appearance_prob, self.caption_dropout = appearance_prob, caption_dropout
-        self.photos = photos
-        images = [load_pocket_photo(p) for p in photos]
-        self.grays = [is_grayscale(im) for im in images]
-        self.pixels = [
-            torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float().div(255).to(device)
-            for im in images
-        ]
-        self.captions = all_captions(photos, self.grays)
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def state(self) -> torch.Tensor:
-        """The generator state (for checkpoints)."""
-        return self.generator.get_state()
-
-    def set_state(self, state: torch.Tensor) -> None:
-        """Restore :meth:`state`."""
-        self.generator.set_state(state)
-
-    def _uniform(self) -> float:
-        return float(torch.rand((), generator=self.generator))
-
-    def sample(self, batch_size: int) -> tuple[torch.Tensor, list[str]]:
-        """A batch of crops in [-1, 1] (``batch_size, 3, R, R``) and their captions."""
-        crops, captions, r = [], [], self.resolution
-        for _ in range(batch_size):
-            k = int(torch.randint(len(self.pixels), (), generator=self.generator))
-            img = self.pixels[k]
-            h, w = img.shape[-2:]
-            short = min(h, w)
-            lo = min(short, max(8, self.min_crop * short))
-            side = round(math.exp(math.log(lo) + self._uniform() * math.log(short / lo)))
-            top = int(self._uniform() * (h - side + 1))
-            left = int(self._uniform() * (w - side + 1))
-            crop = img[None, :, top : top + side, left : left + side]
-            crop = F.interpolate(crop, size=(r, r), mode="bilinear", antialias=True,
-                                 align_corners=False).clamp(0, 1)  # fmt: skip
-            if self._uniform() < 0.5:
-                crop = crop.flip(-1)
-            appearance = None
-            if self._uniform() < self.appearance_prob:
-                idx = int(torch.randint(len(APPEARANCES), (), generator=self.generator))
-                appearance = APPEARANCES[idx]
-            noise = torch.randn(crop.shape, generator=self.generator).to(self.device)
-            crops.append(apply_appearance(crop, appearance, noise))
-            text = caption(self.photos[k].subject, appearance, self.grays[k])
-            captions.append("" if self._uniform() < self.caption_dropout else text)
-        return torch.cat(crops) * 2 - 1, captions

@@ -37,7 +37,7 @@ from svdinst.models.clip_vocab import make_clip_tokenizer
 from svdinst.models.layouts import SD14_SCHEDULER, sd_layout_modules
 from svdinst.pocket.card import write_model_folder
 from svdinst.pocket.config import PocketConfig
-from svdinst.pocket.data import PocketCropSampler
+from svdinst.pocket.sampler import PocketCropSampler
 
 
 @dataclass
@@ -88,11 +88,12 @@ class _Trainer:
             "beta_start", "beta_end", "beta_schedule", "num_train_timesteps", "clip_sample")})  # fmt: skip
         self.sampler = PocketCropSampler(
             cfg.resolution, cfg.seed, device, cfg.min_crop, cfg.appearance_prob,
-            cfg.caption_dropout,
+            cfg.caption_dropout, styles=cfg.styles, style_prob=cfg.style_prob,
+            max_side=cfg.photo_side, supersample=cfg.supersample,
         )  # fmt: skip
-        self.caption_index = {c: i for i, c in enumerate(self.sampler.captions)}
         self.caption_embeds = self._embed_captions(self.sampler.captions)
-        kw = {"weight_decay": cfg.weight_decay, "betas": (0.9, 0.99)}
+        # fused: one kernel per step instead of a few per tensor (the step is launch-bound)
+        kw = {"weight_decay": cfg.weight_decay, "betas": (0.9, 0.99), "fused": self.cuda or None}
         self.vae_opt = torch.optim.AdamW(self.vae.parameters(), lr=cfg.vae_lr, **kw)
         self.unet_opt = torch.optim.AdamW(self.unet.parameters(), lr=cfg.unet_lr, **kw)
         self.scaling_factor: float | None = None
@@ -118,8 +119,8 @@ class _Trainer:
         torch.nn.utils.clip_grad_norm_(module.parameters(), self.cfg.grad_clip)
         opt.step()
 
-    def vae_step(self, k: int) -> tuple[float, float]:
-        """One autoencoder step (L1 + gradient L1 + KL); returns (loss, lr)."""
+    def vae_step(self, k: int) -> tuple[torch.Tensor, float]:
+        """One autoencoder step (L1 + gradient L1 + KL); returns (loss on the device, lr)."""
         cfg = self.cfg
         x, _ = self.sampler.sample(cfg.batch_size)
         with self._autocast():
@@ -130,7 +131,7 @@ class _Trainer:
         loss = F.l1_loss(rec, x) + cfg.edge_weight * _gradient_l1(rec, x) + cfg.kl_weight * kl
         lr = lr_at(k, cfg.vae_steps, cfg.vae_lr, cfg.warmup_steps, cfg.min_lr_ratio)
         self._step(self.vae_opt, self.vae, loss, lr)
-        return loss.item(), lr
+        return loss.detach(), lr
 
     @torch.no_grad()
     def measure_scaling_factor(self) -> float:
@@ -145,19 +146,18 @@ class _Trainer:
         self.vae.requires_grad_(False)
         return self.scaling_factor
 
-    def unet_step(self, k: int) -> tuple[float, float]:
-        """One ε-prediction step (DDPM Algorithm 1) on scaled latents; returns (loss, lr)."""
+    def unet_step(self, k: int) -> tuple[torch.Tensor, float]:
+        """One ε-prediction step (DDPM Algorithm 1) on scaled latents; (loss on the device, lr)."""
         cfg, gen = self.cfg, self.sampler.generator
-        x, captions = self.sampler.sample(cfg.batch_size)
+        x, ids = self.sampler.sample(cfg.batch_size)
         with torch.no_grad(), self._autocast():
             z = _encode(self.vae, x, gen)[1].float() * self.scaling_factor
         noise = torch.randn(z.shape, generator=gen).to(self.device)
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (z.shape[0],),
                           generator=gen).to(self.device)  # fmt: skip
         noisy = self.scheduler.add_noise(z, noise, t)
-        idx = torch.tensor([self.caption_index[c] for c in captions], device=self.device)
         with self._autocast():
-            pred = self.unet(noisy, t, self.caption_embeds[idx]).sample
+            pred = self.unet(noisy, t, self.caption_embeds[ids.to(self.device)]).sample
         loss = F.mse_loss(pred.float(), noise)
         lr = lr_at(k, cfg.unet_steps, cfg.unet_lr, cfg.warmup_steps, cfg.min_lr_ratio)
         self._step(self.unet_opt, self.unet, loss, lr)
@@ -166,7 +166,7 @@ class _Trainer:
             torch._foreach_lerp_(
                 list(self.ema.parameters()), list(self.unet.parameters()), 1 - decay
             )
-        return loss.item(), lr
+        return loss.detach(), lr
 
     def state(self, losses: dict) -> dict:
         cpu = lambda sd: {k: v.detach().cpu() for k, v in sd.items()}  # noqa: E731
@@ -241,6 +241,7 @@ def pretrain(
     max_seconds: float | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    loss_read_every: int | None = None,
 ) -> PretrainResult:
     """Train the pocket VAE, then the UNet, and write the fp16 pipeline folder ``out``.
 
@@ -264,6 +265,8 @@ def pretrain(
         progress (`bool`, defaults to `True`): tqdm bars.
         overwrite (`bool`, defaults to `False`): write into a non-empty ``out`` that svdinst did
             not make (only svdinst's own files are ever replaced).
+        loss_read_every (`int`, *optional*): steps whose losses are read from the device at once
+            (a read waits for the GPU); defaults to 25 on CUDA, 1 on a CPU. The log is the same.
 
     Returns:
         `PretrainResult`: ``out`` is `None` when the run stopped before its last step.
@@ -292,10 +295,29 @@ def pretrain(
     cfg, step = config, start
     bar = tqdm(total=cfg.total_steps, initial=start, desc="pocket pretrain", disable=not progress)
     loop_start = time.perf_counter()
+    # Reading a loss waits for the GPU; losses are read in groups so the CPU can queue the next
+    # steps meanwhile (one read per step kept the v1 UNet stage launch-bound).
+    sync_every = loss_read_every or (25 if dev.type == "cuda" else 1)
+    pending: list[tuple[int, str, torch.Tensor, float]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        values = torch.stack([p[2].float() for p in pending]).tolist()  # one device sync
+        seconds = trainer.seconds["vae"] + trainer.seconds["unet"]  # at the group's end
+        for (at, stg, _, lr_), value in zip(pending, values):
+            if not math.isfinite(value):
+                raise FloatingPointError(f"pocket: {stg} loss became {value} at step {at}.")
+            losses[stg].append(value)
+            log.write(at, value, lr_, seconds)
+        bar.set_postfix(stage=pending[-1][1], loss=f"{values[-1]:.4f}")
+        pending.clear()
+
     try:
         while step < cfg.total_steps:
             stage = "vae" if step < cfg.vae_steps else "unet"
             if stage == "unet" and trainer.scaling_factor is None:
+                flush()
                 sf = trainer.measure_scaling_factor()
                 print(f"pocket: VAE done in {trainer.seconds['vae']:.0f} s, final loss "
                       f"{_tail_mean(losses['vae']):.4f}; latent scaling_factor {sf:.5f}")  # fmt: skip
@@ -304,15 +326,18 @@ def pretrain(
                 loss, lr = trainer.vae_step(step)
             else:
                 loss, lr = trainer.unet_step(step - cfg.vae_steps)
-            trainer.seconds[stage] += time.perf_counter() - tic
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"pocket: {stage} loss became {loss} at step {step}.")
             step += 1
-            losses[stage].append(loss)
-            log.write(step, loss, lr, trainer.seconds["vae"] + trainer.seconds["unet"])
+            pending.append((step, stage, loss, lr))
+            if len(pending) >= sync_every:
+                if dev.type == "cuda":
+                    torch.cuda.synchronize(dev)  # the group's GPU time counts toward its stage
+                trainer.seconds[stage] += time.perf_counter() - tic
+                flush()
+            else:
+                trainer.seconds[stage] += time.perf_counter() - tic
             bar.update(1)
-            bar.set_postfix(stage=stage, loss=f"{loss:.4f}")
             if step % max(1, log_every) == 0:
+                flush()
                 rate = (step - start) / (time.perf_counter() - loop_start)
                 tqdm.write(f"pocket: step {step}/{cfg.total_steps} {stage} loss "
                            f"{_tail_mean(losses[stage]):.4f} lr {lr:.2e} {rate:.1f} steps/s")  # fmt: skip
@@ -321,11 +346,13 @@ def pretrain(
             )
             boundary = step == cfg.vae_steps or step % max(1, checkpoint_every) == 0
             if step < cfg.total_steps and (boundary or stop):
+                flush()
                 save_checkpoint(work, step, trainer.state(losses))
             if stop and step < cfg.total_steps:
                 print(f"pocket: stopped at step {step} of {cfg.total_steps}; continue with "
                       f"--resume (checkpoint in {folder.checkpoints})")  # fmt: skip
                 return PretrainResult(None, work, step, {})
+        flush()
     finally:
         bar.close()
         log.close()

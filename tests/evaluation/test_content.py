@@ -113,13 +113,14 @@ def test_saved_sweep_reads_back_as_the_report_table(tmp_path) -> None:
 
 def test_pocket_profile_is_sized_for_the_pocket_model(capsys) -> None:
     from svdinst.course.profiles import get_profile
-    from svdinst.models.layouts import SDLayoutConfig
+    from svdinst.models.layout_config import POCKET_LAYOUTS, POCKET_VERSION
 
     profile = get_profile("pocket")
-    cfg = SDLayoutConfig.pocket()
+    cfg = POCKET_LAYOUTS[POCKET_VERSION]()
     vae_factor = 2 ** (len(cfg.vae_channels) - 1)
     assert profile.resolution == cfg.unet_sample_size * vae_factor
     assert not profile.quality_claims and len(profile.training_seeds) >= 3
+    assert len(get_profile("pocket", verbose=False).training_seeds) >= 3
     out = capsys.readouterr().out
     assert "pretrained by the kit" in out and "random" not in out
     assert "random weights" in get_profile("tiny", verbose=False).note

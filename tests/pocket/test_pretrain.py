@@ -18,14 +18,9 @@ from svdinst.models import loading as models
 from svdinst.models.layouts import SDLayoutConfig, sd_layout_modules
 from svdinst.pocket.card import SUMS, verify_checksums
 from svdinst.pocket.config import PocketConfig
-from svdinst.pocket.data import (
-    POCKET_PHOTOS,
-    PocketCropSampler,
-    _content,
-    apply_appearance,
-    caption,
-)
+from svdinst.pocket.data import POCKET_PHOTOS, _content, apply_appearance, caption
 from svdinst.pocket.pretrain import _encode, lr_at, pretrain
+from svdinst.pocket.sampler import PocketCropSampler
 
 # Widths small enough that 60 steps take seconds on one CPU thread; the pocket layout otherwise.
 MICRO = replace(
@@ -150,6 +145,18 @@ def test_same_seed_same_bytes_other_seed_other_weights(tmp_path):
         assert (a / name).read_bytes() != (c / name).read_bytes(), name
 
 
+def test_grouped_loss_reads_write_the_same_run(tmp_path):
+    """Reading losses in groups (the GPU path) changes neither the log nor the weights."""
+    cfg = micro_config(vae_steps=5, unet_steps=5, batch_size=2)
+    kw = dict(device="cpu", progress=False)
+    a = pretrain(cfg, tmp_path / "a", **kw)
+    b = pretrain(cfg, tmp_path / "b", loss_read_every=3, **kw)
+    rows = lambda r: [x.split(",")[:3] for x in (r.work / "log.csv").read_text().splitlines()]  # noqa: E731
+    assert rows(a) == rows(b) and len(rows(a)) == 11  # header + 10 steps, in order
+    for name in WEIGHT_FILES:
+        assert (a.out / name).read_bytes() == (b.out / name).read_bytes(), name
+
+
 def test_cli_pretrain_stops_resumes_and_writes_the_pocket_layout(tmp_path):
     """The real pocket widths at 16 px, one step per stage: time-limited stop (exit 3), resume."""
     out = tmp_path / "pocket"
@@ -244,8 +251,43 @@ def test_sampler_is_deterministic_per_seed():
     a, ca = PocketCropSampler(32, seed=3).sample(6)
     b, cb = PocketCropSampler(32, seed=3).sample(6)
     c, _ = PocketCropSampler(32, seed=4).sample(6)
-    assert torch.equal(a, b) and ca == cb and not torch.equal(a, c)
+    assert torch.equal(a, b) and torch.equal(ca, cb) and not torch.equal(a, c)
     assert a.shape == (6, 3, 32, 32) and a.min() >= -1 and a.max() <= 1
+
+
+def test_batched_crop_is_the_resized_photo_region():
+    """A whole-photo crop of one photo equals an antialiased resize of that photo (no offsets)."""
+    photo = POCKET_PHOTOS[0]
+    sampler = PocketCropSampler(32, seed=0, photos=(photo,), max_side=128, supersample=4)
+    h, w = sampler.pixels[0].shape[-2:]
+    side, top = float(min(h, w)), 0.0
+    left = float(sampler.boxes[0, 0, 0]) + (w - side) / 2
+    one = torch.tensor
+    crop = sampler._crop(one([top]), one([left]), one([side]), one([False]))
+    ref = sampler.pixels[0][None, :, : int(side), int((w - side) / 2) : int((w - side) / 2 + side)]
+    ref = F.interpolate(ref, size=(32, 32), mode="area")
+    assert (crop - ref).abs().mean() < 0.02
+    flipped = sampler._crop(one([top]), one([left]), one([side]), one([True]))
+    assert torch.allclose(flipped, crop.flip(-1), atol=1e-5)
+
+
+def test_styled_crops_come_with_style_captions():
+    from svdinst.data.styles import STYLES
+
+    styles = tuple(STYLES)[:2]
+    sampler = PocketCropSampler(32, seed=1, photos=POCKET_PHOTOS[:2], styles=styles,
+                                style_prob=1.0, caption_dropout=0.0, max_side=96)  # fmt: skip
+    x, ids = sampler.sample(12)
+    captions = [sampler.captions[i] for i in ids]
+    assert all(c.endswith((" in woodcut", " in pencil sketch")) for c in captions), captions
+    assert {c.rsplit(" in ", 1)[1] for c in captions} == set(styles)  # both drawn in 12
+    # a woodcut crop holds two colours (ink, paper) up to the resampling's blends
+    wood = next(k for k, c in enumerate(captions) if c.endswith("woodcut"))
+    assert (x[wood].std(0) < 0.05).float().mean() > 0.9  # grey: channels agree
+    plain = PocketCropSampler(32, seed=1, photos=POCKET_PHOTOS[:2], max_side=96)
+    assert not any(" in " in c for c in plain.captions)
+    with pytest.raises(ValueError, match="style_prob"):
+        PocketCropSampler(32, seed=1, photos=POCKET_PHOTOS[:1], styles=styles, max_side=96)
 
 
 def test_lr_schedule_warms_up_then_decays():
@@ -294,3 +336,41 @@ def test_cli_pretrain_refuses_a_users_folder_before_training(tmp_path, capsys, m
     (tmp_path / "f").write_text("x")
     assert main(["pocket", "pretrain", "--out", str(tmp_path / "f"), "--device", "cpu"]) == 2
     assert "f' is a file" in capsys.readouterr().err
+
+
+def test_vae_check_scores_held_out_proxies_and_writes_its_figure(micro_run, tmp_path):
+    from svdinst.data.default import PHOTOS
+    from svdinst.pocket.vae_check import held_out_proxies, resize_reference, run_vae_check
+
+    crops = held_out_proxies(32, per_photo=2)
+    test_stems = {p.stem for p in PHOTOS if p.split == "test"}
+    assert {n.rsplit("-c", 1)[0] for n in crops} == test_stems  # proxies of test photos only
+    assert all(im.size == (32, 32) for im in crops.values())
+    same = held_out_proxies(32, per_photo=2)
+    assert all(np.array_equal(np.asarray(crops[n]), np.asarray(same[n])) for n in crops)
+    flat = Image.new("RGB", (32, 32), (90, 120, 200))
+    assert np.array_equal(np.asarray(resize_reference([flat], 4)[0]), np.asarray(flat))
+    _, result = micro_run
+    m = run_vae_check(result.out, tmp_path / "check", resolution=32)
+    assert m["factor"] == 4 and m["vae"]["n"] == 12 and m["resolution"] == 32
+    assert 0 < m["vae"]["ssim"] < 1 and m["resize_reference"]["psnr"] > m["vae"]["psnr"]
+    assert (tmp_path / "check" / "pocket_vae_texture.json").is_file()
+    assert Path(m["figure"]).is_file()
+
+
+@pytest.mark.parametrize("version", ["pocket-v1", "pocket-v2"])
+def test_each_pocket_version_has_matching_layout_recipe_and_profile(version):
+    """The one-line switch (POCKET_VERSION) is safe: layout, recipe and profile agree per version."""
+    from svdinst.course.profiles import POCKET_PROFILES
+    from svdinst.models.layout_config import POCKET_LAYOUTS, POCKET_VERSION
+
+    layout = POCKET_LAYOUTS[version]()
+    recipe = PocketConfig.preset(version)
+    profile = POCKET_PROFILES[version]
+    factor = 2 ** (len(layout.vae_channels) - 1)
+    assert layout.version == version and recipe.model == layout
+    assert profile.resolution == recipe.resolution == layout.unet_sample_size * factor
+    assert POCKET_VERSION in POCKET_LAYOUTS and models.pocket_model_path().name == POCKET_VERSION
+    if version == "pocket-v2":
+        assert len(profile.training_seeds) >= 5 and len(recipe.styles) >= 6
+        assert factor == 4 and recipe.resolution >= 128

@@ -1,0 +1,115 @@
+"""Settings selection on a held-out *training* style image (plumbing on the tiny model)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from svdinst.errors import DataError
+from svdinst.pocket.select import (
+    PROXY_PREFIX,
+    SelectionConfig,
+    select_settings,
+    selection_markdown,
+    validation_split,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def default_data(tmp_path_factory):
+    from svdinst.data import prepare_default_dataset
+
+    return prepare_default_dataset(tmp_path_factory.mktemp("select-data") / "data")
+
+
+def test_split_holds_out_one_paired_style_image(default_data, tmp_path):
+    split = validation_split(default_data / "style", default_data / "content", None)
+    assert split["style"].name == f"{PROXY_PREFIX}{split['stem']}.png"
+    assert split["content"].parent.name == "content"  # a training photo, never test/
+    assert split["style"] not in split["train"] and len(split["train"]) == 3
+    chosen = validation_split(default_data / "style", default_data / "content", "chelsea")
+    assert chosen["stem"] == "chelsea"
+    with pytest.raises(DataError, match="no_such"):
+        validation_split(default_data / "style", default_data / "content", "no_such")
+    lone = tmp_path / "style"
+    lone.mkdir()
+    shutil.copy2(split["style"], lone / "other.png")
+    with pytest.raises(DataError, match="≥ 2 style images"):
+        validation_split(lone, default_data / "content", None)
+
+
+def test_select_scores_every_candidate_against_the_base_model(default_data, tmp_path):
+    from svdinst.course.context import CourseContext
+    from svdinst.course.profiles import get_profile
+
+    profile = get_profile("tiny", verbose=False, train_steps=1, stylize_seeds=1,
+                          inference_steps=4)  # fmt: skip
+    ctx = CourseContext(profile, tmp_path, "cpu")
+    shutil.copytree(default_data, ctx.data_dir)
+    cfg = SelectionConfig(lr_shifts=(1e-2, 1e-1), strengths=(0.3, 0.6), crops=2)
+    result = select_settings(ctx, cfg)
+    rows = result["rows"]
+    assert {(r["lr_shifts"], r["strength"]) for r in rows} == {
+        (a, b) for a in cfg.lr_shifts for b in cfg.strengths
+    }
+    assert result["best"] == max(rows, key=lambda r: r["gain"])
+    for r in rows:
+        assert r["gain"] == pytest.approx(r["ssim"] - r["base_ssim"]) and r["n"] == 2
+    # the base model's score depends on the strength only, not on the candidate lr
+    by_strength = {}
+    for r in rows:
+        by_strength.setdefault(r["strength"], set()).add(r["base_ssim"])
+    assert all(len(v) == 1 for v in by_strength.values())
+    root = ctx.outputs_dir / "pocket-select"
+    trained_on = sorted(p.name for p in (root / "train-styles").iterdir())
+    assert f"{PROXY_PREFIX}{result['validation']}.png" not in trained_on
+    config = json.loads((root / "runs" / "lr0.01" / "config.json").read_text())
+    assert all("train-styles" in s for s in config["style"])
+    assert (root / "selection.json").is_file()
+    text = selection_markdown(result)
+    assert "no test photo" in text and f"lr_shifts {result['best']['lr_shifts']:g}" in text
+    assert np.isfinite([r["ssim"] for r in rows]).all()
+
+
+def _runs(fids, ssims):
+    return [{"fid": f, "oracle": {"ssim": s}} for f, s in zip(fids, ssims)]
+
+
+def test_targets_state_met_and_missed_with_their_numbers():
+    from svdinst.pocket.report import targets
+
+    base = _runs([400.0], [0.30])
+    met = targets(
+        {"base": base, "svd-inst": _runs([280, 290, 285, 282, 288], [0.36, 0.37, 0.36, 0.35, 0.37])}
+    )
+    assert "drop of 28.7%; **met**" in met[0] and "**met** (+0.062" in met[1]
+    # 20 % below base: the FID target is missed and the needed value named
+    small = targets(
+        {"base": base, "svd-inst": _runs([320, 322, 318, 321, 319], [0.31, 0.29, 0.33, 0.28, 0.32])}
+    )
+    assert "**missed** (needs ≤ 300.0)" in small[0]
+    assert "within two seed spreads" in small[1]
+    # ≥ 25 % on average but one seed's spread swamps it: still missed
+    noisy = targets({"base": base, "svd-inst": _runs([100, 500, 150, 400, 250], [0.2] * 5)})
+    assert "**missed**." in noisy[0] and "not above the base" in noisy[1]
+    assert targets({"svd-inst": base}) == []
+
+
+def test_report_section_reads_the_vae_check_and_the_selection(tmp_path):
+    from svdinst.pocket.report import SELECTION_NAME, VAE_CHECK_NAME, _vae_and_selection
+
+    assert _vae_and_selection(tmp_path) == []
+    (tmp_path / "pocket").mkdir()
+    check = {"vae": {"psnr": 27.5, "ssim": 0.81, "n": 12}, "factor": 4, "resolution": 128,
+             "resize_reference": {"psnr": 25.49, "ssim": 0.713, "n": 12}, "images": "proxies"}  # fmt: skip
+    (tmp_path / "pocket" / f"{VAE_CHECK_NAME}.json").write_text(json.dumps(check))
+    (tmp_path / "pocket" / SELECTION_NAME).write_text("# title\n\nChosen: lr_shifts 0.05\n")
+    text = "\n".join(_vae_and_selection(tmp_path))
+    assert "PSNR 27.50 dB, SSIM 0.810" in text and "25.49 dB, 0.713" in text
+    assert "Chosen: lr_shifts 0.05" in text and "# title" not in text
+    assert "figures/" not in text  # no figure committed, no broken link
