@@ -116,7 +116,8 @@ def build_config(
             raise SvdinstError(f"{cls.name} uses no VGG network; drop --vgg-weights.")
         if not Path(vgg_weights).is_file():
             raise SvdinstError(f"--vgg-weights file '{vgg_weights}' does not exist.")
-        config = dataclasses.replace(config, vgg_weights=str(vgg_weights))
+        # A VGG file means the paper's VGG loss network instead of the Inception substitute.
+        config = dataclasses.replace(config, vgg_weights=str(vgg_weights), loss_backbone="vgg")
     if batch_size is not None:
         if "batch_size" not in {f.name for f in dataclasses.fields(config)}:
             raise SvdinstError(f"{cls.name} has no batch size to set; drop --batch-size.")
@@ -183,6 +184,8 @@ def stylize_folder(
         "device": model.device,
         "svdinst_version": svdinst.__version__,
         "config": config,
+        "backbone": model.backbone,  # with train_steps: what the report's Table I reads
+        "train_steps": model.train_steps,
         **(settings or {}),
     }
     out.write_settings(record)
@@ -262,6 +265,7 @@ def train_baseline(
             print(why)
             config = dataclasses.replace(config, batch_size=batch)
     model = cls(config, device=device)
+    model.train_steps = steps
     model.save_config(out)
     losses = model.fit(
         content_dir, style_dir, steps, out_dir=out, checkpoint_every=checkpoint_every,
@@ -332,7 +336,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         metavar="B",
         help="default: the paper's where it fits the device's memory (printed)",
     )
-    train.add_argument("--vgg-weights", default=None, metavar="FILE", help="ImageNet VGG .pth")
+    train.add_argument("--vgg-weights", default=None, metavar="FILE", help="ImageNet VGG .pth: the papers' loss network (default: the Inception substitute)")
     train.add_argument(
         "--size", default="full", choices=("full", "tiny"),
         help="full: the paper's widths; tiny: narrow networks for CPU demos",
