@@ -168,6 +168,8 @@ class Baseline(ABC):
         model = cls(config, device=device)
         # Shipped weights are fp16 (svdinst/weights/baselines-v1): compute in float32.
         state = load_file(run.model, device=model.device)
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        )
         model.train_steps = run.read_config().get("train_steps")
         return model

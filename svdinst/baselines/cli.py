@@ -336,7 +336,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         metavar="B",
         help="default: the paper's where it fits the device's memory (printed)",
     )
-    train.add_argument("--vgg-weights", default=None, metavar="FILE", help="ImageNet VGG .pth: the papers' loss network (default: the Inception substitute)")
+    train.add_argument(
+        "--vgg-weights",
+        default=None,
+        metavar="FILE",
+        help="ImageNet VGG .pth: the papers' loss network (default: the Inception substitute)",
+    )
     train.add_argument(
         "--size", default="full", choices=("full", "tiny"),
         help="full: the paper's widths; tiny: narrow networks for CPU demos",

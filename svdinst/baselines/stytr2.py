@@ -39,8 +39,8 @@ from svdinst.baselines.common import (
     style_tensor_for,
     translate_each,
 )
-from svdinst.baselines.stytr2_net import StyTr2Net
 from svdinst.baselines.perceptual import check_backbone, describe_backbone, loss_network
+from svdinst.baselines.stytr2_net import StyTr2Net
 from svdinst.baselines.vgg import mean_std, mean_std_loss
 from svdinst.errors import SvdinstError
 
