@@ -24,6 +24,7 @@ installed) or set ``SVDINST_INCEPTION_TRUNK``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
@@ -50,6 +51,11 @@ def train_one(args: argparse.Namespace) -> dict:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     name, device = args.one, args.device
+    # The method's own module, not the registry: the registry also imports Magenta's ONNX
+    # runtime, which a bare GPU box lacks (and which trains nothing).
+    importlib.import_module(f"svdinst.baselines.{name}")
+    from svdinst.baselines.base import get_baseline
+
     cls = get_baseline(name)
     if args.smoke:
         config, steps = cls.tiny_config(args.resolution), 3
@@ -114,7 +120,7 @@ def main() -> int:
     parser.add_argument("--data", default=None, help="a data folder; default: the offline set")
     parser.add_argument("--resolution", type=int, default=128, help="training crops (px)")
     parser.add_argument("--scale", type=float, default=None, help="of the papers' iterations")
-    parser.add_argument("--time-limit", type=float, default=150.0, help="seconds per method")
+    parser.add_argument("--time-limit", type=float, default=140.0, help="seconds per method")
     parser.add_argument("--methods", default="all", help="comma-separated names")
     parser.add_argument("--jobs", type=int, default=6, help="methods trained at once")
     parser.add_argument("--trunk", default=None, help="the Inception trunk file")
