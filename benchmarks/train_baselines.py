@@ -43,7 +43,6 @@ def train_one(args: argparse.Namespace) -> dict:
     import torch
 
     from svdinst.baselines.pocket_scale import PAPER_ITERATIONS, WIDTHS, pocket_config, pocket_steps
-    from svdinst.baselines.registry import get_baseline
     from svdinst.baselines.shipped import card_markdown, export_shipped, state_megabytes
     from svdinst.baselines.training import time_limit
 

@@ -155,3 +155,14 @@ def test_shipped_baselines_output_images_not_black_or_noise(data, name):
         assert degenerate_reason(image) is None
     with torch.no_grad():
         assert model.train_steps and model.train_steps > 2
+
+
+def test_cli_size_pocket_is_the_shipped_runs_config():
+    from svdinst.baselines.cli import build_config
+    from svdinst.errors import SvdinstError
+
+    cls = get_baseline("stytr2")
+    assert build_config(cls, size="pocket") == pocket_config(cls)
+    assert build_config(cls, size="pocket", resolution=64).resolution == 64
+    with pytest.raises(SvdinstError, match="not trained at pocket scale"):
+        build_config(get_baseline("magenta"), size="pocket")
