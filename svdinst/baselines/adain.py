@@ -18,7 +18,9 @@ reproduces its outputs wherever it is loaded, with or without the ImageNet file.
 
 Encoder: VGG-19 when its ImageNet weights can be had (``loss_backbone="vgg"``); by default the
 TF-FID Inception trunk as a labelled substitute (:mod:`svdinst.baselines.perceptual`: relu1_1 …
-relu4_1 → Conv2d_1a … Mixed_5b, whose 256 channels at 1/8 size the decoder then mirrors).
+relu4_1 → Conv2d_1a … Mixed_5b, whose 256 channels the decoder then mirrors). The substitute
+encodes the image upsampled ×2 (Inception works at 299 px; its stride-2 stem would otherwise miss
+pixel-scale detail), so the decoder ends with a 2×2 average pool back to the input's size.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from svdinst.baselines.common import (
     translate_each,
 )
 from svdinst.baselines.perceptual import (
+    LOSS_UPSAMPLE,
     check_backbone,
     describe_backbone,
     feature_channels,
@@ -108,13 +111,21 @@ class AdaIN(Baseline):
         super().__init__(config, device)
         with fixed_seed(0):  # initial weights independent of whatever ran before
             width = feature_channels(self.config.loss_backbone, ADAIN_LAYERS[-1])
-            self.decoder = vgg_mirror_decoder(width, self.config.decoder_widths).to(self.device)
+            decoder = vgg_mirror_decoder(width, self.config.decoder_widths)
+            if self.upsample > 1:  # the encoder saw the image ×2: back to the input's size
+                decoder = torch.nn.Sequential(decoder, torch.nn.AvgPool2d(self.upsample))
+            self.decoder = decoder.to(self.device)
         self._encoder: torch.nn.Module | None = None
 
     @classmethod
     def tiny_config(cls, resolution: int = 64) -> AdaINConfig:
         """The real (substitute) encoder with a decoder of 1/8 the widths, for CPU tests."""
         return AdaINConfig(resolution=resolution, batch_size=1, decoder_widths=(32, 16, 8))
+
+    @property
+    def upsample(self) -> int:
+        """The Inception substitute encodes the image ×2 (see :func:`loss_network`); VGG ×1."""
+        return LOSS_UPSAMPLE if self.config.loss_backbone == "inception" else 1
 
     @property
     def backbone(self) -> str:
@@ -126,7 +137,9 @@ class AdaIN(Baseline):
         """The frozen encoder (relu1_1 … relu4_1 or their substitutes), built on first use."""
         if self._encoder is None:
             cfg = self.config
-            self._encoder = loss_network(cfg.loss_backbone, "vgg19", ADAIN_LAYERS, cfg.vgg_weights)
+            self._encoder = loss_network(
+                cfg.loss_backbone, "vgg19", ADAIN_LAYERS, cfg.vgg_weights, upsample=self.upsample
+            )
             self._encoder.to(self.device)
         return self._encoder
 
@@ -227,6 +240,8 @@ class AdaIN(Baseline):
         self.decoder.load_state_dict(part("decoder."))
         if self._encoder is None:  # the saved run carries its encoder: no file search
             cfg = self.config
-            self._encoder = loss_network(cfg.loss_backbone, "vgg19", ADAIN_LAYERS, load=False)
+            self._encoder = loss_network(
+                cfg.loss_backbone, "vgg19", ADAIN_LAYERS, upsample=self.upsample, load=False
+            )
             self._encoder.to(self.device)
         self._encoder.load_state_dict(part("encoder."))

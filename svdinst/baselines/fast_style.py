@@ -33,7 +33,12 @@ from svdinst.baselines.common import (
     seed_everything,
     translate_each,
 )
-from svdinst.baselines.perceptual import check_backbone, describe_backbone, loss_network
+from svdinst.baselines.perceptual import (
+    LOSS_UPSAMPLE,
+    check_backbone,
+    describe_backbone,
+    loss_network,
+)
 from svdinst.errors import SvdinstError
 
 FAST_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -182,7 +187,13 @@ class FastStyle(Baseline):
         """The frozen network of the perceptual losses (VGG-16 or its substitute; built once)."""
         if self.vgg is None:
             cfg = self.config
-            self.vgg = loss_network(cfg.loss_backbone, "vgg16", FAST_STYLE_LAYERS, cfg.vgg_weights)
+            self.vgg = loss_network(
+                cfg.loss_backbone,
+                "vgg16",
+                FAST_STYLE_LAYERS,
+                cfg.vgg_weights,
+                upsample=LOSS_UPSAMPLE,
+            )
             self.vgg.to(self.device)
         return self.vgg
 

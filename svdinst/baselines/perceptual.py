@@ -35,6 +35,7 @@ VGG_TO_INCEPTION = {
 }
 VGG_CHANNELS = {"relu1": 64, "relu2": 128, "relu3": 256, "relu4": 512, "relu5": 512}
 VGG_NAMES = {"vgg19": "VGG-19", "vgg16": "VGG-16"}
+LOSS_UPSAMPLE = 2  # the substitute as a loss network sees images ×2 (see loss_network)
 
 
 def check_backbone(method: str, backbone: str) -> None:
@@ -63,6 +64,7 @@ def loss_network(
     layers: tuple[str, ...],
     vgg_weights: str | os.PathLike | None = None,
     *,
+    upsample: int = 1,
     load: bool = True,
 ) -> nn.Module:
     """The frozen feature network: ``forward(images in [0, 1])`` → the layers' activations.
@@ -72,10 +74,15 @@ def loss_network(
         arch (`str`): the paper's VGG, ``"vgg19"`` or ``"vgg16"`` (what the substitute stands for).
         layers (`tuple[str, ...]`): the paper's VGG ReLU names, e.g. ``("relu1_1", …)``.
         vgg_weights (*optional*): ImageNet VGG file (``backbone="vgg"`` only).
+        upsample (`int`, defaults to 1): the Inception substitute sees the images ×``upsample``
+            (bilinear): 2 for a *loss* network at 128 px, so its stride-2 stem sees pixel-scale
+            patterns (else generators learn checkerboards it cannot see); AdaIN's encoder keeps 1
+            (its decoder mirrors a 1/8-size map).
         load (`bool`, defaults to `True`): `False` builds the layers only (a saved model's state
             dict is about to fill them).
     """
     check_backbone(arch, backbone)
     if backbone == "inception":
-        return InceptionTrunk(tuple(VGG_TO_INCEPTION[name] for name in layers), load=load)
+        taps = tuple(VGG_TO_INCEPTION[name] for name in layers)
+        return InceptionTrunk(taps, upsample=upsample, load=load)
     return VGGFeatures(arch, layers, vgg_weights, load=load)

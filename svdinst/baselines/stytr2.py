@@ -39,7 +39,12 @@ from svdinst.baselines.common import (
     style_tensor_for,
     translate_each,
 )
-from svdinst.baselines.perceptual import check_backbone, describe_backbone, loss_network
+from svdinst.baselines.perceptual import (
+    LOSS_UPSAMPLE,
+    check_backbone,
+    describe_backbone,
+    loss_network,
+)
 from svdinst.baselines.stytr2_net import StyTr2Net
 from svdinst.baselines.vgg import mean_std, mean_std_loss
 from svdinst.errors import SvdinstError
@@ -167,7 +172,9 @@ class StyTr2(Baseline):
         """The frozen network of the losses (VGG-19 or its substitute; built once)."""
         if self.vgg is None:
             cfg = self.config
-            self.vgg = loss_network(cfg.loss_backbone, "vgg19", STYTR2_LAYERS, cfg.vgg_weights)
+            self.vgg = loss_network(
+                cfg.loss_backbone, "vgg19", STYTR2_LAYERS, cfg.vgg_weights, upsample=LOSS_UPSAMPLE
+            )
             self.vgg.to(self.device)
         return self.vgg
 

@@ -108,6 +108,10 @@ class InceptionTrunk(nn.Module):
             :func:`trunk_weights_path`. Never random: a missing file is an error.
         tf_padding (`bool`, defaults to `False`): `True` = the TF graph's valid convolutions;
             `False` pads them so the taps are exactly 1/2, 1/4, 1/8 of the input (see above).
+        upsample (`int`, defaults to 1): bilinear ×``upsample`` before the stem. Inception sees
+            299-px images (FID resizes to 299); at 128 px its stride-2 first layer cannot see
+            pixel-scale patterns, so a loss on it lets a generator paint period-2 checkerboards.
+            ×2 makes the taps 1, 1/2, 1/4 of the *original* input.
         load (`bool`, defaults to `True`): `False` builds the layers only (a saved model's state
             dict is about to fill them).
     """
@@ -118,13 +122,14 @@ class InceptionTrunk(nn.Module):
         weights: str | os.PathLike | None = None,
         *,
         tf_padding: bool = False,
+        upsample: int = 1,
         load: bool = True,
     ) -> None:
         super().__init__()
         unknown = [t for t in taps if t not in TAP_NAMES]
         if unknown or not taps:
             raise ModelNotFoundError(f"Inception trunk has no tap {unknown[:1]}; use {TAP_NAMES}.")
-        self.taps, self.tf_padding = tuple(taps), tf_padding
+        self.taps, self.tf_padding, self.upsample = tuple(taps), tf_padding, int(upsample)
         self.depth = max(TAP_NAMES.index(t) for t in self.taps) + 1
         for name, cin, cout, k, stride, pad in STEM[: self.depth]:
             pad = pad if tf_padding else k // 2
@@ -151,6 +156,8 @@ class InceptionTrunk(nn.Module):
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The taps' activations for RGB ``images`` in [0, 1] (the graph's ``(255x − 128)/128``)."""
         x = (images * 255.0 - 128.0) / 128.0
+        if self.upsample > 1:
+            x = F.interpolate(x, scale_factor=self.upsample, mode="bilinear", align_corners=False)
         out: dict[str, torch.Tensor] = {}
         for i, name in enumerate(TAP_NAMES[: self.depth]):
             if name in ("Conv2d_3b_1x1", "Mixed_5b"):  # MaxPool_1 / MaxPool_2 precede them

@@ -51,6 +51,13 @@ def test_padded_taps_are_exact_fractions_of_the_input():
     for (name, channels, stride), f in zip(it.TAPS, feats, strict=True):
         assert f.shape == (1, channels, 96 // stride, 128 // stride), name
     assert not any(p.requires_grad for p in trunk.parameters())
+    # ×2 (the loss networks): the same weights on the bilinearly upsampled image.
+    up = it.InceptionTrunk(("Conv2d_1a_3x3", "Mixed_5b"), upsample=2)
+    x = torch.rand(1, 3, 32, 48)
+    big = torch.nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    a, b = up(x), it.InceptionTrunk(("Conv2d_1a_3x3", "Mixed_5b"))(big)
+    assert a[0].shape == (1, 32, 32, 48) and a[1].shape == (1, 256, 8, 12)
+    torch.testing.assert_close(a[1], b[1])
 
 
 def test_trunk_file_is_real_small_and_checked(tmp_path, monkeypatch):
