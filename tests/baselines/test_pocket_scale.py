@@ -3,6 +3,8 @@ the check that outputs are images (not the black frames and grey noise of 2-step
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -92,8 +94,10 @@ def data(tmp_path_factory):
 @pytest.mark.parametrize("name", ["fast_style", "adain", "cyclegan"])
 def test_short_cpu_training_lowers_the_loss(data, name):
     cls = get_baseline(name)
-    model = cls(cls.tiny_config(32))
-    losses = model.fit(data / "content", data / "style", 12, seed=0)
+    config = cls.tiny_config(32)
+    if name != "cyclegan":  # CycleGAN's paper batch is 1; the others: 4 steadies the curve
+        config = dataclasses.replace(config, batch_size=4)
+    losses = cls(config).fit(data / "content", data / "style", 16, seed=0)
     assert np.mean(losses[-4:]) < np.mean(losses[:4]), losses
 
 
