@@ -15,6 +15,12 @@ At test time ``α`` trades content for style: ``g((1 − α) f(c) + α t)`` (Eq.
 One decoder serves any style, so stylize takes style images (photo ``i`` gets
 ``style[i % len(style)]``). The run folder keeps the encoder weights too, so a saved model
 reproduces its outputs wherever it is loaded, with or without the ImageNet file.
+
+Encoder: VGG-19 when its ImageNet weights can be had (``loss_backbone="vgg"``); by default the
+TF-FID Inception trunk as a labelled substitute (:mod:`svdinst.baselines.perceptual`: relu1_1 …
+relu4_1 → Conv2d_1a … Mixed_5b, whose 256 channels the decoder then mirrors). The substitute
+encodes the image upsampled ×2 (Inception works at 299 px; its stride-2 stem would otherwise miss
+pixel-scale detail), so the decoder ends with a 2×2 average pool back to the input's size.
 """
 
 from __future__ import annotations
@@ -36,7 +42,14 @@ from svdinst.baselines.common import (
     style_tensor_for,
     translate_each,
 )
-from svdinst.baselines.vgg import VGGFeatures, adain, mean_std, mean_std_loss, vgg_mirror_decoder
+from svdinst.baselines.perceptual import (
+    LOSS_UPSAMPLE,
+    check_backbone,
+    describe_backbone,
+    feature_channels,
+    loss_network,
+)
+from svdinst.baselines.vgg import adain, mean_std, mean_std_loss, vgg_mirror_decoder
 from svdinst.errors import SvdinstError
 
 ADAIN_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # style layers; relu4_1 also encodes
@@ -56,11 +69,12 @@ class AdaINConfig:
     style_weight: float = 10.0  # λ of Eq. 11 (pytorch-AdaIN --style_weight)
     alpha: float = 1.0  # Eq. 14 content-style trade-off at test time: 1 = full style
     decoder_widths: tuple[int, int, int] = (256, 128, 64)  # the mirror of VGG; smaller in tests
-    vgg_weights: str | None = None  # ImageNet VGG-19 file; None → torch cache, else random
-    vgg_weights_source: str = ""  # filled in: which VGG weights encode (and were trained with)
+    loss_backbone: str = "inception"  # "inception": offline substitute; "vgg": needs VGG-19
+    vgg_weights: str | None = None  # ImageNet VGG-19 file (loss_backbone="vgg"); None → cache
 
     def __post_init__(self) -> None:
         self.decoder_widths = tuple(self.decoder_widths)
+        check_backbone("adain", self.loss_backbone)
         if self.resolution < 16 or self.resolution % 8:
             raise SvdinstError(
                 f"adain resolution must be a multiple of 8 and ≥ 16, got {self.resolution}."
@@ -72,7 +86,7 @@ class AdaINConfig:
 
 
 def adain_losses(
-    encoder: VGGFeatures,
+    encoder: torch.nn.Module,
     decoder: torch.nn.Module,
     content: torch.Tensor,
     style: torch.Tensor,
@@ -96,21 +110,37 @@ class AdaIN(Baseline):
     def __init__(self, config: AdaINConfig | None = None, device: str = "cpu") -> None:
         super().__init__(config, device)
         with fixed_seed(0):  # initial weights independent of whatever ran before
-            self.decoder = vgg_mirror_decoder(512, self.config.decoder_widths).to(self.device)
-        self._encoder: VGGFeatures | None = None
+            width = feature_channels(self.config.loss_backbone, ADAIN_LAYERS[-1])
+            decoder = vgg_mirror_decoder(width, self.config.decoder_widths)
+            if self.upsample > 1:  # the encoder saw the image ×2: back to the input's size
+                decoder = torch.nn.Sequential(decoder, torch.nn.AvgPool2d(self.upsample))
+            self.decoder = decoder.to(self.device)
+        self._encoder: torch.nn.Module | None = None
 
     @classmethod
     def tiny_config(cls, resolution: int = 64) -> AdaINConfig:
-        """The real VGG-19 encoder with a decoder of 1/8 the widths, for CPU tests."""
+        """The real (substitute) encoder with a decoder of 1/8 the widths, for CPU tests."""
         return AdaINConfig(resolution=resolution, batch_size=1, decoder_widths=(32, 16, 8))
 
     @property
-    def encoder(self) -> VGGFeatures:
-        """The frozen VGG-19 (relu1_1 … relu4_1), built on first use; records its weights."""
+    def upsample(self) -> int:
+        """The Inception substitute encodes the image ×2 (see :func:`loss_network`); VGG ×1."""
+        return LOSS_UPSAMPLE if self.config.loss_backbone == "inception" else 1
+
+    @property
+    def backbone(self) -> str:
+        """The encoder the run used: VGG-19 or its labelled Inception substitute."""
+        return describe_backbone(self.config.loss_backbone, "vgg19")
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        """The frozen encoder (relu1_1 … relu4_1 or their substitutes), built on first use."""
         if self._encoder is None:
-            self._encoder = VGGFeatures("vgg19", ADAIN_LAYERS, self.config.vgg_weights)
+            cfg = self.config
+            self._encoder = loss_network(
+                cfg.loss_backbone, "vgg19", ADAIN_LAYERS, cfg.vgg_weights, upsample=self.upsample
+            )
             self._encoder.to(self.device)
-            self.config.vgg_weights_source = self._encoder.weights_source
         return self._encoder
 
     def fit(
@@ -200,7 +230,7 @@ class AdaIN(Baseline):
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {f"decoder.{k}": v for k, v in self.decoder.state_dict().items()}
-        state.update({f"encoder.{k}": v for k, v in self.encoder.features.state_dict().items()})
+        state.update({f"encoder.{k}": v for k, v in self.encoder.state_dict().items()})
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
@@ -208,6 +238,10 @@ class AdaIN(Baseline):
             return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
         self.decoder.load_state_dict(part("decoder."))
-        if self._encoder is None:  # the saved run carries its encoder: no file search, no warning
-            self._encoder = VGGFeatures("vgg19", ADAIN_LAYERS, load=False).to(self.device)
-        self._encoder.features.load_state_dict(part("encoder."))
+        if self._encoder is None:  # the saved run carries its encoder: no file search
+            cfg = self.config
+            self._encoder = loss_network(
+                cfg.loss_backbone, "vgg19", ADAIN_LAYERS, upsample=self.upsample, load=False
+            )
+            self._encoder.to(self.device)
+        self._encoder.load_state_dict(part("encoder."))

@@ -17,6 +17,10 @@ them; the tests run over the whole :data:`REGISTRY`):
   photo ``i`` with ``style[i % len(style)]``; other methods ignore ``style``.
 - ``fit`` returns the total loss of each step it ran; the shared plumbing (image sampling,
   checkpoints, the loss log, progress bar) is :mod:`svdinst.baselines.common`.
+- The settings file records two keys beside the config (read by the report's Table I):
+  ``backbone`` — the pretrained network the method depends on (:attr:`Baseline.backbone`,
+  e.g. ``"tf-fid-inception-trunk (substitute for VGG-19)"``) — and ``train_steps``, the
+  optimizer steps the saved network was trained for (``None`` before training).
 """
 
 from __future__ import annotations
@@ -73,6 +77,12 @@ class Baseline(ABC):
     def __init__(self, config: Any | None = None, device: str = "cpu") -> None:
         self.config = config if config is not None else self.config_class()
         self.device = str(resolve_device(device))  # "auto" → "cuda" when present, else "cpu"
+        self.train_steps: int | None = None  # set by whoever trains it; saved with the settings
+
+    @property
+    def backbone(self) -> str:
+        """The pretrained network the method depends on (``backbone`` in the settings file)."""
+        return "none (trained from scratch)"
 
     @classmethod
     def tiny_config(cls, resolution: int = 64) -> Any:
@@ -144,7 +154,9 @@ class Baseline(ABC):
     def save_config(self, out_dir: str | os.PathLike) -> Path:
         """Write only the settings file (a run's settings before training finishes)."""
         config = dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}
-        return RunFolder(out_dir).write_config({"baseline": self.name, **config})
+        record = {"baseline": self.name, **config}
+        record.update(backbone=self.backbone, train_steps=self.train_steps)
+        return RunFolder(out_dir).write_config(record)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, device: str = "cpu") -> Baseline:
@@ -154,5 +166,10 @@ class Baseline(ABC):
         if not run.model.exists():
             raise SvdinstError(f"'{run.path}' has no {run.MODEL}: train it, or pick another --run.")
         model = cls(config, device=device)
-        model.load_state_dict(load_file(run.model, device=model.device))
+        # Shipped weights are fp16 (svdinst/weights/baselines-v1): compute in float32.
+        state = load_file(run.model, device=model.device)
+        model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        )
+        model.train_steps = run.read_config().get("train_steps")
         return model

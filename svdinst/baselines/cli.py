@@ -37,6 +37,7 @@ SAMPLE_GIB_AT_256 = {
     "stargan": 35.7 / 16,
     "stytr2": 17.0 / 8,
 }
+SIZES = ("full", "pocket", "tiny")  # --size: the paper's networks, the shipped runs', CPU demos
 DEFAULT_SAMPLE_GIB = 2.5  # a method not measured yet: about the largest measured one
 CUDA_SHARE = 0.8  # of the free device memory: the allocator's fragmentation and cuDNN workspaces
 CPU_SHARE = 0.5  # of the available host RAM: the kernel, the data set and the OS keep the rest
@@ -98,14 +99,20 @@ def build_config(
 
     Args:
         cls: a registered baseline class.
-        size (`str`, defaults to ``"full"``): ``"full"`` (published defaults) or ``"tiny"``.
+        size (`str`, defaults to ``"full"``): ``"full"`` (published defaults), ``"pocket"``
+            (the shipped runs' reduced widths and scaled schedules,
+            :func:`svdinst.baselines.pocket_scale.pocket_config`) or ``"tiny"``.
         resolution (`int`, *optional*): training crop size; defaults to the config's.
         vgg_weights (*optional*): an ImageNet VGG weights file (VGG-based methods only).
         batch_size (`int`, *optional*): replaces the paper's batch size (e.g. to fit a 16 GB T4).
     """
-    if size not in ("full", "tiny"):
-        raise SvdinstError(f"--size must be 'full' or 'tiny', got {size!r}.")
-    if size == "tiny":
+    if size not in SIZES:
+        raise SvdinstError(f"--size must be one of {', '.join(SIZES)}; got {size!r}.")
+    if size == "pocket":
+        from svdinst.baselines.pocket_scale import RESOLUTION, pocket_config
+
+        config = pocket_config(cls, resolution or RESOLUTION)
+    elif size == "tiny":
         config = cls.tiny_config(**({"resolution": resolution} if resolution else {}))
     else:
         config = cls.config_class()
@@ -116,7 +123,8 @@ def build_config(
             raise SvdinstError(f"{cls.name} uses no VGG network; drop --vgg-weights.")
         if not Path(vgg_weights).is_file():
             raise SvdinstError(f"--vgg-weights file '{vgg_weights}' does not exist.")
-        config = dataclasses.replace(config, vgg_weights=str(vgg_weights))
+        # A VGG file means the paper's VGG loss network instead of the Inception substitute.
+        config = dataclasses.replace(config, vgg_weights=str(vgg_weights), loss_backbone="vgg")
     if batch_size is not None:
         if "batch_size" not in {f.name for f in dataclasses.fields(config)}:
             raise SvdinstError(f"{cls.name} has no batch size to set; drop --batch-size.")
@@ -183,6 +191,8 @@ def stylize_folder(
         "device": model.device,
         "svdinst_version": svdinst.__version__,
         "config": config,
+        "backbone": model.backbone,  # with train_steps: what the report's Table I reads
+        "train_steps": model.train_steps,
         **(settings or {}),
     }
     out.write_settings(record)
@@ -262,6 +272,7 @@ def train_baseline(
             print(why)
             config = dataclasses.replace(config, batch_size=batch)
     model = cls(config, device=device)
+    model.train_steps = steps
     model.save_config(out)
     losses = model.fit(
         content_dir, style_dir, steps, out_dir=out, checkpoint_every=checkpoint_every,
@@ -332,10 +343,16 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         metavar="B",
         help="default: the paper's where it fits the device's memory (printed)",
     )
-    train.add_argument("--vgg-weights", default=None, metavar="FILE", help="ImageNet VGG .pth")
     train.add_argument(
-        "--size", default="full", choices=("full", "tiny"),
-        help="full: the paper's widths; tiny: narrow networks for CPU demos",
+        "--vgg-weights",
+        default=None,
+        metavar="FILE",
+        help="ImageNet VGG .pth: the papers' loss network (default: the Inception substitute)",
+    )
+    train.add_argument(
+        "--size", default="full", choices=SIZES,
+        help="full: the paper's widths; pocket: the shipped runs' (128 px, reduced widths, "
+        "scaled schedules); tiny: narrow networks for CPU demos",
     )  # fmt: skip
     train.set_defaults(func=_train)
     sty = actions.add_parser("stylize", help="stylize a folder of photos with NAME")

@@ -7,6 +7,9 @@ three convolutions with instance norm, five residual blocks, two upsample-convol
 frozen VGG-16: feature reconstruction ℓ_feat at relu2_2 and style reconstruction ℓ_style — the
 squared Frobenius distance of normalised Gram matrices — at relu1_2, relu2_2, relu3_3, relu4_3.
 
+Loss network: VGG-16 when its ImageNet weights can be had (``loss_backbone="vgg"``); by default
+the TF-FID Inception trunk as a labelled substitute (:mod:`svdinst.baselines.perceptual`).
+
 One style per network, as in the paper. Our style is a *folder* (the mural set), so the Gram
 target of each layer is the mean of the Gram matrices of all style images (each resized so its
 shorter side is ``style_size``); with a single image this is exactly the paper's target.
@@ -30,7 +33,12 @@ from svdinst.baselines.common import (
     seed_everything,
     translate_each,
 )
-from svdinst.baselines.vgg import VGGFeatures
+from svdinst.baselines.perceptual import (
+    LOSS_UPSAMPLE,
+    check_backbone,
+    describe_backbone,
+    loss_network,
+)
 from svdinst.errors import SvdinstError
 
 FAST_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -50,11 +58,12 @@ class FastStyleConfig:
     style_weight: float = 1e10  # examples' --style-weight (Grams are divided by C·H·W: tiny)
     channels: tuple[int, int, int] = (32, 64, 128)  # paper's widths; smaller only in tests
     n_residual: int = 5  # five residual blocks (supplementary Table 1)
-    vgg_weights: str | None = None  # ImageNet VGG-16 file; None → torch cache, else random
-    vgg_weights_source: str = ""  # filled in: which VGG weights the losses used
+    loss_backbone: str = "inception"  # "inception": offline substitute; "vgg": needs VGG-16
+    vgg_weights: str | None = None  # ImageNet VGG-16 file (loss_backbone="vgg"); None → cache
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
+        check_backbone("fast_style", self.loss_backbone)
         if self.resolution < 16 or self.resolution % 4:
             raise SvdinstError(
                 f"fast_style resolution must be a multiple of 4 and ≥ 16, got {self.resolution}."
@@ -162,19 +171,30 @@ class FastStyle(Baseline):
         cfg = self.config
         with fixed_seed(0):  # initial weights independent of whatever ran before
             self.net = TransformerNet(cfg.channels, cfg.n_residual).to(self.device)
-        self.vgg: VGGFeatures | None = None  # built on the first fit (only training needs it)
+        self.vgg: torch.nn.Module | None = None  # built on the first fit (only training needs it)
 
     @classmethod
     def tiny_config(cls, resolution: int = 64) -> FastStyleConfig:
         """Same layout (5 residual blocks) with a quarter of the widths, for CPU tests."""
         return FastStyleConfig(resolution=resolution, batch_size=1, channels=(8, 16, 32))
 
-    def loss_network(self) -> VGGFeatures:
-        """The frozen VGG-16 of the perceptual losses (built once; records its weight source)."""
+    @property
+    def backbone(self) -> str:
+        """The loss network the run used: VGG-16 or its labelled Inception substitute."""
+        return describe_backbone(self.config.loss_backbone, "vgg16")
+
+    def loss_network(self) -> torch.nn.Module:
+        """The frozen network of the perceptual losses (VGG-16 or its substitute; built once)."""
         if self.vgg is None:
-            self.vgg = VGGFeatures("vgg16", FAST_STYLE_LAYERS, self.config.vgg_weights)
+            cfg = self.config
+            self.vgg = loss_network(
+                cfg.loss_backbone,
+                "vgg16",
+                FAST_STYLE_LAYERS,
+                cfg.vgg_weights,
+                upsample=LOSS_UPSAMPLE,
+            )
             self.vgg.to(self.device)
-        self.config.vgg_weights_source = self.vgg.weights_source
         return self.vgg
 
     @torch.no_grad()

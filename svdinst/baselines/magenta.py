@@ -43,6 +43,11 @@ class Magenta(Baseline):
     uses_style_at_inference = True
     needs_training = False
 
+    @property
+    def backbone(self) -> str:
+        """The whole network is pretrained (nothing is trained here)."""
+        return "magenta pretrained ONNX (Ghiasi et al. 2017; not trained here)"
+
     def __init__(self, config: MagentaConfig | None = None, device: str = "cpu") -> None:
         super().__init__(config, device)
         if not 0.0 <= self.config.strength <= 1.0:

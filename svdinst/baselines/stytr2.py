@@ -14,6 +14,10 @@ normalised relu4_1 and relu5_1 features; style ``L_s`` = mean/std MSE over relu1
 identity ``L_id1`` = pixel MSE of ``I_cc``, ``I_ss`` (each image stylized with itself) to the
 inputs; ``L_id2`` = feature MSE of the same over the five layers.
 ``L = 7 L_c + 10 L_s + 70 L_id1 + 1 L_id2`` (train.py). Adam, lr 5e-4 with warm-up.
+
+Loss network: VGG-19 when its ImageNet weights can be had (``loss_backbone="vgg"``); by default
+the TF-FID Inception trunk as a labelled substitute (:mod:`svdinst.baselines.perceptual`;
+relu4_1 and relu5_1 of the content loss → Mixed_5b and Mixed_5d).
 """
 
 from __future__ import annotations
@@ -35,8 +39,14 @@ from svdinst.baselines.common import (
     style_tensor_for,
     translate_each,
 )
+from svdinst.baselines.perceptual import (
+    LOSS_UPSAMPLE,
+    check_backbone,
+    describe_backbone,
+    loss_network,
+)
 from svdinst.baselines.stytr2_net import StyTr2Net
-from svdinst.baselines.vgg import VGGFeatures, mean_std, mean_std_loss
+from svdinst.baselines.vgg import mean_std, mean_std_loss
 from svdinst.errors import SvdinstError
 
 STYTR2_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -67,11 +77,12 @@ class StyTr2Config:
     style_weight: float = 10.0  # λ_s (train.py --style_weight)
     identity1_weight: float = 70.0  # λ_id1 (train.py: l_identity1 * 70)
     identity2_weight: float = 1.0  # λ_id2 (train.py: l_identity2 * 1)
-    vgg_weights: str | None = None  # ImageNet VGG-19 file; None → torch cache, else random
-    vgg_weights_source: str = ""  # filled in: which VGG weights the losses used
+    loss_backbone: str = "inception"  # "inception": offline substitute; "vgg": needs VGG-19
+    vgg_weights: str | None = None  # ImageNet VGG-19 file (loss_backbone="vgg"); None → cache
 
     def __post_init__(self) -> None:
         self.decoder_widths = tuple(self.decoder_widths)
+        check_backbone("stytr2", self.loss_backbone)
         if self.patch_size != 8:
             raise SvdinstError(
                 f"stytr2 patch_size must be 8 (the CNN decoder upsamples ×8), got {self.patch_size}."
@@ -105,7 +116,7 @@ def normalize(feat: torch.Tensor) -> torch.Tensor:
 
 
 def stytr2_losses(
-    net: StyTr2Net, vgg: VGGFeatures, content: torch.Tensor, style: torch.Tensor
+    net: StyTr2Net, vgg: torch.nn.Module, content: torch.Tensor, style: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """The unweighted losses L_c, L_s, L_id1, L_id2 of one batch, and the stylized ``ics``."""
     with torch.no_grad():
@@ -142,7 +153,7 @@ class StyTr2(Baseline):
                 decoder_widths=cfg.decoder_widths,
             ).to(self.device)  # fmt: skip
         self.net.eval()
-        self.vgg: VGGFeatures | None = None  # the loss network, built on the first fit
+        self.vgg: torch.nn.Module | None = None  # the loss network, built on the first fit
 
     @classmethod
     def tiny_config(cls, resolution: int = 64) -> StyTr2Config:
@@ -152,11 +163,19 @@ class StyTr2(Baseline):
             dim_feedforward=64, decoder_widths=(32, 16, 8),
         )  # fmt: skip
 
-    def loss_network(self) -> VGGFeatures:
-        """The frozen VGG-19 of the losses (built once; records its weight source)."""
+    @property
+    def backbone(self) -> str:
+        """The loss network the run used: VGG-19 or its labelled Inception substitute."""
+        return describe_backbone(self.config.loss_backbone, "vgg19")
+
+    def loss_network(self) -> torch.nn.Module:
+        """The frozen network of the losses (VGG-19 or its substitute; built once)."""
         if self.vgg is None:
-            self.vgg = VGGFeatures("vgg19", STYTR2_LAYERS, self.config.vgg_weights).to(self.device)
-        self.config.vgg_weights_source = self.vgg.weights_source
+            cfg = self.config
+            self.vgg = loss_network(
+                cfg.loss_backbone, "vgg19", STYTR2_LAYERS, cfg.vgg_weights, upsample=LOSS_UPSAMPLE
+            )
+            self.vgg.to(self.device)
         return self.vgg
 
     def fit(

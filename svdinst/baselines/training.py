@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -141,6 +142,7 @@ def fit_loop(
     t0 = time.perf_counter()
     writer_fields: list[str] | None = None
     bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, leave=False)
+    deadline = _DEADLINE
     for step in bar:
         terms = {k: float(v) for k, v in step_fn(step).items()}
         if "loss" not in terms:
@@ -163,10 +165,35 @@ def fit_loop(
                     writer.writeheader()
                 writer.writerow(row)
         done = step + 1
-        if checkpoint_every and (done % checkpoint_every == 0 or done == steps):
+        late = deadline is not None and time.monotonic() > deadline
+        if checkpoint_every and (done % checkpoint_every == 0 or done == steps or late):
             checkpoint_objects(out_dir, done, objects, extra={"desc": desc})
+        if late and done < steps:
+            print(f"{desc}: time limit reached after {done} of {steps} steps; stopping.")
+            break
     bar.close()
     return losses
+
+
+_DEADLINE: float | None = None  # time.monotonic() after which fit_loop stops (time_limit)
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Stop every :func:`fit_loop` inside the block after ``seconds`` (a safety for fixed
+    GPU budgets, e.g. ``benchmarks/train_baselines.py``): the loop ends after the step that
+    crosses the limit and returns the losses so far, so the caller sees how many steps ran.
+
+    Args:
+        seconds (`float`, *optional*): wall-clock seconds from now; `None` = no limit.
+    """
+    global _DEADLINE
+    previous = _DEADLINE
+    _DEADLINE = None if seconds is None else time.monotonic() + float(seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE = previous
 
 
 def _refresh_lambda_lr(scheduler: Any) -> None:

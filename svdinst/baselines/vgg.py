@@ -8,10 +8,10 @@ Weights come, in this order, from an explicit file (``weights=FILE``, the CLI's
 ``--vgg-weights FILE``: torchvision's ``vgg19-dcbb9e9d.pth`` / ``vgg16-397923af.pth`` or a
 safetensors copy), from torch hub's cache (``$TORCH_HOME/hub/checkpoints``), or — with network —
 fetched into that cache through torchvision's weights API (:mod:`svdinst.models.backbones`).
-Offline (``HF_HUB_OFFLINE``) or when the fetch fails, the trunk keeps a deterministic random
-initialisation (seed 0) and one warning says why and how to supply the file. Which one was used
-is ``VGGFeatures.weights_source`` — baselines record it in their saved config, so a number
-measured with a random backbone is never mistaken for a real perceptual loss.
+Offline (``HF_HUB_OFFLINE``) or when the fetch fails it is an error naming the file and how to
+supply it: a perceptual loss on random features teaches nothing (issue 17), so the baselines
+default to the Inception substitute instead (:mod:`svdinst.baselines.perceptual`). Only tests of
+the loss wiring ask for ``weights="random"`` explicitly.
 
 Deviation from the authors' code, on purpose: AdaIN and StyTr² used the Caffe "normalised VGG"
 with reflection padding; torchvision's trunk uses zero padding and ImageNet mean/std. The layers
@@ -25,7 +25,6 @@ upsampling, reflection padding) shared by AdaIN (Huang & Belongie 2017) and StyT
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import torch
@@ -33,7 +32,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from svdinst.baselines.common import fixed_seed
-from svdinst.errors import SvdinstError
+from svdinst.errors import ModelNotFoundError, SvdinstError
 from svdinst.models.backbones import TORCHVISION_WEIGHTS, fetch_weights, find_weights, supply_hint
 
 # Index of each named ReLU inside torchvision's ``vgg*.features`` Sequential.
@@ -46,10 +45,6 @@ TORCHVISION_FILES = {arch: TORCHVISION_WEIGHTS[arch][1] for arch in ("vgg19", "v
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RANDOM_SOURCE = "random"
-
-
-class RandomVGGWarning(UserWarning):
-    """The VGG backbone has random weights, so perceptual losses are not the published ones."""
 
 
 def find_vgg_weights(arch: str, weights: str | os.PathLike | None = None) -> Path | None:
@@ -69,8 +64,8 @@ def find_vgg_weights(arch: str, weights: str | os.PathLike | None = None) -> Pat
     return find_weights(
         arch,
         weights,
-        f"pass torchvision's {TORCHVISION_FILES[arch]} (or leave --vgg-weights out to use "
-        "random weights).",
+        f"pass torchvision's {TORCHVISION_FILES[arch]} (or leave --vgg-weights out to use the "
+        "Inception substitute).",
     )
 
 
@@ -95,7 +90,7 @@ class VGGFeatures(nn.Module):
             the trunk is cut after the deepest one.
         weights (`str` or `os.PathLike`, *optional*, defaults to `None`): ImageNet weights file;
             `None` looks in torch hub's cache and, with network, fetches into it through
-            torchvision; ``"random"`` skips the search.
+            torchvision (else an error); ``"random"`` (tests of the loss wiring only) skips it.
         load (`bool`, *optional*, defaults to `True`): `False` builds the architecture only (its
             weights are about to be restored from a saved state dict).
     """
@@ -145,16 +140,16 @@ class VGGFeatures(nn.Module):
                 state, where = fetch_weights(arch)
             else:
                 state, where = None, f"weights={RANDOM_SOURCE!r} was asked for"
+            if state is None and weights is None:  # nothing local and no fetch: never random
+                raise ModelNotFoundError(
+                    f"No ImageNet {arch} weights ({where}); "
+                    f"{supply_hint(arch, '--vgg-weights FILE')} — or train with the default "
+                    "loss_backbone='inception' (the TF-FID Inception substitute, offline)."
+                )
             if state is not None:
                 self._load_state(state, Path(where))
             else:
-                self.weights_source = RANDOM_SOURCE
-                warnings.warn(
-                    f"No ImageNet {arch} weights ({where}): using RANDOM weights, so perceptual "
-                    f"losses are not the published ones; {supply_hint(arch, '--vgg-weights FILE')}.",
-                    RandomVGGWarning,
-                    stacklevel=2,
-                )
+                self.weights_source = RANDOM_SOURCE  # asked for by name (tests of the wiring)
         self.requires_grad_(False)
         self.eval()
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from svdinst.baselines.base import Baseline
+from svdinst.baselines.shipped import shipped_run
 from svdinst.course.profiles import Profile
 from svdinst.stylize.config import StylizeConfig
 from svdinst.training.config import TrainConfig
@@ -128,10 +129,13 @@ class BaselineSettings:
     resolution: int  # training crops (px)
     batch_size: int | None  # None: the method's own (or the tiny config's)
     checkpoint_every: int  # 0: no checkpoints (a CPU run takes seconds)
+    shipped: str | None = None  # pocket: the GPU-trained run shipped with the kit, used as is
 
     def as_kwargs(self) -> dict[str, Any]:
-        """The fields as keyword arguments of :func:`svdinst.baselines.cli.train_baseline`."""
-        return asdict(self)
+        """The training fields as keyword arguments of :func:`svdinst.baselines.cli.train_baseline`."""
+        kwargs = asdict(self)
+        kwargs.pop("shipped")
+        return kwargs
 
 
 def profile_baseline_settings(
@@ -146,7 +150,9 @@ def profile_baseline_settings(
     """A baseline's training settings for a profile.
 
     The CPU profiles (``tiny``, ``pocket``) train the small networks for ``tiny_steps`` at the
-    profile's resolution rounded down to a multiple of 32; a GPU profile trains the papers'
+    profile's resolution rounded down to a multiple of 32 — except that on ``pocket`` a baseline
+    shipped with the kit (:func:`svdinst.baselines.shipped.shipped_run`: trained on a GPU at a
+    budget scaled from its paper's) is named in ``shipped`` and notebook 06 loads it instead; a GPU profile trains the papers'
     networks for ``gpu_steps`` on 256 px crops (the papers' size) with :func:`baseline_batch_size`.
 
     Args:
@@ -159,7 +165,11 @@ def profile_baseline_settings(
         checkpoint_every (`int`, defaults to 250): GPU runs only; lets an interrupted run resume.
     """
     if profile.name in CPU_PROFILES:
-        return BaselineSettings(tiny_steps, "tiny", 32 * (profile.resolution // 32), None, 0)
+        shipped = shipped_run(cls.name) if profile.name == "pocket" else None
+        return BaselineSettings(
+            tiny_steps, "tiny", 32 * (profile.resolution // 32), None, 0,
+            shipped=str(shipped) if shipped else None,
+        )  # fmt: skip
     batch = baseline_batch_size(cls, profile, gpu_batch_size)
     steps = profile.baseline_steps if gpu_steps == "auto" else int(gpu_steps)
     return BaselineSettings(steps, "full", 256, batch, checkpoint_every)

@@ -7,7 +7,6 @@ committed weights are the ones the card describes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 from dataclasses import replace
@@ -16,65 +15,16 @@ from pathlib import Path
 import torch
 
 import svdinst
-from svdinst.formats.folders import MANIFEST
+from svdinst.formats.checksums import (  # noqa: F401  (the pocket CLI and tests import them here)
+    SUMS,
+    listed_files,
+    sha256_file,
+    verify_checksums,
+    write_checksums,
+)
 from svdinst.models.layouts import save_sd_layout_pipeline
 from svdinst.pocket.config import PocketConfig
 from svdinst.pocket.data import APPEARANCES, POCKET_PHOTOS
-
-SUMS = "SHA256SUMS"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _files(folder: Path) -> list[str]:
-    """Every file under ``folder`` except ``SHA256SUMS`` and the kit's manifest, as sorted POSIX relative paths."""
-    found = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
-    return sorted(f for f in found if f not in (SUMS, MANIFEST))  # the manifest is bookkeeping
-
-
-def write_checksums(folder: str | os.PathLike) -> dict[str, str]:
-    """Write ``folder/SHA256SUMS`` for every other file of ``folder``; returns {path: hex}."""
-    folder = Path(folder)
-    sums = {name: sha256_file(folder / name) for name in _files(folder)}
-    (folder / SUMS).write_text("".join(f"{h}  {name}\n" for name, h in sums.items()))
-    return sums
-
-
-def verify_checksums(folder: str | os.PathLike) -> list[str]:
-    """Recompute every checksum listed in ``folder/SHA256SUMS``.
-
-    Args:
-        folder (`str` or `os.PathLike`): a folder written by :func:`write_model_folder`.
-
-    Returns:
-        `list[str]`: one line per problem (``"changed: unet/…"``, ``"missing: …"``,
-        ``"not listed: …"``); empty when the folder is exactly what was written.
-    """
-    folder = Path(folder)
-    listing = folder / SUMS
-    if not listing.is_file():
-        return [f"missing: {SUMS} (not a folder written by `svdinst pocket pretrain`)"]
-    problems, listed = [], set()
-    for line in listing.read_text().splitlines():
-        if not line.strip():
-            continue
-        digest, name = line.split(maxsplit=1)
-        name = name.strip().lstrip("*")
-        listed.add(name)
-        path = folder / name
-        if not path.is_file():
-            problems.append(f"missing: {name}")
-        elif sha256_file(path) != digest:
-            problems.append(f"changed: {name}")
-    problems += [f"not listed: {name}" for name in _files(folder) if name not in listed]
-    return problems
 
 
 def parameter_counts(modules: dict) -> dict[str, int]:
@@ -210,7 +160,7 @@ def write_model_folder(
     counts = parameter_counts(modules)
 
     def finalize(folder: Path) -> None:
-        sums = {name: sha256_file(folder / name) for name in _files(folder)}
+        sums = {name: sha256_file(folder / name) for name in listed_files(folder)}
         (folder / "README.md").write_text(model_card(config, stats, counts, sums))
         write_checksums(folder)
 

@@ -1,7 +1,8 @@
 """Method-specific checks of the VGG-based baselines (StyTr², AdaIN, fast style transfer).
 
 Architecture sizes against the papers' layer lists, the loss math against hand computations,
-VGG weight resolution, and one short CPU training run per method (32 px, tiny widths). The
+VGG weight resolution (never random unless asked for by name), and one short CPU training run
+per method (32 px, tiny widths, the default Inception-trunk loss network). The
 registry-wide interface checks (save → load, shapes for every method) are in test_baselines.py.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -23,7 +23,6 @@ from svdinst.baselines.fast_style import FastStyle, TransformerNet, gram_matrix,
 from svdinst.baselines.stytr2 import StyTr2, StyTr2Config, normalize, stytr2_lr
 from svdinst.baselines.stytr2_net import StyTr2Net
 from svdinst.baselines.vgg import (
-    RandomVGGWarning,
     VGGFeatures,
     adain,
     mean_std,
@@ -50,7 +49,9 @@ def test_adain_decoder_has_the_published_parameter_count():
                                               (128, 128), (128, 64), (64, 64), (64, 3)])  # fmt: skip
     assert by_hand == 3_505_219
     assert n_params(vgg_mirror_decoder()) == 3_505_219
-    assert n_params(AdaIN().decoder) == 3_505_219
+    assert n_params(AdaIN(AdaINConfig(loss_backbone="vgg")).decoder) == 3_505_219
+    # The Inception substitute's encoder ends at Mixed_5b (256 channels): only the first conv changes.
+    assert n_params(AdaIN().decoder) == 3_505_219 - 9 * (512 - 256) * 256
 
 
 def test_stytr2_full_size_matches_the_authors_layer_list():
@@ -162,9 +163,7 @@ def test_stytr2_output_depends_on_style_and_cape_on_content():
 def test_stytr2_losses_are_wired_to_the_right_images():
     from svdinst.baselines.stytr2 import STYTR2_LAYERS, stytr2_losses
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomVGGWarning)
-        vgg = VGGFeatures("vgg19", STYTR2_LAYERS, "random")
+    vgg = VGGFeatures("vgg19", STYTR2_LAYERS, "random")  # the wiring, not the features
     gen = torch.Generator().manual_seed(2)
     c, s = torch.rand(2, 3, 32, 32, generator=gen), torch.rand(2, 3, 32, 32, generator=gen)
     fc, fs = vgg(c), vgg(s)
@@ -182,20 +181,16 @@ def test_stytr2_losses_are_wired_to_the_right_images():
 # ----------------------------------------------------------------------------- VGG weights
 
 
-def test_random_vgg_warns_and_is_recorded(monkeypatch, tmp_path):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with pytest.warns(RandomVGGWarning, match="RANDOM"):
-        a = VGGFeatures("vgg19", ("relu1_1", "relu2_1"))
-    b = VGGFeatures("vgg19", ("relu1_1", "relu2_1"), "random")
-    assert a.weights_source == b.weights_source == "random"
-    x = torch.rand(1, 3, 16, 16)
-    torch.testing.assert_close(a(x)[1], b(x)[1])  # seeded: identical in every process
+def test_vgg_without_weights_is_an_error_never_random(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # empty cache, offline
+    with pytest.raises(SvdinstError, match=r"No ImageNet vgg19 weights.*inception"):
+        VGGFeatures("vgg19", ("relu1_1", "relu2_1"))
+    b = VGGFeatures("vgg19", ("relu1_1", "relu2_1"), "random")  # only when asked for by name
+    assert b.weights_source == "random"
 
 
 def test_vgg_weights_from_file_and_from_the_torch_cache(monkeypatch, tmp_path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomVGGWarning)
-        donor = VGGFeatures("vgg16", ("relu1_2",), "random")
+    donor = VGGFeatures("vgg16", ("relu1_2",), "random")
     with torch.no_grad():
         for p in donor.parameters():
             p.add_(0.01)
@@ -207,9 +202,7 @@ def test_vgg_weights_from_file_and_from_the_torch_cache(monkeypatch, tmp_path):
     assert explicit.weights_source == f"imagenet:{file}"
     torch.testing.assert_close(explicit(x)[0], donor(x)[0])
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RandomVGGWarning)  # found in the cache: no warning
-        cached = VGGFeatures("vgg16", ("relu1_2",))
+    cached = VGGFeatures("vgg16", ("relu1_2",))  # found in the cache
     assert cached.weights_source == f"imagenet:{file}"
     with pytest.raises(SvdinstError, match="does not exist"):
         VGGFeatures("vgg16", ("relu1_2",), tmp_path / "missing.pth")
@@ -218,23 +211,19 @@ def test_vgg_weights_from_file_and_from_the_torch_cache(monkeypatch, tmp_path):
         VGGFeatures("vgg16", ("relu1_2",), tmp_path / "wrong.pth")
 
 
-def test_vgg_is_fetched_with_network_and_random_with_one_line_without(monkeypatch, tmp_path):
+def test_vgg_is_fetched_with_network_and_an_error_line_without(monkeypatch, tmp_path):
     from svdinst.models import backbones
 
     monkeypatch.delenv("HF_HUB_OFFLINE")  # as on Colab
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomVGGWarning)
-        donor = VGGFeatures("vgg19", ("relu1_1",), "random")
+    donor = VGGFeatures("vgg19", ("relu1_1",), "random")
     with torch.no_grad():
         for p in donor.parameters():
             p.add_(0.01)
     state = {f"features.{k}": v for k, v in donor.features.state_dict().items()}
     asked = []
     monkeypatch.setattr(backbones, "download_weights", lambda arch: asked.append(arch) or state)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", RandomVGGWarning)  # fetched: no random fallback
-        fetched = VGGFeatures("vgg19", ("relu1_1",))
+    fetched = VGGFeatures("vgg19", ("relu1_1",))
     assert asked == ["vgg19"]
     assert fetched.weights_source == f"imagenet:{tmp_path / 'checkpoints' / 'vgg19-dcbb9e9d.pth'}"
     x = torch.rand(1, 3, 8, 8)
@@ -244,10 +233,9 @@ def test_vgg_is_fetched_with_network_and_random_with_one_line_without(monkeypatc
         raise OSError("Network is unreachable")
 
     monkeypatch.setattr(backbones, "download_weights", no_network)
-    with pytest.warns(RandomVGGWarning) as caught:
-        fallback = VGGFeatures("vgg19", ("relu1_1",))
-    assert fallback.weights_source == "random"
-    line = str(caught[0].message)
+    with pytest.raises(SvdinstError) as caught:
+        VGGFeatures("vgg19", ("relu1_1",))
+    line = str(caught.value)
     assert "\n" not in line and "Network is unreachable" in line
     assert (
         "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in line and "--vgg-weights" in line
@@ -272,26 +260,25 @@ def folders(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(folders):
-    """Each method trained 2 steps at 32 px (random VGG), saved to folders/<name>."""
+    """Each method trained 2 steps at 32 px (the Inception trunk), saved to folders/<name>."""
     out = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomVGGWarning)
-        for cls in (FastStyle, AdaIN, StyTr2):
-            model = cls(cls.tiny_config(32))
-            losses = model.fit(
-                folders / "content", folders / "style", 2, out_dir=folders / cls.name
-            )
-            model.save(folders / cls.name)
-            out[cls.name] = (model, losses)
+    for cls in (FastStyle, AdaIN, StyTr2):
+        model = cls(cls.tiny_config(32))
+        losses = model.fit(folders / "content", folders / "style", 2, out_dir=folders / cls.name)
+        model.train_steps = 2
+        model.save(folders / cls.name)
+        out[cls.name] = (model, losses)
     return out
 
 
 @pytest.mark.parametrize("name", ["fast_style", "adain", "stytr2"])
-def test_two_steps_train_and_record_the_vgg_source(trained, folders, name):
+def test_two_steps_train_and_record_the_backbone(trained, folders, name):
     model, losses = trained[name]
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
     saved = json.loads((folders / name / "config.json").read_text())
-    assert saved["vgg_weights_source"] == "random"
+    vgg = "VGG-16" if name == "fast_style" else "VGG-19"
+    assert saved["backbone"] == f"tf-fid-inception-trunk (substitute for {vgg})"
+    assert saved["train_steps"] == 2 and saved["loss_backbone"] == "inception"
     photos = [Image.open(p).convert("RGB") for p in sorted((folders / "content").iterdir())]
     style = [Image.open(folders / "style" / "0.png").convert("RGB")]
     outs = model.stylize(photos, style)
@@ -342,10 +329,8 @@ def test_fast_style_target_is_the_mean_gram_of_the_style_images(trained, folders
 
 def test_resumed_training_continues_exactly(folders, tmp_path):
     cfg, c, s = FastStyle.tiny_config(32), folders / "content", folders / "style"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomVGGWarning)
-        straight = FastStyle(cfg).fit(c, s, 2, seed=3)
-        first = FastStyle(cfg).fit(c, s, 1, out_dir=tmp_path, checkpoint_every=1, seed=3)
-        rest = FastStyle(cfg).fit(c, s, 2, out_dir=tmp_path, resume=True, seed=3)
+    straight = FastStyle(cfg).fit(c, s, 2, seed=3)
+    first = FastStyle(cfg).fit(c, s, 1, out_dir=tmp_path, checkpoint_every=1, seed=3)
+    rest = FastStyle(cfg).fit(c, s, 2, out_dir=tmp_path, resume=True, seed=3)
     assert len(rest) == 1
     assert first + rest == pytest.approx(straight, rel=1e-6)
