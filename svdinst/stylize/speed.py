@@ -58,6 +58,8 @@ def free_gpu_memory(device: str | torch.device) -> int:
         device (`str` or `torch.device`): a CUDA device.
     """
     device = torch.device(device)
+    if device.index is None:  # "cuda" means the current card; some torch calls need its index
+        device = torch.device("cuda", torch.cuda.current_device())
     free, total = torch.cuda.mem_get_info(device)
     get_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
     fraction = get_fraction(device) if get_fraction is not None else 1.0

@@ -80,6 +80,20 @@ def test_free_gpu_memory_respects_a_memory_fraction_cap(monkeypatch, fraction, e
                         raising=False)  # fmt: skip
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda d: int(2.5 * GiB))
     assert free_gpu_memory("cuda:0") == pytest.approx(expected * GiB, abs=1)
+    # "cuda" without an index is the current card: torch's fraction getter refuses it (seen on
+    # an H100 before the fix: "Expected a torch.device with a specified index")
+    seen = []
+
+    def fraction_of(d):
+        seen.append(d)
+        if not isinstance(d, int) and getattr(d, "index", None) is None:
+            raise ValueError("Expected a torch.device with a specified index")
+        return fraction
+
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", fraction_of, raising=False)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert free_gpu_memory("cuda") == pytest.approx(expected * GiB, abs=1)
+    assert seen[-1] == torch.device("cuda", 0)
 
 
 def test_process_device_follows_local_rank() -> None:
