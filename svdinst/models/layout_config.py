@@ -127,7 +127,7 @@ class SDLayoutConfig:
 
 # The committed pocket model that the `pocket` name and profile use. Switching to another
 # version is this one line (its weights must be in svdinst/weights/<version>/).
-POCKET_VERSION = "pocket-v1"
+POCKET_VERSION = "pocket-v2"
 POCKET_LAYOUTS = {"pocket-v1": SDLayoutConfig.pocket, "pocket-v2": SDLayoutConfig.pocket_v2}
 
 TINY_VERSION = SDLayoutConfig.tiny().version  # cache folder of the tiny model
