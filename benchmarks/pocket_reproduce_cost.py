@@ -79,13 +79,13 @@ def measure(model: str, version: str, steps: int, work: Path, data: Path) -> dic
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--v2", required=True, help="a v2-sized pocket folder (smoke or trained)")
-    p.add_argument("--v1", default=None, help="pocket-v1 folder (default: the committed one)")
+    p.add_argument("--v1", required=True,
+                   help="a pocket-v1 folder: `svdinst pocket pretrain --preset pocket-v1`, or "
+                   "`git archive e6ddc34 svdinst/weights/pocket-v1` (no longer shipped)")  # fmt: skip
     p.add_argument("--steps", type=int, default=8, help="steps per timing run")
     p.add_argument("--out", type=Path, default=None, help="write the JSON here too")
     args = p.parse_args()
-    from svdinst.models.loading import pocket_model_path
-
-    v1 = args.v1 or str(pocket_model_path().with_name("pocket-v1"))
+    v1 = args.v1
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         data = ensure_dataset(Path(tmp) / "data")
