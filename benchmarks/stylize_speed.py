@@ -255,7 +255,9 @@ def explain_forward(fwd: list[dict]) -> str:
     if plain <= 1.05:
         text += "The Stylizer's merged UNet costs what vanilla costs. "
     else:
-        text += "The Stylizer's merged UNet is SLOWER than vanilla: investigate. "
+        text += ("In this run the Stylizer's merged UNet was slower than vanilla, although it "
+                 "holds the same tensors (check line below); batch-1 eager forwards vary between "
+                 "runs, so compare with a second run before reading a cause into it. ")  # fmt: skip
     if max(wrapped, trained) > 1.2:
         which = "wrappers and pre-hook" if wrapped > 1.2 else "state after fast-path training"
         text += (f"spectral_step.py's slow row comes from the {which}, which the Stylizer "
