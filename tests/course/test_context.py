@@ -63,13 +63,13 @@ def test_train_config_overrides(tmp_path: Path) -> None:
 def test_train_steps_and_seeds(tmp_path: Path) -> None:
     tiny, pocket = _ctx("tiny", tmp_path), _ctx("pocket", tmp_path)
     assert tiny.train_steps(2) == 2 and tiny.train_steps() == 60
-    assert pocket.train_steps(2) == pocket.profile.train_steps == 150  # short runs: tiny only
-    assert pocket.training_seeds() == (0, 1, 2) and pocket.training_seeds([4]) == (4,)
+    assert pocket.train_steps(2) == pocket.profile.train_steps == 60  # short runs: tiny only
+    assert pocket.training_seeds() == (0, 1, 2, 3, 4) and pocket.training_seeds([4]) == (4,)
 
 
 def test_stylize_config_is_the_profiles(tmp_path: Path) -> None:
     pocket = _ctx("pocket", tmp_path).stylize_config()
-    assert (pocket.strength, pocket.seeds, pocket.steps, pocket.guidance) == (0.5, 2, 20, 3.0)
+    assert (pocket.strength, pocket.seeds, pocket.steps, pocket.guidance) == (0.4, 2, 20, 3.0)
     sd14 = _ctx("sd14", tmp_path).stylize_config(init="inst", seeds=1)
     assert (sd14.strength, sd14.seeds, sd14.steps, sd14.init) == (0.8, 1, 50, "inst")
     assert sd14.guidance_scale == 10.0  # guidance None → InST's scale for init "inst"
@@ -77,7 +77,7 @@ def test_stylize_config_is_the_profiles(tmp_path: Path) -> None:
 
 def test_baseline_settings(tmp_path: Path) -> None:
     tiny = _ctx("pocket", tmp_path).baseline_settings("balagan", tiny_steps=3)
-    assert (tiny.steps, tiny.size, tiny.resolution, tiny.batch_size) == (3, "tiny", 96, None)
+    assert (tiny.steps, tiny.size, tiny.resolution, tiny.batch_size) == (3, "tiny", 128, None)
     assert tiny.checkpoint_every == 0
     gpu = _ctx("sd14", tmp_path).baseline_settings("balagan", gpu_steps=10, checkpoint_every=5)
     assert gpu.as_kwargs() == {
@@ -96,8 +96,8 @@ def test_ensure_runs_loops_modes_then_seeds(tmp_path: Path, monkeypatch) -> None
     )
     ctx = _ctx("pocket", tmp_path)
     runs = ctx.ensure_runs(["inst", "svdiff"], "auto", steps=3)
-    assert list(runs) == ["inst", "inst-seed1", "inst-seed2", "svdiff", "svdiff-seed1",
-                          "svdiff-seed2"]  # fmt: skip
+    seeds = ["", "-seed1", "-seed2", "-seed3", "-seed4"]  # pocket-v2: 5 training seeds
+    assert list(runs) == [f"{mode}{s}" for mode in ("inst", "svdiff") for s in seeds]
     assert runs["svdiff-seed1"] == tmp_path / "runs" / "svdiff-seed1"
     assert seen[:3] == [("inst", 0, 3), ("inst", 1, 3), ("inst", 2, 3)]
 
