@@ -75,7 +75,7 @@ def short_answer(tables: Sequence[tuple[str, Results]]) -> list[str]:
     for group, found in groups.items():
         rest = others[group]
         counts = ", ".join(
-            f"{k} {w}"
+            f"{k} {'comparison' if k == 1 else 'comparisons'} {w}"
             for w, k in (("inside the seed noise", rest["inconclusive"]),
                          ("without a seed spread (one training seed each)", rest["unjudged"]))
             if k
@@ -87,12 +87,12 @@ def short_answer(tables: Sequence[tuple[str, Results]]) -> list[str]:
             if by_table
         ]
         if not parts:
-            lines.append(f"- vs {group}: no difference can be claimed — comparisons {counts}.")
+            lines.append(f"- vs {group}: no difference can be claimed — {counts}.")
         else:
             lines.append(
                 f"- vs {group}: "
                 + "; ".join(parts)
-                + (f" — other comparisons {counts}" if counts else "")
+                + (f" — besides, {counts}" if counts else "")
                 + "."
             )
     return lines

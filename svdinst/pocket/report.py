@@ -25,7 +25,9 @@ ABOUT = (
     "The pocket model is a small Stable-Diffusion-layout model (a VAE with f = 4, a 3-level UNet, "
     "tiny CLIP towers with the real CLIP tokenizer) that the kit pretrained itself "
     "(`svdinst pocket pretrain`; its model card ships with the weights) on crops of the offline "
-    "*photos*, never on the style images or the held-out test photos. It turns noise into "
+    "photos and of procedural styles made from them (pocket-v2: seven filters, captioned "
+    "'… in <style>'), never on the mural proxy, the style images or the held-out test photos. "
+    "It turns noise into "
     "photo-like images at {resolution} px, so whether a few CPU minutes of training learn the "
     "style can be *measured*, which random weights cannot show. It is **not** a text-to-image model (its text tower is frozen and random; "
     "the UNet learned a handful of caption words) and it says **nothing about SD-1.4's quality**: "
@@ -309,8 +311,9 @@ def pocket_section(
             "offline photos (SSIM, grayscale). `pick_strength` takes the highest strength at which "
             "every output is, with a mean margin ≥ 0.05 over the best other photo: here "
             f"{pick_strength(json.loads(Path(sweep).read_text()))}. The profile's strength, "
-            f"{profile.strength}, is the same rule applied to the untrained base model, which "
-            "memorises most (it must hold for every row of the table above).",
+            f"{profile.strength}, stays below that ceiling and was picked by `svdinst pocket "
+            "select` on a held-out training style image (above); the table's *closest to own "
+            "photo* column checks it held for every row.",
             "",
             sweep_markdown(sweep),
         ]

@@ -127,7 +127,7 @@ def test_verdict_section_blocks_pocket_and_calibration() -> None:
     assert "### Pocket model table" in text
     answer = text.split("**Answer**")[1].split("###")[0]
     assert (
-        "- vs InST: **better** on FID, KID (Table I at N = 6) — other comparisons 2 inside"
+        "- vs InST: **better** on FID, KID (Table I at N = 6) — besides, 2 comparisons inside"
         in answer
     )
     assert (
@@ -216,8 +216,8 @@ def test_short_answer_separates_inconclusive_from_unjudged() -> None:
     single = {"svd-inst": [_row(500.0, 3)], "inst": [_row(540.0, 3)], "cyclegan": [_row(600.0, 3)]}
     lines = short_answer([("Table I at N = 3", single)])
     assert lines == [
-        "- vs InST: no difference can be claimed — comparisons 4 without a seed spread "
+        "- vs InST: no difference can be claimed — 4 comparisons without a seed spread "
         "(one training seed each).",
-        "- vs the baselines: no difference can be claimed — comparisons 4 without a seed spread "
+        "- vs the baselines: no difference can be claimed — 4 comparisons without a seed spread "
         "(one training seed each).",
     ]
