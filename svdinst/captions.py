@@ -213,3 +213,37 @@ def sameness_caption(columns: Mapping[str, Sequence[Image.Image | np.ndarray]]) 
             "show no difference between the methods."
         )
     return " ".join(notes)
+
+
+def difference_caption(
+    columns: Mapping[str, Sequence[Image.Image | np.ndarray]], reference: str, target: str
+) -> str:
+    """How far each column moved from ``reference`` compared with how far ``target`` is.
+
+    For a "did training change anything?" figure: a trained column that sits a few grey levels
+    from the untrained one while the ideal output (``target``) is far away shows no learning,
+    however the eye reads it. Mean |Δ| per pixel and channel over the rows, in grey levels.
+
+    Args:
+        columns (`Mapping[str, Sequence[image]]`): label → one image per row (equal sizes).
+        reference (`str`): the label the others are measured from (e.g. the base model).
+        target (`str`): the label of the ideal output (e.g. the oracle).
+    """
+
+    def apart(a: str, b: str) -> float:
+        return 255 * float(np.mean([mean_difference(x, y) for x, y in zip(columns[a], columns[b],
+                                                                          strict=True)]))  # fmt: skip
+
+    far = apart(reference, target)
+    moved = {
+        label: apart(reference, label) for label in columns if label not in (reference, target)
+    }
+    if not moved:
+        return ""
+    parts = ", ".join(f"{label} {d:.1f}" for label, d in moved.items())
+    text = (f"Mean |Δ| from the {reference} per pixel (grey levels of 255): {parts}; "
+            f"the {target} is {far:.1f} away.")  # fmt: skip
+    if max(moved.values()) < 0.1 * far:
+        text += (f" Every column is within a tenth of that distance of the {reference}: "
+                 "what differs between them is too small to show a learned style.")  # fmt: skip
+    return text

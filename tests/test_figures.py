@@ -181,3 +181,20 @@ def test_categorical_y_ticks_count_as_a_y_label() -> None:
     ax2.set(xlabel="x", title="t")
     assert figure_problems(fig2) == ["no y label on any plot"]
     plt.close("all")
+
+
+def test_difference_caption_says_when_training_moved_nothing() -> None:
+    from svdinst.captions import difference_caption
+
+    rng = np.random.default_rng(0)
+    base = [rng.uniform(0.2, 0.8, (16, 16, 3)) for _ in range(2)]
+    oracle = [np.clip(b + 0.3, 0, 1) for b in base]  # far from the base: ~0.2–0.3 per pixel
+    nudged = [b + 2 / 255 for b in base]  # two grey levels: nothing a viewer can call a style
+    text = difference_caption({"base": base, "trained": nudged, "oracle": oracle}, "base", "oracle")
+    assert "trained 2.0" in text and "within a tenth" in text
+    learned = [0.5 * (b + o) for b, o in zip(base, oracle, strict=True)]  # half way to the oracle
+    text = difference_caption(
+        {"base": base, "trained": learned, "oracle": oracle}, "base", "oracle"
+    )
+    assert "trained" in text and "within a tenth" not in text
+    assert difference_caption({"base": base, "oracle": oracle}, "base", "oracle") == ""

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from svdinst.captions import difference_caption
 from svdinst.course.context import CourseContext
 from svdinst.course.outputs import BASE, train_and_stylize
 from svdinst.data import list_images, load_image
@@ -44,7 +45,7 @@ from svdinst.evaluation.content import content_preservation
 from svdinst.evaluation.metrics import write_metrics
 from svdinst.evaluation.oracle import native_crop
 from svdinst.evaluation.report import LABELS, evaluate_methods, method_folders
-from svdinst.figures import image_grid
+from svdinst.figures import add_caption, image_grid
 from svdinst.formats.outputs import OutputsFolder
 from svdinst.pocket.report import ordered
 
@@ -240,4 +241,8 @@ def pocket_figure(root: str | Path, methods: Sequence[str] | None = None) -> Any
         cells += [photo.resize(size, Image.Resampling.LANCZOS), *row, oracle]
         labels.append(path.stem.removesuffix("-c0"))
     titles = ["test photo", *(LABELS.get(m, m) for m in methods), "oracle (proxy filter)"]
-    return image_grid(cells, ncols=len(titles), titles=titles, row_labels=labels)
+    fig = image_grid(cells, ncols=len(titles), titles=titles, row_labels=labels)
+    columns = {t: cells[i :: len(titles)] for i, t in enumerate(titles) if i > 0}
+    reference = LABELS.get(methods[0], methods[0])
+    add_caption(fig, difference_caption(columns, reference, titles[-1]), width=150)
+    return fig
