@@ -14,10 +14,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from svdinst.training.config import TrainConfig, TrainConfigError
@@ -27,15 +25,6 @@ from svdinst.training.memory import use_gradient_checkpointing
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 FAST = {"resolution": 32, "crop_pool": 4, "progress": False, "warmup_steps": 5, "lr": 1e-2}
-
-
-@pytest.fixture(scope="module")
-def style_image(tmp_path_factory) -> Path:
-    y, x = np.mgrid[0:72, 0:96]
-    img = np.stack([(x * 2.6) % 256, (y * 3.5) % 256, ((x + y) // 12 % 2) * 200 + 30], -1)
-    path = tmp_path_factory.mktemp("style") / "style.png"
-    Image.fromarray(img.astype(np.uint8)).save(path)
-    return path
 
 
 def _config(tmp_path, style_image, tiny_model_dir, mode, step_mode, name, **kw) -> TrainConfig:

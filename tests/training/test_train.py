@@ -28,16 +28,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def style_image(tmp_path_factory) -> Path:
-    """A structured (learnable) style image: colour bands and stripes."""
-    y, x = np.mgrid[0:72, 0:96]
-    img = np.stack([(x * 2.6) % 256, (y * 3.5) % 256, ((x + y) // 12 % 2) * 200 + 30], -1)
-    path = tmp_path_factory.mktemp("style") / "style.png"
-    Image.fromarray(img.astype(np.uint8)).save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def cli_run(tmp_path_factory, style_image, tiny_model_dir) -> Path:
     """`svdinst train --mode svd-inst --steps 60` through the CLI (checkpoint at 30 for resume)."""
     out = tmp_path_factory.mktemp("runs") / "svd-inst"
