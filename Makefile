@@ -82,4 +82,4 @@ repoint:
 	$(NBPY) tools/nbscaffold.py repoint --repo "$(REPO)" --tag "$(TAG)"
 
 clean:
-	rm -rf reports/executed runs outputs build/test-notebooks build/solved .pytest_cache
+	rm -rf runs outputs build/test-notebooks build/solved .pytest_cache
