@@ -210,7 +210,10 @@ def stylize_folder(
             if all(out.image_path(f.stem, k).is_file() for f, k in pairs):
                 bar.update(len(pairs))
                 continue
-            photos = {f: photos.get(f) or load_image(f) for f, _ in pairs}
+            photos = {
+                f: photos[f] if f in photos else load_image(f)
+                for f in dict.fromkeys(f for f, _ in pairs)
+            }
             images = stylizer.stylize_batch([photos[f] for f, _ in pairs],
                                             [k for _, k in pairs], cfg)  # fmt: skip
             for (file, seed), img in zip(pairs, images):

@@ -289,7 +289,10 @@ class Stylizer:
             raise SvdinstError("No prompt: pass a run folder, or set StylizeConfig.prompt.")
         res = cfg.resolution or self.native_resolution
         tensors: dict[int, torch.Tensor] = {}  # a photo repeated in the batch is converted once
-        x = torch.stack([tensors.setdefault(id(im), to_tensor(im, res)) for im in images])
+        for im in images:
+            if id(im) not in tensors:
+                tensors[id(im)] = to_tensor(im, res)
+        x = torch.stack([tensors[id(im)] for im in images])
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         if cfg.init == "inst":
             return self._inst(x, prompt, cfg, gens)
