@@ -49,3 +49,28 @@ def shard(items: Sequence[T], rank: int, world: int) -> list[T]:
     if world < 1 or not 0 <= rank < world:
         raise SvdinstError(f"rank {rank} is not a process of a world of {world}")
     return list(items[rank::world])
+
+
+def process_device(device: str, environ: Mapping[str, str] | None = None) -> str:
+    """This process's device: ``cuda:<LOCAL_RANK>`` when a launcher started several processes
+    on one host (accelerate and torchrun set ``LOCAL_RANK``), else ``device`` unchanged.
+
+    Args:
+        device (`str`): ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        environ (`Mapping[str, str]`, *optional*): the environment to read; ``os.environ`` by default.
+    """
+    env = os.environ if environ is None else environ
+    if device != "cuda" or "LOCAL_RANK" not in env:
+        return device
+    return f"cuda:{int(env['LOCAL_RANK'])}"
+
+
+def use_process_device(device: str) -> str:
+    """:func:`process_device`, made torch's current CUDA device, so code that says plain
+    ``"cuda"`` (or calls ``.cuda()``) lands on this process's GPU too."""
+    device = process_device(device)
+    if device.startswith("cuda:"):
+        import torch  # here, not at the top: `svdinst --help` imports no torch
+
+        torch.cuda.set_device(device)
+    return device

@@ -45,7 +45,7 @@ from svdinst.evaluation.lpips import UNAVAILABLE, LpipsScorer, load_lpips
 from svdinst.evaluation.stream import PhotoGroups, stream_photos
 from svdinst.formats.atomic import write_json_atomic
 from svdinst.formats.outputs import OutputsFolder
-from svdinst.parallel import current_process, shard
+from svdinst.parallel import current_process, shard, use_process_device
 
 KID_SUBSETS = 100  # torch-fidelity's default; KID's std is over these subsets
 KID_MAX_SUBSET = 1000  # Bińkowski et al.'s subset size; smaller sets use all their images
@@ -293,7 +293,7 @@ def evaluate(
     if mural_oracle and content is None:  # before minutes of Inception features
         raise DataError("The mural oracle needs --content (the photos the outputs were made from).")
     rank, world = current_process()
-    device = process_device(device or default_device())
+    device = use_process_device(device or default_device())
     paths = OutputsFolder(generated).collect()
     photo_files = {p.stem: p for p in list_images(content)} if content is not None else {}
     missing = sorted(set(paths) - set(photo_files)) if content is not None else []
@@ -372,16 +372,6 @@ def evaluate(
             "lpips": UNAVAILABLE if oracle["lpips"] is None else oracle["lpips"],
         }
     return out
-
-
-def process_device(device: str) -> str:
-    """This process's device: ``cuda`` under a multi-process launcher is ``cuda:LOCAL_RANK``
-    (made the current device, so code that calls ``.cuda()`` lands there too)."""
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    if device.startswith("cuda:"):
-        torch.cuda.set_device(device)
-    return device
 
 
 def write_metrics(metrics: Mapping[str, Any], path: str | os.PathLike) -> Path:

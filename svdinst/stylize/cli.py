@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from svdinst.errors import SvdinstError
 from svdinst.formats.folders import check_writable
 from svdinst.formats.outputs import LAYOUT, OutputsFolder
+from svdinst.parallel import use_process_device
 from svdinst.stylize.config import AUTO, INIT_MODES, StylizeConfig
 
 
@@ -39,20 +38,6 @@ def _batch_size(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"'{text}' is not '{AUTO}' or an integer") from None
 
 
-def process_device(device: str, environ: Mapping[str, str] | None = None) -> str:
-    """This process's device: ``cuda:<LOCAL_RANK>`` when a launcher started several processes
-    on one host (accelerate and torchrun set ``LOCAL_RANK``), else ``device`` unchanged.
-
-    Args:
-        device (`str`): ``"cpu"`` or ``"cuda"``.
-        environ (`Mapping[str, str]`, *optional*): defaults to ``os.environ``.
-    """
-    env = os.environ if environ is None else environ
-    if device != "cuda" or "LOCAL_RANK" not in env:
-        return device
-    return f"cuda:{int(env['LOCAL_RANK'])}"
-
-
 def _stylize_cmd(args: argparse.Namespace) -> None:
     # Settings and --out are checked before the model loads: a typo costs no waiting.
     _check_finite(args)
@@ -73,11 +58,7 @@ def _stylize_cmd(args: argparse.Namespace) -> None:
     from svdinst.stylize.speed import SpeedOptions
     from svdinst.stylize.stylizer import Stylizer, stylize_folder
 
-    device = process_device("cpu" if args.device == "cpu" else default_device())
-    if device.startswith("cuda:"):  # so code that says plain "cuda" lands on this GPU too
-        import torch
-
-        torch.cuda.set_device(device)
+    device = use_process_device("cpu" if args.device == "cpu" else default_device())
     speed = SpeedOptions(
         channels_last=args.channels_last, fuse_qkv=args.fuse_qkv, compile=args.compile
     )

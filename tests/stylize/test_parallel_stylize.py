@@ -97,7 +97,7 @@ def test_free_gpu_memory_respects_a_memory_fraction_cap(monkeypatch, fraction, e
 
 
 def test_process_device_follows_local_rank() -> None:
-    from svdinst.stylize.cli import process_device
+    from svdinst.parallel import process_device
 
     assert process_device("cuda", {"LOCAL_RANK": "1"}) == "cuda:1"
     assert process_device("cuda", {}) == "cuda"
