@@ -118,8 +118,7 @@ def knob_caption(
     """
     if len(images) < 2:
         return ""
-    first = as_float_image(images[0])
-    change = max(float(np.abs(as_float_image(im) - first).mean()) for im in images[1:])
+    change = max(mean_difference(images[0], im) for im in images[1:])
     if change >= LEVEL:
         return ""
     return (

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from svdinst.data.transforms import random_crop_flip
 from svdinst.evaluation.metrics import frechet_distance, inception_features
+from svdinst.figures import add_caption
 
 
 def fid_against_n(
@@ -129,8 +130,8 @@ def plot_fid_against_n(
     ax.xaxis.set_minor_locator(plt.NullLocator())  # only the N values measured
     ax.set_ylim(bottom=0)
     ax.legend(title="mean ± std over subsets")
-    fig.text(0.01, 0.01, bias_caption(curves), fontsize=8, ha="left", va="bottom", wrap=True)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout()
+    add_caption(fig, bias_caption(curves))  # the kit's one caption mechanism: REPORT.md reads it
     return fig
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from svdinst.errors import ModelNotFoundError
+from svdinst.formats.checksums import verify_checksums
 from svdinst.formats.run_folder import RunFolder
 from svdinst.pocket.config import PocketConfig
 
@@ -39,8 +40,6 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from svdinst.pocket.card import verify_checksums  # heavy (torch): only when run
-
     if not Path(args.dir).is_dir():
         raise ModelNotFoundError(f"'{args.dir}' is not a folder; pass a pocket model folder.")
     problems = verify_checksums(args.dir)
