@@ -168,11 +168,62 @@ def child(path: str, root: Path, device: str) -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # decoding workers
     reserved = torch.cuda.max_memory_reserved() / 2**30 if cuda else 0.0
-    probe = []
+    probe, split = [], []
+    if path == "stream-big":
+        split = parts(root, device)
     if path == "stream":  # a few images on a CPU (--smoke): the code runs, the numbers mean little
         probe = inception_precision(root, device, *((256, 64) if cuda else (4, 2)))
     print(json.dumps({"path": path, "seconds": seconds, "rss_gib": rss, "workers_rss_gib": kids,
-                      "reserved_gib": reserved, "metrics": metrics, "inception": probe}))  # fmt: skip
+                      "reserved_gib": reserved, "metrics": metrics, "inception": probe,
+                      "parts": split}))  # fmt: skip
+
+
+def parts(root: Path, device: str) -> list[dict]:
+    """Where the streaming rate goes: the decoding workers alone (as ``stream_photos`` builds
+    its loader, items discarded), then the device step alone (8 photos already on the device,
+    ``_score`` repeated) with each term switched on in turn. ms per generated image."""
+    from svdinst.data import list_images
+    from svdinst.evaluation.lpips import load_lpips
+    from svdinst.evaluation.metrics import inception_extractor
+    from svdinst.evaluation.stream import PhotoGroups, _score, default_workers
+    from svdinst.formats.outputs import OutputsFolder
+
+    paths = OutputsFolder(root / "big").collect()
+    photos = {p.stem: p for p in list_images(root / "content")}
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    workers = default_workers(device)
+    rows = []
+    for oracle in (False, True):
+        ds = PhotoGroups(list(paths.items()), photos, oracle=oracle)
+        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers,
+                                             pin_memory=cuda, prefetch_factor=4 if workers else None)  # fmt: skip
+        start, n, items = time.perf_counter(), 0, []
+        for item in loader:
+            n += len(item["outputs"])
+            if len(items) < 8:
+                items.append(item)
+        ms = 1000 * (time.perf_counter() - start) / n
+        rows.append({"part": f"decode only, {workers} workers" + (", + oracle target" if oracle else ""),
+                     "ms_per_image": ms})  # fmt: skip
+    items = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in it.items()} for it in items]
+    extractor = inception_extractor(device)
+    scorer = load_lpips(device=device, random_backbone_for_tests=True)
+    n = sum(len(it["outputs"]) for it in items)
+    variants = {
+        "device step: Inception only": ([{"stem": i["stem"], "outputs": i["outputs"]} for i in items], None),
+        "device step: + PSNR/SSIM (float64)": ([{k: v for k, v in i.items() if k != "photo"} for i in items], None),
+        "device step: + LPIPS (all terms)": (items, scorer),
+    }  # fmt: skip
+    for name, (batch, sc) in variants.items():
+        _score(batch, extractor, sc, True, 64)
+        sync()
+        start = time.perf_counter()
+        for _ in range(3):
+            _score(batch, extractor, sc, True, 64)
+        sync()
+        rows.append({"part": name, "ms_per_image": 1000 * (time.perf_counter() - start) / (3 * n)})
+    return rows
 
 
 def run_child(path: str, root: Path, device: str) -> dict:
@@ -240,6 +291,16 @@ def main(argv: list[str] | None = None) -> int:
             "|---|---|---|",
             *[f"| {r['variant']} | {r['ms_per_image']:.3f} | {r['max_rel_feature_error']:.1e} |"
               for r in new["inception"]],
+        ])  # fmt: skip
+    if big["parts"]:
+        text += "\n\n" + "\n".join([
+            f"Where the streaming rate goes ({REPEAT * n} images; each part alone, same process "
+            "as the ×4 row): the decoding workers with the items discarded, and the device step "
+            "on 8 photos already on the device.",
+            "",
+            "| part | ms / image |",
+            "|---|---|",
+            *[f"| {r['part']} | {r['ms_per_image']:.2f} |" for r in big["parts"]],
         ])  # fmt: skip
     print(text)
     if not args.smoke:

@@ -1,0 +1,187 @@
+"""Where a training step's GPU time goes: kernel time per step by kind, side by side per mode.
+
+``train_loop.py`` times whole steps; this script asks *why* one step costs more than another.
+On the ``sd14-random`` model (SD-1.4 shapes, random weights), 512 px, batch 1, in one process:
+
+* ``ti-bf16-amp``: ``spectral_step.py``'s textual-inversion step under bf16 autocast, eager
+  (the floor ``train_loop.py`` captures in a graph);
+* ``inst`` / ``svdiff`` / ``svd-inst`` through the kit's real loop
+  (:func:`svdinst.training.loop.train`, ``step_mode="eager"``, the kit's default precision),
+
+each profiled over ``ACTIVE`` steps with ``torch.profiler`` after ``SKIP`` steps. It prints
+the sum of device kernel time per step (the work a CUDA graph replays: if it is close to the
+graphed step's wall time the step is bound by its kernels, not by launches), split into kinds
+(GEMM, convolution forward / data-gradient / weight-gradient, attention, normalisation,
+elementwise, reductions, optimizer, copies/casts), and the heaviest kernels per run.
+
+    python benchmarks/train_profile.py --write-report     # CUDA, ~2 min
+    python benchmarks/train_profile.py --smoke            # CPU, tiny model (operators, not kernels)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from report_md import write_block
+from train_step import build_model, device_name, style_image
+
+HEADING = "Training step: where the kernel time goes (benchmarks/train_profile.py)"
+SKIP, WARM, ACTIVE = 5, 2, 3  # profiler schedule: steps skipped, warm-up, recorded
+TOP = 8  # heaviest kernels listed per run
+# Kernel kinds by name fragment, first match wins (cuDNN/cuBLAS/CUTLASS/PyTorch naming).
+KINDS = (
+    ("conv wgrad", ("wgrad",)),
+    ("conv dgrad", ("dgrad",)),
+    ("conv", ("conv", "fprop", "implicit")),
+    ("attention", ("flash", "fmha", "attention", "_efficient")),
+    ("gemm", ("gemm", "nvjet", "cutlass", "xmma", "cublas", "matmul", "::mm", "addmm", "bmm")),
+    ("optimizer", ("multi_tensor", "adam", "foreach")),
+    ("norm", ("norm",)),
+    ("copy/cast", ("copy", "cast", "to_copy", "memcpy", "memset", "fill")),
+    ("reduce", ("reduce", "sum", "mean")),
+    ("elementwise", ("elementwise", "vectorized", "unrolled", "pointwise", "mul", "add")),
+)
+
+
+def kind_of(name: str) -> str:
+    low = name.lower()
+    for kind, keys in KINDS:
+        if any(k in low for k in keys):
+            return kind
+    return "other"
+
+
+def summarize(prof, device_type, steps: int) -> dict:
+    """Kernel (or, on a CPU, operator) time per step in ms: total, by kind, top kernels."""
+    from torch.autograd import DeviceType
+
+    on_device = device_type == "cuda"
+    total, kinds, names = 0.0, defaultdict(float), defaultdict(float)
+    for evt in prof.key_averages():
+        if on_device:
+            if evt.device_type != DeviceType.CUDA:
+                continue
+            us = evt.self_device_time_total
+        else:
+            if evt.device_type != DeviceType.CPU or evt.key.startswith("ProfilerStep"):
+                continue
+            us = evt.self_cpu_time_total
+        ms = us / 1e3 / steps
+        total += ms
+        kinds[kind_of(evt.key)] += ms
+        names[evt.key] += ms
+    top = sorted(names.items(), key=lambda kv: -kv[1])[:TOP]
+    return {"total_ms": total, "kinds": dict(kinds), "top": top}
+
+
+def profiled(run_steps, device: str) -> dict:
+    """Profile ``run_steps(tick)``, which calls ``tick()`` once after every step."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=acts, schedule=schedule(wait=SKIP, warmup=WARM, active=ACTIVE)) as p:
+        run_steps(p.step)
+    return summarize(p, device, ACTIVE)
+
+
+def ti_steps(smoke: bool, device: str):
+    """spectral_step.py's TI step (bf16 autocast on CUDA), eager."""
+    from spectral_step import batch, build, make_step
+
+    unet, encoder = build(smoke, device)
+    inputs = batch(1, 8 if smoke else 64, encoder.config.vocab_size, device)
+    emb = encoder.get_input_embeddings().weight.requires_grad_(True)
+    step, _ = make_step(unet, encoder, [emb], inputs, device == "cuda", device)
+
+    def run(tick):
+        for _ in range(SKIP + WARM + ACTIVE + 1):
+            step()
+            tick()
+
+    return run
+
+
+def loop_steps(args, model: Path, mode: str):
+    """The kit's loop in ``mode``, eager steps, the kit's default precision."""
+    from svdinst.training.config import TrainConfig
+    from svdinst.training.loop import train
+
+    def run(tick):
+        config = TrainConfig(
+            model=str(model), style=[str(style_image(args.work))],
+            out=str(args.work / "runs" / f"profile-{mode}"), mode=mode,
+            steps=SKIP + WARM + ACTIVE + 1, resolution=64 if args.smoke else 512, batch_size=1,
+            crop_pool=4, progress=False, lr=1e-3, warmup_steps=0, step_mode="eager",
+        )  # fmt: skip
+        train(config, overwrite=True, callback=lambda step, loss: tick())
+
+    return run
+
+
+def table(results: dict, device: str, smoke: bool) -> str:
+    unit = "kernel" if device == "cuda" else "CPU operator"
+    kinds = [k for k, _ in KINDS] + ["other"]
+    names = list(results)
+    lines = [
+        f"**{device_name()}**, {datetime.date.today()}; SD-1.4 shapes"
+        + (" (--smoke: tiny model)" if smoke else "")
+        + f", batch 1, eager steps; {unit} time per step (ms), mean of {ACTIVE} profiled steps "
+        f"after {SKIP + WARM}. `ti-bf16-amp` is spectral_step.py's TI step; the others run "
+        "`svdinst.training.loop.train` at the kit's default precision (fp16 frozen weights on "
+        "CUDA). A CUDA graph replays exactly these kernels, so the total is the floor of a "
+        "graphed step.",
+        "",
+        "| kind | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    for kind in kinds:
+        vals = [results[n]["kinds"].get(kind, 0.0) for n in names]
+        if max(vals) >= 0.05:
+            lines.append(f"| {kind} | " + " | ".join(f"{v:.1f}" for v in vals) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{results[n]['total_ms']:.1f}**" for n in names)
+                 + " |")  # fmt: skip
+    lines += ["", f"Heaviest {unit}s per run (ms per step):", ""]
+    for n in names:
+        top = "; ".join(f"`{k[:70]}` {v:.2f}" for k, v in results[n]["top"])
+        lines.append(f"- {n}: {top}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--smoke", action="store_true", help="tiny model on the CPU")
+    p.add_argument("--modes", nargs="+", default=["ti-bf16-amp", "inst", "svdiff", "svd-inst"])
+    p.add_argument("--work", type=Path,
+                   default=Path(os.environ.get("TMPDIR", "/tmp")) / "svdinst-bench")  # fmt: skip
+    p.add_argument("--write-report", action="store_true")
+    p.add_argument("--report", type=Path, default=Path("reports") / "benchmarks.md")
+    args = p.parse_args(argv)
+    device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
+    args.work.mkdir(parents=True, exist_ok=True)
+    model = build_model(args.smoke)
+    results = {}
+    for name in args.modes:
+        run = (
+            ti_steps(args.smoke, device) if name.startswith("ti") else loop_steps(args, model, name)
+        )
+        results[name] = profiled(run, device)
+        print(name, f"{results[name]['total_ms']:.1f} ms/step", flush=True)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    text = table(results, device, args.smoke)
+    print(text)
+    if args.write_report:
+        write_block(
+            args.report, "train_profile", HEADING, text, "main" + ("-smoke" if args.smoke else "")
+        )
+        print(f"Updated {args.report}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
