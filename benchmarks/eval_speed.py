@@ -185,7 +185,7 @@ def parts(root: Path, device: str) -> list[dict]:
     from svdinst.data import list_images
     from svdinst.evaluation.lpips import load_lpips
     from svdinst.evaluation.metrics import inception_extractor
-    from svdinst.evaluation.stream import PhotoGroups, _score, default_workers
+    from svdinst.evaluation.stream import PhotoGroups, _score, decoding_loader, default_workers
     from svdinst.formats.outputs import OutputsFolder
 
     paths = OutputsFolder(root / "big").collect()
@@ -196,8 +196,7 @@ def parts(root: Path, device: str) -> list[dict]:
     rows = []
     for oracle in (False, True):
         ds = PhotoGroups(list(paths.items()), photos, oracle=oracle)
-        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers,
-                                             pin_memory=cuda, prefetch_factor=4 if workers else None)  # fmt: skip
+        loader = decoding_loader(ds, workers, pin_memory=cuda)
         start, n, items = time.perf_counter(), 0, []
         for item in loader:
             n += len(item["outputs"])

@@ -65,7 +65,10 @@ def summarize(prof, device_type, steps: int) -> dict:
     total, kinds, names = 0.0, defaultdict(float), defaultdict(float)
     for evt in prof.key_averages():
         if on_device:
-            if evt.device_type != DeviceType.CUDA:
+            # User annotations (ProfilerStep#k, Optimizer.step#AdamW.step) are mirrored on the
+            # device as spans that *contain* kernels: counting them would count time twice.
+            annotation = evt.key.startswith("ProfilerStep") or "#" in evt.key
+            if evt.device_type != DeviceType.CUDA or annotation:
                 continue
             us = evt.self_device_time_total
         else:
@@ -118,6 +121,7 @@ def loop_steps(args, model: Path, mode: str):
             out=str(args.work / "runs" / f"profile-{mode}"), mode=mode,
             steps=SKIP + WARM + ACTIVE + 1, resolution=64 if args.smoke else 512, batch_size=1,
             crop_pool=4, progress=False, lr=1e-3, warmup_steps=0, step_mode="eager",
+            checkpoint_every=SKIP + WARM + ACTIVE + 1,  # no checkpoint in the profiled steps
         )  # fmt: skip
         train(config, overwrite=True, callback=lambda step, loss: tick())
 

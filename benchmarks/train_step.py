@@ -80,6 +80,11 @@ def run_mode(
             torch.cuda.reset_peak_memory_stats()
         last[0] = now
 
+    # One checkpoint, after the last step: the default interval (10 % of the steps) would put a
+    # checkpoint in every other timed step of a 25-step run, and its device→host copies and file
+    # write (~30-60 ms at SD-1.4 size, two to three times a graphed step) would be the median.
+    # A 1000-step run checkpoints every 100 steps; benchmarks/train_profile.py found this.
+    settings.setdefault("checkpoint_every", steps)
     config = TrainConfig(
         model=str(model), style=[str(style_image(args.work))], out=str(args.work / "runs" / tag),
         mode=mode, steps=steps, resolution=res, batch_size=batch, crop_pool=4, progress=False,

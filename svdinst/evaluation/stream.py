@@ -182,6 +182,38 @@ def psnr_ssim(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return psnr, s.mean([2, 3]).mean(1)
 
 
+def _one_thread_worker(worker_id: int) -> None:
+    """A decoding worker computes with one thread. The oracle's mural filter does NumPy matrix
+    products, and OpenBLAS/OpenMP start one thread per core in *every* worker: 15 workers on a
+    16-core host ran 240 threads, and the filter took ~3 s per photo instead of ~0.4 s (issue 15,
+    H100 host: 20.9 ms per image for decoding with the oracle against 1.3 without it). torch
+    itself already runs one thread in a DataLoader worker."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def decoding_loader(
+    dataset: torch.utils.data.Dataset, workers: int, pin_memory: bool
+) -> torch.utils.data.DataLoader:
+    """The loader of :func:`stream_photos`: one item (photo) at a time, decoded in ``workers``
+    processes (0: in this one) that each compute with one thread.
+
+    Args:
+        dataset (`torch.utils.data.Dataset`): e.g. :class:`PhotoGroups`.
+        workers (`int`): decoding processes.
+        pin_memory (`bool`): page-locked items, for asynchronous copies to a GPU.
+    """
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,  # one photo per item; photos are gathered into device batches later
+        num_workers=workers,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if workers else None,
+        worker_init_fn=_one_thread_worker if workers else None,
+    )
+
+
 def default_workers(device: str) -> int:
     """Decoding processes: none on a CPU (the cores run the networks); beside a GPU, this
     process's share of the cores (``LOCAL_WORLD_SIZE`` processes per host under a launcher) less
@@ -218,13 +250,7 @@ def stream_photos(
         verbose (`bool`, defaults to `False`): a progress bar.
     """
     workers = default_workers(device) if num_workers is None else num_workers
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=None,  # one photo per item; photos are gathered into device batches below
-        num_workers=workers,
-        pin_memory=device.startswith("cuda"),
-        prefetch_factor=4 if workers else None,
-    )
+    loader = decoding_loader(dataset, workers, pin_memory=device.startswith("cuda"))
     partials: list[PhotoPartial] = []
     pending: list[dict] = []
     rank = int(os.environ.get("RANK", "0"))  # one bar under a launcher, not one per process

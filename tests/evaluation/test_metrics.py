@@ -284,3 +284,27 @@ def test_evaluate_streams_and_gives_the_all_in_memory_numbers(
     assert new["artfid"] == pytest.approx(metrics.artfid(old["fid"], content_mean), rel=1e-6)
     for key, rel in (("psnr", 1e-9), ("ssim", 1e-9), ("lpips", 1e-6), ("n", 0)):
         assert new["oracle"][key] == pytest.approx(oracle[key], rel=rel), key
+
+
+class _BlasThreads(torch.utils.data.Dataset):
+    """Reports, from inside a DataLoader worker, how many threads its BLAS pools may use."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> int:
+        from threadpoolctl import threadpool_info
+
+        return max((pool["num_threads"] for pool in threadpool_info()), default=1)
+
+
+def test_decoding_workers_compute_with_one_blas_thread() -> None:
+    """The mural oracle's NumPy products ran one BLAS thread per core in every decoding worker
+    (15 workers × 16 threads on an H100 host, 7× slower): evaluate's loader gives each one."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from svdinst.evaluation.stream import decoding_loader
+
+    with threadpool_limits(2):  # a forked worker inherits the parent's pools, here 2 threads
+        assert max(p["num_threads"] for p in threadpool_info()) == 2
+        assert list(decoding_loader(_BlasThreads(), workers=1, pin_memory=False)) == [1, 1]
