@@ -107,6 +107,7 @@ def comparison_figure(
     oracle: bool = False,
     resolution: int | None = None,
     labels: Mapping[str, str] | None = None,
+    groups: Mapping[str, Sequence[Path]] | None = None,
 ) -> Figure:
     """Fig. 3: diffusion methods and baselines in two panels, one row per test photo.
 
@@ -121,8 +122,12 @@ def comparison_figure(
             the style set is the mural proxy.
         resolution (`int`, *optional*): center-crop the photos to the outputs' size.
         labels (`Mapping[str, str]`, *optional*): method → column title.
+        groups (`Mapping[str, Sequence[Path]]`, *optional*): method → its output folders, when the
+            caller has scanned ``outputs_dir`` already (the report does, for the table order);
+            the default methods follow its order. Scanned here when not given.
     """
-    groups = outputs_method_folders(outputs_dir)
+    if groups is None:
+        groups = outputs_method_folders(outputs_dir)
     methods = list(methods) if methods is not None else list(groups)
     missing = [m for m in methods if m not in groups]
     if missing or not methods:
