@@ -23,11 +23,11 @@ from svdinst.data import list_images, load_image
 from svdinst.data.mural import mural_proxy
 from svdinst.data.transforms import center_crop_resize
 from svdinst.errors import DataError
+from svdinst.evaluation.verdict import DIFFUSION_METHODS
 from svdinst.figures import add_caption
 from svdinst.formats.outputs import OutputsFolder
 from svdinst.formats.outputs import method_folders as outputs_method_folders
 
-DIFFUSION_GROUP = ("base", "svd-inst", "inst", "svdiff")  # trained (or not) by the course itself
 TILE_INCHES = 1.6  # 192 px per tile at save_figure's 120 dpi: 1.5× the pocket's 128 px outputs, and
 # the executed notebook 07 stays under the 2 MiB per-image check (2.2 in. gave 3.2 MiB)
 
@@ -148,9 +148,9 @@ def comparison_figure(
         [
             (
                 "Diffusion methods (trained here)",
-                cols([m for m in methods if m in DIFFUSION_GROUP]),
+                cols([m for m in methods if m in DIFFUSION_METHODS]),
             ),
-            ("Baselines", cols([m for m in methods if m not in DIFFUSION_GROUP])),
+            ("Baselines", cols([m for m in methods if m not in DIFFUSION_METHODS])),
         ],
         oracle=oracle,
     )
