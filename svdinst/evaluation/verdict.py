@@ -82,6 +82,11 @@ def pooled_std(*samples: Sequence[float]) -> float:
     return float(np.sqrt(np.mean(variances))) if variances else float("nan")
 
 
+def beyond_noise(gap: float, spread: float) -> bool:
+    """Whether ``gap`` exceeds :data:`NOISE_MULTIPLE` seed spreads; never without a spread (NaN)."""
+    return not math.isnan(spread) and gap > NOISE_MULTIPLE * spread
+
+
 @dataclass(frozen=True)
 class Comparison:
     """``a`` against ``b`` on one metric."""
@@ -136,7 +141,7 @@ def compare(
     base = Comparison(a, b, metric, "", float(np.mean(va)), float(np.mean(vb)), spread, na, nb)
     if math.isnan(spread):
         status = "unjudged"
-    elif abs(base.gap) > NOISE_MULTIPLE * spread:
+    elif beyond_noise(abs(base.gap), spread):
         status = "better" if base.gap > 0 else "worse"
     else:
         status = "inconclusive"
