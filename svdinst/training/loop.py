@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from svdinst.device import default_device, precision_dtype
+from svdinst.device import card_memory_gib, default_device, precision_dtype
 from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.formats.checkpoint import load_latest_checkpoint, save_checkpoint, set_rng_state
 from svdinst.formats.run_folder import TOKEN_NORM, LossLog, RunFolder
@@ -65,7 +65,6 @@ from svdinst.training.inversion import (
 )
 from svdinst.training.memory import (
     _release_accelerator_state,
-    card_memory_gib,
     divergence_advice,
     enable_gradient_checkpointing,
     make_accelerator,
