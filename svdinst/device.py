@@ -29,6 +29,25 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def card_memory_gib(device: str | torch.device = "cuda:0") -> float | None:
+    """Total memory of a CUDA ``device`` in GiB as the driver reports it.
+
+    Returns `None` for a device that is not CUDA, or when the driver cannot say (CUDA reported
+    available but no driver behind it); callers treat that as "unknown".
+
+    Args:
+        device (`str` or `torch.device`, defaults to ``"cuda:0"``): the card.
+    """
+    import torch  # only when asked: the CLI's configs import this module without torch
+
+    if torch.device(device).type != "cuda":
+        return None
+    try:
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory / 2**30
+    except (RuntimeError, AssertionError, AttributeError):  # no driver behind is_available()
+        return None
+
+
 def bf16_supported(device: str | torch.device | None = None) -> bool:
     """Whether ``device`` computes bf16 natively (CUDA compute capability ≥ 8.0; never on a T4)."""
     import torch

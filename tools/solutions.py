@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import re
 import sys
 from pathlib import Path
@@ -123,8 +122,8 @@ def printed_lines(executed: dict) -> list[str]:
 
 def verify(executed_path: Path) -> list[str]:
     """Problems with an executed *solved* notebook: exercises whose check did not print ✅."""
-    executed = json.loads(executed_path.read_text())
-    ids = exercise_cells(nbformat.reads(json.dumps(executed), as_version=4))
+    executed = nbformat.read(executed_path, as_version=4)  # parsed once: cells and outputs
+    ids = exercise_cells(executed)
     lines = printed_lines(executed)
     problems = [f"{executed_path.name}: {line}" for line in lines if line.startswith(FAIL)]
     for exercise_id in ids:

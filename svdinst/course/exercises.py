@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from svdinst.course.grading import Mismatch, exercise, require_close
+from svdinst.course.grading import Mismatch, exercise, relative_error, require_close
 from svdinst.data.mural import MuralConfig, mural_stages, palette_family
 from svdinst.formats.run_folder import RunFolder
 from svdinst.models.layouts import SDLayoutConfig, sd_layout_modules
@@ -141,7 +141,7 @@ def check_shifted_weight(answer: Any, layer: SpectralShiftLayer) -> str:
             raise Mismatch(
                 f"your W has shape {tuple(got.shape)}, the layer's is {tuple(want.shape)}."
             )
-        error = float((got - want).norm() / want.norm())
+        error = relative_error(got, want)
         if error > 1e-4:
             no_relu = (layer.U.double() * (layer.S + scale * delta).double()) @ layer.Vh.double()
             if float((got - no_relu).norm() / want.norm()) < 1e-4:
@@ -167,7 +167,7 @@ def check_affine_token(answer: Any, run: str | os.PathLike) -> str:
     with torch.no_grad():
         want = module(x[:, None].to(next(module.parameters()).dtype)).double()
     got = x.double() @ a.T + b
-    error = float((got - want).norm() / want.norm())
+    error = relative_error(got, want)
     if error > 1e-4:
         raise Mismatch(
             f"A x + b differs from the module's token by {error:.1%} (relative) on 16 embeddings."
@@ -192,7 +192,7 @@ def check_add_noise(answer: Any, scheduler: Any) -> str:
             raise Mismatch(
                 f"at t = {t} your x_t has shape {tuple(got.shape)}, not {tuple(want.shape)}."
             )
-        error = float((got.double() - want.double()).norm() / want.double().norm())
+        error = relative_error(got.double(), want.double())
         if error > 1e-5:
             raise Mismatch(f"at t = {t} your x_t is off by {error:.1%} (relative).")
     last = float(scheduler.alphas_cumprod[steps - 1]) ** 0.5

@@ -14,7 +14,7 @@ import torch
 
 from svdinst.baselines.fast_style import gram_matrix
 from svdinst.baselines.vgg import adain, mean_std
-from svdinst.course.grading import Mismatch, exercise, require_close
+from svdinst.course.grading import Mismatch, exercise, relative_error, require_close
 from svdinst.evaluation.metrics import frechet_distance
 
 # ------------------------------------------------------------------------------ 05 stylize
@@ -67,7 +67,7 @@ def check_adain(answer: Any) -> str:
     content, style = _features((2, 8, 5, 7), (2, 8, 6, 6))
     want = adain(content, *mean_std(style))
     got = torch.as_tensor(answer(content, style))
-    error = float((got - want).norm() / want.norm()) if got.shape == want.shape else float("inf")
+    error = relative_error(got, want) if got.shape == want.shape else float("inf")
     if error > 1e-4:
         raise Mismatch(f"your AdaIN differs from the kit's by {error:.2%} (relative).")
     mean, std = mean_std(got)
@@ -86,7 +86,7 @@ def check_gram(answer: Any) -> str:
     got = torch.as_tensor(answer(feat))
     if got.shape != want.shape:
         raise Mismatch(f"your Gram matrix has shape {tuple(got.shape)}, not {tuple(want.shape)}.")
-    error = float((got - want).norm() / want.norm())
+    error = relative_error(got, want)
     if error > 1e-5:
         ratio = float(got.norm() / want.norm())
         raise Mismatch(f"off by {error:.1%} (relative; your norm is {ratio:.3g}× the kit's).")

@@ -90,3 +90,8 @@ def require_close(
     value = float(got)
     if not abs(value - want) <= atol + rtol * abs(want):
         raise Mismatch(f"{name} is {value:.6g}, but the kit computes {want:.6g}.")
+
+
+def relative_error(got: Any, want: Any) -> float:
+    """‖got − want‖ / ‖want‖ of two tensors of one shape (Frobenius norms): the exercises' measure."""
+    return float((got - want).norm() / want.norm())

@@ -21,7 +21,7 @@ import json
 import os
 from dataclasses import dataclass, fields, replace
 
-from svdinst.device import default_device
+from svdinst.device import card_memory_gib, default_device
 from svdinst.models.layout_config import POCKET_VERSION
 from svdinst.models.loading import POCKET, SD14_ID, SD14_RANDOM, TINY, pocket_model_path
 
@@ -151,16 +151,6 @@ PROFILES["sd14-random"] = replace(PROFILES["sd14"], name="sd14-random", model=SD
                                   quality_claims=False)  # fmt: skip
 
 
-def cuda_memory_gib() -> float | None:
-    """Total memory of CUDA device 0 in GiB as the driver reports it, or `None` if unreadable."""
-    import torch  # torch only when "auto" meets a CUDA card (device.py imports it the same way)
-
-    try:
-        return torch.cuda.get_device_properties(0).total_memory / 2**30
-    except (RuntimeError, AssertionError, AttributeError):  # no driver behind is_available()
-        return None
-
-
 def auto_profile_name() -> tuple[str, str]:
     """What ``PROFILE="auto"`` picks here, and why (one line for the notebook's output).
 
@@ -168,7 +158,7 @@ def auto_profile_name() -> tuple[str, str]:
         `tuple[str, str]`: the profile name and the reason.
     """
     if default_device() == "cuda":
-        gib = cuda_memory_gib()
+        gib = card_memory_gib("cuda:0")
         if gib is None:
             return "sd14", "CUDA is available (its memory could not be read)"
         if gib <= T4_CLASS_GIB:

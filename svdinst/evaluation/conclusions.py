@@ -18,6 +18,7 @@ from svdinst.evaluation.labels import label
 from svdinst.evaluation.references import SEED0, base_method, is_reference
 from svdinst.evaluation.tables import blocks_by_n, is_untrained
 from svdinst.evaluation.verdict import (
+    DIFFUSION_METHODS,
     METRICS,
     NOISE_MULTIPLE,
     OPPONENTS,
@@ -185,7 +186,7 @@ def limitations_section(
     weak = [
         f"{label(m)} ({_budget_words(r)})"
         for m, r in methods.items()
-        if not m.startswith(("svd-inst", "inst", "svdiff", "base"))
+        if not m.startswith(DIFFUSION_METHODS)  # the baselines
         and (
             0 < (r[0].get("train_steps") or 0) < WEAK_BUDGET
             or "random" in str(r[0].get("backbone"))

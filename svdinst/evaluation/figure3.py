@@ -23,11 +23,11 @@ from svdinst.data import list_images, load_image
 from svdinst.data.mural import mural_proxy
 from svdinst.data.transforms import center_crop_resize
 from svdinst.errors import DataError
+from svdinst.evaluation.verdict import DIFFUSION_METHODS
 from svdinst.figures import add_caption
 from svdinst.formats.outputs import OutputsFolder
 from svdinst.formats.outputs import method_folders as outputs_method_folders
 
-DIFFUSION_GROUP = ("base", "svd-inst", "inst", "svdiff")  # trained (or not) by the course itself
 TILE_INCHES = 1.6  # 192 px per tile at save_figure's 120 dpi: 1.5× the pocket's 128 px outputs, and
 # the executed notebook 07 stays under the 2 MiB per-image check (2.2 in. gave 3.2 MiB)
 
@@ -107,6 +107,7 @@ def comparison_figure(
     oracle: bool = False,
     resolution: int | None = None,
     labels: Mapping[str, str] | None = None,
+    groups: Mapping[str, Sequence[Path]] | None = None,
 ) -> Figure:
     """Fig. 3: diffusion methods and baselines in two panels, one row per test photo.
 
@@ -121,8 +122,12 @@ def comparison_figure(
             the style set is the mural proxy.
         resolution (`int`, *optional*): center-crop the photos to the outputs' size.
         labels (`Mapping[str, str]`, *optional*): method → column title.
+        groups (`Mapping[str, Sequence[Path]]`, *optional*): method → its output folders, when the
+            caller has scanned ``outputs_dir`` already (the report does, for the table order);
+            the default methods follow its order. Scanned here when not given.
     """
-    groups = outputs_method_folders(outputs_dir)
+    if groups is None:
+        groups = outputs_method_folders(outputs_dir)
     methods = list(methods) if methods is not None else list(groups)
     missing = [m for m in methods if m not in groups]
     if missing or not methods:
@@ -143,9 +148,9 @@ def comparison_figure(
         [
             (
                 "Diffusion methods (trained here)",
-                cols([m for m in methods if m in DIFFUSION_GROUP]),
+                cols([m for m in methods if m in DIFFUSION_METHODS]),
             ),
-            ("Baselines", cols([m for m in methods if m not in DIFFUSION_GROUP])),
+            ("Baselines", cols([m for m in methods if m not in DIFFUSION_METHODS])),
         ],
         oracle=oracle,
     )

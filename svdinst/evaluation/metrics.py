@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +193,14 @@ def frechet_distance(f1: torch.Tensor, f2: torch.Tensor) -> float:
     return float(fid)
 
 
+def require_two(name: str, images: Sized) -> None:
+    """Raise a `DataError` unless FID/KID's ``name`` set (``"generated"``/``"reference"``) has ≥ 2 images."""
+    if len(images) < 2:
+        raise DataError(
+            f"FID/KID need at least 2 {name} images, got {len(images)}: a covariance needs two."
+        )
+
+
 def fid_kid(
     generated: Sequence[ImageSource],
     reference: Sequence[ImageSource],
@@ -216,11 +224,8 @@ def fid_kid(
         `dict`: ``fid``, ``kid_mean``, ``kid_std``, ``kid_subset_size``, ``n_generated``,
         ``n_reference``.
     """
-    for name, images in (("generated", generated), ("reference", reference)):
-        if len(images) < 2:
-            raise DataError(
-                f"FID/KID need at least 2 {name} images, got {len(images)}: a covariance needs two."
-            )
+    require_two("generated", generated)
+    require_two("reference", reference)
     kw = {"device": device, "batch_size": batch_size, "verbose": verbose}
     gen = inception_features(generated, **kw)
     ref = inception_features(reference, cache=cache, **kw)

@@ -26,7 +26,7 @@ from PIL import Image
 from svdinst.data import list_images, load_image
 from svdinst.data.mural import mural_proxy
 from svdinst.data.transforms import center_crop_resize
-from svdinst.evaluation.metrics import fid_kid
+from svdinst.evaluation.metrics import fid_kid_from_features, inception_features, require_two
 from svdinst.evaluation.oracle import native_crop, oracle_distance
 from svdinst.formats.outputs import OutputsFolder
 from svdinst.formats.run_folder import RunFolder
@@ -85,22 +85,30 @@ def reference_rows(
         device (`str`, *optional*): Inception's device.
     """
     styles = [load_image(p) for p in list_images(style_dir)]
-    photos = {p.stem: center_crop_resize(load_image(p), size) for p in list_images(content_dir)}
+    raw = {p.stem: load_image(p) for p in list_images(content_dir)}  # each photo decoded once
+    photos = {stem: center_crop_resize(im, size) for stem, im in raw.items()}
+    require_two("generated", photos)
+    require_two("reference", styles)
+    ref = inception_features(styles, device=device, cache=True)  # shared by the first two rows
+
+    def scored(generated: Sequence[Image.Image]) -> dict[str, Any]:
+        return fid_kid_from_features(inception_features(generated, device=device), ref)
+
     rows: dict[str, list[dict[str, Any]]] = {}
     oracle = None
     if mural_oracle:
-        targets = {
-            stem: mural_proxy(native_crop(load_image(p), (size, size)))
-            for stem, p in ((p.stem, p) for p in list_images(content_dir))
-        }
+        targets = {stem: mural_proxy(native_crop(im, (size, size))) for stem, im in raw.items()}
         oracle = oracle_distance({s: [im] for s, im in photos.items()}, targets)
-    rows["ref:photos"] = [_as_row(fid_kid(list(photos.values()), styles, device=device), oracle)]
+    rows["ref:photos"] = [_as_row(scored(list(photos.values())), oracle)]
     if mural_oracle:
         proxies = [t.resize((size, size), Image.BICUBIC) for t in targets.values()]
-        rows["ref:oracle"] = [_as_row(fid_kid(proxies, styles, device=device))]
+        rows["ref:oracle"] = [_as_row(scored(proxies))]
     if len(styles) >= 4:  # two halves of ≥ 2 images each: a covariance needs two
+        held_out = inception_features(styles[1::2], device=device)  # not the cached full set
         rows["ref:style-split"] = [
-            _as_row(fid_kid(styles[1::2], styles[0::2], device=device, cache=False))
+            _as_row(
+                fid_kid_from_features(held_out, inception_features(styles[0::2], device=device))
+            )
         ]
     return rows
 

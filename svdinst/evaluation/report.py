@@ -194,11 +194,10 @@ def comparison_figure(
     resolution: int | None = None,
 ) -> Figure:
     """Fig. 3 (:func:`svdinst.evaluation.figure3.comparison_figure`) with the report's labels, the
-    methods in table order."""
-    groups = method_folders(outputs_dir)
-    methods = list(methods) if methods is not None else list(groups)
+    methods in table order (the outputs folder is scanned once, here, in that order)."""
     return _grouped_figure(outputs_dir, content_dir, methods, photos=photos, oracle=oracle,
-                           resolution=resolution, labels=LABELS)  # fmt: skip
+                           resolution=resolution, labels=LABELS,
+                           groups=method_folders(outputs_dir))  # fmt: skip
 
 
 def write_report(

@@ -37,6 +37,7 @@ from svdinst.data.mural import mural_proxy
 from svdinst.errors import DataError
 from svdinst.evaluation.lpips import LpipsScorer
 from svdinst.evaluation.oracle import native_crop
+from svdinst.parallel import current_process
 
 SSIM_WIN = 7  # skimage's default window (uniform filter), as oracle_distance uses it
 SSIM_K1, SSIM_K2 = 0.01, 0.03  # skimage's (Wang et al. 2004) constants
@@ -253,7 +254,7 @@ def stream_photos(
     loader = decoding_loader(dataset, workers, pin_memory=device.startswith("cuda"))
     partials: list[PhotoPartial] = []
     pending: list[dict] = []
-    rank = int(os.environ.get("RANK", "0"))  # one bar under a launcher, not one per process
+    rank, _ = current_process()  # one bar under a launcher, not one per process
     bar = tqdm(total=len(dataset), desc="evaluate", unit="photo", disable=not verbose or rank > 0)
     for item in loader:
         if "error" in item:

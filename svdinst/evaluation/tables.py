@@ -16,7 +16,7 @@ import numpy as np
 from svdinst.evaluation.labels import label
 from svdinst.evaluation.lpips import UNAVAILABLE
 from svdinst.evaluation.references import is_reference
-from svdinst.evaluation.verdict import row_n
+from svdinst.evaluation.verdict import nested_get, row_n
 
 # The student report's Table I (strength 0.8, 10 seeds per test photo; LPIPS = seed diversity).
 ORIGINAL_TABLE: dict[str, dict[str, float | None]] = {
@@ -26,15 +26,6 @@ ORIGINAL_TABLE: dict[str, dict[str, float | None]] = {
     "stytr2": {"fid": 171.3, "lpips": None},
     "fast_style": {"fid": 172.7, "lpips": None},
 }
-
-
-def _get(m: Mapping[str, Any], *keys: str) -> Any:
-    value: Any = m
-    for key in keys:
-        if not isinstance(value, Mapping) or key not in value:
-            return None
-        value = value[key]
-    return value
 
 
 def _cell(values: Sequence[Any], digits: int) -> str:
@@ -71,7 +62,7 @@ Column = tuple[str, Callable[[Sequence[Mapping[str, Any]]], str]]
 
 
 def _metric(digits: int, *keys: str) -> Callable[[Sequence[Mapping[str, Any]]], str]:
-    return lambda runs: _cell([_get(r, *keys) for r in runs], digits)
+    return lambda runs: _cell([nested_get(r, *keys) for r in runs], digits)
 
 
 METRIC_COLUMNS: list[Column] = [
@@ -103,7 +94,7 @@ def _row_name(method: str, runs: Sequence[Mapping[str, Any]]) -> str:
 
 def _has_lpips(block: Mapping[str, Sequence[Mapping[str, Any]]]) -> bool:
     return any(
-        isinstance(_get(r, *keys), float)
+        isinstance(nested_get(r, *keys), float)
         for runs in block.values()
         for r in runs
         for keys in (("lpips_diversity",), ("content_lpips",), ("oracle", "lpips"))

@@ -23,7 +23,10 @@ import numpy as np
 
 NOISE_MULTIPLE = 2.0  # a gap counts beyond 2 pooled seed stds (≈ 95 % for a normal spread)
 SUBJECT = "svd-inst"  # the method the course asks about
-OPPONENTS = ("inst", "svdiff", "base")  # asked about by name, before the baselines
+# The course's own diffusion methods ("base": the model untrained), the subject first; the
+# report, its conclusions and Fig. 3 tell them from the baselines by this one tuple.
+DIFFUSION_METHODS = (SUBJECT, "inst", "svdiff", "base")
+OPPONENTS = DIFFUSION_METHODS[1:]  # asked about by name, before the baselines
 
 
 @dataclass(frozen=True)
@@ -46,15 +49,21 @@ METRICS = (
 )
 
 
+def nested_get(mapping: Mapping[str, Any], *keys: str) -> Any:
+    """``mapping[k1][k2]…`` of a metrics dict, or `None` when a key or a level is missing."""
+    value: Any = mapping
+    for key in keys:
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
 def metric_values(runs: Sequence[Mapping[str, Any]], metric: Metric) -> list[float] | None:
     """The metric of every training seed, or `None` when any is missing or not a number."""
     out = []
     for run in runs:
-        value: Any = run
-        for key in metric.keys:
-            if not isinstance(value, Mapping) or key not in value:
-                return None
-            value = value[key]
+        value = nested_get(run, *metric.keys)  # None (missing) is not a number below
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             return None
         out.append(float(value))
@@ -71,6 +80,11 @@ def pooled_std(*samples: Sequence[float]) -> float:
     """√(mean of the sample variances) of the samples with ≥ 2 values; NaN when none has."""
     variances = [np.var(s, ddof=1) for s in samples if len(s) > 1]
     return float(np.sqrt(np.mean(variances))) if variances else float("nan")
+
+
+def beyond_noise(gap: float, spread: float) -> bool:
+    """Whether ``gap`` exceeds :data:`NOISE_MULTIPLE` seed spreads; never without a spread (NaN)."""
+    return not math.isnan(spread) and gap > NOISE_MULTIPLE * spread
 
 
 @dataclass(frozen=True)
@@ -127,7 +141,7 @@ def compare(
     base = Comparison(a, b, metric, "", float(np.mean(va)), float(np.mean(vb)), spread, na, nb)
     if math.isnan(spread):
         status = "unjudged"
-    elif abs(base.gap) > NOISE_MULTIPLE * spread:
+    elif beyond_noise(abs(base.gap), spread):
         status = "better" if base.gap > 0 else "worse"
     else:
         status = "inconclusive"

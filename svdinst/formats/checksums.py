@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from svdinst.formats.folders import MANIFEST
@@ -31,10 +32,22 @@ def listed_files(folder: Path) -> list[str]:
     return sorted(f for f in found if f not in (SUMS, MANIFEST))  # the manifest is bookkeeping
 
 
-def write_checksums(folder: str | os.PathLike) -> dict[str, str]:
-    """Write ``folder/SHA256SUMS`` for every other file of ``folder``; returns {path: hex}."""
+def write_checksums(
+    folder: str | os.PathLike, known: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Write ``folder/SHA256SUMS`` for every other file of ``folder``; returns {path: hex}.
+
+    Args:
+        folder (`str` or `os.PathLike`): the folder of weights.
+        known (`Mapping[str, str]`, *optional*): relative path → hex the caller has computed
+            already for files unchanged since (a weight file is hashed once, not twice).
+    """
     folder = Path(folder)
-    sums = {name: sha256_file(folder / name) for name in listed_files(folder)}
+    known = known or {}
+    sums = {
+        name: known[name] if name in known else sha256_file(folder / name)
+        for name in listed_files(folder)
+    }
     (folder / SUMS).write_text("".join(f"{h}  {name}\n" for name, h in sums.items()))
     return sums
 

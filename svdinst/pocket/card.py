@@ -162,7 +162,8 @@ def write_model_folder(
     def finalize(folder: Path) -> None:
         sums = {name: sha256_file(folder / name) for name in listed_files(folder)}
         (folder / "README.md").write_text(model_card(config, stats, counts, sums))
-        write_checksums(folder)
+        unchanged = {name: h for name, h in sums.items() if name != "README.md"}
+        write_checksums(folder, known=unchanged)  # hashes only the card just written
 
     model_cfg = replace(config.model, seed=config.seed, save_dtype="float16")
     return save_sd_layout_pipeline(out, modules, model_cfg, finalize)

@@ -19,6 +19,7 @@ import numpy as np
 from svdinst.course.profiles import Profile
 from svdinst.evaluation.content import pick_strength
 from svdinst.evaluation.report import LABELS, _cell, _int_cell
+from svdinst.evaluation.verdict import beyond_noise, pooled_std
 from svdinst.training.runs import read_loss_log
 
 ABOUT = (
@@ -86,9 +87,7 @@ def _compare(
     if a not in results or b not in results:
         return None
     va, vb = np.array(_values(results[a], *keys)), np.array(_values(results[b], *keys))
-    spreads = [np.var(v, ddof=1) for v in (va, vb) if len(v) > 1]
-    pooled = float(np.sqrt(np.mean(spreads))) if spreads else float("nan")
-    return float(va.mean()), float(vb.mean()), pooled
+    return float(va.mean()), float(vb.mean()), pooled_std(va, vb)
 
 
 def verdict(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
@@ -109,9 +108,9 @@ def verdict(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
     if "base" in fid:
         for mode in (m for m in POCKET_ORDER[1:] if m in results):
             vals = np.array(_values(results[mode], "fid"))
-            std = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+            std = pooled_std(vals)  # the sample std of this method's seeds (NaN for one seed)
             gap = fid["base"] - float(vals.mean())
-            clear = not np.isnan(std) and gap > 2 * std
+            clear = beyond_noise(gap, std)
             lines.append(
                 f"- {LABELS.get(mode, mode)} lowers FID below the base model's by {gap:.1f} "
                 f"(its seed std {std:.1f}): "
@@ -135,7 +134,7 @@ def verdict(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
         s, i, pooled = cmp
         better = s < i if lower_better else s > i
         gap = abs(s - i)
-        beyond = not np.isnan(pooled) and gap > 2 * pooled
+        beyond = beyond_noise(gap, pooled)
         lines.append(
             f"- {name}: SVD-InST {s:.3g} vs InST {i:.3g} — SVD-InST is "
             + ("better" if better else "**not better**")
@@ -162,11 +161,9 @@ def targets(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
     lines = []
     base_fid = float(np.mean(_values(results["base"], "fid")))
     fids = np.array(_values(results["svd-inst"], "fid"), float)
-    spread = float(np.std(fids, ddof=1)) if len(fids) > 1 else float("nan")
+    spread = pooled_std(fids)  # the sample std over SVD-InST's seeds (NaN for one seed)
     drop = (base_fid - fids.mean()) / base_fid
-    fid_met = (
-        drop >= FID_DROP_TARGET and not np.isnan(spread) and base_fid - fids.mean() > 2 * spread
-    )
+    fid_met = drop >= FID_DROP_TARGET and beyond_noise(base_fid - fids.mean(), spread)
     lines.append(
         f"- **Target: SVD-InST lowers FID by ≥ {FID_DROP_TARGET:.0%}** — base {base_fid:.1f} → "
         f"SVD-InST {fids.mean():.1f} ± {spread:.1f} ({len(fids)} seeds): a drop of {drop:.1%}; "
@@ -176,9 +173,9 @@ def targets(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
     )  # fmt: skip
     base_ssim = float(np.mean(_values(results["base"], "oracle", "ssim")))
     ssims = np.array(_values(results["svd-inst"], "oracle", "ssim"), float)
-    s_spread = float(np.std(ssims, ddof=1)) if len(ssims) > 1 else float("nan")
+    s_spread = pooled_std(ssims)
     gain = float(ssims.mean()) - base_ssim
-    ssim_met = gain > 0 and not np.isnan(s_spread) and gain > 2 * s_spread
+    ssim_met = gain > 0 and beyond_noise(gain, s_spread)
     lines.append(
         f"- **Target: SVD-InST's SSIM to the oracle above the base model's** — base "
         f"{base_ssim:.3f}, SVD-InST {ssims.mean():.3f} ± {s_spread:.3f}: "

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from svdinst.device import default_device, precision_dtype
+from svdinst.device import card_memory_gib, default_device, precision_dtype
 from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.formats.checkpoint import load_latest_checkpoint, save_checkpoint, set_rng_state
 from svdinst.formats.run_folder import TOKEN_NORM, LossLog, RunFolder
@@ -65,7 +65,6 @@ from svdinst.training.inversion import (
 )
 from svdinst.training.memory import (
     _release_accelerator_state,
-    card_memory_gib,
     divergence_advice,
     enable_gradient_checkpointing,
     make_accelerator,
@@ -289,17 +288,17 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
                             refresh, capture=cuda, world=world)  # fmt: skip
     with StopRequests() as stop:
         for step in bar:
-            if static is not None:
+            if static is not None:  # graph/static step: one batch (it needs grad_accum 1)
                 total, embedding = static(*draw())
-            else:
+            else:  # eager: grad_accum micro-batches, gradients synced on the last one only
                 total = torch.zeros((), device=accelerator.device)
-            for micro in range(config.grad_accum if static is None else 0):
-                latents, noise, t, feats = draw()
-                sync = micro == config.grad_accum - 1
-                with contextlib.nullcontext() if sync else accelerator.no_sync(objective):
-                    loss, embedding = objective(latents, noise, t, input_ids, feats)
-                    accelerator.backward(loss / config.grad_accum)
-                total += loss.detach() / config.grad_accum
+                for micro in range(config.grad_accum):
+                    latents, noise, t, feats = draw()
+                    sync = micro == config.grad_accum - 1
+                    with contextlib.nullcontext() if sync else accelerator.no_sync(objective):
+                        loss, embedding = objective(latents, noise, t, input_ids, feats)
+                        accelerator.backward(loss / config.grad_accum)
+                    total += loss.detach() / config.grad_accum
             mean_loss = float(accelerator.reduce(total, "mean"))
             if not math.isfinite(mean_loss):
                 if log is not None:

@@ -51,15 +51,6 @@ def training_precision(requested: str, device: str) -> str:
 CHECKPOINTING_BELOW_GIB = 24  # cards under this (T4, V100-16G, 4090 is 24) recompute by default
 
 
-def card_memory_gib(device: Any) -> float | None:
-    """Total memory of a CUDA ``device`` in GiB, ``None`` elsewhere."""
-    import torch
-
-    if torch.device(device).type != "cuda":
-        return None
-    return torch.cuda.get_device_properties(torch.device(device)).total_memory / 2**30
-
-
 def use_gradient_checkpointing(
     requested: bool | None, device: str, memory_gib: float | None = None
 ) -> bool:

@@ -68,7 +68,7 @@ def _auto_picks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, st
     }
     for case, (device, gib, folder) in cases.items():
         monkeypatch.setattr(profiles, "default_device", lambda d=device: d)
-        monkeypatch.setattr(profiles, "cuda_memory_gib", lambda g=gib: g)
+        monkeypatch.setattr(profiles, "card_memory_gib", lambda device, g=gib: g)
         monkeypatch.setattr(profiles, "pocket_model_path", lambda f=folder: f)
         picks[case] = profiles.auto_profile_name()[0]
     return picks

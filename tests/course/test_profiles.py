@@ -22,7 +22,7 @@ def test_auto_picks_course_on_a_t4_class_card_and_sd14_on_a_bigger_one(
     monkeypatch, capsys, gib: float, expected: str
 ) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(profiles, "cuda_memory_gib", lambda: gib)
+    monkeypatch.setattr(profiles, "card_memory_gib", lambda device: gib)
     assert profiles.get_profile("auto").name == expected
     out = capsys.readouterr().out
     assert f"'auto' → '{expected}'" in out and f"{gib:.1f} GiB" in out

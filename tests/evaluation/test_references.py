@@ -40,7 +40,10 @@ def test_seed0_results_evaluate_seed_zero_of_multi_seed_folders(tmp_path: Path) 
 
 
 def test_reference_rows_crop_photos_and_split_the_style_set(tmp_path: Path, monkeypatch) -> None:
+    import torch
+
     import svdinst.evaluation.references as refs
+    from svdinst.errors import DataError
 
     style, content = tmp_path / "style", tmp_path / "test"
     style.mkdir()
@@ -51,19 +54,31 @@ def test_reference_rows_crop_photos_and_split_the_style_set(tmp_path: Path, monk
         Image.fromarray(np.full((64, 96, 3), 50 + i, np.uint8)).save(content / f"p{i}.png")
     calls = []
 
-    def fake_fid_kid(generated, reference, **kw):
-        calls.append(([im.size for im in generated], len(reference)))
-        return {"fid": 10.0 * len(calls), "kid_mean": 0.1, "kid_std": 0.0,
-                "kid_subset_size": 2, "n_generated": len(generated), "n_reference": len(reference)}  # fmt: skip
+    def fake_features(images, **kw):  # one row per image: its mean grey level and 7 noise dims
+        calls.append(([im.size for im in images], kw.get("cache", False)))
+        grey = torch.tensor([float(np.asarray(im).mean()) for im in images])[:, None]
+        return torch.cat([grey, torch.randn(len(images), 7, generator=torch.Generator().manual_seed(len(calls)))], 1)  # fmt: skip
 
-    monkeypatch.setattr(refs, "fid_kid", fake_fid_kid)
+    monkeypatch.setattr(refs, "inception_features", fake_features)
     rows = refs.reference_rows(style, content, 16, mural_oracle=True)
     assert list(rows) == ["ref:photos", "ref:oracle", "ref:style-split"]
-    assert calls[0] == ([(16, 16)] * 3, 5) and calls[1] == ([(16, 16)] * 3, 5)
-    assert calls[2] == ([(64, 64)] * 2, 3)  # held-out half vs the other half
+    assert calls[0] == ([(64, 64)] * 5, True)  # the style set's features: computed once, cached
+    assert calls[1] == ([(16, 16)] * 3, False) and calls[2] == ([(16, 16)] * 3, False)
+    assert calls[3] == ([(64, 64)] * 2, False) and calls[4] == ([(64, 64)] * 3, False)
+    assert len(calls) == 5  # held-out half vs the other half, uncached
+    assert rows["ref:photos"][0]["n_reference"] == 5 and rows["ref:oracle"][0]["N"] == 3
+    split = rows["ref:style-split"][0]
+    assert split["N"] == 2 and split["n_reference"] == 3 and split["fid"] > 0
     photos = rows["ref:photos"][0]
     assert photos["N"] == 3 and photos["reference"] and photos["oracle"]["n"] == 3
+    calls.clear()
     assert "ref:oracle" not in refs.reference_rows(style, content, 16, mural_oracle=False)
+    assert len(calls) == 4  # styles, photos, the two halves
+
+    (content / "p1.png").unlink()
+    (content / "p2.png").unlink()
+    with pytest.raises(DataError, match="at least 2 generated images, got 1"):
+        refs.reference_rows(style, content, 16)
 
 
 def test_training_budget_reads_saved_keys_or_derives_them(tmp_path: Path) -> None:

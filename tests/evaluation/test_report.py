@@ -80,7 +80,9 @@ def test_footprint_counts_trained_tensors_and_bytes(tmp_path: Path) -> None:
     assert footprint(tmp_path / "missing") == {"trainable_params": None, "checkpoint_bytes": None}
 
 
-def test_figure_and_report(tmp_path: Path) -> None:
+def test_figure_and_report(tmp_path: Path, monkeypatch) -> None:
+    import svdinst.evaluation.figure3 as figure3
+    import svdinst.evaluation.report as report_module
     from svdinst.course.profiles import get_profile
     from svdinst.evaluation.report import comparison_figure, write_report
     from svdinst.figures import figure_caption, save_figure
@@ -91,7 +93,13 @@ def test_figure_and_report(tmp_path: Path) -> None:
         Image.fromarray(np.zeros((20, 24, 3), dtype=np.uint8)).save(content / f"{stem}.png")
     _outputs(tmp_path / "outputs", "svd-inst", ["a", "b"], 2)
     _outputs(tmp_path / "outputs", "cyclegan", ["a", "b"], 1)
+    scans = []
+    for module in (figure3, report_module):  # count the scans of the outputs folder
+        scan = module.outputs_method_folders
+        monkeypatch.setattr(module, "outputs_method_folders",
+                            lambda d, scan=scan: scans.append(d) or scan(d))  # fmt: skip
     fig = comparison_figure(tmp_path / "outputs", content, photos=2, oracle=True, resolution=16)
+    assert scans == [tmp_path / "outputs"]  # once, in table order, not again for the figure
     tiles = [ax for ax in fig.axes if ax.images]
     assert len(tiles) == 2 * 3 + 2 * 3  # 2 panels × rows × (photo, oracle, its method)
     titles = [ax.get_title() for ax in tiles if ax.get_title()]

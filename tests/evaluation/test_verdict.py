@@ -121,3 +121,12 @@ def test_table_has_one_block_per_n_with_budgets() -> None:
     assert "LPIPS unavailable" in blocks[1] and "LPIPS diversity" not in table
     svd = next(line for line in blocks[1].splitlines() if line.startswith("| SVD-InST |"))
     assert svd.split(" | ")[1:3] == ["3", "100.0 ± 0.0"]
+
+
+def test_beyond_noise_is_the_one_two_spread_rule() -> None:
+    from svdinst.evaluation.verdict import NOISE_MULTIPLE, beyond_noise, pooled_std
+
+    assert NOISE_MULTIPLE == 2.0
+    assert beyond_noise(2.01, 1.0) and not beyond_noise(2.0, 1.0) and not beyond_noise(-3.0, 1.0)
+    assert not beyond_noise(1e9, float("nan"))  # one seed: no spread, never "beyond" it
+    assert pooled_std([1.0, 3.0]) == pytest.approx(2**0.5) and math.isnan(pooled_std([1.0]))
