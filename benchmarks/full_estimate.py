@@ -48,7 +48,8 @@ def measured_units() -> tuple[dict[str, float], dict[str, str], dict]:
         take(f"train {mode}", train, f"s_per_step_{mode}", "train_loop.json")
     stylize = _read("stylize_speed.json")
     take("stylize", stylize, "s_per_image_best", "stylize_speed.json",
-         f", batch {stylize.get('best_batch', '?')}")  # fmt: skip
+         f", batch {stylize.get('best_batch', '?')}"
+         + (f" ({stylize['best_pipeline']})" if "best_pipeline" in stylize else ""))  # fmt: skip
     take("metrics", _read("eval_speed.json"), "s_per_image_stream", "eval_speed.json")
     take("baselines", _read("baselines.json"), "s_per_step_all_six", "baselines.json")
     return units, sources, _read("multi_gpu.json")
