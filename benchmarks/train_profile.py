@@ -12,7 +12,10 @@ each profiled over ``ACTIVE`` steps with ``torch.profiler`` after ``SKIP`` steps
 the sum of device kernel time per step (the work a CUDA graph replays: if it is close to the
 graphed step's wall time the step is bound by its kernels, not by launches), split into kinds
 (GEMM, convolution forward / data-gradient / weight-gradient, attention, normalisation,
-elementwise, reductions, optimizer, copies/casts), and the heaviest kernels per run.
+elementwise, reductions, optimizer, copies/casts), and the heaviest kernels per run. Then, for
+``inst`` and ``svd-inst`` with the graph step the loop really runs, the split of a step's wall
+time into the graph replay (synchronised before and after) and everything else (drawing the
+batch, the eager AdamW + GradScaler, reading the loss, logging).
 
     python benchmarks/train_profile.py --write-report     # CUDA, ~2 min
     python benchmarks/train_profile.py --smoke            # CPU, tiny model (operators, not kernels)
@@ -128,6 +131,67 @@ def loop_steps(args, model: Path, mode: str):
     return run
 
 
+def graph_split(args, model: Path, mode: str, steps: int = 20) -> dict:
+    """Median ms of a graph-mode step of the loop and of its replay alone (synchronised)."""
+    import statistics
+    import time
+
+    from svdinst.training import graphed
+    from svdinst.training.config import TrainConfig
+    from svdinst.training.loop import train
+
+    sync = (
+        torch.cuda.synchronize if torch.cuda.is_available() and not args.smoke else (lambda: None)
+    )
+    replay, wall, last = [], [], [None]
+    original = graphed.StaticStep.__call__
+
+    def timed(self, *batch):
+        sync()
+        t0 = time.perf_counter()
+        out = original(self, *batch)
+        sync()
+        replay.append(time.perf_counter() - t0)
+        return out
+
+    def tick(step: int, loss: float) -> None:
+        sync()
+        now = time.perf_counter()
+        if last[0] is not None:
+            wall.append(now - last[0])
+        last[0] = now
+
+    config = TrainConfig(
+        model=str(model), style=[str(style_image(args.work))],
+        out=str(args.work / "runs" / f"split-{mode}"), mode=mode, steps=steps,
+        resolution=64 if args.smoke else 512, batch_size=1, crop_pool=4, progress=False, lr=1e-3,
+        warmup_steps=0, step_mode="graph", checkpoint_every=steps,
+    )  # fmt: skip
+    graphed.StaticStep.__call__ = timed
+    try:
+        train(config, overwrite=True, callback=tick)
+    finally:
+        graphed.StaticStep.__call__ = original
+    step_ms = 1e3 * statistics.median(wall[SKIP:])
+    replay_ms = 1e3 * statistics.median(replay[SKIP + 1 :])  # the first call captures
+    return {"step_ms": step_ms, "replay_ms": replay_ms, "rest_ms": step_ms - replay_ms}
+
+
+def split_table(splits: dict) -> str:
+    lines = [
+        "Graph-mode steps of the loop, split (median ms; a synchronisation before and after the "
+        "replay, so nothing overlaps it here and the step is a little slower than in "
+        "train_loop.py):",
+        "",
+        "| mode | step | replay (forward, spectral refresh, backward) | rest (batch, AdamW + "
+        "GradScaler, loss read, log) |",
+        "|---|---|---|---|",
+    ]
+    for mode, r in splits.items():
+        lines.append(f"| {mode} | {r['step_ms']:.1f} | {r['replay_ms']:.1f} | {r['rest_ms']:.1f} |")
+    return "\n".join(lines)
+
+
 def table(results: dict, device: str, smoke: bool) -> str:
     unit = "kernel" if device == "cuda" else "CPU operator"
     kinds = [k for k, _ in KINDS] + ["other"]
@@ -160,9 +224,10 @@ def table(results: dict, device: str, smoke: bool) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="tiny model on the CPU")
-    p.add_argument("--modes", nargs="+", default=["ti-bf16-amp", "inst", "svdiff", "svd-inst"])
+    p.add_argument("--modes", nargs="*", default=["ti-bf16-amp", "inst", "svdiff", "svd-inst"])
     p.add_argument("--work", type=Path,
                    default=Path(os.environ.get("TMPDIR", "/tmp")) / "svdinst-bench")  # fmt: skip
+    p.add_argument("--split", nargs="*", default=["inst", "svd-inst"], help="graph-step split")
     p.add_argument("--write-report", action="store_true")
     p.add_argument("--report", type=Path, default=Path("reports") / "benchmarks.md")
     args = p.parse_args(argv)
@@ -178,13 +243,18 @@ def main(argv: list[str] | None = None) -> None:
         print(name, f"{results[name]['total_ms']:.1f} ms/step", flush=True)
         if device == "cuda":
             torch.cuda.empty_cache()
-    text = table(results, device, args.smoke)
-    print(text)
-    if args.write_report:
-        write_block(
-            args.report, "train_profile", HEADING, text, "main" + ("-smoke" if args.smoke else "")
-        )
-        print(f"Updated {args.report}")
+    blocks = {}
+    if results:
+        blocks["main"] = table(results, device, args.smoke)
+    if args.split:
+        splits = {mode: graph_split(args, model, mode) for mode in args.split}
+        blocks["split"] = f"**{device_name()}**, {datetime.date.today()}. " + split_table(splits)
+    for block, text in blocks.items():
+        print(text)
+        if args.write_report:
+            name = block + ("-smoke" if args.smoke else "")
+            write_block(args.report, "train_profile", HEADING, text, name)
+            print(f"Updated {args.report} ({name})")
 
 
 if __name__ == "__main__":

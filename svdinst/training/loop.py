@@ -299,7 +299,25 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
                         loss, embedding = objective(latents, noise, t, input_ids, feats)
                         accelerator.backward(loss / config.grad_accum)
                     total += loss.detach() / config.grad_accum
-            mean_loss = float(accelerator.reduce(total, "mean"))
+            lr_used = optimizer.param_groups[0]["lr"]  # log the lr of this step, not the next one
+            # The update is queued before the loss is read, so its host-side work (AdamW and the
+            # GradScaler over ~300 tensors) overlaps the step still running on the GPU, and the
+            # device is read once per step (loss and token norm together). A non-finite loss
+            # still stops the run before anything is saved: the checkpoint on disk is the last
+            # good one (under fp16 the GradScaler has skipped that update on the device anyway).
+            optimizer.step()
+            if config.trains_shifts and static is None:
+                refresh_spectral_weights(comps.unet)  # fast path: rebuild W from the new δ
+            lr_sched.step()
+            if static is None:  # the static step's gradients live in its buffers (graph)
+                optimizer.zero_grad(set_to_none=True)
+            reduced = accelerator.reduce(total, "mean").float()
+            if embedding is not None:
+                injector.write_row(embedding.detach().mean(0))
+                norm = embedding.detach().float().norm(dim=-1).mean()
+                mean_loss, token_norm = torch.stack([reduced, norm.to(reduced.device)]).tolist()
+            else:
+                mean_loss, token_norm = float(reduced), fixed_norm
             if not math.isfinite(mean_loss):
                 if log is not None:
                     log.close()
@@ -310,17 +328,6 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
                     f"'{folder.checkpoints}' is kept. To continue: "
                     f"{divergence_advice(*lrs, device)}."
                 )
-            lr_used = optimizer.param_groups[0]["lr"]  # log the lr of this step, not the next one
-            optimizer.step()
-            if config.trains_shifts and static is None:
-                refresh_spectral_weights(comps.unet)  # fast path: rebuild W from the new δ
-            lr_sched.step()
-            if static is None:  # the static step's gradients live in its buffers (graph)
-                optimizer.zero_grad(set_to_none=True)
-            token_norm = fixed_norm
-            if embedding is not None:
-                injector.write_row(embedding.detach().mean(0))
-                token_norm = float(embedding.detach().float().norm(dim=-1).mean())
             elapsed += time.perf_counter() - t0
             t0 = time.perf_counter()
             losses.append(mean_loss)
