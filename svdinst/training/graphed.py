@@ -10,9 +10,10 @@ graph costs 1.29× (TF32). So :func:`~svdinst.training.loop.train` runs each ste
    copy it into *static* device buffers (latents, noise, timesteps, CLIP features);
 2. :class:`StaticStep`: the spectral refresh (W or σ' from the current δ, forced), the
    objective (InST module, text encoder, UNet, loss) and the backward, captured once in a CUDA
-   graph and replayed every step. Its loss and embedding are static outputs; the divergence
-   check and the log read them after the replay (the one host sync a step needs anyway);
-3. the optimizer step and the lr schedule, eagerly (a few ``_foreach`` launches).
+   graph and replayed every step. Its loss and embedding are static outputs;
+3. the optimizer step and the lr schedule, eagerly (a few ``_foreach`` launches), queued behind
+   the replay; then the divergence check and the log read loss and token norm in one device
+   read (the one host sync a step needs anyway).
 
 Why the optimizer step stays outside the graph: the default precision on CUDA is fp16 frozen
 weights, whose ``GradScaler`` checks for inf/NaN gradients on the host before it steps —
