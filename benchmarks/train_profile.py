@@ -31,8 +31,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from report_md import write_block
-from train_step import build_model, device_name, style_image
+from report_md import REPORT, write_block
+from train_step import build_model, device_name, loop_config
 
 HEADING = "Training step: where the kernel time goes (benchmarks/train_profile.py)"
 SKIP, WARM, ACTIVE = 5, 2, 3  # profiler schedule: steps skipped, warm-up, recorded
@@ -115,17 +115,12 @@ def ti_steps(smoke: bool, device: str):
 
 def loop_steps(args, model: Path, mode: str):
     """The kit's loop in ``mode``, eager steps, the kit's default precision."""
-    from svdinst.training.config import TrainConfig
     from svdinst.training.loop import train
 
     def run(tick):
-        config = TrainConfig(
-            model=str(model), style=[str(style_image(args.work))],
-            out=str(args.work / "runs" / f"profile-{mode}"), mode=mode,
-            steps=SKIP + WARM + ACTIVE + 1, resolution=64 if args.smoke else 512, batch_size=1,
-            crop_pool=4, progress=False, lr=1e-3, warmup_steps=0, step_mode="eager",
-            checkpoint_every=SKIP + WARM + ACTIVE + 1,  # no checkpoint in the profiled steps
-        )  # fmt: skip
+        steps = SKIP + WARM + ACTIVE + 1  # one checkpoint, after the profiled steps
+        res = 64 if args.smoke else 512
+        config = loop_config(args, model, mode, steps, res, f"profile-{mode}", step_mode="eager")
         train(config, overwrite=True, callback=lambda step, loss: tick())
 
     return run
@@ -137,7 +132,6 @@ def graph_split(args, model: Path, mode: str, steps: int = 20) -> dict:
     import time
 
     from svdinst.training import graphed
-    from svdinst.training.config import TrainConfig
     from svdinst.training.loop import train
 
     sync = (
@@ -161,12 +155,8 @@ def graph_split(args, model: Path, mode: str, steps: int = 20) -> dict:
             wall.append(now - last[0])
         last[0] = now
 
-    config = TrainConfig(
-        model=str(model), style=[str(style_image(args.work))],
-        out=str(args.work / "runs" / f"split-{mode}"), mode=mode, steps=steps,
-        resolution=64 if args.smoke else 512, batch_size=1, crop_pool=4, progress=False, lr=1e-3,
-        warmup_steps=0, step_mode="graph", checkpoint_every=steps,
-    )  # fmt: skip
+    res = 64 if args.smoke else 512
+    config = loop_config(args, model, mode, steps, res, f"split-{mode}", step_mode="graph")
     graphed.StaticStep.__call__ = timed
     try:
         train(config, overwrite=True, callback=tick)
@@ -229,8 +219,10 @@ def main(argv: list[str] | None = None) -> None:
                    default=Path(os.environ.get("TMPDIR", "/tmp")) / "svdinst-bench")  # fmt: skip
     p.add_argument("--split", nargs="*", default=["inst", "svd-inst"], help="graph-step split")
     p.add_argument("--write-report", action="store_true")
-    p.add_argument("--report", type=Path, default=Path("reports") / "benchmarks.md")
+    p.add_argument("--report", type=Path, default=REPORT)
     args = p.parse_args(argv)
+    # What train_step.loop_config reads: the kit's defaults (precision auto, checkpointing by card).
+    args.small, args.precision, args.gradient_checkpointing = args.smoke, "auto", None
     device = "cuda" if torch.cuda.is_available() and not args.smoke else "cpu"
     args.work.mkdir(parents=True, exist_ok=True)
     model = build_model(args.smoke)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from report_md import write_block
+from report_md import REPORT, write_block
 
 HEADING = "Training step per mode (benchmarks/train_step.py)"
 MODES = ("inst", "svdiff", "svd-inst")
@@ -53,6 +53,26 @@ def style_image(out: Path) -> Path:
     return path
 
 
+def loop_config(
+    args, model: Path, mode: str, steps: int, res: int, tag: str, batch: int = 1, **settings
+):
+    """The ``TrainConfig`` every training benchmark runs (``args``: ``work``, ``small``,
+    ``precision``, ``gradient_checkpointing``); ``settings``: further fields (``step_mode``…)."""
+    from svdinst.training.config import TrainConfig
+
+    # One checkpoint, after the last step: the default interval (10 % of the steps) would put a
+    # checkpoint in every other timed step of a 25-step run, and its device→host copies and file
+    # write (~30-60 ms at SD-1.4 size, two to three times a graphed step) would be the median.
+    # A 1000-step run checkpoints every 100 steps; benchmarks/train_profile.py found this.
+    settings.setdefault("checkpoint_every", steps)
+    return TrainConfig(
+        model=str(model), style=[str(style_image(args.work))], out=str(args.work / "runs" / tag),
+        mode=mode, steps=steps, resolution=res, batch_size=batch, crop_pool=4, progress=False,
+        mixed_precision="no" if args.small else args.precision,
+        gradient_checkpointing=args.gradient_checkpointing, lr=1e-3, warmup_steps=0, **settings,
+    )  # fmt: skip
+
+
 def run_mode(
     args, model: Path, mode: str, steps: int, batch: int, res: int, tag: str, **settings
 ) -> dict:
@@ -60,7 +80,6 @@ def run_mode(
     ``settings``: further ``TrainConfig`` fields (e.g. ``step_mode``)."""
     import gc
 
-    from svdinst.training.config import TrainConfig
     from svdinst.training.loop import train
 
     cuda = torch.cuda.is_available()
@@ -80,17 +99,7 @@ def run_mode(
             torch.cuda.reset_peak_memory_stats()
         last[0] = now
 
-    # One checkpoint, after the last step: the default interval (10 % of the steps) would put a
-    # checkpoint in every other timed step of a 25-step run, and its device→host copies and file
-    # write (~30-60 ms at SD-1.4 size, two to three times a graphed step) would be the median.
-    # A 1000-step run checkpoints every 100 steps; benchmarks/train_profile.py found this.
-    settings.setdefault("checkpoint_every", steps)
-    config = TrainConfig(
-        model=str(model), style=[str(style_image(args.work))], out=str(args.work / "runs" / tag),
-        mode=mode, steps=steps, resolution=res, batch_size=batch, crop_pool=4, progress=False,
-        mixed_precision="no" if args.small else args.precision,
-        gradient_checkpointing=args.gradient_checkpointing, lr=1e-3, warmup_steps=0, **settings,
-    )  # fmt: skip
+    config = loop_config(args, model, mode, steps, res, tag, batch=batch, **settings)
     row = {"mode": mode, "resolution": res, "batch": batch, "steps": steps}
     try:
         result = train(config, overwrite=True, callback=on_step)
@@ -202,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         "--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "svdinst-bench"
     )
     p.add_argument("--write-report", action="store_true")
-    p.add_argument("--report", type=Path, default=Path("reports") / "benchmarks.md")
+    p.add_argument("--report", type=Path, default=REPORT)
     args = p.parse_args(argv)
     from accelerate import PartialState
 
