@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from report_md import write_block
+from report_md import REPORT, write_block
 
 
 def _write_photos(folder: Path, n: int, side: int, seed: int) -> None:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--write-report", action="store_true", help="update this script's section of --report"
     )
-    parser.add_argument("--report", type=Path, default=Path("reports") / "benchmarks.md")
+    parser.add_argument("--report", type=Path, default=REPORT)
     args = parser.parse_args(argv)
 
     from svdinst.baselines import REGISTRY, get_baseline

@@ -94,10 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     text = report(args.gpus)
     print(text)
     if args.write_report:
-        from report_md import write_block
+        from report_md import REPORT, write_block
 
-        path = Path(__file__).resolve().parent.parent / "reports" / "benchmarks.md"
-        write_block(path, "full_estimate", HEADING, text)
+        write_block(REPORT, "full_estimate", HEADING, text)
     return 0
 
 

@@ -306,8 +306,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--write-report", action="store_true")
     p.add_argument("--solved", action="store_true",
                    help="run each notebook with its exercises solved; fail unless every check passed")  # fmt: skip
-    p.add_argument("--report", default=str(Path(__file__).resolve().parent.parent / "reports"
-                                           / "benchmarks.md"))  # fmt: skip
+    p.add_argument("--report", default=None, help="default: reports/benchmarks.md")
     args = p.parse_args(argv)
     if args.small:
         args.profile, args.train_steps, args.seeds, args.baseline_steps = "tiny", 2, 1, 1
@@ -324,9 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     text = report(Path(args.workdir).resolve(), rows, args)
     print(text)
     if args.write_report:
-        from report_md import write_block
+        from report_md import REPORT, write_block
 
-        write_block(Path(args.report), "rehearsal", HEADING, text, block=args.profile)
+        write_block(Path(args.report or REPORT), "rehearsal", HEADING, text, block=args.profile)
     return 0 if all(r["ok"] for r in rows) else 1
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The one file every benchmark writes into (absolute: the scripts may run from any folder).
+REPORT = Path(__file__).resolve().parent.parent / "reports" / "benchmarks.md"
+
 
 def _replace_between(text: str, begin: str, end: str, new: str) -> str | None:
     if begin in text and end in text:

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from report_md import write_block
+from report_md import REPORT, write_block
 
 HEADING = "Stylize: the kit vs stock diffusers img2img (benchmarks/stylize_speed.py)"
 ROOT = Path(__file__).resolve().parents[1]
@@ -309,7 +309,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, help="timed batches per row (default 2)")
     p.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument("--write-report", action="store_true")
-    p.add_argument("--report", type=Path, default=ROOT / "reports" / "benchmarks.md")
+    p.add_argument("--report", type=Path, default=REPORT)
     p.add_argument(
         "--json", type=Path, default=ROOT / "benchmarks" / "results" / "stylize_speed.json"
     )

@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 import torch
-from report_md import write_block
+from report_md import REPORT, write_block
 from train_step import build_model, device_name, run_mode, style_image
 
 HEADING = "Training loop: eager vs CUDA-graph step (benchmarks/train_loop.py)"
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", type=Path,
                    default=Path(os.environ.get("TMPDIR", "/tmp")) / "svdinst-bench")  # fmt: skip
     p.add_argument("--write-report", action="store_true")
-    p.add_argument("--report", type=Path, default=Path("reports") / "benchmarks.md")
+    p.add_argument("--report", type=Path, default=REPORT)
     p.add_argument("--results", type=Path, default=Path("benchmarks/results/train_loop.json"))
     args = p.parse_args(argv)
     if args.smoke:
