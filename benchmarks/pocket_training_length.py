@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +32,8 @@ def context(workdir: Path, **profile_fields):
     from svdinst.device import default_device
 
     workdir.mkdir(parents=True, exist_ok=True)
-    ctx = CourseContext(replace(get_profile("pocket"), **profile_fields), workdir, default_device())
+    ctx = CourseContext(get_profile("pocket", verbose=False, **profile_fields), workdir,
+                        default_device())  # fmt: skip
     ensure_dataset(ctx.data_dir)
     return ctx
 
