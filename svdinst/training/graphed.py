@@ -44,6 +44,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from svdinst.spectral import spectral_layers
 from svdinst.training.config import STEP_MODES, TrainConfigError
 
 WARMUP_STEPS = 3  # eager runs on a side stream before capture (cuBLAS/cuDNN workspaces, paths)
@@ -185,9 +186,7 @@ class StaticStep:
             with torch.cuda.graph(graph):
                 self._body()
             self.graph = graph
-            self.spectral = [
-                m for m in self.model.modules() if hasattr(m, "built_key") and hasattr(m, "delta")
-            ]
+            self.spectral = list(spectral_layers(self.model).values())
         except Exception as err:  # an op that cannot be captured: correct, only slower
             warnings.warn(
                 f"CUDA graph capture of the training step failed ({type(err).__name__}: "
