@@ -315,7 +315,7 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
             if embedding is not None:
                 injector.write_row(embedding.detach().mean(0))
                 norm = embedding.detach().float().norm(dim=-1).mean()
-                mean_loss, token_norm = torch.stack([reduced, norm.to(reduced.device)]).tolist()
+                mean_loss, token_norm = torch.stack([reduced, norm]).tolist()
             else:
                 mean_loss, token_norm = float(reduced), fixed_norm
             if not math.isfinite(mean_loss):
