@@ -36,6 +36,7 @@ from train_step import build_model, device_name, run_mode, style_image
 
 HEADING = "Training loop: eager vs CUDA-graph step (benchmarks/train_loop.py)"
 MODES = ("inst", "svdiff", "svd-inst")
+NHWC_MODES = ("inst", "svd-inst")  # also timed with channels_last=True (graph steps)
 AGREE_STEPS = 20  # the fast path's losses are compared with eager's over these steps
 LOSS_TOL = 5e-3  # |Δloss| on CUDA: fp16 kernels may differ under capture; a bug moves it ≫ 1e-2
 
@@ -91,6 +92,9 @@ def modes_part(args, model: Path) -> tuple[str, dict]:
         for step_mode in ("eager", "graph"):
             rows[mode, step_mode] = run_mode(args, model, mode, args.steps, 1, res,
                                              f"{mode}-{step_mode}", step_mode=step_mode)  # fmt: skip
+    for mode in NHWC_MODES:  # TrainConfig.channels_last: the UNet's convs in cuDNN's NHWC
+        rows[mode, "graph-nhwc"] = run_mode(args, model, mode, args.steps, 1, res, f"{mode}-nhwc",
+                                            step_mode="graph", channels_last=True)  # fmt: skip
     floor = floors(args.smoke, args.steps)
     cuda = torch.cuda.is_available()
     prec = "fp16 frozen weights (the kit's default on CUDA)" if cuda else "fp32 (CPU)"
@@ -121,8 +125,8 @@ def modes_part(args, model: Path) -> tuple[str, dict]:
         )
         lines.append(f"| {mode} | {step_mode} | {r['step_mode']} | {r['s_per_step']:.4f} | "
                      f"{peak} | {diff:.1e} |")  # fmt: skip
-        if step_mode == "graph":
-            result[f"s_per_step_{mode}"] = r["s_per_step"]
+        if step_mode.startswith("graph"):
+            result[f"s_per_step_{mode}{step_mode[5:]}"] = r["s_per_step"]
     lines += ["", "| floor (spectral_step.py functions) | ms/step |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in floor.items()]
 
@@ -143,6 +147,13 @@ def modes_part(args, model: Path) -> tuple[str, dict]:
             spectral, ti["bf16-amp"]
         ),
         "svd-inst eager / graph": ratio(eager_si, svd_inst),
+        "channels-last / NCHW graph step, inst": ratio(result.get("s_per_step_inst-nhwc"), inst),
+        "channels-last / NCHW graph step, svd-inst": ratio(
+            result.get("s_per_step_svd-inst-nhwc"), svd_inst
+        ),
+        "svd-inst / inst, both channels-last": ratio(
+            result.get("s_per_step_svd-inst-nhwc"), result.get("s_per_step_inst-nhwc")
+        ),
         f"graph losses within {LOSS_TOL:g} of eager": "yes" if ok else "NO",
     }
     lines += ["", "| ratio | value |", "|---|---|"]

@@ -30,8 +30,10 @@ TOKEN_IMAGES = ("crop", "whole")  # what CLIP sees when InST computes the token 
 INST_LR = 1e-4  # InST's v1-finetune.yaml: base_learning_rate 1e-4 × (1 GPU · batch 1 · accum 1)
 SVDIFF_LR = 1e-3  # svdiff-pytorch's train_svdiff.py --learning_rate (the paper: 1000× fine-tuning)
 # Settings that may change between a run and its --resume (everything else must match).
-# step_mode: the eager and the graph step share optimizer state and checkpoints exactly.
-RESUMABLE_FIELDS = ("steps", "checkpoint_every", "keep_checkpoints", "progress", "out", "step_mode")
+# step_mode, channels_last: the same math and state (only kernels and memory layout differ).
+RESUMABLE_FIELDS = (
+    "steps", "checkpoint_every", "keep_checkpoints", "progress", "out", "step_mode", "channels_last"
+)  # fmt: skip
 STEP_MODES = ("auto", "graph", "eager")  # see svdinst.training.graphed
 # What other stages read from a run's settings (stylize, LoRA export, the report).
 CONTRACT_KEYS = ("model", "mode", "placeholder_token", "prompt_template")
@@ -93,6 +95,10 @@ class TrainConfig:
     # autograd; "auto" = graph on CUDA unless grad_accum > 1 or gradient checkpointing (whose
     # RNG handling cannot be captured), else eager: the launch-bound batch-1 step is ~2× faster.
     step_mode: str = "auto"
+    # The UNet's convolutions in NHWC (torch.channels_last). cuDNN's fp16/bf16 convolutions run
+    # in NHWC: with NCHW activations every conv pays an NCHW→NHWC transpose (6.2 ms of an 18.8 ms
+    # SD-1.4 step on an H100, benchmarks/train_profile.py). Off by default until measured faster.
+    channels_last: bool = False
     extra: dict = field(default_factory=dict)  # free-form notes stored with the run
 
     def __post_init__(self) -> None:

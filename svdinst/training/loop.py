@@ -183,6 +183,8 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
         for p in module.parameters():
             if not p.requires_grad:
                 p.data = p.data.to(frozen_dtype)
+    if config.channels_last:  # 4-D weights → NHWC; activations follow conv_in (spectral: fast.py)
+        comps.unet.to(memory_format=torch.channels_last)
     checkpointing = use_gradient_checkpointing(
         config.gradient_checkpointing, device, card_memory_gib(accelerator.device)
     )

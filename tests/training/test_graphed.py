@@ -182,6 +182,55 @@ def test_cli_step_mode_reaches_the_config(monkeypatch, tmp_path, style_image):
     assert seen[-1].step_mode == "eager"
 
 
+@pytest.mark.parametrize("mode", ["inst", "svd-inst"])
+def test_channels_last_trains_the_same_run(
+    mode, monkeypatch, tmp_path, style_image, tiny_model_dir
+):
+    """``channels_last``: the same losses as NCHW within 1e-5 relative (a convolution may sum in
+    another order), with the UNet's convolutions really run in NHWC, input and weight — for
+    svd-inst on the weight path, whose rebuilt W must stay NHWC every step: a W written back in
+    NCHW would make cuDNN transpose it again (the cost the option removes). The 64-px tiny UNet
+    would take the factored path everywhere, so svd-inst is held on the weight path here."""
+    import svdinst.spectral.fast as fast
+
+    conv, seen = torch.nn.functional.conv2d, []
+
+    def is_nhwc(t: torch.Tensor) -> bool:
+        return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+    def spy_conv(x, weight, *args, **kwargs):
+        # The UNet's 3×3 convs but conv_in (it reads the NCHW latents), on maps of at least 4×4:
+        # the tiny UNet goes down to 1×1, which is both layouts, and upsampling that is NCHW.
+        if weight.shape[-1] > 1 and weight.shape[1] > 4 and x.shape[-1] >= 4 and x.shape[0] == 1:
+            seen.append((is_nhwc(weight), is_nhwc(x)))
+        return conv(x, weight, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", spy_conv)  # batch 1: not the VAE's 4 crops
+    monkeypatch.setattr(fast, "prefers_factored", lambda layer, x: False)
+    runs = {}
+    for nhwc in (False, True):
+        seen.clear()
+        cfg = _config(tmp_path, style_image, tiny_model_dir, mode, "graph", f"cl{nhwc}",
+                      steps=6, fast_shifts=True, channels_last=nhwc, resolution=64)  # fmt: skip
+        runs[nhwc] = train(cfg).losses
+        # (NCHW runs may see an NHWC-strided input: diffusers' attention output is a permute.)
+        assert len(seen) > 6 * 10 and all(w == nhwc and (x or not nhwc) for w, x in seen), seen
+    assert runs[True] == pytest.approx(runs[False], rel=1e-5)
+
+
+def test_cli_channels_last_reaches_the_config(monkeypatch, tmp_path, style_image):
+    import svdinst.training.loop as loop
+    from svdinst.cli import main
+
+    seen = []
+    monkeypatch.setattr(loop, "train", lambda config, **kw: seen.append(config) or
+                        loop.TrainResult(tmp_path, [], 0, 0.0))  # fmt: skip
+    argv = ["train", "--model", "tiny", "--style", str(style_image), "--mode", "inst"]
+    argv += ["--out", str(tmp_path / "r")]
+    assert main([*argv, "--steps", "1"]) == 0 and not seen[-1].channels_last
+    assert main([*argv, "--steps", "1", "--channels-last"]) == 0 and seen[-1].channels_last
+
+
 @pytest.mark.parametrize("factored", ["never", "always"])
 def test_static_step_rebuilds_spectral_weights_without_version_counters(factored):
     """A replay runs no Python, so δ's version counter (the fast path's "W is fresh" key) never
