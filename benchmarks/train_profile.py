@@ -37,6 +37,11 @@ from train_step import build_model, device_name, loop_config
 HEADING = "Training step: where the kernel time goes (benchmarks/train_profile.py)"
 SKIP, WARM, ACTIVE = 5, 2, 3  # profiler schedule: steps skipped, warm-up, recorded
 TOP = 8  # heaviest kernels listed per run
+SPLIT_TIMED, HOST_STEPS, HOST_TOP = (
+    20,
+    5,
+    12,
+)  # graph split: timed steps, profiled steps, ops listed
 # Kernel kinds by name fragment, first match wins (cuDNN/cuBLAS/CUTLASS/PyTorch naming).
 KINDS = (
     ("conv wgrad", ("wgrad",)),
@@ -120,27 +125,32 @@ def loop_steps(args, model: Path, mode: str):
     def run(tick):
         steps = SKIP + WARM + ACTIVE + 1  # one checkpoint, after the profiled steps
         res = 64 if args.smoke else 512
-        config = loop_config(args, model, mode, steps, res, f"profile-{mode}", step_mode="eager")
+        config = loop_config(args, model, mode, steps, res, f"profile-{mode}", step_mode="eager",
+                             channels_last=args.channels_last)  # fmt: skip
         train(config, overwrite=True, callback=lambda step, loss: tick())
 
     return run
 
 
-def graph_split(args, model: Path, mode: str, steps: int = 20) -> dict:
-    """Median ms of a graph-mode step of the loop and of its replay alone (synchronised)."""
+def graph_split(args, model: Path, mode: str, steps: int = SPLIT_TIMED + WARM + HOST_STEPS) -> dict:
+    """Median ms of a graph-mode step of the loop and of its replay alone (synchronised), then
+    a host-side profile of ``HOST_STEPS`` further steps run as the loop runs them (no syncs)."""
     import statistics
     import time
+
+    from torch.profiler import ProfilerActivity, profile, schedule
 
     from svdinst.training import graphed
     from svdinst.training.loop import train
 
-    sync = (
-        torch.cuda.synchronize if torch.cuda.is_available() and not args.smoke else (lambda: None)
-    )
+    cuda = torch.cuda.is_available() and not args.smoke
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     replay, wall, last = [], [], [None]
     original = graphed.StaticStep.__call__
 
     def timed(self, *batch):
+        if len(replay) >= SPLIT_TIMED:  # the profiled steps overlap as in a real run
+            return original(self, *batch)
         sync()
         t0 = time.perf_counter()
         out = original(self, *batch)
@@ -148,23 +158,51 @@ def graph_split(args, model: Path, mode: str, steps: int = 20) -> dict:
         replay.append(time.perf_counter() - t0)
         return out
 
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    prof = profile(
+        activities=acts, schedule=schedule(wait=SPLIT_TIMED, warmup=WARM, active=HOST_STEPS)
+    )
+
     def tick(step: int, loss: float) -> None:
-        sync()
-        now = time.perf_counter()
-        if last[0] is not None:
-            wall.append(now - last[0])
-        last[0] = now
+        if step <= SPLIT_TIMED:
+            sync()
+            now = time.perf_counter()
+            if last[0] is not None:
+                wall.append(now - last[0])
+            last[0] = now
+        prof.step()
 
     res = 64 if args.smoke else 512
-    config = loop_config(args, model, mode, steps, res, f"split-{mode}", step_mode="graph")
+    config = loop_config(args, model, mode, steps, res, f"split-{mode}", step_mode="graph",
+                         channels_last=args.channels_last)  # fmt: skip
     graphed.StaticStep.__call__ = timed
     try:
-        train(config, overwrite=True, callback=tick)
+        with prof:
+            train(config, overwrite=True, callback=tick)
     finally:
         graphed.StaticStep.__call__ = original
     step_ms = 1e3 * statistics.median(wall[SKIP:])
     replay_ms = 1e3 * statistics.median(replay[SKIP + 1 :])  # the first call captures
-    return {"step_ms": step_ms, "replay_ms": replay_ms, "rest_ms": step_ms - replay_ms}
+    return {"step_ms": step_ms, "replay_ms": replay_ms, "rest_ms": step_ms - replay_ms,
+            "host": host_summary(prof, cuda)}  # fmt: skip
+
+
+def host_summary(prof, cuda: bool) -> dict:
+    """Per step: host (CPU) self time of the heaviest operators, and the device kernel total."""
+    from torch.autograd import DeviceType
+
+    cpu, kernels, launches = defaultdict(float), 0.0, 0
+    for evt in prof.key_averages():
+        if evt.key.startswith("ProfilerStep"):
+            continue
+        if evt.device_type == DeviceType.CPU:
+            cpu[evt.key] += evt.self_cpu_time_total / 1e3 / HOST_STEPS
+        elif cuda and evt.device_type == DeviceType.CUDA and "#" not in evt.key:
+            kernels += evt.self_device_time_total / 1e3 / HOST_STEPS
+            launches += evt.count
+    top = sorted(cpu.items(), key=lambda kv: -kv[1])[:HOST_TOP]
+    return {"cpu_ms": sum(cpu.values()), "kernel_ms": kernels, "top": top,
+            "kernels_per_step": launches / HOST_STEPS}  # fmt: skip
 
 
 def split_table(splits: dict) -> str:
@@ -179,6 +217,14 @@ def split_table(splits: dict) -> str:
     ]
     for mode, r in splits.items():
         lines.append(f"| {mode} | {r['step_ms']:.1f} | {r['replay_ms']:.1f} | {r['rest_ms']:.1f} |")
+    lines += ["", f"Then {HOST_STEPS} graph steps as the loop runs them (no added syncs), profiled: "
+              "host self time per step (a `cudaStreamSynchronize` / `_local_scalar_dense` row is "
+              "the host waiting for the GPU) and the device's kernel time per step.", ""]  # fmt: skip
+    for mode, r in splits.items():
+        h = r["host"]
+        top = "; ".join(f"`{k[:60]}` {v:.2f}" for k, v in h["top"])
+        lines.append(f"- {mode}: host {h['cpu_ms']:.1f} ms, kernels {h['kernel_ms']:.1f} ms "
+                     f"({h['kernels_per_step']:.0f} per step); {top}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -218,6 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", type=Path,
                    default=Path(os.environ.get("TMPDIR", "/tmp")) / "svdinst-bench")  # fmt: skip
     p.add_argument("--split", nargs="*", default=["inst", "svd-inst"], help="graph-step split")
+    p.add_argument("--channels-last", action="store_true", help="TrainConfig.channels_last")
     p.add_argument("--write-report", action="store_true")
     p.add_argument("--report", type=Path, default=REPORT)
     args = p.parse_args(argv)
@@ -242,9 +289,13 @@ def main(argv: list[str] | None = None) -> None:
         splits = {mode: graph_split(args, model, mode) for mode in args.split}
         blocks["split"] = f"**{device_name()}**, {datetime.date.today()}. " + split_table(splits)
     for block, text in blocks.items():
+        if args.channels_last:
+            text = "**The loop's UNet in channels-last (`TrainConfig.channels_last`).** " + text
         print(text)
         if args.write_report:
-            name = block + ("-smoke" if args.smoke else "")
+            name = (
+                block + ("-nhwc" if args.channels_last else "") + ("-smoke" if args.smoke else "")
+            )
             write_block(args.report, "train_profile", HEADING, text, name)
             print(f"Updated {args.report} ({name})")
 
