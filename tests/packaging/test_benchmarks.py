@@ -30,3 +30,14 @@ def test_baselines_throughput_small(tmp_path: Path) -> None:
     text = report.read_text()
     assert "<!-- baselines_throughput/small:begin -->" in text
     assert "| cyclegan |" in text and "| magenta |" in text
+
+
+def test_stylize_flops_counts_sd14_on_meta_tensors() -> None:
+    """The floor behind the 0.15 s/image reading in reports/benchmarks.md: SD-1.4's CFG UNet call
+    at 64×64 latents is ~1.6 TFLOP (2 × ~0.8, the usual per-image figure) — a wrong layout or a
+    counter that missed attention would be far off."""
+    import stylize_flops
+
+    f = stylize_flops.pipeline_flops()
+    assert 1.4 < f["unet_cfg"] < 1.8
+    assert 0.5 < f["vae_encode"] < f["vae_decode"] < 4.0
