@@ -48,9 +48,9 @@ def profile_run_config(
         steps (`int` or ``"auto"``): training steps; ``"auto"`` = ``profile.train_steps``.
         seed (`int`, defaults to 0): the training seed (repeat runs with seeds 1, 2… measure
             training noise; Table I then shows mean ± std).
-        lr (`float` or ``"auto"``): ``"auto"`` is InST's 1e-4 for the image→token module (the
-            training config's default, ``svdinst.training.config.INST_LR``) and
-            ``profile.lr_shifts`` for the shifts (1e-2 on random tiny weights, so a few dozen
+        lr (`float` or ``"auto"``): ``"auto"`` is ``profile.lr_token`` for the image→token
+            module (None: InST's 1e-4, the training config's default,
+            ``svdinst.training.config.INST_LR``) and ``profile.lr_shifts`` for the shifts (1e-2 on random tiny weights, so a few dozen
             steps show a falling curve); a number sets both.
         prompt_template (`str`, *optional*): e.g. ``"{}"`` (InST's bare placeholder); defaults to
             the training config's.
@@ -58,6 +58,7 @@ def profile_run_config(
     """
     if prompt_template is not None:
         overrides["prompt_template"] = prompt_template
+    token_lr = profile.lr_token if lr == "auto" else None  # a number sets both (lr below)
     return TrainConfig(
         model=profile.model,
         style=[str(style_dir)],
@@ -71,7 +72,7 @@ def profile_run_config(
         resolution=profile.resolution,
         mixed_precision=profile.mixed_precision,
         gradient_checkpointing=profile.gradient_checkpointing,
-        **{"image_encoder": profile.image_encoder, **overrides},
+        **{"image_encoder": profile.image_encoder, "lr_token": token_lr, **overrides},
     )
 
 

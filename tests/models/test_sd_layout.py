@@ -101,6 +101,21 @@ def test_tiny_training_settings(tmp_path: Path) -> None:
     assert (
         profile_run_config("svdiff", tmp_path, profile=tiny, style_dir=tmp_path).lr_shifts == 1e-2
     )
+    assert config.token_lr == 3e-4  # a number sets both parts' lr
+
+
+def test_profile_token_lr_reaches_the_run(tmp_path: Path) -> None:
+    """A profile's ``lr_token`` (the pocket model's) trains the image→token module unless an
+    explicit lr overrides both; ``None`` leaves InST's 1e-4."""
+    from dataclasses import replace
+
+    tiny = get_profile("tiny", verbose=False)
+    pocket_like = replace(tiny, lr_token=3e-3)
+    auto = profile_run_config("inst", tmp_path, profile=pocket_like, style_dir=tmp_path)
+    assert (auto.lr_token, auto.token_lr) == (3e-3, 3e-3)
+    fixed = profile_run_config("inst", tmp_path, profile=pocket_like, style_dir=tmp_path, lr=5e-4)
+    assert (fixed.lr_token, fixed.token_lr) == (None, 5e-4)
+    assert profile_run_config("inst", tmp_path, profile=tiny, style_dir=tmp_path).token_lr == 1e-4
 
 
 def test_baseline_batch_is_the_papers_capped_for_a_t4() -> None:

@@ -46,34 +46,45 @@ def test_split_holds_out_one_paired_style_image(default_data, tmp_path):
 def test_select_scores_every_candidate_against_the_base_model(default_data, tmp_path):
     from svdinst.course.context import CourseContext
     from svdinst.course.profiles import get_profile
+    from svdinst.training.config import INST_LR
 
     profile = get_profile("tiny", verbose=False, train_steps=1, stylize_seeds=1,
                           inference_steps=4)  # fmt: skip
     ctx = CourseContext(profile, tmp_path, "cpu")
     shutil.copytree(default_data, ctx.data_dir)
-    cfg = SelectionConfig(lr_shifts=(1e-2, 1e-1), strengths=(0.3, 0.6), crops=2)
+    cfg = SelectionConfig(lr_tokens=(None, 1e-2), lr_shifts=(1e-2, 1e-1), strengths=(0.3, 0.6),
+                          crops=2, reference_crops=2)  # fmt: skip
     result = select_settings(ctx, cfg)
     rows = result["rows"]
-    assert {(r["lr_shifts"], r["strength"]) for r in rows} == {
-        (a, b) for a in cfg.lr_shifts for b in cfg.strengths
+    assert {(r["lr_token"], r["lr_shifts"], r["strength"]) for r in rows} == {
+        (t, a, b) for t in (INST_LR, 1e-2) for a in cfg.lr_shifts for b in cfg.strengths
     }
-    assert result["best"] == max(rows, key=lambda r: r["gain"])
+    assert result["best"] == max(rows, key=lambda r: r["fid_gain"])
+    assert result["n_reference"] == 3 * (1 + 2)  # three training styles, whole + 2 crops each
     for r in rows:
         assert r["gain"] == pytest.approx(r["ssim"] - r["base_ssim"]) and r["n"] == 2
-    # the base model's score depends on the strength only, not on the candidate lr
+        assert r["fid_gain"] == pytest.approx((r["base_fid"] - r["fid"]) / r["base_fid"])
+    # the base model's scores depend on the strength only, not on the candidate
     by_strength = {}
     for r in rows:
-        by_strength.setdefault(r["strength"], set()).add(r["base_ssim"])
+        by_strength.setdefault(r["strength"], set()).add((r["base_ssim"], r["base_fid"]))
     assert all(len(v) == 1 for v in by_strength.values())
+    # different candidates are really different runs (their outputs differ)
+    assert len({r["fid"] for r in rows if r["strength"] == 0.6}) == 4
     root = ctx.outputs_dir / "pocket-select"
     trained_on = sorted(p.name for p in (root / "train-styles").iterdir())
     assert f"{PROXY_PREFIX}{result['validation']}.png" not in trained_on
-    config = json.loads((root / "runs" / "lr0.01" / "config.json").read_text())
+    config = json.loads((root / "runs" / "t0.01-s0.01" / "config.json").read_text())
     assert all("train-styles" in s for s in config["style"])
+    assert config["lr_token"] == 1e-2 and config["lr_shifts"] == 1e-2
+    default = json.loads((root / "runs" / "t0.0001-s0.1" / "config.json").read_text())
+    assert default["lr_token"] is None  # the profile's (InST's) token lr, as the experiment's
     assert (root / "selection.json").is_file()
     text = selection_markdown(result)
-    assert "no test photo" in text and f"lr_shifts {result['best']['lr_shifts']:g}" in text
-    assert np.isfinite([r["ssim"] for r in rows]).all()
+    best = result["best"]
+    assert "no test photo" in text and f"lr_shifts {best['lr_shifts']:g}" in text
+    assert f"lr_token {best['lr_token']:g}" in text
+    assert np.isfinite([[r["ssim"], r["fid"]] for r in rows]).all()
 
 
 def _runs(fids, ssims):
