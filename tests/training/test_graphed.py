@@ -168,7 +168,7 @@ def test_two_processes_static_step_equals_ddp(tmp_path, style_image, tiny_model_
     assert len(losses["graph"]) == 4 and losses["graph"] == losses["eager"]
 
 
-def test_cli_step_mode_reaches_the_config(monkeypatch, tmp_path, style_image):
+def test_cli_step_mode_and_channels_last_reach_the_config(monkeypatch, tmp_path, style_image):
     import svdinst.training.loop as loop
     from svdinst.cli import main
 
@@ -179,7 +179,8 @@ def test_cli_step_mode_reaches_the_config(monkeypatch, tmp_path, style_image):
     argv += ["--out", str(tmp_path / "r")]
     assert main([*argv, "--steps", "1"]) == 0 and seen[-1].step_mode == "auto"
     assert main([*argv, "--steps", "1", "--step-mode", "eager"]) == 0
-    assert seen[-1].step_mode == "eager"
+    assert seen[-1].step_mode == "eager" and not seen[-1].channels_last
+    assert main([*argv, "--steps", "1", "--channels-last"]) == 0 and seen[-1].channels_last
 
 
 @pytest.mark.parametrize("mode", ["inst", "svd-inst"])
@@ -216,19 +217,6 @@ def test_channels_last_trains_the_same_run(
         # (NCHW runs may see an NHWC-strided input: diffusers' attention output is a permute.)
         assert len(seen) > 6 * 10 and all(w == nhwc and (x or not nhwc) for w, x in seen), seen
     assert runs[True] == pytest.approx(runs[False], rel=1e-5)
-
-
-def test_cli_channels_last_reaches_the_config(monkeypatch, tmp_path, style_image):
-    import svdinst.training.loop as loop
-    from svdinst.cli import main
-
-    seen = []
-    monkeypatch.setattr(loop, "train", lambda config, **kw: seen.append(config) or
-                        loop.TrainResult(tmp_path, [], 0, 0.0))  # fmt: skip
-    argv = ["train", "--model", "tiny", "--style", str(style_image), "--mode", "inst"]
-    argv += ["--out", str(tmp_path / "r")]
-    assert main([*argv, "--steps", "1"]) == 0 and not seen[-1].channels_last
-    assert main([*argv, "--steps", "1", "--channels-last"]) == 0 and seen[-1].channels_last
 
 
 @pytest.mark.parametrize("factored", ["never", "always"])
