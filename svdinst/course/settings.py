@@ -50,8 +50,9 @@ def profile_run_config(
             training noise; Table I then shows mean ± std).
         lr (`float` or ``"auto"``): ``"auto"`` is ``profile.lr_token`` for the image→token
             module (None: InST's 1e-4, the training config's default,
-            ``svdinst.training.config.INST_LR``) and ``profile.lr_shifts`` for the shifts (1e-2 on random tiny weights, so a few dozen
-            steps show a falling curve); a number sets both.
+            ``svdinst.training.config.INST_LR``) and ``profile.lr_shifts`` for the shifts (1e-2
+            on random tiny weights, so a few dozen steps show a falling curve); a number sets
+            both.
         prompt_template (`str`, *optional*): e.g. ``"{}"`` (InST's bare placeholder); defaults to
             the training config's.
         overrides: any other :class:`TrainConfig` field (e.g. ``image_tokens="patches"``).
