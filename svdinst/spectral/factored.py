@@ -51,6 +51,7 @@ class ShiftLayerState(Protocol):
     sv: torch.Tensor | None  # relu(σ + s·δ) of the factored path
     grad_gate: torch.Tensor | None  # s·1[σ + s·δ > 0] of the stored W or σ' (backward)
     built_key: tuple | None  # what the stored W or σ' was built from (see fast.weight_key)
+    vh_nhwc: torch.Tensor | None  # Vᵀ as an NHWC conv kernel, made once for NHWC inputs
     original: torch.Tensor | None  # the base weight while its storage holds a rebuilt W
 
     def stash_original(self) -> None: ...
@@ -107,13 +108,38 @@ def prefers_factored(layer: ShiftLayerState, x: torch.Tensor) -> bool:
     return factored < weight
 
 
+def is_nhwc(t: torch.Tensor) -> bool:
+    """A 4-D tensor laid out channels-last (``TrainConfig.channels_last``). A 1×1 kernel (or map)
+    is contiguous in both layouts; its strides still say which one convolutions will follow."""
+    return (
+        t.dim() == 4
+        and t.is_contiguous(memory_format=torch.channels_last)
+        and (not t.is_contiguous() or t.stride(-1) > 1)
+    )
+
+
+def _kernel(layer: ShiftLayerState) -> torch.Tensor:
+    """Vᵀ as the (k, in, kh, kw) kernel of the down-convolution. In NHWC training (the layer's
+    own weight was channels-last before the factored path hollowed it) an NHWC copy, made once
+    (Vᵀ is frozen): with Vᵀ's NCHW view cuDNN would transpose the kernel or the activations in
+    every call, and the convolutions after it would run NCHW again."""
+    vh = layer.Vh.view(layer.S.numel(), *layer.base_layer.weight.shape[1:])
+    if layer.original is None or not is_nhwc(layer.original):
+        return vh
+    cached = layer.vh_nhwc
+    if cached is None or cached.device != vh.device or cached.dtype != vh.dtype:
+        # .to(): a 1×1 kernel is already "contiguous" channels-last and .contiguous() would
+        # keep its NCHW strides; convolutions follow the strides (see is_nhwc).
+        cached = layer.vh_nhwc = vh.to(memory_format=torch.channels_last)
+    return cached
+
+
 def _down(layer: ShiftLayerState, x: torch.Tensor) -> torch.Tensor:
     """h = x·V: (…, k) for a Linear, (B, k, H', W') for a Conv2d."""
     base = layer.base_layer
     if isinstance(base, nn.Linear):
         return F.linear(x, layer.Vh)
-    vh = layer.Vh.view(layer.S.numel(), *base.weight.shape[1:])
-    return F.conv2d(x, vh, None, base.stride, base.padding, base.dilation)
+    return F.conv2d(x, _kernel(layer), None, base.stride, base.padding, base.dilation)
 
 
 def _up(layer: ShiftLayerState, h: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -160,9 +186,8 @@ class _FactoredFunction(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gs = gu * _channels(layer.sv.to(h.dtype), conv)
             if conv:
-                vh = layer.Vh.view(layer.S.numel(), *base.weight.shape[1:])
                 dx = torch.nn.grad.conv2d_input(
-                    ctx.in_shape, vh, gs, base.stride, base.padding, base.dilation
+                    ctx.in_shape, _kernel(layer), gs, base.stride, base.padding, base.dilation
                 )
             else:
                 dx = gs @ layer.Vh

@@ -31,7 +31,12 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from svdinst.spectral.factored import ShiftLayerState, factored_forward, prefers_factored
+from svdinst.spectral.factored import (
+    ShiftLayerState,
+    factored_forward,
+    is_nhwc,
+    prefers_factored,
+)
 
 
 def fast_supported(layer: nn.Module) -> bool:
@@ -91,16 +96,6 @@ def _hollow_weight(layer: ShiftLayerState) -> None:
         )
 
 
-def _nhwc(weight: torch.Tensor) -> bool:
-    """A 4-D weight laid out channels-last (``TrainConfig.channels_last``). A 1×1 kernel is
-    contiguous in both layouts; its strides still say which one convolutions will follow."""
-    return (
-        weight.dim() == 4
-        and weight.is_contiguous(memory_format=torch.channels_last)
-        and (not weight.is_contiguous() or weight.stride(-1) > 1)
-    )
-
-
 def _write_weight(layer: ShiftLayerState, sv: torch.Tensor) -> None:
     layer.stash_original()
     weight = layer.base_layer.weight
@@ -112,11 +107,11 @@ def _write_weight(layer: ShiftLayerState, sv: torch.Tensor) -> None:
     )
     if reusable and weight.is_contiguous():
         torch.mm(scaled, layer.Vh, out=weight.data.view(weight.shape[0], -1))
-    elif reusable and _nhwc(weight):  # U·diag·Vᵀ is (out, in·k·k) in NCHW order: one transpose
+    elif reusable and is_nhwc(weight):  # U·diag·Vᵀ is (out, in·k·k) in NCHW order: one transpose
         weight.data.copy_(scaled.mm(layer.Vh).view(weight.shape))
     else:  # first build: a new storage (and maybe dtype, e.g. float32 original → bfloat16 W)
         built = scaled.mm(layer.Vh).view(weight.shape)
-        weight.data = built.to(memory_format=torch.channels_last) if _nhwc(weight) else built
+        weight.data = built.to(memory_format=torch.channels_last) if is_nhwc(weight) else built
     layer.built_key = weight_key(layer)
 
 

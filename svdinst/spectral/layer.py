@@ -83,6 +83,7 @@ class SpectralShiftLayer(nn.Module):
         self.merged = False
         self.original: torch.Tensor | None = None
         self.built_key: tuple | None = None
+        self.vh_nhwc: torch.Tensor | None = None  # factored convs under NHWC inputs
         self.grad_gate: torch.Tensor | None = None
 
     # peft-style pass-through so code reading layer.weight / layer.bias keeps working.

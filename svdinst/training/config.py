@@ -97,7 +97,8 @@ class TrainConfig:
     step_mode: str = "auto"
     # The UNet's convolutions in NHWC (torch.channels_last). cuDNN's fp16/bf16 convolutions run
     # in NHWC: with NCHW activations every conv pays an NCHW→NHWC transpose (6.2 ms of an 18.8 ms
-    # SD-1.4 step on an H100, benchmarks/train_profile.py). Off by default until measured faster.
+    # SD-1.4 step on an H100, benchmarks/train_profile.py). Off by default until measured faster;
+    # svd-inst then keeps an NHWC copy of each factored conv's Vᵀ (more memory: not for a T4).
     channels_last: bool = False
     extra: dict = field(default_factory=dict)  # free-form notes stored with the run
 

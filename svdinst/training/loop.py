@@ -281,7 +281,11 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
         feats = None
         if config.trains_token:
             feats = sampler.features(picks[sl]) if per_crop else features[owners[sl].to(features.device)]  # fmt: skip
-        return latents, noise[sl].to(accelerator.device), t[sl].to(accelerator.device), feats
+        noise_local = noise[sl].to(accelerator.device)
+        if config.channels_last:  # conv_in then runs NHWC, and so does every conv after it
+            latents, noise_local = (x.contiguous(memory_format=torch.channels_last)
+                                    for x in (latents, noise_local))  # fmt: skip
+        return latents, noise_local, t[sl].to(accelerator.device), feats
 
     static = None
     if step_mode == "graph":  # same body as below, over static buffers; a CUDA graph on CUDA

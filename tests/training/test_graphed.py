@@ -183,15 +183,19 @@ def test_cli_step_mode_and_channels_last_reach_the_config(monkeypatch, tmp_path,
     assert main([*argv, "--steps", "1", "--channels-last"]) == 0 and seen[-1].channels_last
 
 
-@pytest.mark.parametrize("mode", ["inst", "svd-inst"])
+@pytest.mark.parametrize(
+    ("mode", "path"), [("inst", None), ("svd-inst", "weight"), ("svd-inst", "factored")]
+)
 def test_channels_last_trains_the_same_run(
-    mode, monkeypatch, tmp_path, style_image, tiny_model_dir
+    mode, path, monkeypatch, tmp_path, style_image, tiny_model_dir
 ):
     """``channels_last``: the same losses as NCHW within 1e-5 relative (a convolution may sum in
     another order), with the UNet's convolutions really run in NHWC, input and weight — for
-    svd-inst on the weight path, whose rebuilt W must stay NHWC every step: a W written back in
-    NCHW would make cuDNN transpose it again (the cost the option removes). The 64-px tiny UNet
-    would take the factored path everywhere, so svd-inst is held on the weight path here."""
+    svd-inst on both fast paths: the weight path's rebuilt W must stay NHWC every step (a W
+    written back in NCHW would make cuDNN transpose it again, the cost the option removes), and
+    the factored path's down-convolution must use an NHWC copy of Vᵀ (its NCHW view would
+    turn the activations back to NCHW). The 64-px tiny UNet takes the factored path everywhere
+    on its own; ``path="weight"`` holds it on the weight path."""
     import svdinst.spectral.fast as fast
 
     conv, seen = torch.nn.functional.conv2d, []
@@ -207,7 +211,8 @@ def test_channels_last_trains_the_same_run(
         return conv(x, weight, *args, **kwargs)
 
     monkeypatch.setattr(torch.nn.functional, "conv2d", spy_conv)  # batch 1: not the VAE's 4 crops
-    monkeypatch.setattr(fast, "prefers_factored", lambda layer, x: False)
+    if path == "weight":
+        monkeypatch.setattr(fast, "prefers_factored", lambda layer, x: False)
     runs = {}
     for nhwc in (False, True):
         seen.clear()
