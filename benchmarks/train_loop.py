@@ -91,7 +91,8 @@ def modes_part(args, model: Path) -> tuple[str, dict]:
     for mode in MODES:
         for step_mode in ("eager", "graph"):
             rows[mode, step_mode] = run_mode(args, model, mode, args.steps, 1, res,
-                                             f"{mode}-{step_mode}", step_mode=step_mode)  # fmt: skip
+                                             f"{mode}-{step_mode}", step_mode=step_mode,
+                                             channels_last=False)  # fmt: skip
     for mode in NHWC_MODES:  # TrainConfig.channels_last: the UNet's convs in cuDNN's NHWC
         rows[mode, "graph-nhwc"] = run_mode(args, model, mode, args.steps, 1, res, f"{mode}-nhwc",
                                             step_mode="graph", channels_last=True)  # fmt: skip

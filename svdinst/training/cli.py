@@ -68,8 +68,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--step-mode", choices=("auto", "graph", "eager"), default="auto",
                    help="graph: one CUDA graph per step (auto: on CUDA when no --grad-accum and "
                         "no gradient checkpointing); eager: plain PyTorch")  # fmt: skip
-    p.add_argument("--channels-last", action="store_true",
-                   help="UNet convolutions in NHWC (cuDNN's half-precision layout)")  # fmt: skip
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="UNet convolutions in NHWC, cuDNN's half-precision layout (default: on "
+                        "with the CUDA-graph step)")  # fmt: skip
     p.add_argument("--checkpoint-every", type=int, default=None,
                    help="steps between checkpoints (default: 10%% of --steps, at most 100)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")

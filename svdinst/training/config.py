@@ -95,11 +95,11 @@ class TrainConfig:
     # autograd; "auto" = graph on CUDA unless grad_accum > 1 or gradient checkpointing (whose
     # RNG handling cannot be captured), else eager: the launch-bound batch-1 step is ~2× faster.
     step_mode: str = "auto"
-    # The UNet's convolutions in NHWC (torch.channels_last). cuDNN's fp16/bf16 convolutions run
-    # in NHWC: with NCHW activations every conv pays an NCHW→NHWC transpose (6.2 ms of an 18.8 ms
-    # SD-1.4 step on an H100, benchmarks/train_profile.py). Off by default until measured faster;
-    # svd-inst then keeps an NHWC copy of each factored conv's Vᵀ (more memory: not for a T4).
-    channels_last: bool = False
+    # The UNet's convolutions in NHWC (torch.channels_last): cuDNN's fp16/bf16 convolutions run
+    # NHWC, and NCHW activations cost a transpose per conv (6.2 ms of an 18.8 ms SD-1.4 step on an
+    # H100). None → on with the CUDA-graph step (cards ≥ 24 GiB: 0.85× inst, 0.93× svd-inst, H100),
+    # off elsewhere: svd-inst keeps an NHWC copy of each factored conv's Vᵀ (+1.2 GiB on SD-1.4).
+    channels_last: bool | None = None
     extra: dict = field(default_factory=dict)  # free-form notes stored with the run
 
     def __post_init__(self) -> None:

@@ -83,6 +83,20 @@ def resolve_step_mode(
     return "graph", "CUDA graph" if cuda else "static step without capture (no CUDA GPU)"
 
 
+def use_channels_last(requested: bool | None, step_mode: str, cuda: bool) -> bool:
+    """``TrainConfig.channels_last`` resolved: ``None`` means on exactly when the step is a CUDA
+    graph (the big-card path, measured faster); an explicit value is kept.
+
+    Args:
+        requested (`bool`, *optional*): ``TrainConfig.channels_last``.
+        step_mode (`str`): the resolved step mode (``"graph"`` or ``"eager"``).
+        cuda (`bool`): the run trains on a CUDA GPU.
+    """
+    if requested is not None:
+        return requested
+    return cuda and step_mode == "graph"
+
+
 def _clone(x: torch.Tensor | None) -> torch.Tensor | None:
     return None if x is None else x.detach().clone()
 

@@ -54,7 +54,7 @@ from svdinst.training.config import (
     check_run_start,
     prepare_run_dir,
 )
-from svdinst.training.graphed import StaticStep, resolve_step_mode
+from svdinst.training.graphed import StaticStep, resolve_step_mode, use_channels_last
 from svdinst.training.interrupt import StopRequests, TrainingInterrupted
 from svdinst.training.inversion import (
     ImageToToken,
@@ -183,12 +183,13 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
         for p in module.parameters():
             if not p.requires_grad:
                 p.data = p.data.to(frozen_dtype)
-    if config.channels_last:  # 4-D weights → NHWC; activations follow conv_in (spectral: fast.py)
-        comps.unet.to(memory_format=torch.channels_last)
     checkpointing = use_gradient_checkpointing(
         config.gradient_checkpointing, device, card_memory_gib(accelerator.device)
     )
     step_mode, why = resolve_step_mode(config.step_mode, cuda, config.grad_accum, checkpointing)
+    nhwc = use_channels_last(config.channels_last, step_mode, cuda)
+    if nhwc:  # 4-D weights → NHWC, and the latents below: every conv runs NHWC (spectral: fast.py)
+        comps.unet.to(memory_format=torch.channels_last)
     if checkpointing:
         # The text tower only carries gradients when the token is trained.
         towers = [comps.unet, comps.text_encoder] if config.trains_token else [comps.unet]
@@ -282,7 +283,7 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
         if config.trains_token:
             feats = sampler.features(picks[sl]) if per_crop else features[owners[sl].to(features.device)]  # fmt: skip
         noise_local = noise[sl].to(accelerator.device)
-        if config.channels_last:  # conv_in then runs NHWC, and so does every conv after it
+        if nhwc:  # conv_in then runs NHWC, and so does every conv after it
             latents, noise_local = (x.contiguous(memory_format=torch.channels_last)
                                     for x in (latents, noise_local))  # fmt: skip
         return latents, noise_local, t[sl].to(accelerator.device), feats

@@ -96,6 +96,16 @@ def test_step_mode_resolution():
         TrainConfig(model="tiny", style=["x.png"], out="o", step_mode="fast")
 
 
+def test_channels_last_default_follows_the_step():
+    from svdinst.training.graphed import use_channels_last
+
+    assert use_channels_last(None, "graph", cuda=True)  # the big-card path: measured faster
+    assert not use_channels_last(None, "eager", cuda=True)  # a T4 (checkpointing): no Vᵀ copies
+    assert not use_channels_last(None, "graph", cuda=False)  # the CPU's uncaptured static step
+    assert use_channels_last(True, "eager", cuda=False)
+    assert not use_channels_last(False, "graph", cuda=True)
+
+
 def test_checkpointing_default_follows_the_card():
     """A T4 recomputes (SD-1.4 fits), an 80 GB card takes the graph step; explicit wins."""
     assert use_gradient_checkpointing(None, "cuda", 15.0)
@@ -179,8 +189,10 @@ def test_cli_step_mode_and_channels_last_reach_the_config(monkeypatch, tmp_path,
     argv += ["--out", str(tmp_path / "r")]
     assert main([*argv, "--steps", "1"]) == 0 and seen[-1].step_mode == "auto"
     assert main([*argv, "--steps", "1", "--step-mode", "eager"]) == 0
-    assert seen[-1].step_mode == "eager" and not seen[-1].channels_last
+    assert seen[-1].step_mode == "eager" and seen[-1].channels_last is None  # auto
     assert main([*argv, "--steps", "1", "--channels-last"]) == 0 and seen[-1].channels_last
+    assert main([*argv, "--steps", "1", "--no-channels-last"]) == 0
+    assert seen[-1].channels_last is False
 
 
 @pytest.mark.parametrize(
