@@ -37,11 +37,9 @@ from train_step import build_model, device_name, loop_config
 HEADING = "Training step: where the kernel time goes (benchmarks/train_profile.py)"
 SKIP, WARM, ACTIVE = 5, 2, 3  # profiler schedule: steps skipped, warm-up, recorded
 TOP = 8  # heaviest kernels listed per run
-SPLIT_TIMED, HOST_STEPS, HOST_TOP = (
-    20,
-    5,
-    12,
-)  # graph split: timed steps, profiled steps, ops listed
+SPLIT_TIMED = 20  # graph split: steps timed with a sync around the replay
+HOST_STEPS = 5  # then steps profiled as the loop runs them (no syncs)
+HOST_TOP = 12  # host operators listed per mode
 # Kernel kinds by name fragment, first match wins (cuDNN/cuBLAS/CUTLASS/PyTorch naming).
 KINDS = (
     ("conv wgrad", ("wgrad",)),

@@ -119,10 +119,11 @@ def select_settings(
     for lr_token in cfg.lr_tokens:
         for lr in cfg.lr_shifts:  # the candidate, everything else the profile's
             profile = replace(ctx.profile, lr_shifts=lr, lr_token=lr_token)
-            name = f"t{lr_token or INST_LR:g}-s{lr:g}"
-            train = profile_run_config(cfg.mode, root / "runs" / name, profile=profile,
-                                       style_dir=train_dir, seed=cfg.seed)  # fmt: skip
-            runs[lr_token, lr] = ensure_run(train)
+            token_lr = lr_token or INST_LR  # what the run trains with (TrainConfig.token_lr)
+            out = root / "runs" / f"t{token_lr:g}-s{lr:g}"
+            train = profile_run_config(cfg.mode, out, profile=profile, style_dir=train_dir,
+                                       seed=cfg.seed)  # fmt: skip
+            runs[token_lr, lr] = ensure_run(train)
     scores: dict[tuple[Any, float], dict] = {}
     for key, run in runs.items():
         with ctx.stylizer(run) as stylizer:
@@ -140,11 +141,11 @@ def select_settings(
                 fid = fid_kid(flat, reference, device=ctx.device)["fid"]
                 scores[key, strength] = {**oracle_distance(outputs, targets), "fid": fid}
     rows = []
-    for lr_token, lr in (k for k in runs if k != "base"):
+    for token_lr, lr in (k for k in runs if k != "base"):
         for s in cfg.strengths:
-            ours, base = scores[(lr_token, lr), s], scores["base", s]
+            ours, base = scores[(token_lr, lr), s], scores["base", s]
             rows.append({
-                "lr_token": lr_token or INST_LR,
+                "lr_token": token_lr,
                 "lr_shifts": lr,
                 "strength": s,
                 "fid": ours["fid"],
