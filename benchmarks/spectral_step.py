@@ -38,6 +38,7 @@ from report_md import write_block
 from svdinst.spectral import (
     SpectralShiftConfig,
     add_spectral_shifts,
+    deferred_shift_gates,
     merge_spectral_shifts,
     set_fast_path,
     spectral_layers,
@@ -133,11 +134,15 @@ def make_step(unet, encoder, params, inputs, amp: bool, device: str, graph: bool
         with torch.no_grad(), ctx:
             static_cond = encoder(ids)[0].clone()
 
+    shifted = bool(spectral_layers(unet))  # ours: gate all δ gradients at once, as the kit's step
+
     def body():
-        with ctx:
-            cond = encoder(ids)[0] if static_cond is None else static_cond
-            pred = unet(latents, t, cond).sample
-        F.mse_loss(pred.float(), noise).backward()
+        opt.zero_grad(set_to_none=True)  # deferred gates need fresh gradients (and set them)
+        with deferred_shift_gates(unet) if shifted else contextlib.nullcontext():
+            with ctx:
+                cond = encoder(ids)[0] if static_cond is None else static_cond
+                pred = unet(latents, t, cond).sample
+            F.mse_loss(pred.float(), noise).backward()
         opt.step()
 
     if not graph:

@@ -40,6 +40,7 @@ TOP = 8  # heaviest kernels listed per run
 SPLIT_TIMED = 20  # graph split: steps timed with a sync around the replay
 HOST_STEPS = 5  # then steps profiled as the loop runs them (no syncs)
 HOST_TOP = 12  # host operators listed per mode
+CENSUS_TOP = 15  # kernel names listed by their extra launches per step (svd-inst over inst)
 # Kernel kinds by name fragment, first match wins (cuDNN/cuBLAS/CUTLASS/PyTorch naming).
 KINDS = (
     ("conv wgrad", ("wgrad",)),
@@ -190,6 +191,7 @@ def host_summary(prof, cuda: bool) -> dict:
     from torch.autograd import DeviceType
 
     cpu, kernels, launches = defaultdict(float), 0.0, 0
+    census: dict[str, float] = defaultdict(float)  # kernels per step by name
     for evt in prof.key_averages():
         if evt.key.startswith("ProfilerStep"):
             continue
@@ -198,9 +200,20 @@ def host_summary(prof, cuda: bool) -> dict:
         elif cuda and evt.device_type == DeviceType.CUDA and "#" not in evt.key:
             kernels += evt.self_device_time_total / 1e3 / HOST_STEPS
             launches += evt.count
+            census[evt.key] += evt.count / HOST_STEPS
     top = sorted(cpu.items(), key=lambda kv: -kv[1])[:HOST_TOP]
     return {"cpu_ms": sum(cpu.values()), "kernel_ms": kernels, "top": top,
-            "kernels_per_step": launches / HOST_STEPS}  # fmt: skip
+            "kernels_per_step": launches / HOST_STEPS, "census": dict(census)}  # fmt: skip
+
+
+def census_diff(splits: dict, base: str = "inst", other: str = "svd-inst") -> str:
+    """The kernels (by name) that ``other``'s graph step runs more often than ``base``'s."""
+    if base not in splits or other not in splits:
+        return ""
+    a, b = splits[base]["host"]["census"], splits[other]["host"]["census"]
+    extra = sorted(((b.get(k, 0) - a.get(k, 0), k) for k in set(a) | set(b)), reverse=True)
+    rows = "; ".join(f"`{k[:70]}` +{n:.0f}" for n, k in extra[:CENSUS_TOP] if n >= 1)
+    return f"\n\nKernels per step that {other} runs more often than {base}: {rows}"
 
 
 def split_table(splits: dict) -> str:
@@ -285,7 +298,8 @@ def main(argv: list[str] | None = None) -> None:
         blocks["main"] = table(results, device, args.smoke)
     if args.split:
         splits = {mode: graph_split(args, model, mode) for mode in args.split}
-        blocks["split"] = f"**{device_name()}**, {datetime.date.today()}. " + split_table(splits)
+        blocks["split"] = (f"**{device_name()}**, {datetime.date.today()}. "
+                           + split_table(splits) + census_diff(splits))  # fmt: skip
     for block, text in blocks.items():
         if args.channels_last:
             text = "**The loop's UNet in channels-last (`TrainConfig.channels_last`).** " + text

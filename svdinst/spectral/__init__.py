@@ -19,6 +19,7 @@ from svdinst.spectral.layer import SpectralShiftLayer
 from svdinst.spectral.lora import LoraExport, export_lora, save_lora
 from svdinst.spectral.model import (
     add_spectral_shifts,
+    deferred_shift_gates,
     merge_spectral_shifts,
     refresh_spectral_weights,
     remove_spectral_shifts,
@@ -35,6 +36,7 @@ __all__ = [
     "SpectralShiftConfig",
     "SpectralShiftLayer",
     "add_spectral_shifts",
+    "deferred_shift_gates",
     "export_lora",
     "load_spectral_shifts",
     "merge_spectral_shifts",

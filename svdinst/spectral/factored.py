@@ -50,6 +50,7 @@ class ShiftLayerState(Protocol):
     factored: bool | None  # W-free form? decided at the first fast forward
     sv: torch.Tensor | None  # relu(σ + s·δ) of the factored path
     grad_gate: torch.Tensor | None  # s·1[σ + s·δ > 0] of the stored W or σ' (backward)
+    defer_gate: bool  # backward leaves the gate to deferred_gates (one launch for all layers)
     built_key: tuple | None  # what the stored W or σ' was built from (see fast.weight_key)
     vh_nhwc: torch.Tensor | None  # Vᵀ as an NHWC conv kernel, made once for NHWC inputs
     original: torch.Tensor | None  # the base weight while its storage holds a rebuilt W
@@ -149,6 +150,14 @@ def _up(layer: ShiftLayerState, h: torch.Tensor, bias: torch.Tensor | None) -> t
     return F.conv2d(h, layer.U[:, :, None, None], bias)
 
 
+def shift_grad(layer: ShiftLayerState, diag: torch.Tensor) -> torch.Tensor:
+    """∂L/∂δ = s·1[σ + s·δ > 0] ∘ diag in δ's dtype — or the bare diag while the layer's gate is
+    deferred (:func:`svdinst.spectral.fast.deferred_gates` multiplies every layer's at once)."""
+    if not layer.defer_gate:
+        diag = diag * layer.grad_gate
+    return diag.to(layer.delta.dtype)
+
+
 def _channels(t: torch.Tensor, conv: bool) -> torch.Tensor:
     """A per-shift vector shaped to broadcast over h (channel axis 1 for convolutions)."""
     return t[:, None, None] if conv else t
@@ -182,7 +191,7 @@ class _FactoredFunction(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             prod = gu * h if conv else (gu * h).reshape(-1, h.shape[-1])
             diag = prod.sum(dim=(0, 2, 3) if conv else 0, dtype=layer.S.dtype)  # Σₙ (g·U)∘(x·V)
-            ddelta = (diag * layer.grad_gate).to(layer.delta.dtype)
+            ddelta = shift_grad(layer, diag)
         if ctx.needs_input_grad[0]:
             gs = gu * _channels(layer.sv.to(h.dtype), conv)
             if conv:

@@ -27,6 +27,8 @@ batch 1 and 1.15× at batch 4, at 0.84× its peak memory; the naive port needs 2
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -36,6 +38,7 @@ from svdinst.spectral.factored import (
     factored_forward,
     is_nhwc,
     prefers_factored,
+    shift_grad,
 )
 
 
@@ -57,31 +60,70 @@ def weight_key(layer: ShiftLayerState) -> tuple:
     )
 
 
+def _refresh_groups(layers: list[ShiftLayerState]) -> dict[tuple, list[ShiftLayerState]]:
+    """Layers whose σ' can be computed in one flat vector: same s, σ dtype, factor dtype, device."""
+    groups: dict[tuple, list[ShiftLayerState]] = defaultdict(list)
+    for lay in layers:
+        groups[(lay.scale, lay.S.dtype, lay.U.dtype, lay.S.device)].append(lay)
+    return groups
+
+
 @torch.no_grad()
 def refresh_weights(layers: list[ShiftLayerState], force: bool = False) -> None:
     """Write U·diag(relu(σ + s·δ))·Vᵀ into each stale layer's weight storage (all if ``force``).
 
-    σ' = relu(σ + s·δ) and the backward's gate s·1[σ + s·δ > 0] are computed for all layers
-    in a few ``torch._foreach`` launches; then one scaled GEMM per layer writes W in place.
+    σ' = relu(σ + s·δ), cast once to the factors' dtype, and the backward's gate
+    s·1[σ + s·δ > 0] are computed for all layers as one concatenated vector (a handful of
+    kernels, not a few per layer: inside a CUDA graph each kernel still costs the device
+    microseconds); each layer keeps views of its slice. Then one scaled GEMM per layer writes W
+    in place.
     """
     stale = [lay for lay in layers if force or lay.built_key != weight_key(lay)]
-    by_scale: dict[float, list[ShiftLayerState]] = defaultdict(list)
-    for lay in stale:
-        by_scale[lay.scale].append(lay)
-    for scale, group in by_scale.items():
-        pre = torch._foreach_add(
-            [g.S for g in group], [g.delta.detach() for g in group], alpha=scale
-        )
-        shifted = torch._foreach_clamp_min(pre, 0.0)
-        gates = torch._foreach_sign(shifted)  # σ' ≥ 0, so sign(σ') = 1[σ + s·δ > 0]
-        torch._foreach_mul_(gates, scale)
-        for lay, sv, gate in zip(group, shifted, gates):
+    for (scale, _, dtype, _), group in _refresh_groups(stale).items():
+        sizes = [g.S.numel() for g in group]
+        sigma = torch.cat([g.S for g in group])
+        shifted = sigma.add_(torch.cat([g.delta.detach() for g in group]), alpha=scale)
+        shifted.clamp_min_(0.0)
+        gates = torch.sign(shifted).mul_(scale)  # σ' ≥ 0, so sign(σ') = 1[σ + s·δ > 0]
+        svs = shifted.to(dtype).split(sizes)
+        for lay, sv, gate in zip(group, svs, gates.split(sizes)):
             if lay.factored:  # y = ((x·V)·diag(σ'))·Uᵀ needs σ' only, never W
                 _hollow_weight(lay)
                 lay.sv, lay.built_key = sv, weight_key(lay)
             else:
                 _write_weight(lay, sv)
             lay.grad_gate = gate
+
+
+@contextmanager
+def deferred_gates(layers: list[ShiftLayerState]) -> Iterator[None]:
+    """Within: the fast layers' backward leaves ∂L/∂δ ungated; on a clean exit one ``_foreach``
+    multiplies every δ gradient by its gate s·1[σ + s·δ > 0].
+
+    The same gradient as the per-layer product, one launch instead of 282 — inside a CUDA graph
+    a kernel still costs the device microseconds however small. For one forward and backward
+    (the training step of :mod:`svdinst.training.graphed`): gradients must be ``None`` on entry,
+    or the earlier, already gated part would be gated twice.
+
+    Args:
+        layers (`list`): the fast, unmerged spectral layers of the model being stepped.
+    """
+    held = [lay.delta for lay in layers if lay.delta.grad is not None]
+    if held:
+        raise RuntimeError(
+            f"deferred_gates needs δ's gradients cleared (None) on entry; {len(held)} layer(s) "
+            "hold one: zero_grad(set_to_none=True) first."
+        )
+    for lay in layers:
+        lay.defer_gate = True
+    try:
+        yield
+    finally:
+        for lay in layers:
+            lay.defer_gate = False
+    done = [lay for lay in layers if lay.delta.grad is not None]
+    if done:
+        torch._foreach_mul_([lay.delta.grad for lay in done], [lay.grad_gate for lay in done])
 
 
 def _hollow_weight(layer: ShiftLayerState) -> None:
@@ -99,7 +141,7 @@ def _hollow_weight(layer: ShiftLayerState) -> None:
 def _write_weight(layer: ShiftLayerState, sv: torch.Tensor) -> None:
     layer.stash_original()
     weight = layer.base_layer.weight
-    scaled = layer.U * sv.to(layer.U.dtype)
+    scaled = layer.U * sv  # σ' is already in U's dtype (refresh_weights)
     reusable = (
         weight.dtype == layer.U.dtype
         and weight.device == layer.U.device
@@ -154,8 +196,7 @@ def _grads(
 def project_weight_grad(layer: ShiftLayerState, dw: torch.Tensor) -> torch.Tensor:
     """∂L/∂δ from ∂L/∂W: s·1[σ + s·δ > 0]·diag(Uᵀ·dW·V), summed in the dtype of σ (≥ float32)."""
     proj = layer.U.t() @ dw.reshape(dw.shape[0], -1).to(layer.U.dtype)
-    diag = (proj * layer.Vh).sum(dim=1, dtype=layer.S.dtype)
-    return (diag * layer.grad_gate).to(layer.delta.dtype)
+    return shift_grad(layer, (proj * layer.Vh).sum(dim=1, dtype=layer.S.dtype))
 
 
 class _SpectralShiftFunction(torch.autograd.Function):

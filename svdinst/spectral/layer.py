@@ -85,6 +85,7 @@ class SpectralShiftLayer(nn.Module):
         self.built_key: tuple | None = None
         self.vh_nhwc: torch.Tensor | None = None  # factored convs under NHWC inputs
         self.grad_gate: torch.Tensor | None = None
+        self.defer_gate = False  # fast.deferred_gates: one gate launch per step for all layers
 
     # peft-style pass-through so code reading layer.weight / layer.bias keeps working.
     @property

@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import torch
 from torch import nn
 
 from svdinst.spectral.config import SpectralShiftConfig
-from svdinst.spectral.fast import refresh_hook, refresh_weights
+from svdinst.spectral.fast import deferred_gates, refresh_hook, refresh_weights
 from svdinst.spectral.layer import SpectralShiftLayer
 from svdinst.spectral.svd import load_or_decompose
 
@@ -199,6 +200,14 @@ def refresh_spectral_weights(model: nn.Module) -> None:
     """Fast path: rebuild every layer's W from the current δ now (call after ``optimizer.step()``)."""
     layers = require_spectral_layers(model).values()
     refresh_weights([lay for lay in layers if lay.fast and not lay.merged], force=True)
+
+
+def deferred_shift_gates(model: nn.Module) -> AbstractContextManager[None]:
+    """For one forward + backward of a training step: every fast layer's δ gradient is gated in
+    one launch at the end instead of one per layer (:func:`~svdinst.spectral.fast.deferred_gates`;
+    the gradients must be ``None`` on entry)."""
+    layers = require_spectral_layers(model).values()
+    return deferred_gates([lay for lay in layers if lay.fast and not lay.merged])
 
 
 def set_fast_path(

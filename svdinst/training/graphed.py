@@ -38,13 +38,14 @@ is what the tests compare against the eager loop.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from svdinst.spectral import spectral_layers
+from svdinst.spectral import deferred_shift_gates, refresh_spectral_weights, spectral_layers
 from svdinst.training.config import STEP_MODES, TrainConfigError
 
 WARMUP_STEPS = 3  # eager runs on a side stream before capture (cuBLAS/cuDNN workspaces, paths)
@@ -115,7 +116,9 @@ class StaticStep:
         backward (`Callable[[torch.Tensor], None]`): ``accelerator.backward`` (loss scaling).
         params (`list[torch.Tensor]`): the trainable parameters (their grads are static).
         input_ids (`torch.Tensor`): the fixed prompt ids on the device.
-        refresh (`Callable[[], None]`, *optional*): the spectral rebuild from δ, run first.
+        shifts (`nn.Module`, *optional*): the module whose spectral shifts are trained (the
+            UNet): its W (or σ') is rebuilt from δ first, and its layers' gradient gates are
+            applied in one launch after the backward (``deferred_shift_gates``).
         capture (`bool`): capture in a CUDA graph (else the same body runs eagerly).
         world (`int`, defaults to 1): processes; > 1 averages gradients after the step.
     """
@@ -126,12 +129,12 @@ class StaticStep:
         backward: Callable[[torch.Tensor], None],
         params: list[torch.Tensor],
         input_ids: torch.Tensor,
-        refresh: Callable[[], None] | None,
+        shifts: nn.Module | None,
         capture: bool,
         world: int = 1,
     ) -> None:
         self.model, self.backward, self.params = model, backward, params
-        self.input_ids, self.refresh, self.world = input_ids, refresh, world
+        self.input_ids, self.shifts, self.world = input_ids, shifts, world
         self.capture = capture
         self.graph: torch.cuda.CUDAGraph | None = None
         self.inputs: list[torch.Tensor | None] | None = None
@@ -140,11 +143,14 @@ class StaticStep:
         self.spectral: list = []  # the layers whose cached key a replay makes stale
 
     def _body(self) -> None:
-        if self.refresh is not None:
-            self.refresh()
+        gates = contextlib.nullcontext()
+        if self.shifts is not None:
+            refresh_spectral_weights(self.shifts)
+            gates = deferred_shift_gates(self.shifts)
         latents, noise, timesteps, features = self.inputs
-        loss, embedding = self.model(latents, noise, timesteps, self.input_ids, features)
-        self.backward(loss)
+        with gates:
+            loss, embedding = self.model(latents, noise, timesteps, self.input_ids, features)
+            self.backward(loss)
         self.loss = loss.detach()
         self.embedding = None if embedding is None else embedding.detach()
 

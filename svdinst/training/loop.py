@@ -290,9 +290,9 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
 
     static = None
     if step_mode == "graph":  # same body as below, over static buffers; a CUDA graph on CUDA
-        refresh = functools.partial(refresh_spectral_weights, comps.unet) if config.trains_shifts else None  # fmt: skip
+        shifts = comps.unet if config.trains_shifts else None
         static = StaticStep(plain, accelerator.backward, list(trainable.values()), input_ids,
-                            refresh, capture=cuda, world=world)  # fmt: skip
+                            shifts, capture=cuda, world=world)  # fmt: skip
     with StopRequests() as stop:
         for step in bar:
             if static is not None:  # graph/static step: one batch (it needs grad_accum 1)

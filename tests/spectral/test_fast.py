@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -111,6 +113,31 @@ def test_factored_path_equals_naive_formula():
     for n, g in grads.items():
         assert g.abs().max() > 0
         torch.testing.assert_close(fgrads[n], g, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("factored", ["always", "never"])
+def test_deferred_gates_give_the_same_gradient(factored):
+    """The training step gates all δ gradients in one launch after the backward: bit for bit
+    the per-layer product (same operands, one multiplication each), gate zeros included."""
+    from svdinst.spectral import deferred_shift_gates
+
+    grads = {}
+    for deferred in (False, True):
+        model, x = Tokens(), plain_input(torch.float64)
+        add_spectral_shifts(model, config=SpectralShiftConfig(fast=True, factored=factored))
+        randomize_shifts(model, std=1.0)  # some σ + s·δ < 0: the gate matters
+        set_shift_scale(model, 0.7)
+        refresh_spectral_weights(model)
+        with deferred_shift_gates(model) if deferred else nullcontext():
+            model(x).square().sum().backward()
+        layers = spectral_layers(model)
+        assert not any(lay.defer_gate for lay in layers.values())
+        grads[deferred] = {n: lay.delta.grad for n, lay in layers.items()}
+    assert any((g == 0).any() for g in grads[False].values())
+    for n, g in grads[False].items():
+        assert g.abs().max() > 0 and torch.equal(grads[True][n], g), n
+    with pytest.raises(RuntimeError, match="cleared"), deferred_shift_gates(model):
+        pass  # the gradients of the last backward are still there
 
 
 def test_factored_choice_follows_flop_model():

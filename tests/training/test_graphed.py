@@ -242,7 +242,6 @@ def test_static_step_rebuilds_spectral_weights_without_version_counters(factored
     moves between replays: the step must rebuild W (or σ') itself. δ is changed through
     ``.data``, which no version counter sees, as between two replays; the step's loss must
     follow the new δ (and not be the stale one)."""
-    from functools import partial
 
     import torch.nn.functional as F
 
@@ -263,8 +262,8 @@ def test_static_step_rebuilds_spectral_weights_without_version_counters(factored
 
     objective = Objective()
     params = [p for p in objective.parameters() if p.requires_grad]
-    step = StaticStep(objective, lambda loss: loss.backward(), params, torch.zeros(1),
-                      partial(refresh_spectral_weights, net), capture=False)  # fmt: skip
+    step = StaticStep(objective, lambda loss: loss.backward(), params, torch.zeros(1), net,
+                      capture=False)  # fmt: skip
     x, target, t = torch.randn(4, 8), torch.randn(4, 8), torch.zeros(4)
     first = float(step(x, target, t, None)[0])
     versions = [p._version for p in params]
