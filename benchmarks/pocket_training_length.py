@@ -2,8 +2,9 @@
 
 For each training length in ``--steps`` (svd-inst, the pocket profile's lr, training seed 0):
 
-1. **selection harness** (training style images only, as ``svdinst pocket select``): SSIM of the
-   outputs to the held-out validation proxy, minus the untrained base model's, at each strength;
+1. **selection harness** (training style images only, as ``svdinst pocket select``): FID of the
+   outputs to the training style crops and SSIM to the held-out validation proxy, each against
+   the untrained base model's, at each strength;
 2. **the pocket experiment** (the held-out TEST photos): FID to the proxy crops and SSIM to the
    oracle, base model vs svd-inst, at each strength.
 
@@ -43,19 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     from svdinst.pocket.select import SelectionConfig, select_settings
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, nargs="+", default=[60, 240])
-    p.add_argument("--strengths", type=float, nargs="+", default=[0.4, 0.6])
+    p.add_argument("--steps", type=int, nargs="+", default=[60, 200, 400])
+    p.add_argument("--strengths", type=float, nargs="+", default=[0.6])
     p.add_argument("--work", type=Path, default=Path("/tmp/svdinst-pocket-length"))
     args = p.parse_args(argv)
     start = time.perf_counter()
     select_rows, test_rows = [], []
     for steps in args.steps:
         ctx = context(args.work / f"steps{steps}", train_steps=steps)
-        lr = ctx.profile.lr_shifts
-        cfg = SelectionConfig(lr_shifts=(lr,), strengths=tuple(args.strengths))
+        lr, lr_token = ctx.profile.lr_shifts, ctx.profile.lr_token
+        cfg = SelectionConfig(lr_tokens=(lr_token,), lr_shifts=(lr,),
+                              strengths=tuple(args.strengths))  # fmt: skip
         for r in select_settings(ctx, cfg)["rows"]:
-            select_rows.append(f"| {steps} | {r['strength']:g} | {r['ssim']:.3f} | "
-                               f"{r['base_ssim']:.3f} | {r['gain']:+.3f} |")  # fmt: skip
+            select_rows.append(f"| {steps} | {r['strength']:g} | {r['fid']:.1f} | "
+                               f"{r['base_fid']:.1f} | {100 * r['fid_gain']:+.1f}% | "
+                               f"{r['ssim']:.3f} | {r['base_ssim']:.3f} | {r['gain']:+.3f} |")  # fmt: skip
         for strength in args.strengths:
             ctx = context(args.work / f"steps{steps}-s{strength:g}", train_steps=steps,
                           strength=strength)  # fmt: skip
@@ -71,14 +74,16 @@ def main(argv: list[str] | None = None) -> int:
         "# Pocket model: does longer CPU training move it toward the held-out proxy?",
         "",
         f"`benchmarks/pocket_training_length.py` (CPU, {time.strftime('%Y-%m-%d')}; "
-        f"{(time.perf_counter() - start) / 60:.0f} min): svd-inst, lr_shifts {lr:g}, training "
-        "seed 0, the pocket profile otherwise.",
+        f"{(time.perf_counter() - start) / 60:.0f} min): svd-inst, lr_shifts {lr:g}, lr_token "
+        f"{lr_token or 'InST default'}, training seed 0, the pocket profile otherwise.",
         "",
-        "**Selection harness** (training style images only; SSIM to the held-out validation "
-        "proxy, the base model with the empty prompt):",
+        "**Selection harness** (training style images only; FID to crops of the training style "
+        "images and SSIM to the held-out validation proxy, the base model with the empty "
+        "prompt; N = 16 outputs, so FID is biased upwards and only the gain at equal N "
+        "means something):",
         "",
-        "| steps | strength | SSIM | base SSIM | gain |",
-        "|---|---|---|---|---|",
+        "| steps | strength | FID | base FID | FID gain | SSIM | base SSIM | SSIM gain |",
+        "|---|---|---|---|---|---|---|---|",
         *select_rows,
         "",
         "**Test photos** (diagnostic only — never used to choose settings; one training seed, "
