@@ -137,7 +137,9 @@ def make_step(unet, encoder, params, inputs, amp: bool, device: str, graph: bool
     shifted = bool(spectral_layers(unet))  # ours: gate all δ gradients at once, as the kit's step
 
     def body():
-        opt.zero_grad(set_to_none=True)  # deferred gates need fresh gradients (and set them)
+        # Fresh gradients each step (deferred gates need them; the graph's backward then
+        # allocates its static ones during capture).
+        opt.zero_grad(set_to_none=True)
         with deferred_shift_gates(unet) if shifted else contextlib.nullcontext():
             with ctx:
                 cond = encoder(ids)[0] if static_cond is None else static_cond
@@ -146,20 +148,13 @@ def make_step(unet, encoder, params, inputs, amp: bool, device: str, graph: bool
         opt.step()
 
     if not graph:
-
-        def step():
-            body()
-            opt.zero_grad(set_to_none=True)
-
-        return step, opt
+        return body, opt
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         for _ in range(3):
-            opt.zero_grad(set_to_none=True)
             body()
     torch.cuda.current_stream().wait_stream(side)
-    opt.zero_grad(set_to_none=True)
     cuda_graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(cuda_graph):
         body()

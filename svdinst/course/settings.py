@@ -59,7 +59,7 @@ def profile_run_config(
     """
     if prompt_template is not None:
         overrides["prompt_template"] = prompt_template
-    token_lr = profile.lr_token if lr == "auto" else None  # a number sets both (lr below)
+    lr_token = profile.lr_token if lr == "auto" else None  # a number sets both (lr below)
     return TrainConfig(
         model=profile.model,
         style=[str(style_dir)],
@@ -73,7 +73,7 @@ def profile_run_config(
         resolution=profile.resolution,
         mixed_precision=profile.mixed_precision,
         gradient_checkpointing=profile.gradient_checkpointing,
-        **{"image_encoder": profile.image_encoder, "lr_token": token_lr, **overrides},
+        **{"image_encoder": profile.image_encoder, "lr_token": lr_token, **overrides},
     )
 
 

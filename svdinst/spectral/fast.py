@@ -81,9 +81,8 @@ def refresh_weights(layers: list[ShiftLayerState], force: bool = False) -> None:
     stale = [lay for lay in layers if force or lay.built_key != weight_key(lay)]
     for (scale, _, dtype, _), group in _refresh_groups(stale).items():
         sizes = [g.S.numel() for g in group]
-        sigma = torch.cat([g.S for g in group])
-        shifted = sigma.add_(torch.cat([g.delta.detach() for g in group]), alpha=scale)
-        shifted.clamp_min_(0.0)
+        shifted = torch.cat([g.S for g in group])  # a new tensor: σ itself is never written
+        shifted.add_(torch.cat([g.delta.detach() for g in group]), alpha=scale).clamp_min_(0.0)
         gates = torch.sign(shifted).mul_(scale)  # σ' ≥ 0, so sign(σ') = 1[σ + s·δ > 0]
         svs = shifted.to(dtype).split(sizes)
         for lay, sv, gate in zip(group, svs, gates.split(sizes)):

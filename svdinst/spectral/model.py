@@ -198,16 +198,19 @@ def remove_spectral_shifts(model: nn.Module, merge: bool = True) -> nn.Module:
 
 def refresh_spectral_weights(model: nn.Module) -> None:
     """Fast path: rebuild every layer's W from the current δ now (call after ``optimizer.step()``)."""
-    layers = require_spectral_layers(model).values()
-    refresh_weights([lay for lay in layers if lay.fast and not lay.merged], force=True)
+    refresh_weights(_fast_layers(model), force=True)
 
 
 def deferred_shift_gates(model: nn.Module) -> AbstractContextManager[None]:
     """For one forward + backward of a training step: every fast layer's δ gradient is gated in
     one launch at the end instead of one per layer (:func:`~svdinst.spectral.fast.deferred_gates`;
     the gradients must be ``None`` on entry)."""
-    layers = require_spectral_layers(model).values()
-    return deferred_gates([lay for lay in layers if lay.fast and not lay.merged])
+    return deferred_gates(_fast_layers(model))
+
+
+def _fast_layers(model: nn.Module) -> list[SpectralShiftLayer]:
+    """The layers a training step rebuilds and gates: on the fast path, not merged."""
+    return [lay for lay in require_spectral_layers(model).values() if lay.fast and not lay.merged]
 
 
 def set_fast_path(
