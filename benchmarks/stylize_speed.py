@@ -13,7 +13,8 @@ ONE process on one card, at 512 px, 50 DDIM steps, strength 0.8, CFG 7.5, fp16:
    ``Stylizer(run=<svd-inst run, 2 training steps so every δ moved>)``: s/img and peak
    allocated/reserved GiB, ratios, and the per-image memory slope behind ``batch_size="auto"``.
 3. **The kit beyond stock**: the auto batch with channels-last + fused qkv, then also
-   ``torch.compile`` (its compile time reported apart).
+   ``torch.compile`` in each of ``--compile-modes`` (default: the kit's, ``"default"``; its
+   compile time reported apart).
 
     python benchmarks/stylize_speed.py --write-report   # CUDA: ~4-5 min on an H100/H200
     python benchmarks/stylize_speed.py --write-report --no-compile   # ~2 min less
@@ -227,19 +228,32 @@ def stylize_rows(args, model: str, run: Path, device: str) -> tuple[list[dict], 
     auto = st.batch_size(StylizeConfig(resolution=res))
     st.close()
     free_cuda()
-    levers = SpeedOptions(channels_last=True, fuse_qkv=True)
-    st = kit_rows("kit + channels-last + fused qkv", [auto], levers)
-    extra = {"auto_batch": auto}
-    if args.compile:  # the same model, its UNet compiled in place (as SpeedOptions.compile does)
-        st.pipe.unet.compile(mode=SpeedOptions().compile_mode)
+
+    def compiled_row(st: Stylizer, name: str, mode: str) -> float:
+        """The same model, its UNet compiled in place (as SpeedOptions.compile does) in
+        ``mode``; returns the compile time (first batch less a timed one)."""
+        import torch._inductor.config as inductor
+
+        torch._dynamo.reset()  # a fresh compile in this mode
+        mode, _, option = mode.partition(":")
+        inductor.conv_1x1_as_mm = option == "conv-1x1-as-mm"  # 1×1 convs as GEMMs (NHWC)
+        st.pipe.unet.compile(mode=mode)
         x = [photos[i % len(photos)] for i in range(auto)]
         t0 = time.perf_counter()
         st.stylize_batch(x, list(range(auto)), cfg)  # compiles
         sync()
         first = time.perf_counter() - t0
-        r = row("kit + levers + torch.compile", auto,
-                lambda: st.stylize_batch(x, list(range(auto)), cfg), loaded(), warmup=0)  # fmt: skip
-        extra["compile_s"] = first - r["s_per_image"] * auto
+        r = row(name, auto, lambda: st.stylize_batch(x, list(range(auto)), cfg), loaded(), 0)
+        return first - r["s_per_image"] * auto
+
+    extra = {"auto_batch": auto}
+    levers = SpeedOptions(channels_last=True, fuse_qkv=True)
+    st = kit_rows("kit + channels-last + fused qkv", [auto], levers)
+    for mode in args.compile_modes if args.compile else ():
+        suffix = "" if mode == "default" else f" ({mode})"
+        extra["compile_s" + suffix] = compiled_row(
+            st, "kit + levers + torch.compile" + suffix, mode
+        )
     st.close()
     free_cuda()
     return rows, extra
@@ -297,8 +311,9 @@ def report(card: str, fwd: list[dict], checks: dict, rows: list[dict], extra: di
         if len(pts) >= 2:
             slope = (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0])
             lines.append(f"Peak memory per image ({name}): {slope:.3f} GiB (model: 0.5 × 1.2).")
-    if "compile_s" in extra:
-        lines.append(f"torch.compile: {extra['compile_s']:.0f} s of compiling (first batch).")
+    for key, secs in extra.items():
+        if key.startswith("compile_s"):
+            lines.append(f"torch.compile{key[9:]}: {secs:.0f} s of compiling (first batch).")
     return "\n".join(lines)
 
 
@@ -308,6 +323,12 @@ def main() -> None:
     p.add_argument("--batches", type=int, nargs="+", help="default: 4 16 (smoke: 2)")
     p.add_argument("--repeats", type=int, help="timed batches per row (default 2)")
     p.add_argument("--no-compile", dest="compile", action="store_false")
+    p.add_argument(
+        "--compile-modes",
+        nargs="+",
+        default=["default"],
+        help="torch.compile modes, one row each (e.g. max-autotune-no-cudagraphs)",
+    )
     p.add_argument("--write-report", action="store_true")
     p.add_argument("--report", type=Path, default=REPORT)
     p.add_argument(

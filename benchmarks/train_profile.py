@@ -24,6 +24,7 @@ batch, the eager AdamW + GradScaler, reading the loss, logging).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import sys
@@ -131,9 +132,28 @@ def loop_steps(args, model: Path, mode: str):
     return run
 
 
-def graph_split(args, model: Path, mode: str, steps: int = SPLIT_TIMED + WARM + HOST_STEPS) -> dict:
+@contextlib.contextmanager
+def variant(name: str):
+    """A way of computing the step that was replaced, restored for a side-by-side split row
+    (``--split svd-inst:product-sum``): the factored backward's Σₙ (g·U)∘h as an elementwise
+    product and a sum (before 2026-12-07) instead of a GEMM's diagonal."""
+    from svdinst.spectral import factored
+
+    if name not in ("", "product-sum"):
+        raise SystemExit(f"unknown split variant {name!r} (known: product-sum)")
+    kept = factored.column_dots
+    if name == "product-sum":
+        factored.column_dots = lambda a, b, dtype: (a * b).sum(0, dtype=dtype)
+    try:
+        yield
+    finally:
+        factored.column_dots = kept
+
+
+def graph_split(args, model: Path, spec: str, steps: int = SPLIT_TIMED + WARM + HOST_STEPS) -> dict:
     """Median ms of a graph-mode step of the loop and of its replay alone (synchronised), then
-    a host-side profile of ``HOST_STEPS`` further steps run as the loop runs them (no syncs)."""
+    a host-side profile of ``HOST_STEPS`` further steps run as the loop runs them (no syncs).
+    ``spec`` is a mode, or ``mode:variant`` (:func:`variant`)."""
     import statistics
     import time
 
@@ -172,11 +192,12 @@ def graph_split(args, model: Path, mode: str, steps: int = SPLIT_TIMED + WARM + 
         prof.step()
 
     res = 64 if args.smoke else 512
-    config = loop_config(args, model, mode, steps, res, f"split-{mode}", step_mode="graph",
+    mode, _, how = spec.partition(":")
+    config = loop_config(args, model, mode, steps, res, f"split-{mode}{how and '-' + how}", step_mode="graph",
                          channels_last=args.channels_last)  # fmt: skip
     graphed.StaticStep.__call__ = timed
     try:
-        with prof:
+        with prof, variant(how):
             train(config, overwrite=True, callback=tick)
     finally:
         graphed.StaticStep.__call__ = original
@@ -299,7 +320,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.split:
         splits = {mode: graph_split(args, model, mode) for mode in args.split}
         blocks["split"] = (f"**{device_name()}**, {datetime.date.today()}. "
-                           + split_table(splits) + census_diff(splits))  # fmt: skip
+                           + split_table(splits) + census_diff(splits)
+                           + census_diff(splits, "svd-inst", "svd-inst:product-sum"))  # fmt: skip
     for block, text in blocks.items():
         if args.channels_last:
             text = "**The loop's UNet in channels-last (`TrainConfig.channels_last`).** " + text

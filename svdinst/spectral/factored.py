@@ -14,7 +14,8 @@ which needs neither W nor dW. A k×k convolution is the same chain: Vᵀ reshape
 LoRA export's down/up pair. Grouped convolutions cannot be factored this way (each output group
 sees other input channels) and keep the weight path of :mod:`svdinst.spectral.fast`.
 
-Per pass the cost is 2·N·k·(in' + out) (in' = in·kh·kw), against 2·N·out·in' for the base op
+Per pass the cost is 2·N·k·(in' + out) (in' = in·kh·kw), plus on CUDA 2·N·k² in the backward
+for ∂L/∂δ as the diagonal of one GEMM (:func:`column_dots`), against 2·N·out·in' for the base op
 plus, on the weight path, dW (2·N·out·in') and the rebuild and projection (4·out·k·in').
 :func:`prefers_factored` compares the two once per layer, from its shapes and the token count
 of its first forward; afterwards the choice is fixed (shapes only, no data-dependent branch),
@@ -69,7 +70,10 @@ def flop_costs(out: int, in_: int, k: int, tokens: int) -> tuple[int, int]:
     """(weight path, factored path) FLOPs of one forward + backward of a layer.
 
     Weight path: forward, dx and dW (3 × 2·N·out·in') plus rebuild and projection
-    (2 × 2·out·k·in'). Factored path: forward and backward, each 2·N·k·(in' + out).
+    (2 × 2·out·k·in'). Factored path: forward and backward, each 2·N·k·(in' + out). Left out:
+    the factored path's ∂L/∂δ as a GEMM's diagonal on CUDA (:func:`column_dots`, 2·N·k²), which
+    replaces small kernels rather than adding time at batch 1; counting it would move 42 of
+    SD-1.4's 282 layers to the weight path on a FLOP difference of a few per cent.
 
     Args:
         out (`int`), in_ (`int`), k (`int`): rows and columns (in·kh·kw) of W, number of shifts.
@@ -150,6 +154,43 @@ def _up(layer: ShiftLayerState, h: torch.Tensor, bias: torch.Tensor | None) -> t
     return F.conv2d(h, layer.U[:, :, None, None], bias)
 
 
+# torch.mm(..., out_dtype=torch.float32) with float16/bfloat16 inputs: CUDA, torch >= 2.8.
+_MM_OUT_DTYPE = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 8)
+
+
+def column_dots(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Σₙ aₙₖ·bₙₖ of two (N, k) matrices, accumulated in ``dtype``.
+
+    On CUDA, the diagonal of one GEMM aᵀ·b (:func:`gemm_diagonal`) instead of an elementwise
+    product and a sum over N — which there is a split reduction with a memset: three kernels, and
+    in a CUDA graph each costs the device microseconds whatever its size (the kernel census of
+    ``benchmarks/train_profile.py``). The GEMM costs 2·N·k² FLOPs, under half a factored layer's
+    own (k ≤ min(in', out)). A CPU launches nothing, so there the product and the sum stay (fewer
+    FLOPs); so they do where a GEMM cannot accumulate into ``dtype`` (torch < 2.8).
+
+    Args:
+        a (`torch.Tensor`), b (`torch.Tensor`): (N, k), any strides, the same dtype.
+        dtype (`torch.dtype`): the result's dtype (σ's: float32, or float64).
+    """
+    if a.is_cuda and (a.dtype == dtype or _MM_OUT_DTYPE):
+        return gemm_diagonal(a, b, dtype)
+    return (a * b).sum(0, dtype=dtype)
+
+
+def gemm_diagonal(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """diag(aᵀ·b) of two (N, k) matrices from one GEMM accumulating into ``dtype`` (float16 or
+    bfloat16 inputs into float32 need CUDA and torch ≥ 2.8: :func:`column_dots` checks)."""
+    if a.dtype == dtype:
+        return torch.mm(a.t(), b).diagonal()
+    return torch.mm(a.t(), b, out_dtype=dtype).diagonal()
+
+
+def rows(t: torch.Tensor, conv: bool) -> torch.Tensor:
+    """A factored activation as an (N, k) matrix: a Linear's (…, k), a conv's (B, k, H, W) with
+    its channels last — a view for NHWC maps and for NCHW ones of batch 1 (else a copy)."""
+    return t.movedim(1, -1).reshape(-1, t.shape[1]) if conv else t.reshape(-1, t.shape[-1])
+
+
 def shift_grad(layer: ShiftLayerState, diag: torch.Tensor) -> torch.Tensor:
     """∂L/∂δ = s·1[σ + s·δ > 0] ∘ diag in δ's dtype — or the bare diag while the layer's gate is
     deferred (:func:`svdinst.spectral.fast.deferred_gates` multiplies every layer's at once)."""
@@ -189,8 +230,7 @@ class _FactoredFunction(torch.autograd.Function):
         gu = F.conv2d(g, layer.U.t()[:, :, None, None]) if conv else g @ layer.U  # g·U
         ddelta = dx = None
         if ctx.needs_input_grad[1]:
-            prod = gu * h if conv else (gu * h).reshape(-1, h.shape[-1])
-            diag = prod.sum(dim=(0, 2, 3) if conv else 0, dtype=layer.S.dtype)  # Σₙ (g·U)∘(x·V)
+            diag = column_dots(rows(gu, conv), rows(h, conv), layer.S.dtype)  # Σₙ (g·U)∘(x·V)
             ddelta = shift_grad(layer, diag)
         if ctx.needs_input_grad[0]:
             gs = gu * _channels(layer.sv.to(h.dtype), conv)

@@ -140,6 +140,30 @@ def test_deferred_gates_give_the_same_gradient(factored):
         pass  # the gradients of the last backward are still there
 
 
+def test_column_dots_is_the_row_sum_of_the_product():
+    """∂L/∂δ's Σₙ (g·U)∘(x·V): CUDA's GEMM diagonal equals the product's row sum on every layout
+    the factored path hands it (Linear rows, NHWC and NCHW maps of batch 1 and 2), and a CPU keeps
+    the product and sum, accumulating float16 into float32."""
+    from svdinst.spectral.factored import column_dots, gemm_diagonal, rows
+
+    gen = torch.Generator().manual_seed(0)
+    for shape, nhwc in (((2, 3, 7), False), ((1, 5, 4, 3), True), ((1, 5, 4, 3), False),
+                        ((2, 5, 4, 3), False), ((2, 5, 4, 3), True)):  # fmt: skip
+        a, b = (torch.randn(shape, generator=gen, dtype=torch.float64) for _ in range(2))
+        if nhwc:
+            a, b = (t.to(memory_format=torch.channels_last) for t in (a, b))
+        conv = len(shape) == 4
+        expected = (a * b).sum(dim=(0, 2, 3) if conv else (0, 1))
+        for fn in (gemm_diagonal, column_dots):
+            got = fn(rows(a, conv), rows(b, conv), torch.float64)
+            torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+        if conv and (nhwc or shape[0] == 1):  # no copy of the activations
+            assert rows(a, conv).data_ptr() == a.data_ptr()
+    half = column_dots(rows(a, True).half(), rows(b, True).half(), torch.float32)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, expected.float(), rtol=2e-2, atol=2e-2)
+
+
 def test_factored_choice_follows_flop_model():
     """auto: few tokens → factored, many tokens → the weight path; decided once per layer."""
     from svdinst.spectral.factored import flop_costs
