@@ -232,11 +232,7 @@ def stylize_rows(args, model: str, run: Path, device: str) -> tuple[list[dict], 
     def compiled_row(st: Stylizer, name: str, mode: str) -> float:
         """The same model, its UNet compiled in place (as SpeedOptions.compile does) in
         ``mode``; returns the compile time (first batch less a timed one)."""
-        import torch._inductor.config as inductor
-
         torch._dynamo.reset()  # a fresh compile in this mode
-        mode, _, option = mode.partition(":")
-        inductor.conv_1x1_as_mm = option == "conv-1x1-as-mm"  # 1×1 convs as GEMMs (NHWC)
         st.pipe.unet.compile(mode=mode)
         x = [photos[i % len(photos)] for i in range(auto)]
         t0 = time.perf_counter()
