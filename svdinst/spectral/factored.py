@@ -14,8 +14,8 @@ which needs neither W nor dW. A k×k convolution is the same chain: Vᵀ reshape
 LoRA export's down/up pair. Grouped convolutions cannot be factored this way (each output group
 sees other input channels) and keep the weight path of :mod:`svdinst.spectral.fast`.
 
-Per pass the cost is 2·N·k·(in' + out) (in' = in·kh·kw), plus on CUDA 2·N·k² in the backward
-for ∂L/∂δ as the diagonal of one GEMM (:func:`column_dots`), against 2·N·out·in' for the base op
+Per pass the cost is 2·N·k·(in' + out) (in' = in·kh·kw), plus on Ampere-or-newer GPUs 2·N·k²
+in the backward for ∂L/∂δ as the diagonal of one GEMM (:func:`column_dots`), against 2·N·out·in' for the base op
 plus, on the weight path, dW (2·N·out·in') and the rebuild and projection (4·out·k·in').
 :func:`prefers_factored` compares the two once per layer, from its shapes and the token count
 of its first forward; afterwards the choice is fixed (shapes only, no data-dependent branch),
@@ -24,6 +24,7 @@ so a whole step can still be captured in one CUDA graph.
 
 from __future__ import annotations
 
+import functools
 from typing import Protocol
 
 import torch
@@ -71,7 +72,7 @@ def flop_costs(out: int, in_: int, k: int, tokens: int) -> tuple[int, int]:
 
     Weight path: forward, dx and dW (3 × 2·N·out·in') plus rebuild and projection
     (2 × 2·out·k·in'). Factored path: forward and backward, each 2·N·k·(in' + out). Left out:
-    the factored path's ∂L/∂δ as a GEMM's diagonal on CUDA (:func:`column_dots`, 2·N·k²), which
+    the factored path's ∂L/∂δ as a GEMM's diagonal on a GPU (:func:`column_dots`, 2·N·k²), which
     replaces small kernels rather than adding time at batch 1; counting it would move 42 of
     SD-1.4's 282 layers to the weight path on a FLOP difference of a few per cent.
 
@@ -158,28 +159,37 @@ def _up(layer: ShiftLayerState, h: torch.Tensor, bias: torch.Tensor | None) -> t
 _MM_OUT_DTYPE = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 8)
 
 
+@functools.cache
+def _fp32_gemm_measured(device: torch.device) -> bool:
+    """Where the GEMM diagonal was measured to pay: Ampere and newer (Hopper: H100, 2026-12-07)."""
+    return _MM_OUT_DTYPE and torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def column_dots(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Σₙ aₙₖ·bₙₖ of two (N, k) matrices, accumulated in ``dtype``.
 
-    On CUDA, the diagonal of one GEMM aᵀ·b (:func:`gemm_diagonal`) instead of an elementwise
-    product and a sum over N — which there is a split reduction with a memset: three kernels, and
-    in a CUDA graph each costs the device microseconds whatever its size (the kernel census of
+    For float16/bfloat16 factors on an Ampere-or-newer GPU, the diagonal of one GEMM aᵀ·b
+    accumulating into float32 (:func:`gemm_diagonal`) instead of an elementwise product and a
+    sum over N — which there is a split reduction with a memset: three kernels, and in a CUDA
+    graph each costs the device microseconds whatever its size (the kernel census of
     ``benchmarks/train_profile.py``). The GEMM costs 2·N·k² FLOPs, under half a factored layer's
-    own (k ≤ min(in', out)). A CPU launches nothing, so there the product and the sum stay (fewer
-    FLOPs); so they do where a GEMM cannot accumulate into ``dtype`` (torch < 2.8).
+    own (k ≤ min(in', out)). Elsewhere the product and the sum stay: a CPU has no launches to
+    save and fewer FLOPs to spend, float32 factors would run the GEMM in TF32 where it is
+    allowed, and older cards (the T4) and torch < 2.8 were not measured.
 
     Args:
         a (`torch.Tensor`), b (`torch.Tensor`): (N, k), any strides, the same dtype.
         dtype (`torch.dtype`): the result's dtype (σ's: float32, or float64).
     """
-    if a.is_cuda and (a.dtype == dtype or _MM_OUT_DTYPE):
+    low = a.dtype in (torch.float16, torch.bfloat16) and dtype == torch.float32
+    if a.is_cuda and low and _fp32_gemm_measured(a.device):
         return gemm_diagonal(a, b, dtype)
     return (a * b).sum(0, dtype=dtype)
 
 
 def gemm_diagonal(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """diag(aᵀ·b) of two (N, k) matrices from one GEMM accumulating into ``dtype`` (float16 or
-    bfloat16 inputs into float32 need CUDA and torch ≥ 2.8: :func:`column_dots` checks)."""
+    bfloat16 inputs into float32 need CUDA and torch ≥ 2.8; :func:`column_dots` decides)."""
     if a.dtype == dtype:
         return torch.mm(a.t(), b).diagonal()
     return torch.mm(a.t(), b, out_dtype=dtype).diagonal()
