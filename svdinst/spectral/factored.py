@@ -14,9 +14,10 @@ which needs neither W nor dW. A k×k convolution is the same chain: Vᵀ reshape
 LoRA export's down/up pair. Grouped convolutions cannot be factored this way (each output group
 sees other input channels) and keep the weight path of :mod:`svdinst.spectral.fast`.
 
-Per pass the cost is 2·N·k·(in' + out) (in' = in·kh·kw), plus on Ampere-or-newer GPUs 2·N·k²
-in the backward for ∂L/∂δ as the diagonal of one GEMM (:func:`column_dots`), against 2·N·out·in' for the base op
-plus, on the weight path, dW (2·N·out·in') and the rebuild and projection (4·out·k·in').
+Per pass the cost is 2·N·k·(in' + out) (in' = in·kh·kw) — plus, on Ampere-or-newer GPUs,
+2·N·k² in the backward for ∂L/∂δ as the diagonal of one GEMM (:func:`column_dots`) — against
+2·N·out·in' for the base op plus, on the weight path, dW (2·N·out·in') and the rebuild and
+projection (4·out·k·in').
 :func:`prefers_factored` compares the two once per layer, from its shapes and the token count
 of its first forward; afterwards the choice is fixed (shapes only, no data-dependent branch),
 so a whole step can still be captured in one CUDA graph.
@@ -161,7 +162,8 @@ _MM_OUT_DTYPE = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 8
 
 @functools.cache
 def _fp32_gemm_measured(device: torch.device) -> bool:
-    """Where the GEMM diagonal was measured to pay: Ampere and newer (Hopper: H100, 2026-12-07)."""
+    """Cards of compute capability ≥ 8.0: the GEMM diagonal was measured to pay on Hopper (H100,
+    2026-12-07); Ampere runs the same float16 → float32 cuBLAS GEMMs."""
     return _MM_OUT_DTYPE and torch.cuda.get_device_capability(device) >= (8, 0)
 
 
