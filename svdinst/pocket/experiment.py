@@ -21,7 +21,8 @@ and measure
 Three test photos give a very noisy FID, so the test set is ``crops_per_photo`` square crops of
 each test photo (the full centre square first, then random crops) and the FID reference is crops
 of the style images; N is stated with every number. Everything lives under ``WORKDIR/outputs/
-pocket/`` (``crops/``, ``style-ref/``, and ``outputs/`` with one
+pocket/`` (``crops/``, ``style-ref/``, ``reference-crops/`` for the reference rows, and
+``outputs/`` with one
 :class:`~svdinst.formats.outputs.OutputsFolder` per method and training seed).
 """
 
@@ -44,6 +45,7 @@ from svdinst.errors import DataError
 from svdinst.evaluation.content import content_preservation
 from svdinst.evaluation.metrics import write_metrics
 from svdinst.evaluation.oracle import native_crop
+from svdinst.evaluation.references import reference_rows
 from svdinst.evaluation.report import LABELS, evaluate_methods, method_folders
 from svdinst.figures import add_caption, image_grid
 from svdinst.formats.outputs import OutputsFolder
@@ -107,22 +109,33 @@ def write_images(images: Mapping[str, Image.Image], folder: str | Path) -> Path:
     return out
 
 
-def prepare_sets(data_dir: str | Path, root: str | Path, config: PocketExperimentConfig) -> dict:
-    """Write the test crops and the FID reference (style crops) under ``root``.
+def prepare_sets(
+    data_dir: str | Path,
+    root: str | Path,
+    config: PocketExperimentConfig,
+    outputs_per_crop: int = 1,
+) -> dict:
+    """Write the test crops, the FID reference (style crops) and the reference rows' crops.
 
     Args:
         data_dir (`str` or `Path`): ``WORKDIR/data`` (``test/`` and ``style/``).
         root (`str` or `Path`): the experiment folder (``WORKDIR/outputs/pocket``).
         config (`PocketExperimentConfig`): crop counts and seed.
+        outputs_per_crop (`int`, defaults to 1): stylize seeds per crop. The reference rows
+            (photos, oracle) score as many *distinct* crops as a method has outputs — the same
+            crops first, then more from the same generator — because FID's bias depends on N.
 
     Returns:
-        `dict`: ``crops`` (folder), ``style_ref`` (folder), ``groups`` (crop → photo stem).
+        `dict`: ``crops`` (folder), ``style_ref`` (folder), ``groups`` (crop → photo stem),
+        ``ref_crops`` (folder).
     """
     photos = {p.stem: load_image(p) for p in list_images(Path(data_dir) / "test")}
     styles = {p.stem: load_image(p) for p in list_images(Path(data_dir) / "style")}
     crops, groups = photo_crops(
         photos, config.crops_per_photo, min_crop=config.min_crop, seed=config.crop_seed
     )
+    more, _ = photo_crops(photos, config.crops_per_photo * outputs_per_crop,
+                          min_crop=config.min_crop, seed=config.crop_seed)  # fmt: skip
     # The reference keeps each whole style image and adds crops (more samples for FID's Σ).
     ref, _ = photo_crops(
         styles, 1 + config.style_crops_per_image, min_crop=config.min_crop, seed=config.crop_seed
@@ -131,6 +144,7 @@ def prepare_sets(data_dir: str | Path, root: str | Path, config: PocketExperimen
         "crops": write_images(crops, Path(root) / "crops"),
         "style_ref": write_images(ref, Path(root) / "style-ref"),
         "groups": groups,
+        "ref_crops": write_images(more, Path(root) / "reference-crops"),
     }
 
 
@@ -194,12 +208,14 @@ def run_pocket_experiment(
         evaluate_kwargs: passed to :func:`svdinst.evaluation.metrics.evaluate` (e.g. ``lpips_backbone``).
 
     Returns:
-        `dict`: ``results`` (method → metrics per seed), ``root``, ``sets``, ``runs``,
-        ``settings`` (the stylization settings).
+        `dict`: ``results`` (method → metrics per seed), ``references`` (the reference rows of
+        :func:`~svdinst.evaluation.references.reference_rows` at the methods' N: the photos
+        themselves, the oracle outputs, a held-out half of the style set), ``root``, ``sets``,
+        ``runs``, ``settings`` (the stylization settings).
     """
     cfg = config or PocketExperimentConfig()
     root = ctx.outputs_dir / "pocket"
-    sets = prepare_sets(ctx.data_dir, root, cfg)
+    sets = prepare_sets(ctx.data_dir, root, cfg, ctx.stylize_config().seeds)
     seeds = cfg.seeds if cfg.seeds is not None else "auto"
     runs = train_and_stylize(
         ctx, cfg.modes, seeds, content=sets["crops"], out_root=root / "outputs",
@@ -211,7 +227,14 @@ def run_pocket_experiment(
         **evaluate_kwargs,
     )  # fmt: skip
     settings = OutputsFolder(root / "outputs" / BASE).read_settings()
-    return {"results": results, "root": root, "sets": sets, "runs": runs, "settings": settings}
+    references = reference_rows(sets["style_ref"], sets["ref_crops"], settings["resolution"],
+                                device=evaluate_kwargs["device"])  # fmt: skip
+    for key, rows in references.items():
+        write_metrics(
+            rows[0], ctx.reports_dir / "metrics" / "pocket" / f"{key.replace(':', '-')}.json"
+        )
+    return {"results": results, "references": references, "root": root, "sets": sets,
+            "runs": runs, "settings": settings}  # fmt: skip
 
 
 def pocket_figure(root: str | Path, methods: Sequence[str] | None = None) -> Any:

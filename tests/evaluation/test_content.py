@@ -232,6 +232,11 @@ def test_pocket_experiment_end_to_end_on_the_tiny_model(tiny_model_dir, default_
     assert {r["n_reference"] for runs in results.values() for r in runs} == {8}  # 4 × (1 + 1)
     assert (ctx.runs_dir / "inst-seed1" / "image_to_token.safetensors").is_file()
     assert (ctx.reports_dir / "metrics" / "pocket" / "inst-seed1.json").is_file()
+    refs = experiment["references"]  # distinct crops, as many as a method's outputs
+    assert [refs[k][0]["N"] for k in ("ref:photos", "ref:oracle")] == [6, 6]
+    assert "psnr" in refs["ref:photos"][0]["oracle"]
+    assert (ctx.reports_dir / "metrics" / "pocket" / "ref-oracle.json").is_file()
+    assert len(list((experiment["root"] / "reference-crops").glob("*.png"))) == 6
     first = results["inst"][0]
     assert 0 <= first["content_preservation"]["identified"] <= 1 and "psnr" in first["oracle"]
     figure = save_figure(pocket_figure(experiment["root"]), "pocket", ctx.figures_dir, close=True)
@@ -240,6 +245,8 @@ def test_pocket_experiment_end_to_end_on_the_tiny_model(tiny_model_dir, default_
     text = write_report(report, results, profile=profile, sections=[section]).read_text()
     assert "## Pocket model" in text and "](figures/pocket.png)" in text
     assert "| InST | 2 | 6 |" in text and "3 held-out photos × 2 square crops" in text
+    assert "| *reference: oracle outputs mural_proxy(photo)* | — | 6 |" in text
+    assert "Reference rows (in italics)" in text
 
 
 @pytest.fixture(scope="module")

@@ -109,6 +109,16 @@ def test_targets_state_met_and_missed_with_their_numbers():
     noisy = targets({"base": base, "svd-inst": _runs([100, 500, 150, 400, 250], [0.2] * 5)})
     assert "**missed**." in noisy[0] and "not above the base" in noisy[1]
     assert targets({"svd-inst": base}) == []
+    # The oracle at the same N calibrates the target: 25 % of 400 is half the way to FID 200.
+    for run in base:
+        run["N"] = 24
+    runs = _runs([280, 290, 285, 282, 288], [0.36] * 5)
+    oracle = {"ref:oracle": [{"N": 24, "fid": 200.0}]}
+    calibrated = targets({"base": base, "svd-inst": runs}, oracle)
+    assert "score FID 200.0 at the same N, 200.0 below the base model" in calibrated[1]
+    assert "asks for 50% of the way" in calibrated[1] and "SVD-InST covers 57%." in calibrated[1]
+    oracle["ref:oracle"][0]["N"] = 12  # another N: FID's bias differs, no calibration line
+    assert len(targets({"base": base, "svd-inst": runs}, oracle)) == 2
 
 
 def test_report_section_reads_the_vae_check_and_the_selection(tmp_path):
