@@ -309,7 +309,8 @@ def report(card: str, fwd: list[dict], checks: dict, rows: list[dict], extra: di
             lines.append(f"Peak memory per image ({name}): {slope:.3f} GiB (model: 0.5 × 1.2).")
     for key, secs in extra.items():
         if key.startswith("compile_s"):
-            lines.append(f"torch.compile{key[9:]}: {secs:.0f} s of compiling (first batch).")
+            mode = key.removeprefix("compile_s")  # "" or " (<mode>)"
+            lines.append(f"torch.compile{mode}: {secs:.0f} s of compiling (first batch).")
     return "\n".join(lines)
 
 

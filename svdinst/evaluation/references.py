@@ -42,6 +42,12 @@ GAN_BASELINES = ("cyclegan", "stargan", "balagan")  # trained from scratch, no b
 PRETRAINED_BASELINES = {"magenta": "pretrained Magenta network (not trained here)"}
 
 
+def row_metrics_path(metrics_dir: str | os.PathLike, key: str) -> Path:
+    """Where a reference or equal-N row's metrics JSON goes: ``<metrics_dir>/<key>.json`` with
+    the reference keys' colon as a hyphen (``ref:oracle`` → ``ref-oracle.json``)."""
+    return Path(metrics_dir) / f"{key.replace(':', '-')}.json"
+
+
 def is_reference(method: str) -> bool:
     """Whether a results key is a reference row (not a method)."""
     return method in REFERENCE_LABELS

@@ -34,6 +34,7 @@ from svdinst.evaluation.references import (
     base_method,
     is_reference,
     reference_rows,
+    row_metrics_path,
     seed0_results,
     training_budget,
 )
@@ -180,7 +181,7 @@ def evaluate_methods(
     if metrics_dir is not None and (equal_n or references):
         for key, rows in results.items():
             if key != base_method(key) or is_reference(key):
-                write_metrics(rows[0], Path(metrics_dir) / f"{key.replace(':', '-')}.json")
+                write_metrics(rows[0], row_metrics_path(metrics_dir, key))
     return results
 
 

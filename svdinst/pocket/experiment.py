@@ -45,7 +45,7 @@ from svdinst.errors import DataError
 from svdinst.evaluation.content import content_preservation
 from svdinst.evaluation.metrics import write_metrics
 from svdinst.evaluation.oracle import native_crop
-from svdinst.evaluation.references import reference_rows
+from svdinst.evaluation.references import reference_rows, row_metrics_path
 from svdinst.evaluation.report import LABELS, evaluate_methods, method_folders
 from svdinst.figures import add_caption, image_grid
 from svdinst.formats.outputs import OutputsFolder
@@ -222,17 +222,15 @@ def run_pocket_experiment(
         config=ctx.stylize_config(), base_prompt=cfg.base_prompt, make_missing=make_missing,
     )  # fmt: skip
     evaluate_kwargs.setdefault("device", ctx.device)
+    metrics_dir = ctx.reports_dir / "metrics" / "pocket"
     results = evaluate_experiment(
-        root, sets, runs_dir=ctx.runs_dir, metrics_dir=ctx.reports_dir / "metrics" / "pocket",
-        **evaluate_kwargs,
-    )  # fmt: skip
+        root, sets, runs_dir=ctx.runs_dir, metrics_dir=metrics_dir, **evaluate_kwargs
+    )
     settings = OutputsFolder(root / "outputs" / BASE).read_settings()
     references = reference_rows(sets["style_ref"], sets["ref_crops"], settings["resolution"],
                                 device=evaluate_kwargs["device"])  # fmt: skip
     for key, rows in references.items():
-        write_metrics(
-            rows[0], ctx.reports_dir / "metrics" / "pocket" / f"{key.replace(':', '-')}.json"
-        )
+        write_metrics(rows[0], row_metrics_path(metrics_dir, key))
     return {"results": results, "references": references, "root": root, "sets": sets,
             "runs": runs, "settings": settings}  # fmt: skip
 
