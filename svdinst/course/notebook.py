@@ -89,6 +89,19 @@ def quiet_outputs() -> None:
     warnings.showwarning = _show_once
 
 
+def cpu_threads(resolution: int, cpus: int | None = None) -> int:
+    """Torch threads for a notebook on a CPU with a toy-sized model at ``resolution`` px.
+
+    The tiny model (≤ 64 px) runs fastest on one thread: extra threads cost more in
+    synchronisation than they give (under load, 2 were measured >10× slower than 1). The pocket
+    model (128 px) gains from two on the 2-core box (stylizing 1.7×, training 1.5×, 2026-12-07),
+    and exactly two everywhere keeps its numbers the same on bigger machines (a float sum's
+    order, hence the last bits, depends on the thread count).
+    """
+    cpus = os.cpu_count() if cpus is None else cpus
+    return 1 if resolution <= 64 else max(1, min(2, cpus or 1))
+
+
 def setup(profile: str = "auto", workdir: str | os.PathLike = ".") -> CourseContext:
     """Resolve the profile, create ``WORKDIR``'s folders and print what was chosen.
 
@@ -108,9 +121,7 @@ def setup(profile: str = "auto", workdir: str | os.PathLike = ".") -> CourseCont
     for folder in (ctx.data_dir, ctx.runs_dir, ctx.outputs_dir, ctx.figures_dir):
         folder.mkdir(parents=True, exist_ok=True)
     if device == "cpu" and ctx.profile.resolution <= 128:
-        # Toy-sized tensors: extra CPU threads cost more in synchronisation than they give (and
-        # under load, 2 threads were measured >10× slower than 1 for the tiny UNet).
-        torch.set_num_threads(1)
+        torch.set_num_threads(cpu_threads(ctx.profile.resolution))
     label = f"; {ctx.profile.note}" if ctx.profile.note else ""
     print(
         f"svdinst {svdinst.__version__} (from {Path(svdinst.__file__).parent}), "

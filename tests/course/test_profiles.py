@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -98,3 +99,17 @@ def test_profile_overrides_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv(profiles.OVERRIDES_ENV, '{"train_stepz": 7}')
     with pytest.raises(ValueError, match="train_stepz"):
         profiles.get_profile("course", verbose=False)
+
+
+def test_cpu_threads_one_for_tiny_two_for_pocket_whatever_the_core_count() -> None:
+    from svdinst.course.notebook import cpu_threads
+
+    tiny, pocket = profiles.PROFILES["tiny"].resolution, profiles.PROFILES["pocket"].resolution
+    assert [cpu_threads(tiny, cpus=c) for c in (1, 2, 16)] == [1, 1, 1]
+    # two on every box with two cores or more: the pocket numbers do not change with the box
+    assert [cpu_threads(pocket, cpus=c) for c in (1, 2, 16, None)] == [
+        1,
+        2,
+        2,
+        min(2, os.cpu_count() or 1),
+    ]
