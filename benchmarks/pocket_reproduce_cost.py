@@ -1,7 +1,7 @@
 """What the pocket experiment costs `make reproduce` on this CPU, v1 against v2, side by side.
 
 Random weights cost what trained ones cost, so a v2-*sized* folder (the smoke output of
-``benchmarks/pocket_v2_pretrain.sh --smoke``) times pocket-v2 before its GPU weights exist. For
+``benchmarks/pocket_pretrain.sh --smoke``) times pocket-v2 before its GPU weights exist. For
 each model: one short training run per mode at the profile's resolution and batch (seconds per
 step from its loss log, and the fixed cost of starting a run), one stylization of the
 experiment's test set (3 photos × crops × stylize seeds) and one evaluation (FID/KID with the

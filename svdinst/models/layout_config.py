@@ -124,11 +124,24 @@ class SDLayoutConfig:
             label="pocket-v2 size (trained on offline photos and procedural styles)",
         )
 
+    @classmethod
+    def pocket_v3(cls) -> SDLayoutConfig:
+        """The *pocket-v3* sizes: pocket-v2's exactly (v3 continues v2's UNet on its frozen VAE)."""
+        return replace(
+            cls.pocket_v2(),
+            version="pocket-v3",
+            label="pocket-v3 size (pocket-v2's UNet trained further on photos and styles)",
+        )
+
 
 # The committed pocket model that the `pocket` name and profile use. Switching to another
 # version is this one line (its weights must be in svdinst/weights/<version>/).
-POCKET_VERSION = "pocket-v2"
-POCKET_LAYOUTS = {"pocket-v1": SDLayoutConfig.pocket, "pocket-v2": SDLayoutConfig.pocket_v2}
+POCKET_VERSION = "pocket-v3"
+POCKET_LAYOUTS = {
+    "pocket-v1": SDLayoutConfig.pocket,
+    "pocket-v2": SDLayoutConfig.pocket_v2,
+    "pocket-v3": SDLayoutConfig.pocket_v3,
+}
 
 TINY_VERSION = SDLayoutConfig.tiny().version  # cache folder of the tiny model
 SD14_RANDOM_VERSION = SDLayoutConfig.sd14().version  # cache folder of the sd14-random model

@@ -97,9 +97,9 @@ def sd14_random_path() -> Path:
     return built_in_model_path(SD14_RANDOM)
 
 
-def pocket_model_path() -> Path:
-    """Package-data folder of the committed pocket weights (``svdinst/weights/<POCKET_VERSION>``)."""
-    return Path(__file__).resolve().parents[1] / "weights" / POCKET_VERSION
+def pocket_model_path(version: str = POCKET_VERSION) -> Path:
+    """Package-data folder of committed pocket weights (``svdinst/weights/<version>``)."""
+    return Path(__file__).resolve().parents[1] / "weights" / version
 
 
 def resolve_model(model: str | os.PathLike) -> str:

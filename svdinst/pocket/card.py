@@ -44,6 +44,30 @@ def _versions() -> str:
     )
 
 
+def _vae_line(config: PocketConfig, stats: dict) -> str:
+    if config.init_from:
+        return (f"- VAE: {config.init_from}'s, frozen, with its scaling factor (no VAE steps "
+                "here; its card has the recipe).")  # fmt: skip
+    return (
+        f"- VAE: {config.vae_steps:,} steps, batch {config.batch_size}, AdamW lr "
+        f"{config.vae_lr:g}, loss L1 +\n  {config.edge_weight:g} × L1 of image gradients + "
+        f"{config.kl_weight:g} × KL; final loss\n  {stats['loss_vae']:.4f} (mean of the last "
+        f"100 steps); {stats['seconds_vae'] / 60:.1f} min."
+    )
+
+
+def _reproduce(config: PocketConfig) -> str:
+    """The command that retrains the folder (after its ``init_from`` model, if any)."""
+    init = f" --init-from {config.init_from}" if config.init_from else ""
+    before = (f"`svdinst pocket verify` of {config.init_from} (the shipped weights, or retrained "
+              "from its card), then " if config.init_from else "")  # fmt: skip
+    return (
+        f"{before}`svdinst pocket pretrain --out DIR --preset {config.model.version} --seed "
+        f"{config.seed} --resolution\n  {config.resolution} --vae-steps {config.vae_steps} "
+        f"--unet-steps {config.unet_steps}\n  --batch-size {config.batch_size}{init}`"
+    )
+
+
 def model_card(
     config: PocketConfig, stats: dict, counts: dict[str, int], sums: dict[str, str]
 ) -> str:
@@ -114,10 +138,8 @@ image feature, from which the image→token module learns the token.
   all of it), horizontal flips, and with probability {config.appearance_prob:.0%} one appearance
   edit (of the crops not cut from a styled copy); {config.resolution} px, cut from photos of at most {config.photo_side} px by one batched
   `grid_sample` ({config.supersample}² samples per pixel) on the training device.
-- VAE: {config.vae_steps:,} steps, batch {config.batch_size}, AdamW lr {config.vae_lr:g}, loss L1 +
-  {config.edge_weight:g} × L1 of image gradients + {config.kl_weight:g} × KL; final loss
-  {stats["loss_vae"]:.4f} (mean of the last 100 steps); {vae_min:.1f} min.
-- UNet: {config.unet_steps:,} steps, batch {config.batch_size}, AdamW lr {config.unet_lr:g} (warm-up
+{_vae_line(config, stats)}
+- UNet: {"continued from " + config.init_from + "'s UNet (its saved EMA weights), " if config.init_from else ""}{config.unet_steps:,} steps, batch {config.batch_size}, AdamW lr {config.unet_lr:g} (warm-up
   {config.warmup_steps}, cosine to {config.min_lr_ratio:g}×), ε-prediction on the SD-1.4 DDPM
   schedule, EMA {config.ema_decay:g} (the saved weights); final loss {stats["loss_unet"]:.4f};
   {unet_min:.1f} min.
@@ -125,9 +147,7 @@ image feature, from which the image→token module learns the token.
 - Wall time: {stats["seconds_prep"]:.0f} s building models and loading photos, {vae_min:.1f} min
   VAE, {unet_min:.1f} min UNet ({(stats["seconds_prep"] / 60 + vae_min + unet_min):.1f} min of
   training in all, saving excluded).
-- Reproduce: `svdinst pocket pretrain --out DIR --preset {m.version} --seed {config.seed} --resolution
-  {config.resolution} --vae-steps {config.vae_steps} --unet-steps {config.unet_steps}
-  --batch-size {config.batch_size}` (bit-identical on a CPU with the same library versions and
+- Reproduce: {_reproduce(config)} (bit-identical on a CPU with the same library versions and
   thread count; GPU kernels differ in the last bits from run to run and card to card).
 
 ## Photos (training data)

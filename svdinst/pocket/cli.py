@@ -23,6 +23,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         "vae_steps": args.vae_steps,
         "unet_steps": args.unet_steps,
         "batch_size": args.batch_size,
+        "init_from": args.init_from,
     }
     config = PocketConfig.preset(args.preset, **{k: v for k, v in given.items() if v is not None})
     result = pretrain(
@@ -98,11 +99,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         description="Train the pocket model (VAE, then UNet) on crops of the offline photos and "
         "write an fp16 diffusers pipeline folder with a model card and SHA256SUMS. Defaults are "
         "the preset's GPU recipe (pocket-v2: seven procedural styles, 128 px, 1,500 VAE + 2,500 "
-        "UNet steps at batch 128, ~7 min on one H100; pocket-v1: photos only, 96 px, 3,000 + "
-        "8,000 steps at batch 32); it also runs, slowly, on a CPU.",
+        "UNet steps at batch 128, ~7 min on one H100; pocket-v3: pocket-v2's UNet trained further "
+        "on its frozen VAE; pocket-v1: photos only, 96 px, 3,000 + 8,000 steps at batch 32); it "
+        "also runs, slowly, on a CPU.",
     )
     p.add_argument("--out", type=Path, required=True, help="pipeline folder to write")
-    p.add_argument("--preset", default=PRESET, choices=("pocket-v1", "pocket-v2"),
+    p.add_argument("--preset", default=PRESET, choices=("pocket-v1", "pocket-v2", "pocket-v3"),
                    help=f"recipe whose defaults the other flags replace (default {PRESET})")  # fmt: skip
     p.add_argument("--work", type=Path, default=None,
                    help=f"checkpoints and {RunFolder.LOG} (default: OUT-work next to OUT)")  # fmt: skip
@@ -114,6 +116,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="UNet steps (default: the preset's)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=None,
                    help="crops per step (default: the preset's)")  # fmt: skip
+    p.add_argument("--init-from", default=None, metavar="FOLDER",
+                   help="continue from this pocket model (its VAE frozen; needs --vae-steps 0), "
+                   "or a shipped version's name (default: the preset's)")  # fmt: skip
     p.add_argument("--resolution", type=int, default=None,
                    help="crop side in px, a multiple of 16 (default: the preset's)")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1…")
@@ -147,7 +152,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--profile",
         default="pocket",
-        help="course profile, or pocket-v1 / pocket-v2 (default pocket)",
+        help="course profile, or pocket-v1 / pocket-v2 / pocket-v3 (default pocket)",
     )
     s.add_argument("--model", type=Path, default=None, help="model folder instead of the profile's")
     s.set_defaults(func=_select)

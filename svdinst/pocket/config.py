@@ -41,14 +41,20 @@ class PocketConfig:
     photo_side: int = 512  # photos downscaled to this longest side before cropping
     supersample: int = 2  # crop sampler: grid points per pixel and axis (anti-aliasing)
     model: SDLayoutConfig = field(default_factory=SDLayoutConfig.pocket)  # sizes of the networks
+    # An earlier pocket model folder (or a shipped version's name) to continue from: its VAE is
+    # kept frozen with its scaling factor (vae_steps must be 0), its UNet's weights start both the
+    # trained UNet and its EMA, its text and image towers are reused. "" = train from scratch.
+    init_from: str = ""
 
     @classmethod
     def preset(cls, version: str, **overrides: object) -> PocketConfig:
-        """The recipe of a pocket version (``"pocket-v1"`` or ``"pocket-v2"``), then ``overrides``.
+        """The recipe of a pocket version (``"pocket-v1"`` to ``"pocket-v3"``), then ``overrides``.
 
         pocket-v2 adds the procedural styles of :mod:`svdinst.data.styles` (half the crops),
         128 px with an f = 4 VAE trained longer (the mural proxy's cracks must survive it), and
-        fits ≤ 7 min on one H200 with the batched sampler (``benchmarks/pocket_v2_pretrain.sh``).
+        fits ≤ 7 min on one H200 with the batched sampler (``benchmarks/pocket_pretrain.sh``).
+        pocket-v3 continues pocket-v2's UNet on its frozen VAE with 4× larger batches (v2's
+        UNet read the style words too weakly to tell woodcut from blueprint at img2img).
         """
         from svdinst.data.styles import STYLES  # numpy/scipy only, still no torch
 
@@ -58,7 +64,7 @@ class PocketConfig:
                 resolution=128,  # the proxy's 1-px cracks need pixels; f = 4 keeps 32² latents
                 # v1's UNet step cost ~0.11 s on an H100 whatever the batch (Python op dispatch,
                 # not FLOPs): v2 trains on 4× larger batches for fewer steps, 1,500 + 2,500 steps
-                # ≈ 6–7 min with model building (benchmarks/pocket_v2_pretrain.sh measures it).
+                # ≈ 6–7 min with model building (benchmarks/pocket_pretrain.sh measures it).
                 vae_steps=1500,  # 192k crops (v1: 96k); decides what texture survives
                 unet_steps=2500,  # 320k crops (v1: 256k)
                 batch_size=128,
@@ -75,6 +81,21 @@ class PocketConfig:
                 model=SDLayoutConfig.pocket_v2(),
             ),
         }
+        presets["pocket-v3"] = dict(
+            presets["pocket-v2"],
+            init_from="pocket-v2",  # its VAE (frozen), UNet and towers: v3 is v2 trained further
+            vae_steps=0,
+            # v2's step was launch-bound at batch 128 (86 ms on an H100); at 512 it took 204 ms
+            # (2,512 crops/s vs 1,480), and benchmarks/pocket_step_time.py sized the run to one
+            # device call: 1,600 steps, 5.2 min on an H100 (v2 + v3 together: 13.4 min).
+            unet_steps=1600,
+            batch_size=512,
+            unet_lr=6e-4,  # below v2's peak: the weights start trained
+            warmup_steps=200,
+            ema_decay=0.999,
+            style_prob=0.6,  # the style words are what InST steers with; more styled crops
+            model=SDLayoutConfig.pocket_v3(),
+        )
         if version not in presets:
             raise ValueError(f"Unknown pocket version {version!r}; choose from {sorted(presets)}.")
         return cls(**{**presets[version], **overrides})
@@ -93,8 +114,14 @@ class PocketConfig:
                 f"resolution {self.resolution} must be a multiple of {factor * down} (VAE factor "
                 f"{factor} × UNet downsampling {down})."
             )
-        if min(self.vae_steps, self.unet_steps, self.batch_size) < 1:
-            raise ValueError("vae_steps, unet_steps and batch_size must be ≥ 1.")
+        if min(self.unet_steps, self.batch_size) < 1:
+            raise ValueError("unet_steps and batch_size must be ≥ 1.")
+        if bool(self.init_from) == (self.vae_steps > 0):
+            raise ValueError(
+                "vae_steps must be ≥ 1 when training from scratch and 0 with init_from (the "
+                f"earlier model's VAE is kept); got vae_steps={self.vae_steps}, "
+                f"init_from={self.init_from!r}."
+            )
 
     @property
     def total_steps(self) -> int:

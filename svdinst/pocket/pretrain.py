@@ -37,6 +37,7 @@ from svdinst.models.clip_vocab import make_clip_tokenizer
 from svdinst.models.layouts import SD14_SCHEDULER, sd_layout_modules
 from svdinst.pocket.card import write_model_folder
 from svdinst.pocket.config import PocketConfig
+from svdinst.pocket.init_weights import init_folder, load_init_weights
 from svdinst.pocket.sampler import PocketCropSampler
 
 
@@ -80,10 +81,15 @@ class _Trainer:
         self.device = device
         self.cuda = device.type == "cuda"
         mods = sd_layout_modules(replace(cfg.model, seed=cfg.seed))
+        self.scaling_factor: float | None = None
+        if cfg.init_from:  # before .to(device): the copies land in fp32 on the CPU first
+            self.scaling_factor = load_init_weights(mods, init_folder(cfg.init_from))
         self.unet, self.vae = mods["unet"].to(device), mods["vae"].to(device)
         self.text_encoder = mods["text_encoder"].to(device).eval().requires_grad_(False)
         self.image_encoder = mods["image_encoder"].eval().requires_grad_(False)
         self.ema = copy.deepcopy(self.unet).eval().requires_grad_(False)
+        if self.scaling_factor is not None:
+            self.vae.eval().requires_grad_(False)  # the earlier model's VAE stays as it was
         self.scheduler = DDPMScheduler(**{k: SD14_SCHEDULER[k] for k in (
             "beta_start", "beta_end", "beta_schedule", "num_train_timesteps", "clip_sample")})  # fmt: skip
         self.sampler = PocketCropSampler(
@@ -96,7 +102,6 @@ class _Trainer:
         kw = {"weight_decay": cfg.weight_decay, "betas": (0.9, 0.99), "fused": self.cuda or None}
         self.vae_opt = torch.optim.AdamW(self.vae.parameters(), lr=cfg.vae_lr, **kw)
         self.unet_opt = torch.optim.AdamW(self.unet.parameters(), lr=cfg.unet_lr, **kw)
-        self.scaling_factor: float | None = None
         self.seconds = {"prep": 0.0, "vae": 0.0, "unet": 0.0}
 
     @torch.no_grad()

@@ -134,6 +134,55 @@ def test_interrupted_run_resumed_equals_uninterrupted(micro_run, tmp_path):
     assert last.stats["scaling_factor"] == full.stats["scaling_factor"]
 
 
+def _tensors(folder: Path, rel: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(folder / rel)
+
+
+def _same_tensors(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_continuing_keeps_the_vae_and_towers_and_starts_from_the_earlier_unet(micro_run, tmp_path):
+    """init_from (pocket-v3's recipe): no VAE stage, the earlier VAE, towers and scaling factor
+    kept bit for bit, and the UNet and its EMA start from the earlier UNet's weights."""
+    config, first = micro_run
+    # lr 1e-12: one AdamW step moves no weight by a half ulp of fp16, so the saved UNet is the start
+    cont = replace(config, vae_steps=0, unet_steps=1, unet_lr=1e-12, init_from=str(first.out))
+    result = pretrain(cont, tmp_path / "next", device="cpu", progress=False)
+    fresh = pretrain(replace(cont, init_from="", vae_steps=1), tmp_path / "fresh", device="cpu",
+                     progress=False)  # fmt: skip
+    for rel in ("vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
+                "image_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors"):  # fmt: skip
+        assert _same_tensors(_tensors(first.out, rel), _tensors(result.out, rel)), rel
+    unet = "unet/diffusion_pytorch_model.safetensors"
+    assert not _same_tensors(_tensors(fresh.out, unet), _tensors(result.out, unet))
+    assert result.stats["scaling_factor"] == first.stats["scaling_factor"]
+    log = (result.work / "log.csv").read_text().splitlines()
+    assert len(log) == 2  # header + the one UNet step: no VAE step ran
+    card = (result.out / "README.md").read_text()
+    assert "--vae-steps 0 --unet-steps 1" in card.replace("\n  ", " ")
+    assert f"--init-from {first.out}" in card and "frozen, with its scaling factor" in card
+
+
+def test_continuing_refuses_a_missing_or_other_layout_folder(micro_run, tmp_path):
+    from svdinst.pocket.init_weights import init_folder
+
+    config, first = micro_run
+    assert init_folder("pocket-v2") == models.pocket_model_path("pocket-v2")
+    with pytest.raises(ModelNotFoundError, match="neither a pocket model folder"):
+        init_folder(str(tmp_path / "nowhere"))
+    other = replace(config, vae_steps=0, init_from=str(first.out),
+                    model=replace(MICRO, unet_channels=(16, 32, 32)))  # fmt: skip
+    with pytest.raises(ModelNotFoundError, match="unet does not fit this recipe's unet"):
+        pretrain(other, tmp_path / "other", device="cpu", progress=False)
+    with pytest.raises(ValueError, match="0 with init_from"):
+        replace(config, init_from=str(first.out))  # VAE steps with a kept VAE
+    with pytest.raises(ValueError, match="≥ 1 when training from scratch"):
+        replace(config, vae_steps=0)
+
+
 def test_same_seed_same_bytes_other_seed_other_weights(tmp_path):
     cfg = micro_config(vae_steps=3, unet_steps=3, batch_size=2)
     kw = dict(device="cpu", progress=False)
@@ -358,7 +407,7 @@ def test_vae_check_scores_held_out_proxies_and_writes_its_figure(micro_run, tmp_
     assert Path(m["figure"]).is_file()
 
 
-@pytest.mark.parametrize("version", ["pocket-v1", "pocket-v2"])
+@pytest.mark.parametrize("version", ["pocket-v1", "pocket-v2", "pocket-v3"])
 def test_each_pocket_version_has_matching_layout_recipe_and_profile(version):
     """The one-line switch (POCKET_VERSION) is safe: layout, recipe and profile agree per version."""
     from svdinst.course.profiles import POCKET_PROFILES
@@ -371,6 +420,9 @@ def test_each_pocket_version_has_matching_layout_recipe_and_profile(version):
     assert layout.version == version and recipe.model == layout
     assert profile.resolution == recipe.resolution == layout.unet_sample_size * factor
     assert POCKET_VERSION in POCKET_LAYOUTS and models.pocket_model_path().name == POCKET_VERSION
-    if version == "pocket-v2":
+    if version in ("pocket-v2", "pocket-v3"):
         assert len(profile.training_seeds) >= 5 and len(recipe.styles) >= 6
         assert factor == 4 and recipe.resolution >= 128
+    if recipe.init_from:  # continues an earlier version: the same networks, only named anew
+        earlier = POCKET_LAYOUTS[recipe.init_from]()
+        assert replace(earlier, version=version, label=layout.label) == layout
