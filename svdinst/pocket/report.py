@@ -28,7 +28,7 @@ ABOUT = (
     "tiny CLIP towers with the real CLIP tokenizer) that the kit pretrained itself "
     "(`svdinst pocket pretrain`; its model card ships with the weights) on crops of the offline "
     "photos and of procedural styles made from them (seven filters, captioned '… in <style>'; "
-    "pocket-v3 is pocket-v2's UNet trained 2.6× longer on 4× larger batches), never on the mural proxy, the style images or the held-out test photos. "
+    "pocket-v3 is pocket-v2's UNet trained further on 2.6× as many crops again), never on the mural proxy, the style images or the held-out test photos. "
     "It turns noise into "
     "photo-like images at {resolution} px, so whether a few CPU minutes of training learn the "
     "style can be *measured*, which random weights cannot show. It is **not** a text-to-image model (its text tower is frozen and random; "
