@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from svdinst.errors import ModelNotFoundError
+from svdinst.errors import ModelNotFoundError, SvdinstError
 from svdinst.formats.checksums import verify_checksums
 from svdinst.formats.run_folder import RunFolder
 from svdinst.pocket.config import PocketConfig
@@ -25,7 +25,12 @@ def _pretrain(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "init_from": args.init_from,
     }
-    config = PocketConfig.preset(args.preset, **{k: v for k, v in given.items() if v is not None})
+    try:
+        config = PocketConfig.preset(
+            args.preset, **{k: v for k, v in given.items() if v is not None}
+        )
+    except ValueError as err:  # flags that contradict each other or the preset: one line
+        raise SvdinstError(f"{err} (preset {args.preset})") from err
     result = pretrain(
         config,
         args.out,

@@ -183,6 +183,15 @@ def test_continuing_refuses_a_missing_or_other_layout_folder(micro_run, tmp_path
         replace(config, vae_steps=0)
 
 
+def test_cli_says_in_one_line_when_flags_contradict_the_preset(tmp_path, capsys):
+    args = ["pocket", "pretrain", "--out", str(tmp_path / "m"), "--device", "cpu"]
+    assert main([*args, "--preset", "pocket-v2", "--init-from", "pocket-v2"]) == 2
+    assert "0 with init_from" in capsys.readouterr().err
+    assert main([*args, "--resolution", "20"]) == 2
+    assert "must be a multiple of 16" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
 def test_same_seed_same_bytes_other_seed_other_weights(tmp_path):
     cfg = micro_config(vae_steps=3, unet_steps=3, batch_size=2)
     kw = dict(device="cpu", progress=False)
