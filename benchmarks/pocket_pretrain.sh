@@ -30,8 +30,9 @@ PY=${PY:-python3}
 args=(pocket pretrain --preset "$PRESET" --out "$MODEL" --work "$WORK" --no-progress
   --max-minutes "$MAX_MINUTES" --checkpoint-every 500)
 if [ "${1:-}" = "--smoke" ]; then
-  vae=4; [ "$PRESET" = pocket-v2 ] || [ "$PRESET" = pocket-v1 ] || vae=0
-  args+=(--vae-steps $vae --unet-steps 4 --batch-size 4 --device cpu)
+  # 4 VAE steps, or none where the preset keeps an earlier model's VAE (init_from)
+  vae=$("$PY" -c "from svdinst.pocket.config import PocketConfig as C; print(min(4, C.preset('$PRESET').vae_steps))")
+  args+=(--vae-steps "$vae" --unet-steps 4 --batch-size 4 --device cpu)
   rm -rf "$WORK" "$MODEL"
 elif [ -n "$UNET_MINUTES" ] && [ ! -d "$WORK/checkpoints" ]; then
   "$PY" benchmarks/pocket_step_time.py --preset "$PRESET" --minutes "$UNET_MINUTES" 2>&1 |

@@ -99,7 +99,7 @@ def cpu_threads(resolution: int, cpus: int | None = None) -> int:
     order, hence the last bits, depends on the thread count).
     """
     cpus = os.cpu_count() if cpus is None else cpus
-    return 1 if resolution <= 64 else max(1, min(2, cpus or 1))
+    return 1 if resolution <= 64 else min(2, cpus or 1)
 
 
 def setup(profile: str = "auto", workdir: str | os.PathLike = ".") -> CourseContext:

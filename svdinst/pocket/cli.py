@@ -9,6 +9,7 @@ from pathlib import Path
 from svdinst.errors import ModelNotFoundError, SvdinstError
 from svdinst.formats.checksums import verify_checksums
 from svdinst.formats.run_folder import RunFolder
+from svdinst.models.layout_config import POCKET_LAYOUTS
 from svdinst.pocket.config import PocketConfig
 
 PRESET = "pocket-v2"  # the recipe `svdinst pocket pretrain` follows unless --preset says otherwise
@@ -109,7 +110,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "also runs, slowly, on a CPU.",
     )
     p.add_argument("--out", type=Path, required=True, help="pipeline folder to write")
-    p.add_argument("--preset", default=PRESET, choices=("pocket-v1", "pocket-v2", "pocket-v3"),
+    p.add_argument("--preset", default=PRESET, choices=tuple(POCKET_LAYOUTS),
                    help=f"recipe whose defaults the other flags replace (default {PRESET})")  # fmt: skip
     p.add_argument("--work", type=Path, default=None,
                    help=f"checkpoints and {RunFolder.LOG} (default: OUT-work next to OUT)")  # fmt: skip
@@ -157,7 +158,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--profile",
         default="pocket",
-        help="course profile, or pocket-v1 / pocket-v2 / pocket-v3 (default pocket)",
+        help=f"course profile, or {' / '.join(POCKET_LAYOUTS)} (default pocket)",
     )
     s.add_argument("--model", type=Path, default=None, help="model folder instead of the profile's")
     s.set_defaults(func=_select)

@@ -215,11 +215,12 @@ def run_pocket_experiment(
     """
     cfg = config or PocketExperimentConfig()
     root = ctx.outputs_dir / "pocket"
-    sets = prepare_sets(ctx.data_dir, root, cfg, ctx.stylize_config().seeds)
+    stylize = ctx.stylize_config()
+    sets = prepare_sets(ctx.data_dir, root, cfg, stylize.seeds)
     seeds = cfg.seeds if cfg.seeds is not None else "auto"
     runs = train_and_stylize(
         ctx, cfg.modes, seeds, content=sets["crops"], out_root=root / "outputs",
-        config=ctx.stylize_config(), base_prompt=cfg.base_prompt, make_missing=make_missing,
+        config=stylize, base_prompt=cfg.base_prompt, make_missing=make_missing,
     )  # fmt: skip
     evaluate_kwargs.setdefault("device", ctx.device)
     metrics_dir = ctx.reports_dir / "metrics" / "pocket"

@@ -82,14 +82,16 @@ class _Trainer:
         self.cuda = device.type == "cuda"
         mods = sd_layout_modules(replace(cfg.model, seed=cfg.seed))
         self.scaling_factor: float | None = None
-        if cfg.init_from:  # before .to(device): the copies land in fp32 on the CPU first
-            self.scaling_factor = load_init_weights(mods, init_folder(cfg.init_from))
+        # before .to(device): the copies land in fp32 on the CPU first
+        init_scaling = (
+            load_init_weights(mods, init_folder(cfg.init_from)) if cfg.init_from else None
+        )
         self.unet, self.vae = mods["unet"].to(device), mods["vae"].to(device)
         self.text_encoder = mods["text_encoder"].to(device).eval().requires_grad_(False)
         self.image_encoder = mods["image_encoder"].eval().requires_grad_(False)
         self.ema = copy.deepcopy(self.unet).eval().requires_grad_(False)
-        if self.scaling_factor is not None:
-            self.vae.eval().requires_grad_(False)  # the earlier model's VAE stays as it was
+        if init_scaling is not None:
+            self._keep_vae(init_scaling)  # the earlier model's VAE stays as it was
         self.scheduler = DDPMScheduler(**{k: SD14_SCHEDULER[k] for k in (
             "beta_start", "beta_end", "beta_schedule", "num_train_timesteps", "clip_sample")})  # fmt: skip
         self.sampler = PocketCropSampler(
@@ -147,9 +149,14 @@ class _Trainer:
             x, _ = self.sampler.sample(self.cfg.batch_size)
             with self._autocast():
                 zs.append(_encode(self.vae, x, self.sampler.generator)[1].float())
-        self.scaling_factor = float(1.0 / torch.cat(zs).std())
-        self.vae.requires_grad_(False)
+        self._keep_vae(float(1.0 / torch.cat(zs).std()))
         return self.scaling_factor
+
+    def _keep_vae(self, scaling_factor: float) -> None:
+        """The VAE stage is over (trained here or kept from ``init_from``): fix the latents'
+        scaling factor and freeze the VAE for the UNet stage."""
+        self.scaling_factor = scaling_factor
+        self.vae.eval().requires_grad_(False)
 
     def unet_step(self, k: int) -> tuple[torch.Tensor, float]:
         """One ε-prediction step (DDPM Algorithm 1) on scaled latents; (loss on the device, lr)."""
@@ -195,9 +202,8 @@ class _Trainer:
         self.unet_opt.load_state_dict(state["unet_opt"])
         self.sampler.set_state(state["sampler"])
         set_rng_state(state["rng"])
-        self.scaling_factor = state["scaling_factor"]
-        if self.scaling_factor is not None:
-            self.vae.requires_grad_(False)
+        if state["scaling_factor"] is not None:
+            self._keep_vae(state["scaling_factor"])
         self.seconds = dict(state["seconds"])
         return state["losses"]
 
