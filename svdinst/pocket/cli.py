@@ -68,6 +68,16 @@ def _vae_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _denoise_check(args: argparse.Namespace) -> int:
+    from svdinst.pocket.denoise_check import run_denoise_check  # heavy (torch): only when run
+    from svdinst.pocket.denoise_report import denoise_check_markdown
+
+    m = run_denoise_check(args.model, args.out)
+    print(f"{args.model}: one-step denoising at {m['resolution']} px, empty prompt\n")
+    print(denoise_check_markdown(m))
+    return 0
+
+
 def _select(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -148,6 +158,13 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--resolution", type=int, default=None,
                    help="crop side (default: the VAE's sample_size)")  # fmt: skip
     c.set_defaults(func=_vae_check)
+    d = sub.add_parser(
+        "denoise-check",
+        help="does the UNet denoise held-out photos as well as its pretraining photos?",
+    )
+    d.add_argument("model", metavar="MODEL", help="a pocket model folder, or `pocket`")
+    d.add_argument("--out", type=Path, required=True, help="folder for the JSON")
+    d.set_defaults(func=_denoise_check)
     s = sub.add_parser(
         "select",
         help="choose lr_shifts and strength on a held-out TRAINING style image (never a test photo)",

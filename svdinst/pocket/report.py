@@ -21,6 +21,11 @@ from svdinst.evaluation.content import pick_strength
 from svdinst.evaluation.references import REFERENCE_LABELS
 from svdinst.evaluation.report import LABELS, _cell, _int_cell
 from svdinst.evaluation.verdict import beyond_noise, pooled_std
+from svdinst.pocket.denoise_report import (
+    DENOISE_CHECK_NAME,
+    denoise_check_markdown,
+    denoise_check_reading,
+)
 from svdinst.training.runs import read_loss_log
 
 ABOUT = (
@@ -264,6 +269,20 @@ def _vae_and_selection(here: Path) -> list[str]:
                 "",
                 f"![held-out proxy | VAE reconstruction | 3× zooms](figures/{figure.name})",
             ]
+    denoise = here / "pocket" / f"{DENOISE_CHECK_NAME}.json"
+    if denoise.is_file():
+        m = json.loads(denoise.read_text())
+        lines += [
+            "",
+            "### Does the UNet denoise photos it never saw?",
+            "",
+            f"Square crops at {m['resolution']} px, encoded, noised to timestep t with fixed "
+            "noise and denoised in one step under the empty prompt (x̂₀ decoded by the VAE), "
+            "against the crop (`svdinst pocket denoise-check`):",
+            "",
+            denoise_check_markdown(m),
+            denoise_check_reading(m),
+        ]
     selection = here / "pocket" / SELECTION_NAME
     if selection.is_file():
         body = selection.read_text().split("\n", 1)[-1].strip()  # without its title
