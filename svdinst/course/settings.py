@@ -78,11 +78,11 @@ def profile_run_config(
 
 
 def profile_stylize_config(profile: Profile, **overrides: Any) -> StylizeConfig:
-    """The profile's stylization settings (strength, seeds, DDIM steps, guidance) + ``overrides``.
+    """The profile's stylization settings (strength, seeds, steps, guidance, init) + ``overrides``.
 
     Args:
-        profile (`Profile`): gives ``strength``, ``stylize_seeds``, ``inference_steps`` and
-            ``guidance`` (None → 7.5 img2img / 10 inst; pocket: 3).
+        profile (`Profile`): gives ``strength``, ``stylize_seeds``, ``inference_steps``,
+            ``guidance`` (None → 7.5 img2img / 10 inst; pocket: 3) and ``init``.
         overrides: any :class:`~svdinst.stylize.stylizer.StylizeConfig` field, e.g. ``init="inst"``.
     """
     settings: dict[str, Any] = {
@@ -90,6 +90,7 @@ def profile_stylize_config(profile: Profile, **overrides: Any) -> StylizeConfig:
         "seeds": profile.stylize_seeds,
         "steps": profile.inference_steps,
         "guidance": profile.guidance,
+        "init": profile.init,
     }
     return StylizeConfig(**{**settings, **overrides})
 

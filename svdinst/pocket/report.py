@@ -162,6 +162,7 @@ def verdict(results: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
     return lines
 
 
+INIT_WORDS = {"img2img": "img2img", "inst": "InST's stochastic inversion"}  # StylizeConfig.init
 VAE_CHECK_NAME = "pocket_vae_texture"  # reports/pocket/<name>.json, reports/figures/<name>.png
 SELECTION_NAME = "selection.md"  # reports/pocket/<name>: `svdinst pocket select`'s table
 FID_DROP_TARGET = 0.25  # issue 17: SVD-InST lowers FID-to-proxy by ≥ 25 % from the base model
@@ -326,7 +327,8 @@ def pocket_section(
         "",
         ABOUT.format(resolution=profile.resolution),
         "",
-        f"Model `{profile.model}`, {st['resolution']} px; img2img strength {st['strength']}, "
+        f"Model `{profile.model}`, {st['resolution']} px; {INIT_WORDS[st.get('init', 'img2img')]} "
+        f"strength {st['strength']}, "
         f"{st['steps']} DDIM steps, guidance {st['guidance_scale']}, {st['seeds']} seed(s) per "
         f"image. Test set: {len(set(experiment['sets']['groups'].values()))} held-out photos × "
         f"{len(experiment['sets']['groups']) // max(1, len(set(experiment['sets']['groups'].values())))}"
@@ -358,18 +360,20 @@ def pocket_section(
         ]
     lines += _vae_and_selection(here)
     if sweep is not None and Path(sweep).is_file():
+        ceiling = pick_strength(json.loads(Path(sweep).read_text()))
         lines += [
             "",
             "### Content preservation against strength",
             "",
             "Notebook 05 stylizes the three test photos (2 seeds) with the SVD-InST run at each "
-            "strength and asks whether each output is closest to its own photo among all seven "
+            f"strength (started as the profile starts: {INIT_WORDS[profile.init]}) and asks whether each output is closest to its own photo among all seven "
             "offline photos (SSIM, grayscale). `pick_strength` takes the highest strength at which "
             "every output is, with a mean margin ≥ 0.05 over the best other photo: here "
-            f"{pick_strength(json.loads(Path(sweep).read_text()))}. The profile's strength, "
-            f"{profile.strength}, stays below that ceiling and was picked by `svdinst pocket "
-            "select` on a held-out training style image (above); the table's *closest to own "
-            "photo* column checks it held for every row.",
+            f"{ceiling}. The profile's strength, {profile.strength}, "
+            f"{'is ABOVE' if ceiling is None or profile.strength > ceiling else 'is at or below'}"
+            " that ceiling and "
+            "was picked by `svdinst pocket select` on a held-out training style image (above); "
+            "the table's *closest to own photo* column checks whether it held for every row.",
             "",
             sweep_markdown(sweep),
         ]

@@ -1,6 +1,6 @@
 """Choose the pocket experiment's training settings on the *training* style images only.
 
-The pocket profile's ``lr_token``, ``lr_shifts`` and ``strength`` must not be tuned on the
+The pocket profile's ``lr_token``, ``lr_shifts``, ``init`` and ``strength`` must not be tuned on the
 held-out test photos, or the report's comparison would be fitted to its own test set. This module
 holds out one *style* image instead: the default data set's style image ``mural_proxy_<stem>`` is
 the proxy filter of the *content* photo ``<stem>`` (:mod:`svdinst.data.default`), so it is a
@@ -8,9 +8,10 @@ paired target for that training photo, exactly as the oracle is for a test photo
 
 1. trains the mode (``svd-inst``, training seed 0) on the *other* style images, once per
    candidate (``lr_token``, ``lr_shifts``);
-2. stylizes square crops of the validation content photo at each candidate strength, with each
-   run and with the base model (the empty prompt, as in the experiment);
-3. scores each (lr_token, lr_shifts, strength) as the experiment's first target does: the FID of
+2. stylizes square crops of the validation content photo at each candidate start (img2img or
+   InST's stochastic inversion) and strength, with each run and with the base model (the empty
+   prompt, as in the experiment);
+3. scores each (lr_token, lr_shifts, init, strength) as the experiment's first target does: the FID of
    its outputs to crops of the training style images, relative to the base model's at the same
    strength (``fid_gain``), and picks the largest. The SSIM to the aligned crops of the held-out
    proxy (:func:`svdinst.evaluation.oracle.oracle_distance`), the second target, is reported
@@ -56,6 +57,9 @@ class SelectionConfig:
     lr_tokens: tuple[float | None, ...] = (None, 3e-3)  # None: InST's 1e-4; the toy needs more
     lr_shifts: tuple[float, ...] = (2e-2, 5e-2)  # around v1's 2e-2; 0.1 over-trained in 60 steps
     strengths: tuple[float, ...] = (0.4, 0.5, 0.6)  # ≤ the content-preservation ceiling (0.75)
+    # How stylizing starts from the photo: SDEdit's fresh noise, or InST's stochastic inversion
+    # (the UNet's own noise estimate of the photo: keeps more of its structure).
+    inits: tuple[str, ...] = ("img2img", "inst")
     mode: str = "svd-inst"  # the method the targets are about; the others share the lrs
     validation: str | None = None  # content stem whose proxy is held out; None → the last one
     crops: int = 8  # validation crops (centre + random) × the profile's seeds = N per row
@@ -95,7 +99,7 @@ def select_settings(
         root (`Path`, *optional*): work folder; defaults to ``WORKDIR/outputs/pocket-select``.
 
     Returns:
-        `dict`: ``rows`` (lr_token, lr_shifts, strength, fid, base_fid, fid_gain, ssim,
+        `dict`: ``rows`` (lr_token, lr_shifts, init, strength, fid, base_fid, fid_gain, ssim,
         base_ssim, gain, psnr, n), ``best`` (the row of largest ``fid_gain``), ``validation``
         (stem), ``train_styles``, ``steps``, ``batch``, ``mode``, ``model``, ``n_reference``.
     """
@@ -127,11 +131,12 @@ def select_settings(
     scores: dict[tuple[Any, float], dict] = {}
     for key, run in runs.items():
         with ctx.stylizer(run) as stylizer:
-            for strength in cfg.strengths:
-                settings = ctx.stylize_config(strength=strength)
+            for init, strength in ((i, s) for i in cfg.inits for s in cfg.strengths):
+                settings = ctx.stylize_config(strength=strength, init=init)
                 if run is None:
                     settings = replace(settings, prompt="")  # the experiment's base model
-                out = root / "outputs" / f"{'base' if run is None else run.name}-s{strength:g}"
+                name = f"{'base' if run is None else run.name}-{init}-s{strength:g}"
+                out = root / "outputs" / name
                 stylize_folder(stylizer, content, out, settings)
                 outputs = {
                     stem: [load_image(p) for p in files]
@@ -139,14 +144,15 @@ def select_settings(
                 }
                 flat = [image for images in outputs.values() for image in images]
                 fid = fid_kid(flat, reference, device=ctx.device)["fid"]
-                scores[key, strength] = {**oracle_distance(outputs, targets), "fid": fid}
+                scores[key, init, strength] = {**oracle_distance(outputs, targets), "fid": fid}
     rows = []
     for token_lr, lr in (k for k in runs if k != "base"):
-        for s in cfg.strengths:
-            ours, base = scores[(token_lr, lr), s], scores["base", s]
+        for init, s in ((i, s) for i in cfg.inits for s in cfg.strengths):
+            ours, base = scores[(token_lr, lr), init, s], scores["base", init, s]
             rows.append({
                 "lr_token": token_lr,
                 "lr_shifts": lr,
+                "init": init,
                 "strength": s,
                 "fid": ours["fid"],
                 "base_fid": base["fid"],
@@ -176,7 +182,8 @@ def selection_markdown(result: dict[str, Any]) -> str:
     """The selection table and the choice (Markdown)."""
     best = result["best"]
     rows = "\n".join(
-        f"| {r['lr_token']:g} | {r['lr_shifts']:g} | {r['strength']:g} | {r['fid']:.1f} | "
+        f"| {r['lr_token']:g} | {r['lr_shifts']:g} | {r['init']} | {r['strength']:g} | "
+        f"{r['fid']:.1f} | "
         f"{r['base_fid']:.1f} | {100 * r['fid_gain']:+.1f}% | {r['ssim']:.3f} | "
         f"{r['base_ssim']:.3f} | {r['gain']:+.3f} |"
         for r in result["rows"]
@@ -189,12 +196,12 @@ def selection_markdown(result: dict[str, Any]) -> str:
         f"images (as the experiment's reference), and SSIM to the same crops of the photo's own "
         f"proxy (`{PROXY_PREFIX}{result['validation']}`, held out of this training); no test "
         f"photo is used. Model `{result['model']}`. The base model (empty prompt) is scored at "
-        "each strength; gains are over it at equal N.\n\n"
-        "| lr_token | lr_shifts | strength | FID ↓ | base FID | FID gain ↑ | SSIM to proxy ↑ | "
-        "base SSIM | SSIM gain ↑ |\n"
-        "|---|---|---|---|---|---|---|---|---|\n"
+        "each start (init) and strength; gains are over it at equal N.\n\n"
+        "| lr_token | lr_shifts | init | strength | FID ↓ | base FID | FID gain ↑ | "
+        "SSIM to proxy ↑ | base SSIM | SSIM gain ↑ |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
         f"{rows}\n\n"
-        f"Chosen: lr_token {best['lr_token']:g}, lr_shifts {best['lr_shifts']:g}, strength "
-        f"{best['strength']:g} (largest FID gain over the base model, "
+        f"Chosen: lr_token {best['lr_token']:g}, lr_shifts {best['lr_shifts']:g}, init "
+        f"{best['init']}, strength {best['strength']:g} (largest FID gain over the base model, "
         f"{100 * best['fid_gain']:+.1f}%; its SSIM gain {best['gain']:+.3f}).\n"
     )

@@ -53,24 +53,32 @@ def test_select_scores_every_candidate_against_the_base_model(default_data, tmp_
     ctx = CourseContext(profile, tmp_path, "cpu")
     shutil.copytree(default_data, ctx.data_dir)
     cfg = SelectionConfig(lr_tokens=(None, 1e-2), lr_shifts=(1e-2, 1e-1), strengths=(0.3, 0.6),
-                          crops=2, reference_crops=2)  # fmt: skip
+                          crops=2, reference_crops=2, inits=("img2img", "inst"))  # fmt: skip
     result = select_settings(ctx, cfg)
     rows = result["rows"]
-    assert {(r["lr_token"], r["lr_shifts"], r["strength"]) for r in rows} == {
-        (t, a, b) for t in (INST_LR, 1e-2) for a in cfg.lr_shifts for b in cfg.strengths
+    assert {(r["lr_token"], r["lr_shifts"], r["init"], r["strength"]) for r in rows} == {
+        (t, a, i, b)
+        for t in (INST_LR, 1e-2)
+        for a in cfg.lr_shifts
+        for i in cfg.inits
+        for b in cfg.strengths
     }
     assert result["best"] == max(rows, key=lambda r: r["fid_gain"])
     assert result["n_reference"] == 3 * (1 + 2)  # three training styles, whole + 2 crops each
     for r in rows:
         assert r["gain"] == pytest.approx(r["ssim"] - r["base_ssim"]) and r["n"] == 2
         assert r["fid_gain"] == pytest.approx((r["base_fid"] - r["fid"]) / r["base_fid"])
-    # the base model's scores depend on the strength only, not on the candidate
-    by_strength = {}
+    # the base model's scores depend on the start and strength only, not on the candidate
+    by_setting = {}
     for r in rows:
-        by_strength.setdefault(r["strength"], set()).add((r["base_ssim"], r["base_fid"]))
-    assert all(len(v) == 1 for v in by_strength.values())
+        by_setting.setdefault((r["init"], r["strength"]), set()).add(
+            (r["base_ssim"], r["base_fid"])
+        )
+    assert all(len(v) == 1 for v in by_setting.values()) and len(by_setting) == 4
+    # the two starts really stylize differently (the base model's outputs differ)
+    assert len({next(iter(v)) for k, v in by_setting.items() if k[1] == 0.6}) == 2
     # different candidates are really different runs (their outputs differ)
-    assert len({r["fid"] for r in rows if r["strength"] == 0.6}) == 4
+    assert len({r["fid"] for r in rows if (r["init"], r["strength"]) == ("img2img", 0.6)}) == 4
     root = ctx.outputs_dir / "pocket-select"
     trained_on = sorted(p.name for p in (root / "train-styles").iterdir())
     assert f"{PROXY_PREFIX}{result['validation']}.png" not in trained_on
@@ -83,7 +91,7 @@ def test_select_scores_every_candidate_against_the_base_model(default_data, tmp_
     text = selection_markdown(result)
     best = result["best"]
     assert "no test photo" in text and f"lr_shifts {best['lr_shifts']:g}" in text
-    assert f"lr_token {best['lr_token']:g}" in text
+    assert f"lr_token {best['lr_token']:g}" in text and f"init {best['init']}" in text
     assert np.isfinite([[r["ssim"], r["fid"]] for r in rows]).all()
 
 
