@@ -54,9 +54,7 @@ class Profile:
     baseline_batch_cap: int = 4  # GAN/arbitrary-style baselines: papers' batch, at most this
     training_seeds: tuple[int, ...] = (0,)  # notebook 05's TRAINING_SEEDS="auto"; ≥ 3 give ± std
     guidance: float | None = None  # stylizing CFG scale; None → 7.5 img2img, 10 inst (the papers')
-    init: str = (
-        "img2img"  # how stylizing starts from the photo: SDEdit, or "inst" (InST's inversion)
-    )
+    init: str = "img2img"  # stylizing's start from the photo: SDEdit, or "inst" (InST's inversion)
     image_encoder: str | None = None  # InST's vision tower; None → model's image_encoder/ or CLIP-L
     test_photos: int | None = None  # test photos stylized per method; None = all (report: 711)
     baseline_steps: int = 1000  # notebook 06's GPU_STEPS="auto" (the papers train 100k–200k)

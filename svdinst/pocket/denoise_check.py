@@ -19,10 +19,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
+from svdinst.data import to_image, to_tensor
 from svdinst.data.default import PHOTOS, _source_image
 from svdinst.evaluation.oracle import oracle_distance
 from svdinst.formats.atomic import write_json_atomic
@@ -58,16 +58,6 @@ def check_crops(
     return out
 
 
-def _to_tensor(image: Image.Image, device: torch.device) -> torch.Tensor:
-    x = torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1)
-    return x[None].float().div(127.5).sub(1).to(device)
-
-
-def _to_image(x: torch.Tensor) -> Image.Image:
-    arr = ((x[0].clamp(-1, 1).permute(1, 2, 0).cpu().numpy() + 1) * 127.5).round()
-    return Image.fromarray(arr.astype(np.uint8))
-
-
 @torch.no_grad()
 def one_step_estimates(
     comps: Any, images: Mapping[str, Image.Image], timesteps: Sequence[int], seed: int = 0
@@ -93,8 +83,8 @@ def one_step_estimates(
     alphas = scheduler.alphas_cumprod.to(device)
     out: dict[str, dict[str, Image.Image]] = {"vae": {}, **{f"t{t}": {} for t in timesteps}}
     for k, (name, image) in enumerate(images.items()):
-        z = vae.encode(_to_tensor(image, device)).latent_dist.mean * scale
-        out["vae"][name] = _to_image(vae.decode(z / scale).sample)
+        z = vae.encode(to_tensor(image)[None].to(device)).latent_dist.mean * scale
+        out["vae"][name] = to_image(vae.decode(z / scale).sample[0])
         g = torch.Generator().manual_seed(seed + k)
         for t in timesteps:
             noise = torch.randn(z.shape, generator=g).to(device)
@@ -102,7 +92,7 @@ def one_step_estimates(
             z_t = a.sqrt() * z + (1 - a).sqrt() * noise
             eps = unet(z_t, t, encoder_hidden_states=empty).sample
             z0 = (z_t - (1 - a).sqrt() * eps) / a.sqrt()
-            out[f"t{t}"][name] = _to_image(vae.decode(z0 / scale).sample)
+            out[f"t{t}"][name] = to_image(vae.decode(z0 / scale).sample[0])
     return out
 
 

@@ -29,6 +29,7 @@ go into the pocket profile (``svdinst/course/profiles.py``) by hand, with a poin
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -131,7 +132,7 @@ def select_settings(
     scores: dict[tuple[Any, float], dict] = {}
     for key, run in runs.items():
         with ctx.stylizer(run) as stylizer:
-            for init, strength in ((i, s) for i in cfg.inits for s in cfg.strengths):
+            for init, strength in itertools.product(cfg.inits, cfg.strengths):
                 settings = ctx.stylize_config(strength=strength, init=init)
                 if run is None:
                     settings = replace(settings, prompt="")  # the experiment's base model
@@ -147,7 +148,7 @@ def select_settings(
                 scores[key, init, strength] = {**oracle_distance(outputs, targets), "fid": fid}
     rows = []
     for token_lr, lr in (k for k in runs if k != "base"):
-        for init, s in ((i, s) for i in cfg.inits for s in cfg.strengths):
+        for init, s in itertools.product(cfg.inits, cfg.strengths):
             ours, base = scores[(token_lr, lr), init, s], scores["base", init, s]
             rows.append({
                 "lr_token": token_lr,

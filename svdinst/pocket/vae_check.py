@@ -16,10 +16,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
+from svdinst.data import to_image, to_tensor
 from svdinst.data.default import PHOTOS, _source_image
 from svdinst.data.mural import mural_proxy
 from svdinst.evaluation.oracle import oracle_distance
@@ -53,11 +53,8 @@ def reconstruct(vae: torch.nn.Module, images: list[Image.Image]) -> list[Image.I
     device = next(vae.parameters()).device
     out = []
     for image in images:
-        x = torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1)
-        x = x[None].float().div(127.5).sub(1).to(device)
-        y = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
-        arr = ((y[0].permute(1, 2, 0).cpu().numpy() + 1) * 127.5).round().astype(np.uint8)
-        out.append(Image.fromarray(arr))
+        x = to_tensor(image)[None].to(device)
+        out.append(to_image(vae.decode(vae.encode(x).latent_dist.mean).sample[0]))
     return out
 
 
