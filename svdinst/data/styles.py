@@ -1,11 +1,14 @@
-"""Procedural *training* styles of the pocket-v2 world: deterministic filters of a photo.
+"""Procedural *training* styles of the pocket world: deterministic filters of a photo.
 
 The pocket model only learns a style space if it sees styles while it is pretrained. These
 filters make them from the offline photos (numpy, scipy and scikit-image only; same photo + seed →
 identical pixels), and the pretraining data captions each crop "… in <style>". None of them is
-the held-out mural proxy (:mod:`svdinst.data.mural`): each paints with its *own* palette, far from
-the proxy's aged mineral pigments (:func:`pigment_share`, tested in ``tests/data/test_styles.py``),
-so learning the proxy later is learning something the base model never saw.
+the held-out mural proxy (:mod:`svdinst.data.mural`): each paints with its *own* palette or the
+photo's, far from the proxy's aged mineral pigments (:func:`pigment_share`, tested in
+``tests/data/test_styles.py``), so learning the proxy later is learning something the base model
+never saw. pocket-v2 and v3 learned the first seven (:data:`STYLES_V2`); pocket-v4 adds three
+that each use one of the proxy's techniques alone (flat fills inside ink lines, a crack network,
+paint flaking off a wall), so the proxy differs from the space in its palette and in combining them.
 
 Sizes are pixels at a 512 px longest side and scale with the image, like the mural proxy.
 Every filter takes and returns an RGB ``PIL.Image`` of the same size; :data:`STYLES` maps each
@@ -22,7 +25,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage import color
 
-from svdinst.data.mural import _smooth_noise
+from svdinst.data.mural import MuralConfig, _cracks, _mode_filter, _smooth_noise
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -250,6 +253,75 @@ def blueprint(image: Image.Image, seed: int = 0) -> Image.Image:
     return _image(np.where(lines[..., None], np.array([0.92, 0.95, 1.0]), out))
 
 
+def cel_shading(image: Image.Image, seed: int = 0) -> Image.Image:
+    """Cel shading: the photo's own colours in a few flat, vivid fills inside thick black lines.
+
+    The photo is cut into six colours of its own (PIL's median cut), each pushed to a bright
+    cartoon fill (chroma × 2, lightness raised), flattened by a majority filter and outlined in
+    pure black along strong edges. Palette: the photo's colours made vivid, and black.
+
+    Args:
+        image (`PIL.Image.Image`): the photo.
+        seed (`int`, defaults to 0): unused (the filter has no texture); kept for the common
+            signature.
+    """
+    rgb, s = _rgb(image)
+    soft = _image(ndimage.gaussian_filter(rgb, (1.5 * s, 1.5 * s, 0)))
+    quant = soft.quantize(6, method=Image.Quantize.MEDIANCUT)
+    labels = _mode_filter(np.asarray(quant), 6, max(3, int(5 * s) | 1))
+    fills = np.asarray(quant.getpalette()[:18], float).reshape(6, 3) / 255
+    lab = color.rgb2lab(fills[None])[0]
+    lab[:, 0] = 45 + 0.6 * lab[:, 0]
+    lab[:, 1:] *= 2.0
+    out = np.clip(color.lab2rgb(lab[None])[0], 0, 1)[labels]
+    lines = ndimage.binary_dilation(_edges(_luma(rgb, 1.5 * s), 0.9), iterations=max(1, round(s)))
+    return _image(np.where(lines[..., None], 0.0, out))
+
+
+def craquelure(image: Image.Image, seed: int = 0) -> Image.Image:
+    """Craquelure: the photo on a glaze that has crazed all over into a net of dark cracks.
+
+    A dense, wandering crack network (the borders of jittered cells, as in old glaze or
+    varnish) darkens the photo's own colours along every crack, and each crack-bounded cell is
+    lifted slightly at its centre (the cupped flakes of a crazed surface). Palette: the photo's,
+    darkened along the cracks; no colour of its own.
+
+    Args:
+        image (`PIL.Image.Image`): the photo.
+        seed (`int`, defaults to 0): seeds the crack network.
+    """
+    rgb, s = _rgb(image)
+    net = MuralConfig(crack_cell=30.0, crack_wiggle=4.0, crack_coverage=1.0)
+    cracks = _cracks(np.random.default_rng(seed), rgb.shape[:2], net, s)
+    cup = ndimage.distance_transform_edt(cracks == 0)
+    cup = np.clip(cup / max(3.0, 8 * s), 0, 1)  # 0 at a crack, 1 inside a flake
+    out = rgb * (0.8 + 0.25 * cup[..., None])
+    return _image(out * (1 - 0.85 * cracks[..., None]))
+
+
+def peeling_paint(image: Image.Image, seed: int = 0) -> Image.Image:
+    """Peeling paint: the photo painted on a concrete wall, flaking off in large patches.
+
+    Large soft-edged patches of paint have fallen away and bare neutral-grey concrete shows (about a
+    quarter of the wall), each flake casting a thin dark rim; the paint keeps the photo's
+    colours and the whole wall a coarse sandy grain. Palette: the photo's and neutral concrete grey.
+
+    Args:
+        image (`PIL.Image.Image`): the photo.
+        seed (`int`, defaults to 0): seeds the flakes and the grain.
+    """
+    rgb, s = _rgb(image)
+    h, w = rgb.shape[:2]
+    rng = np.random.default_rng(seed)
+    field_ = _smooth_noise(rng, (h, w), 45 * s)
+    loss = np.clip((field_ - np.quantile(field_, 0.75)) * 6, 0, 1)
+    rim = ndimage.gaussian_filter(loss, 1.5 * s) - loss  # just outside a flake's edge
+    grain = 1 + 0.06 * _smooth_noise(rng, (h, w), 1.0) + 0.05 * _smooth_noise(rng, (h, w), 6 * s)
+    concrete = np.array([0.72, 0.72, 0.72]) * grain[..., None]
+    out = rgb * (1 - loss[..., None]) + concrete * loss[..., None]
+    return _image(out * (1 - 1.5 * np.clip(rim, 0, 1)[..., None]) * grain[..., None])
+
+
 # Caption name → filter. The caption of a styled crop is "… in <name>"; order is fixed so a
 # style's index (the pretraining sampler draws indices) never changes between versions.
 STYLES: dict[str, Callable[[Image.Image, int], Image.Image]] = {
@@ -260,6 +332,19 @@ STYLES: dict[str, Callable[[Image.Image, int], Image.Image]] = {
     "flat print": flat_print,
     "mosaic": mosaic,
     "blueprint": blueprint,
+    # pocket-v4: the proxy's *techniques* (flat fills in outlines, cracks, paint loss), each
+    # alone and never in its palette — so the held-out mural differs from the space in its
+    # palette and in how it combines them.
+    "cel shading": cel_shading,
+    "craquelure": craquelure,
+    "peeling paint": peeling_paint,
+}
+STYLES_V2 = tuple(STYLES)[:7]  # pocket-v2 and v3 were pretrained on these seven
+# The styles that use one of the mural proxy's techniques (alone, in another palette), and which.
+PROXY_TECHNIQUES = {
+    "cel shading": "flat fills inside ink lines",
+    "craquelure": "a crack network",
+    "peeling paint": "paint flaking off a wall",
 }
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from svdinst.errors import ModelNotFoundError
 
 if TYPE_CHECKING:
+    import torch
     from transformers import CLIPTokenizer
 
 # tokenizer/tokenizer_config.json of CompVis/stable-diffusion-v1-4 (the fields that matter).
@@ -90,3 +91,20 @@ def make_clip_tokenizer(folder: Path) -> CLIPTokenizer:
     write_clip_vocabulary(folder)
     (folder / "tokenizer_config.json").write_text(json.dumps(SD14_TOKENIZER_CONFIG))
     return CLIPTokenizer.from_pretrained(folder)
+
+
+def padded_ids(tokenizer: CLIPTokenizer, prompts: str | list[str]) -> torch.Tensor:
+    """Token ids of ``prompts`` padded (and truncated) to the tokenizer's 77, as SD-1.4 reads them.
+
+    Stable Diffusion's UNet was trained on the text tower's states at all 77 positions, so every
+    prompt the kit encodes (training, pretraining, checks) is padded to ``model_max_length``.
+
+    Args:
+        tokenizer (`CLIPTokenizer`): the model's tokenizer.
+        prompts (`str` or `list[str]`): one prompt or a batch.
+
+    Returns:
+        `torch.Tensor`: ``(batch, 77)`` int64 ids on the CPU.
+    """
+    return tokenizer(prompts, padding="max_length", truncation=True,
+                     max_length=tokenizer.model_max_length, return_tensors="pt").input_ids  # fmt: skip

@@ -133,6 +133,18 @@ class SDLayoutConfig:
             label="pocket-v3 size (pocket-v2's UNet trained further on photos and styles)",
         )
 
+    @classmethod
+    def pocket_v4(cls) -> SDLayoutConfig:
+        """The *pocket-v4* sizes: pocket-v3's exactly (v4 continues v3's UNet on more styles).
+
+        A recipe whose weights are not shipped (`svdinst pocket pretrain --preset pocket-v4`).
+        """
+        return replace(
+            cls.pocket_v2(),
+            version="pocket-v4",
+            label="pocket-v4 size (pocket-v3's UNet trained further on ten procedural styles)",
+        )
+
 
 # The committed pocket model that the `pocket` name and profile use. Switching to another
 # version is this one line (its weights must be in svdinst/weights/<version>/).
@@ -141,6 +153,7 @@ POCKET_LAYOUTS = {
     "pocket-v1": SDLayoutConfig.pocket,
     "pocket-v2": SDLayoutConfig.pocket_v2,
     "pocket-v3": SDLayoutConfig.pocket_v3,
+    "pocket-v4": SDLayoutConfig.pocket_v4,
 }
 
 TINY_VERSION = SDLayoutConfig.tiny().version  # cache folder of the tiny model

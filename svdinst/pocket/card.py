@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 import svdinst
+from svdinst.data.styles import PROXY_TECHNIQUES
 from svdinst.formats.checksums import (  # noqa: F401  (the pocket CLI and tests import them here)
     SUMS,
     listed_files,
@@ -68,6 +69,18 @@ def _reproduce(config: PocketConfig) -> str:
     )
 
 
+def _techniques(styles: tuple[str, ...]) -> str:
+    """The card's sentence on styles that share a technique (not the palette) with the proxy."""
+    shared = [f"{name} ({PROXY_TECHNIQUES[name]})" for name in styles if name in PROXY_TECHNIQUES]
+    if not shared:
+        return ""
+    return (
+        f"\n{len(shared)} of them each use one of the proxy's techniques alone, in the photo's own "
+        f"colours: {'; '.join(shared)}. So the proxy differs from this style space in its palette "
+        "and in combining them, not in every ingredient."
+    )
+
+
 def model_card(
     config: PocketConfig, stats: dict, counts: dict[str, int], sums: dict[str, str]
 ) -> str:
@@ -92,7 +105,7 @@ def model_card(
 "<subject> in <style>" (e.g. "a cat in woodcut"), so the UNet learns to move between styles
 through its cross-attention. The held-out **mural proxy** (`svdinst/data/mural.py`) is not among
 them, and no training style paints with its aged pigment palette (`pigment_share`, tested in
-`tests/data/test_styles.py`).
+`tests/data/test_styles.py`).{_techniques(config.styles)}
 """
     vae_min = stats["seconds_vae"] / 60
     unet_min = stats["seconds_unet"] / 60

@@ -86,11 +86,14 @@ def _select(args: argparse.Namespace) -> int:
     from svdinst.data.default import ensure_dataset
     from svdinst.device import default_device
     from svdinst.formats.atomic import write_text_atomic
+    from svdinst.models.loading import pocket_model_path
     from svdinst.pocket.report import SELECTION_NAME
     from svdinst.pocket.select import select_settings, selection_markdown
 
     overrides = {"model": str(args.model)} if args.model else {}
     if args.profile in POCKET_PROFILES:  # a pocket version's settings before it is the default
+        # ... and its own weights: the profile's model name "pocket" means the default version
+        overrides.setdefault("model", str(pocket_model_path(args.profile)))
         profile = replace(POCKET_PROFILES[args.profile], **overrides)
     else:
         profile = get_profile(args.profile, **overrides)
@@ -116,7 +119,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "write an fp16 diffusers pipeline folder with a model card and SHA256SUMS. Defaults are "
         "the preset's GPU recipe (pocket-v2: seven procedural styles, 128 px, 1,500 VAE + 2,500 "
         "UNet steps at batch 128, ~7 min on one H100; pocket-v3: pocket-v2's UNet trained further "
-        "on its frozen VAE; pocket-v1: photos only, 96 px, 3,000 + 8,000 steps at batch 32); it "
+        "on its frozen VAE; pocket-v4: pocket-v3's trained further on ten styles; pocket-v1: photos only, 96 px, 3,000 + 8,000 steps at batch 32); it "
         "also runs, slowly, on a CPU.",
     )
     p.add_argument("--out", type=Path, required=True, help="pipeline folder to write")

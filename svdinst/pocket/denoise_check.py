@@ -26,6 +26,7 @@ from svdinst.data import to_image, to_tensor
 from svdinst.data.default import PHOTOS, _source_image
 from svdinst.evaluation.oracle import oracle_distance
 from svdinst.formats.atomic import write_json_atomic
+from svdinst.models.clip_vocab import padded_ids
 from svdinst.pocket.data import POCKET_PHOTOS, load_pocket_photo
 from svdinst.pocket.denoise_report import DENOISE_CHECK_NAME
 from svdinst.pocket.experiment import photo_crops
@@ -77,9 +78,7 @@ def one_step_estimates(
     vae, unet, scheduler = comps.vae, comps.unet, comps.scheduler
     device = next(unet.parameters()).device
     scale = vae.config.scaling_factor
-    ids = comps.tokenizer([""], padding="max_length", truncation=True,
-                          max_length=comps.tokenizer.model_max_length, return_tensors="pt")  # fmt: skip
-    empty = comps.text_encoder(ids.input_ids.to(device))[0]
+    empty = comps.text_encoder(padded_ids(comps.tokenizer, [""]).to(device))[0]
     alphas = scheduler.alphas_cumprod.to(device)
     out: dict[str, dict[str, Image.Image]] = {"vae": {}, **{f"t{t}": {} for t in timesteps}}
     for k, (name, image) in enumerate(images.items()):

@@ -33,7 +33,7 @@ from svdinst.errors import RunFolderError
 from svdinst.formats.checkpoint import load_latest_checkpoint, save_checkpoint, set_rng_state
 from svdinst.formats.folders import prepare_output_folder
 from svdinst.formats.run_folder import LossLog, RunFolder
-from svdinst.models.clip_vocab import make_clip_tokenizer
+from svdinst.models.clip_vocab import make_clip_tokenizer, padded_ids
 from svdinst.models.layouts import SD14_SCHEDULER, sd_layout_modules
 from svdinst.pocket.card import write_model_folder
 from svdinst.pocket.config import PocketConfig
@@ -111,9 +111,7 @@ class _Trainer:
         """The frozen text tower's hidden states of every caption (computed once)."""
         with tempfile.TemporaryDirectory() as tmp:
             tokenizer = make_clip_tokenizer(Path(tmp))
-        ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
-                        truncation=True, return_tensors="pt").input_ids  # fmt: skip
-        return self.text_encoder(ids.to(self.device))[0]
+        return self.text_encoder(padded_ids(tokenizer, captions).to(self.device))[0]
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda)

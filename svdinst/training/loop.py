@@ -42,6 +42,7 @@ from svdinst.device import card_memory_gib, default_device, precision_dtype
 from svdinst.errors import RunFolderError, SvdinstError
 from svdinst.formats.checkpoint import load_latest_checkpoint, save_checkpoint, set_rng_state
 from svdinst.formats.run_folder import TOKEN_NORM, LossLog, RunFolder
+from svdinst.models.clip_vocab import padded_ids
 from svdinst.models.loading import load_components
 from svdinst.spectral import (
     SpectralShiftConfig,
@@ -244,9 +245,7 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, callback: Callabl
     if main:
         config.save(run)
     prompt = config.prompt_template.format(config.placeholder_token)
-    ids = comps.tokenizer(prompt, padding="max_length", truncation=True,
-                          max_length=comps.tokenizer.model_max_length, return_tensors="pt")  # fmt: skip
-    input_ids = ids.input_ids.to(accelerator.device).expand(local, -1)
+    input_ids = padded_ids(comps.tokenizer, prompt).to(accelerator.device).expand(local, -1)
     num_t = comps.scheduler.config.num_train_timesteps
 
     def checkpoint(step: int) -> None:

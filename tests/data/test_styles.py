@@ -1,4 +1,4 @@
-"""The pocket-v2 training styles: deterministic, each its own look, none with the mural's palette."""
+"""The pocket training styles: deterministic, each its own look, none with the mural's palette."""
 
 from __future__ import annotations
 
@@ -6,15 +6,21 @@ import numpy as np
 import pytest
 import skimage.data
 from PIL import Image
+from scipy import ndimage
 from skimage import color
 
 from svdinst.data.mural import mural_proxy, palette_family
 from svdinst.data.styles import (
     PRINT_PALETTE,
+    PROXY_TECHNIQUES,
     STYLES,
+    STYLES_V2,
     apply_style,
+    cel_shading,
+    craquelure,
     flat_print,
     halftone,
+    peeling_paint,
     pencil_sketch,
     pigment_share,
     woodcut,
@@ -108,3 +114,44 @@ def test_pigment_share_counts_pixels_near_the_palette() -> None:
     assert pigment_share([Image.fromarray(image)], red) == pytest.approx(0.5)
     far = color.lab2rgb(np.array([[[53.2, 80.1, 67.2 - 30]]]))[0]  # ΔE 30 from red
     assert pigment_share([Image.fromarray(image)], far) == 0.0
+
+
+def test_v2_styles_are_the_first_seven_and_never_move() -> None:
+    """pocket-v2/v3's recipes name these seven; later styles are appended, never inserted."""
+    assert STYLES_V2 == (
+        "woodcut", "pencil sketch", "watercolour", "halftone", "flat print", "mosaic", "blueprint"
+    )  # fmt: skip
+    assert tuple(STYLES)[: len(STYLES_V2)] == STYLES_V2
+    # the styles sharing a proxy technique came later (pocket-v4) and are styles
+    assert set(PROXY_TECHNIQUES) <= set(STYLES) - set(STYLES_V2)
+
+
+def test_cel_shading_is_few_flat_fills_inside_black_lines(photos) -> None:
+    cel = np.asarray(cel_shading(photos[0])).reshape(-1, 3)
+    colours = {tuple(c) for c in cel}
+    assert (0, 0, 0) in colours and len(colours) <= 7  # six fills and the line black
+    black = (cel == 0).all(1).mean()
+    assert 0.05 < black < 0.4  # lines along the strongest edges, not a black picture
+
+
+def test_craquelure_keeps_the_photo_between_its_cracks(photos) -> None:
+    """Cracks darken the photo's own colours; inside a flake the photo is only slightly lifted."""
+    photo, out = _a(photos[1]), _a(craquelure(photos[1], seed=3))
+    ratio = (out.sum(-1) + 1e-3) / (photo.sum(-1) + 1e-3)
+    assert (ratio < 0.4).mean() > 0.05  # a visible net of dark cracks
+    assert np.median(ratio) > 0.8  # most of the surface is the photo
+    bright = photo.sum(-1) > 0.3
+    hue_in = color.rgb2lab(photo)[..., 1:][bright & (ratio > 0.8)]
+    hue_out = color.rgb2lab(out)[..., 1:][bright & (ratio > 0.8)]
+    assert np.abs(hue_in - hue_out).mean() < 3  # no colour of its own (ΔE in a*, b*)
+    assert not np.array_equal(out, _a(craquelure(photos[1], seed=4)))  # the seed moves the net
+
+
+def test_peeling_paint_bares_neutral_concrete_in_patches(photos) -> None:
+    photo, out = _a(photos[0]), _a(peeling_paint(photos[0], seed=2))
+    chroma = np.hypot(*np.moveaxis(color.rgb2lab(out)[..., 1:], -1, 0))
+    changed = np.abs(out - photo).sum(-1) > 0.3
+    bare = changed & (chroma < 4)  # grey concrete where paint changed a lot
+    assert 0.1 < bare.mean() < 0.4  # about a quarter of the wall
+    sizes = np.sort(np.bincount(ndimage.label(bare)[0].ravel())[1:])[::-1]
+    assert sizes[:12].sum() > 0.75 * sizes.sum()  # a dozen patches hold it, not speckle

@@ -43,6 +43,17 @@ def test_tokenizer_is_real_clip_vocabulary(tiny_model_dir: Path) -> None:
     assert (tiny_model_dir / "tokenizer" / "vocab.json").exists()
 
 
+def test_padded_ids_pad_every_prompt_to_77(tiny_model_dir: Path) -> None:
+    from svdinst.models.clip_vocab import padded_ids
+
+    tok = load_components("tiny", parts=["tokenizer"]).tokenizer
+    ids = padded_ids(tok, ["a painting of a cat", ""])
+    assert ids.shape == (2, 77) and ids.dtype.is_floating_point is False
+    assert ids[0, :7].tolist() == [49406, 320, 3086, 539, 320, 2368, 49407]
+    assert ids[0, 7:].eq(49407).all() and ids[1, :2].tolist() == [49406, 49407]  # pad = eos
+    assert padded_ids(tok, "cat " * 100).shape == (1, 77)  # truncated, one prompt as a batch
+
+
 def test_img2img_pipeline_runs_offline(tiny_model_dir: Path) -> None:
     from diffusers import StableDiffusionImg2ImgPipeline
 

@@ -416,11 +416,13 @@ def test_vae_check_scores_held_out_proxies_and_writes_its_figure(micro_run, tmp_
     assert Path(m["figure"]).is_file()
 
 
-@pytest.mark.parametrize("version", ["pocket-v1", "pocket-v2", "pocket-v3"])
+@pytest.mark.parametrize("version", ["pocket-v1", "pocket-v2", "pocket-v3", "pocket-v4"])
 def test_each_pocket_version_has_matching_layout_recipe_and_profile(version):
     """The one-line switch (POCKET_VERSION) is safe: layout, recipe and profile agree per version."""
     from svdinst.course.profiles import POCKET_PROFILES
+    from svdinst.data.styles import PROXY_TECHNIQUES, STYLES_V2
     from svdinst.models.layout_config import POCKET_LAYOUTS, POCKET_VERSION
+    from svdinst.pocket.card import _techniques
 
     layout = POCKET_LAYOUTS[version]()
     recipe = PocketConfig.preset(version)
@@ -429,7 +431,11 @@ def test_each_pocket_version_has_matching_layout_recipe_and_profile(version):
     assert layout.version == version and recipe.model == layout
     assert profile.resolution == recipe.resolution == layout.unet_sample_size * factor
     assert POCKET_VERSION in POCKET_LAYOUTS and models.pocket_model_path().name == POCKET_VERSION
-    if version in ("pocket-v2", "pocket-v3"):
+    if version in ("pocket-v2", "pocket-v3"):  # what their shipped weights were trained on
+        assert recipe.styles == STYLES_V2 and _techniques(recipe.styles) == ""
+    if version == "pocket-v4":  # its card says which styles share a technique with the proxy
+        assert all(name in _techniques(recipe.styles) for name in PROXY_TECHNIQUES)
+    if version != "pocket-v1":
         assert len(profile.training_seeds) >= 5 and len(recipe.styles) >= 6
         assert factor == 4 and recipe.resolution >= 128
     if recipe.init_from:  # continues an earlier version: the same networks, only named anew

@@ -142,3 +142,23 @@ def test_report_section_reads_the_vae_check_and_the_selection(tmp_path):
     assert "PSNR 27.50 dB, SSIM 0.810" in text and "25.49 dB, 0.713" in text
     assert "Chosen: lr_shifts 0.05" in text and "# title" not in text
     assert "figures/" not in text  # no figure committed, no broken link
+
+
+@pytest.mark.parametrize("version", ["pocket-v3", "pocket-v4"])
+def test_select_cli_uses_the_named_versions_own_weights(version, tmp_path, monkeypatch):
+    """`--profile pocket-vN` selects for that version's weights, not the default version's."""
+    import svdinst.pocket.select as select_module
+    from svdinst.cli import main
+    from svdinst.models.loading import pocket_model_path
+
+    seen = {}
+
+    def stop(ctx):
+        seen["model"] = ctx.profile.model
+        raise SystemExit(7)
+
+    monkeypatch.setattr(select_module, "select_settings", stop)
+    monkeypatch.setattr("svdinst.data.default.ensure_dataset", lambda folder: folder)
+    with pytest.raises(SystemExit):
+        main(["pocket", "select", "--workdir", str(tmp_path), "--profile", version])
+    assert seen["model"] == str(pocket_model_path(version))
