@@ -55,7 +55,8 @@ def measure(model: str, version: str, steps: int, work: Path, data: Path) -> dic
     styl = work / version / "outputs"
     out["stylize_s"] = _cli("stylize", "--model", model, "--run", str(work / version / "svd-inst"),
                             "--content", str(sets["crops"]), "--out", str(styl),
-                            "--strength", str(profile.strength), "--seeds",
+                            "--strength", str(profile.strength), "--init", profile.init,
+                            "--seeds",
                             str(profile.stylize_seeds), "--steps", str(profile.inference_steps),
                             "--guidance", str(profile.guidance))  # fmt: skip
     out["evaluate_s"] = _cli("evaluate", "--generated", str(styl), "--style",

@@ -267,9 +267,10 @@ def cel_shading(image: Image.Image, seed: int = 0) -> Image.Image:
     """
     rgb, s = _rgb(image)
     soft = _image(ndimage.gaussian_filter(rgb, (1.5 * s, 1.5 * s, 0)))
-    quant = soft.quantize(6, method=Image.Quantize.MEDIANCUT)
-    labels = _mode_filter(np.asarray(quant), 6, max(3, int(5 * s) | 1))
-    fills = np.asarray(quant.getpalette()[:18], float).reshape(6, 3) / 255
+    k = 6  # fills
+    quant = soft.quantize(k, method=Image.Quantize.MEDIANCUT)
+    labels = _mode_filter(np.asarray(quant), k, max(3, int(5 * s) | 1))
+    fills = np.asarray(quant.getpalette()[: 3 * k], float).reshape(k, 3) / 255
     lab = color.rgb2lab(fills[None])[0]
     lab[:, 0] = 45 + 0.6 * lab[:, 0]
     lab[:, 1:] *= 2.0
