@@ -83,8 +83,11 @@ def profile_stylize_config(profile: Profile, **overrides: Any) -> StylizeConfig:
     Args:
         profile (`Profile`): gives ``strength``, ``stylize_seeds``, ``inference_steps``,
             ``guidance`` (None → 7.5 img2img / 10 inst; pocket: 3) and ``init``.
-        overrides: any :class:`~svdinst.stylize.stylizer.StylizeConfig` field, e.g. ``init="inst"``.
+        overrides: any :class:`~svdinst.stylize.stylizer.StylizeConfig` field, e.g. ``init="inst"``;
+            ``init="auto"`` keeps the profile's start (a notebook's ``INIT = "auto"``).
     """
+    if overrides.get("init") == "auto":
+        overrides = {k: v for k, v in overrides.items() if k != "init"}
     settings: dict[str, Any] = {
         "strength": profile.strength,
         "seeds": profile.stylize_seeds,

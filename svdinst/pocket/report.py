@@ -45,7 +45,12 @@ ABOUT = (
     "use one of the proxy's techniques) was tried and scored worse in this experiment than v3, "
     "so v3 is shipped: that choice between two base models was made on the held-out test "
     "photos (`reports/benchmarks.md`); the settings within each were chosen on training images "
-    "only."
+    "only. Fine-tuning *every* UNet weight on the same crops for 400 steps, the ceiling of any "
+    "method that trains the UNet, did not lower FID or show the proxy either, and starting "
+    "from AdaIN toward a style image (as InST's own notebook does) moved the base model as "
+    "much as SVD-InST (`benchmarks/pocket_ceiling.py`, `reports/pocket/ceiling.md`, a "
+    "diagnostic on the test photos): what limits this experiment is the pocket model, not the "
+    "spectral shifts."
 )
 POCKET_ORDER = ("base", "inst", "svd-inst", "svdiff")  # the table reads base → InST → SVD-InST
 

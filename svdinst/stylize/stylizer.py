@@ -44,6 +44,7 @@ from svdinst.stylize.config import AUTO, CPU_BATCH, StylizeConfig, auto_batch_si
 from svdinst.stylize.speed import (
     SpeedOptions,
     apply_speed_options,
+    compact_on_device,
     free_gpu_memory,
     release_cached_memory,
 )
@@ -117,6 +118,7 @@ class Stylizer:
             self.prompt, self.mode = info.prompt, info.mode
             if unet_dtype != dtype:  # merged in float32 (plain weights now): cast them
                 comps.unet.to(dtype)
+                compact_on_device(comps.unet, device)  # stock's memory layout (speed.py)
         elif run is not None:  # token from the run, UNet change from the LoRA file
             token = load_learned_embeds(
                 RunFolder(run).learned_embeds, comps.tokenizer, comps.text_encoder

@@ -79,6 +79,9 @@ def test_stylize_config_is_the_profiles(tmp_path: Path) -> None:
     sd14 = _ctx("sd14", tmp_path).stylize_config(init="inst", seeds=1)
     assert (sd14.strength, sd14.seeds, sd14.steps, sd14.init) == (0.8, 1, 50, "inst")
     assert sd14.guidance_scale == 10.0  # guidance None → InST's scale for init "inst"
+    # a notebook's INIT = "auto" keeps each profile's own start
+    assert _ctx("pocket", tmp_path).stylize_config(init="auto").init == profile.init == "inst"
+    assert _ctx("sd14", tmp_path).stylize_config(init="auto").init == "img2img"
 
 
 def test_baseline_settings(tmp_path: Path) -> None:

@@ -41,3 +41,29 @@ def test_stylize_flops_counts_sd14_on_meta_tensors() -> None:
     f = stylize_flops.pipeline_flops()
     assert 1.4 < f["unet_cfg"] < 1.8
     assert 0.5 < f["vae_encode"] < f["vae_decode"] < 4.0
+
+
+def test_pocket_ceiling_finetunes_every_unet_weight(tmp_path: Path) -> None:
+    """The ceiling run trains the whole UNet with the kit's crops and loss and saves a model
+    folder the Stylizer can load: the UNet differs from the base model's, the rest is the same."""
+    import pocket_ceiling
+    import torch
+
+    from svdinst.course.context import CourseContext
+    from svdinst.course.profiles import get_profile
+    from svdinst.data.default import ensure_dataset
+    from svdinst.models.loading import load_components
+
+    ctx = CourseContext(get_profile("tiny", verbose=False), tmp_path / "work", "cpu")
+    ensure_dataset(ctx.data_dir)
+    out = tmp_path / "ceiling"
+    folder, seconds, losses = pocket_ceiling.finetune_unet(ctx, 3, 1e-2, out)
+    assert folder == out and seconds > 0 and len(losses) == 3
+    assert all(torch.isfinite(torch.tensor(losses)))
+    base = load_components("tiny", ["unet", "vae"])
+    tuned = load_components(str(out), ["unet", "vae"])
+    changed = [n for n, p in tuned.unet.named_parameters()
+               if not torch.equal(p, dict(base.unet.named_parameters())[n])]  # fmt: skip
+    assert len(changed) == len(list(base.unet.parameters()))  # every weight moved
+    for (n, p), q in zip(base.vae.named_parameters(), tuned.vae.parameters(), strict=True):
+        assert torch.equal(p, q), n

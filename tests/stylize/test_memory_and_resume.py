@@ -109,6 +109,36 @@ def test_stylizing_in_fp16_uses_trainings_svd_cache_file(
             torch.testing.assert_close(ours.float(), theirs.float(), rtol=0, atol=0)
 
 
+def test_merged_float16_unet_is_compacted_on_its_device(
+    svd_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Merged in float32 then cast: the UNet is moved host → card again (stock's allocator
+    layout, issue 15's batch-4 reserved memory); bare models and float32 skip it."""
+    import svdinst.stylize.stylizer as stylizer_mod
+    from svdinst.stylize.speed import compact_on_device
+
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(stylizer_mod, "compact_on_device",
+                        lambda m, d: calls.append((type(m).__name__, str(d))))  # fmt: skip
+    stylizer_mod.Stylizer(run=svd_run, dtype=torch.float16)
+    assert calls == [("UNet2DConditionModel", "cpu")]
+    stylizer_mod.Stylizer(run=svd_run)  # float32: merged where it lives, nothing to compact
+    stylizer_mod.Stylizer("tiny", dtype=torch.float16)
+    assert len(calls) == 1
+
+    moves: list[str] = []
+
+    class Module(torch.nn.Module):
+        def to(self, *args, **kwargs):  # type: ignore[override]
+            moves.append(str(args[0]))
+            return self
+
+    compact_on_device(Module(), "cpu")
+    assert moves == []  # off CUDA: nothing to compact
+    compact_on_device(Module(), "cuda:1")
+    assert moves == ["cpu", "cuda:1"]  # to the host, cache released, back to its own card
+
+
 def _images(folder: Path) -> dict[str, np.ndarray]:
     return {
         str(p.relative_to(folder)): np.asarray(Image.open(p))
