@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pocket_training_length import context  # the same pocket-profile work folder
+from pocket_training_length import context, publish  # the same pocket-profile work folder
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,10 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"![test photo | base | svd-inst | full fine-tunes | svd-inst from AdaIN | oracle](../figures/{figure.name})",
     ])  # fmt: skip
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text + "\n")
-    print(f"Wrote {OUT} and {figure}")
+    publish(text, OUT)
     return 0
 
 

@@ -93,11 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|",
         *test_rows,
     ])  # fmt: skip
-    print(text)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text + "\n")
-    print(f"Wrote {OUT}")
+    publish(text, OUT)
     return 0
+
+
+def publish(text: str, out: Path) -> None:
+    """Print a diagnostic's Markdown and write it to ``out`` (``reports/pocket/``)."""
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    print(f"Wrote {out}")
 
 
 if __name__ == "__main__":

@@ -186,7 +186,8 @@ def stylize_rows(args, model: str, run: Path, device: str) -> tuple[list[dict], 
 
     def row(name: str, batch: int, fn, load_gib: float, warmup: int = 1) -> dict:
         # A batch of 16+ images runs for seconds: one timed batch is a stable number.
-        s, alloc, reserved = timed_calls(fn, args.repeats if batch < 16 else 1, warmup)
+        s, alloc, reserved = timed_calls(fn, args.repeats if batch < 16 or args.repeats_all else 1,
+                                         warmup)  # fmt: skip
         r = {"pipeline": name, "batch": batch, "s_per_image": s / batch, "peak_alloc_gib": alloc,
              "peak_reserved_gib": reserved, "loaded_gib": load_gib}  # fmt: skip
         print(json.dumps(r), flush=True)
@@ -284,7 +285,8 @@ def report(card: str, fwd: list[dict], checks: dict, rows: list[dict], extra: di
     prec = "fp16" if torch.cuda.is_available() and not args.smoke else "fp32"
     lines = [f"Card: **{card}**, {when}; torch {torch.__version__}. {args.resolution} px, "
              f"{args.steps} DDIM steps, strength 0.8, CFG 7.5, {prec}, SDPA; median of "
-             f"{args.repeats} timed batches (1 from batch 16 up) after one warm-up batch.", "",
+             f"{args.repeats} timed batches"
+             f"{'' if args.repeats_all else ' (1 from batch 16 up)'} after one warm-up batch.", "",
              "**UNet forward, batch 1, fp32 + TF32**", "", "| UNet | ms | resident GiB |",
              "|---|---|---|"]  # fmt: skip
     lines += [f"| {r['unet']} | {r['ms']:.1f} | {r['resident_gib']:.2f} |" for r in fwd]
@@ -318,7 +320,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="CPU, tiny model, seconds")
     p.add_argument("--batches", type=int, nargs="+", help="default: 4 16 (smoke: 2)")
-    p.add_argument("--repeats", type=int, help="timed batches per row (default 2)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        help="timed batches per row (default 2, and 1 from batch 16 up; given: every row)",
+    )
     p.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument(
         "--compile-modes",
@@ -336,6 +342,7 @@ def main() -> None:
     device = "cuda" if cuda else "cpu"
     model = "sd14-random" if cuda else "tiny"
     args.batches = args.batches or ([4, 16] if cuda else [2])
+    args.repeats_all = args.repeats is not None
     args.repeats = args.repeats or (2 if cuda else 1)
     args.resolution, args.steps = (512, 50) if cuda else (64, 5)
     args.compile = args.compile and cuda  # compiling the tiny UNet on a CPU only costs time
