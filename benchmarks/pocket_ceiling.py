@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from pocket_training_length import context, publish  # the same pocket-profile work folder
 from tqdm import tqdm
 
@@ -38,13 +38,16 @@ FIGURES = ROOT / "reports" / "figures"
 def finetune_unet(ctx, steps: int, lr: float, out: Path) -> tuple[Path, float, list[float]]:
     """Train every UNet weight of the profile's model on its style crops; save a model folder.
 
-    The crops, their VAE latents and the noise schedule are the training loop's
-    (:class:`~svdinst.training.style_crops.StyleSampler` with the run config's settings); the
+    The crops, their VAE latents, the noise schedule and the loss are the training loop's
+    (:class:`~svdinst.training.style_crops.StyleSampler` with the run config's settings,
+    :class:`~svdinst.training.objective.DiffusionObjective`); the
     prompt is the empty caption the base model is stylized with, so the UNet itself must carry
     the style. Returns the model folder, the training seconds and the losses.
     """
     from svdinst.models.clip_vocab import padded_ids
     from svdinst.models.loading import load_components, resolve_model
+    from svdinst.training.inversion import PlaceholderInjector
+    from svdinst.training.objective import DiffusionObjective
     from svdinst.training.style_crops import StyleSampler, gather_style_images
 
     cfg = ctx.train_config("svd-inst", 0)
@@ -53,24 +56,26 @@ def finetune_unet(ctx, steps: int, lr: float, out: Path) -> tuple[Path, float, l
     styles = gather_style_images(cfg.style)
     sampler = StyleSampler([im for _, im in styles], comps.vae, ctx.profile.resolution,
                            cfg.augment, cfg.min_crop, cfg.crop_pool, cfg.seed)  # fmt: skip
-    with torch.no_grad():
-        cond = comps.text_encoder(padded_ids(comps.tokenizer, ""))[0].expand(cfg.batch_size, -1, -1)
+    ids = padded_ids(comps.tokenizer, "").expand(cfg.batch_size, -1)
     unet = comps.unet.train().requires_grad_(True)
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     num_t = comps.scheduler.config.num_train_timesteps
     losses, start = [], time.perf_counter()
-    for _ in tqdm(range(steps), desc=f"full fine-tune (lr {lr:g})"):
-        picks, _, eps = sampler.draw(cfg.batch_size, gen)
-        z = sampler.latents(picks, eps, "cpu")
-        noise = torch.randn(z.shape, generator=gen)
-        t = torch.randint(0, num_t, (cfg.batch_size,), generator=gen)
-        pred = unet(comps.scheduler.add_noise(z, noise, t), t, cond).sample
-        loss = F.mse_loss(pred, noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    # The training loop's loss (noising, target, dtypes); no token: the injector passes through.
+    with PlaceholderInjector(comps.text_encoder, token_id=-1) as injector:
+        objective = DiffusionObjective(unet, comps.text_encoder, comps.scheduler, injector,
+                                       None, None)  # fmt: skip
+        for _ in tqdm(range(steps), desc=f"full fine-tune (lr {lr:g})"):
+            picks, _, eps = sampler.draw(cfg.batch_size, gen)
+            z = sampler.latents(picks, eps, "cpu")
+            noise = torch.randn(z.shape, generator=gen)
+            t = torch.randint(0, num_t, (cfg.batch_size,), generator=gen)
+            loss, _ = objective(z, noise, t, ids, None)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
     seconds = time.perf_counter() - start
     if out.exists():
         shutil.rmtree(out)
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     for lr in args.lrs:
         name = f"full-finetune-lr{lr:g}"
         model, seconds, losses = finetune_unet(ctx, args.steps, lr, args.work / "models" / name)
-        trained[name] = (seconds, sum(losses[:50]) / 50, sum(losses[-50:]) / 50)
+        trained[name] = (seconds, statistics.mean(losses[:50]), statistics.mean(losses[-50:]))
         with Stylizer(str(model), device=ctx.device, dtype=ctx.dtype) as stylizer:
             stylize_folder(stylizer, sets["crops"], root / "outputs" / name,
                            replace(stylize, prompt=""), max_photos=None)  # fmt: skip
@@ -119,20 +124,19 @@ def main(argv: list[str] | None = None) -> int:
                            max_photos=None)  # fmt: skip
     results = evaluate_experiment(root, sets, device=ctx.device)
     (base,) = results["base"]
+    how = {"base": "untrained, empty prompt",
+           "svd-inst": f"the profile's run (seed 0, {ctx.profile.train_steps} steps)",
+           "base-adain": f"base, started from AdaIN toward `{adain.name}`",
+           "svd-inst-adain": f"svd-inst, started from AdaIN toward `{adain.name}`"}  # fmt: skip
+    for name, (sec, first, last) in trained.items():
+        how[name] = (
+            f"{args.steps} steps, every UNet weight; loss {first:.3f} → {last:.3f}; {sec:.0f} s"
+        )
     rows = []
     for name, runs in results.items():
         m = runs[0]
         gain = 100 * (base["fid"] - m["fid"]) / base["fid"]
         cp = m["content_preservation"]
-        how = {"base": "untrained, empty prompt",
-               "svd-inst": f"the profile's run (seed 0, {ctx.profile.train_steps} steps)",
-               "base-adain": f"base, started from AdaIN toward `{adain.name}`",
-               "svd-inst-adain": f"svd-inst, started from AdaIN toward `{adain.name}`"}  # fmt: skip
-        if name in trained:
-            sec, first, last = trained[name]
-            how[name] = (
-                f"{args.steps} steps, every UNet weight; loss {first:.3f} → {last:.3f}; {sec:.0f} s"
-            )
         rows.append(f"| {name} | {how.get(name, '')} | {m['N']} | {m['fid']:.1f} | {gain:+.1f}% | "
                     f"{m['oracle']['ssim']:.3f} | {cp['own']:.3f} | {cp['identified']:.2f} |")  # fmt: skip
     fig = pocket_figure(root, ["base", "svd-inst", *trained, "svd-inst-adain"])
