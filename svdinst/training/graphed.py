@@ -145,7 +145,9 @@ class StaticStep:
     def _body(self) -> None:
         gates = contextlib.nullcontext()
         if self.shifts is not None:
-            refresh_spectral_weights(self.shifts)
+            # paired: U·diag(σ') for the factored layers, two kernels fewer per layer in the
+            # graph (FactorPairs); eager and CPU steps scale activations, as the eager loop does.
+            refresh_spectral_weights(self.shifts, paired=self.capture)
             gates = deferred_shift_gates(self.shifts)
         latents, noise, timesteps, features = self.inputs
         with gates:
