@@ -40,7 +40,6 @@ from svdinst.spectral import (
     add_spectral_shifts,
     deferred_shift_gates,
     merge_spectral_shifts,
-    refresh_spectral_weights,
     set_fast_path,
     spectral_layers,
 )
@@ -136,18 +135,11 @@ def make_step(unet, encoder, params, inputs, amp: bool, device: str, graph: bool
             static_cond = encoder(ids)[0].clone()
 
     shifted = bool(spectral_layers(unet))  # ours: gate all δ gradients at once, as the kit's step
-    # Graphed, ours refreshes σ' once at the start of the step as the kit's graph step does, with
-    # the factored layers' U·diag(σ') (FactorPairs), not in the pre-hook of every forward.
-    paired = graph and shifted
-    for layer in spectral_layers(unet).values() if paired else ():
-        layer.rebuild = "step"
 
     def body():
         # Fresh gradients each step (deferred gates need them; the graph's backward then
         # allocates its static ones during capture).
         opt.zero_grad(set_to_none=True)
-        if paired:
-            refresh_spectral_weights(unet, paired=True)
         with deferred_shift_gates(unet) if shifted else contextlib.nullcontext():
             with ctx:
                 cond = encoder(ids)[0] if static_cond is None else static_cond

@@ -132,42 +132,22 @@ def loop_steps(args, model: Path, mode: str):
     return run
 
 
-VARIANTS = {  # replaced ways of computing the step, restored for a side-by-side split row
-    "product-sum": "∂L/∂δ's Σₙ (g·U)∘h as an elementwise product and a sum (before 2026-12-07)",
-    "gemm-diag": "the same sum as a GEMM's diagonal (2026-12-07 to 2026-12-07, fourth session)",
-    "unpaired": "factored layers scale h and g·U by σ' instead of FactorPairs' U·diag(σ')",
-}
-
-
 @contextlib.contextmanager
 def variant(name: str):
-    """Ways of computing the step that were replaced (:data:`VARIANTS`), restored for a
-    side-by-side split row: ``--split svd-inst:unpaired+gemm-diag`` is the step as it was before
-    the fourth session of 2026-12-07."""
+    """A way of computing the step that was replaced, restored for a side-by-side split row
+    (``--split svd-inst:product-sum``): the factored backward's Σₙ (g·U)∘h as an elementwise
+    product and a sum (before 2026-12-07) instead of a GEMM's diagonal."""
     from svdinst.spectral import factored
-    from svdinst.training import graphed
 
-    names = [n for n in name.split("+") if n]
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        raise SystemExit(f"unknown split variant(s) {unknown} (known: {', '.join(VARIANTS)})")
-    kept_dots, kept_refresh = factored.column_dots, graphed.refresh_spectral_weights
-
-    def gemm_diag(a, b, dtype):
-        if a.dtype == dtype:
-            return torch.mm(a.t(), b).diagonal()
-        return torch.mm(a.t(), b, out_dtype=dtype).diagonal()
-
-    if "product-sum" in names:
+    if name not in ("", "product-sum"):
+        raise SystemExit(f"unknown split variant {name!r} (known: product-sum)")
+    kept = factored.column_dots
+    if name == "product-sum":
         factored.column_dots = lambda a, b, dtype: (a * b).sum(0, dtype=dtype)
-    if "gemm-diag" in names:
-        factored.column_dots = gemm_diag
-    if "unpaired" in names:
-        graphed.refresh_spectral_weights = lambda model, paired=False: kept_refresh(model)
     try:
         yield
     finally:
-        factored.column_dots, graphed.refresh_spectral_weights = kept_dots, kept_refresh
+        factored.column_dots = kept
 
 
 def graph_split(args, model: Path, spec: str, steps: int = SPLIT_TIMED + WARM + HOST_STEPS) -> dict:
@@ -341,8 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         splits = {mode: graph_split(args, model, mode) for mode in args.split}
         blocks["split"] = (f"**{device_name()}**, {datetime.date.today()}. "
                            + split_table(splits) + census_diff(splits)
-                           + "".join(census_diff(splits, "svd-inst", spec)
-                                     for spec in splits if ":" in spec))  # fmt: skip
+                           + census_diff(splits, "svd-inst", "svd-inst:product-sum"))  # fmt: skip
     for block, text in blocks.items():
         if args.channels_last:
             text = "**The loop's UNet in channels-last (`TrainConfig.channels_last`).** " + text

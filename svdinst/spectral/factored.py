@@ -14,8 +14,9 @@ which needs neither W nor dW. A k×k convolution is the same chain: Vᵀ reshape
 LoRA export's down/up pair. Grouped convolutions cannot be factored this way (each output group
 sees other input channels) and keep the weight path of :mod:`svdinst.spectral.fast`.
 
-Per pass the cost is 2·N·k·(in' + out) (in' = in·kh·kw; ∂L/∂δ's k dot products of length N
-add 2·N·k, :func:`column_dots`) against 2·N·out·in' for the base op plus, on the weight path, dW (2·N·out·in') and the rebuild and
+Per pass the cost is 2·N·k·(in' + out) (in' = in·kh·kw) — plus, on Ampere-or-newer GPUs,
+2·N·k² in the backward for ∂L/∂δ as the diagonal of one GEMM (:func:`column_dots`) — against
+2·N·out·in' for the base op plus, on the weight path, dW (2·N·out·in') and the rebuild and
 projection (4·out·k·in').
 :func:`prefers_factored` compares the two once per layer, from its shapes and the token count
 of its first forward; afterwards the choice is fixed (shapes only, no data-dependent branch),
@@ -25,7 +26,6 @@ so a whole step can still be captured in one CUDA graph.
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
 from typing import Protocol
 
 import torch
@@ -56,8 +56,6 @@ class ShiftLayerState(Protocol):
     defer_gate: bool  # backward leaves the gate to deferred_gates (one launch for all layers)
     built_key: tuple | None  # what the stored W or σ' was built from (see fast.weight_key)
     vh_nhwc: torch.Tensor | None  # Vᵀ as an NHWC conv kernel, made once for NHWC inputs
-    pair: torch.Tensor | None  # (2, out, k): U and U·diag(σ'), graph step only (FactorPairs)
-    pair_owner: FactorPairs | None  # the group buffer pair is a slice of (kept for reuse)
     original: torch.Tensor | None  # the base weight while its storage holds a rebuilt W
 
     def stash_original(self) -> None: ...
@@ -75,9 +73,9 @@ def flop_costs(out: int, in_: int, k: int, tokens: int) -> tuple[int, int]:
 
     Weight path: forward, dx and dW (3 × 2·N·out·in') plus rebuild and projection
     (2 × 2·out·k·in'). Factored path: forward and backward, each 2·N·k·(in' + out). Left out:
-    ∂L/∂δ's dot products (2·N·k, :func:`column_dots`) and, on the graph step, the refresh of
-    U·diag(σ') (:class:`FactorPairs`, out·k): small beside the GEMMs, and counting them would
-    move layers between the paths on differences of a few per cent.
+    the factored path's ∂L/∂δ as a GEMM's diagonal on a GPU (:func:`column_dots`, 2·N·k²), which
+    replaces small kernels rather than adding time at batch 1; counting it would move 42 of
+    SD-1.4's 282 layers to the weight path on a FLOP difference of a few per cent.
 
     Args:
         out (`int`), in_ (`int`), k (`int`): rows and columns (in·kh·kw) of W, number of shifts.
@@ -158,27 +156,28 @@ def _up(layer: ShiftLayerState, h: torch.Tensor, bias: torch.Tensor | None) -> t
     return F.conv2d(h, layer.U[:, :, None, None], bias)
 
 
-# torch.bmm(..., out_dtype=torch.float32) with float16/bfloat16 inputs: CUDA, torch >= 2.8.
+# torch.mm(..., out_dtype=torch.float32) with float16/bfloat16 inputs: CUDA, torch >= 2.8.
 _MM_OUT_DTYPE = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 8)
 
 
 @functools.cache
 def _fp32_gemm_measured(device: torch.device) -> bool:
-    """Cards of compute capability ≥ 8.0: GEMMs for ∂L/∂δ's sums were measured to pay on Hopper
-    (H100, 2026-12-07); Ampere runs the same float16 → float32 cuBLAS GEMMs."""
+    """Cards of compute capability ≥ 8.0: the GEMM diagonal was measured to pay on Hopper (H100,
+    2026-12-07); Ampere runs the same float16 → float32 cuBLAS GEMMs."""
     return _MM_OUT_DTYPE and torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def column_dots(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Σₙ aₙₖ·bₙₖ of two (N, k) matrices, accumulated in ``dtype``.
 
-    For float16/bfloat16 factors on an Ampere-or-newer GPU, k dot products in one batched GEMM
-    accumulating into float32 (:func:`batched_dots`) instead of an elementwise product and a
+    For float16/bfloat16 factors on an Ampere-or-newer GPU, the diagonal of one GEMM aᵀ·b
+    accumulating into float32 (:func:`gemm_diagonal`) instead of an elementwise product and a
     sum over N — which there is a split reduction with a memset: three kernels, and in a CUDA
     graph each costs the device microseconds whatever its size (the kernel census of
-    ``benchmarks/train_profile.py``). Elsewhere the product and the sum stay: a CPU has no
-    launches to save, float32 factors would run the GEMM in TF32 where it is allowed, and older
-    cards (the T4) and torch < 2.8 were not measured.
+    ``benchmarks/train_profile.py``). The GEMM costs 2·N·k² FLOPs, under half a factored layer's
+    own (k ≤ min(in', out)). Elsewhere the product and the sum stay: a CPU has no launches to
+    save and fewer FLOPs to spend, float32 factors would run the GEMM in TF32 where it is
+    allowed, and older cards (the T4) and torch < 2.8 were not measured.
 
     Args:
         a (`torch.Tensor`), b (`torch.Tensor`): (N, k), any strides, the same dtype.
@@ -186,23 +185,16 @@ def column_dots(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.T
     """
     low = a.dtype in (torch.float16, torch.bfloat16) and dtype == torch.float32
     if a.is_cuda and low and _fp32_gemm_measured(a.device):
-        return batched_dots(a, b, dtype)
+        return gemm_diagonal(a, b, dtype)
     return (a * b).sum(0, dtype=dtype)
 
 
-def batched_dots(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Σₙ aₙₖ·bₙₖ of two (N, k) matrices as one batched GEMM (k, 1, N)·(k, N, 1) accumulating
-    into ``dtype`` (float16/bfloat16 into float32 needs CUDA and torch ≥ 2.8; :func:`column_dots`
-    decides). 2·N·k FLOPs, and the result is a contiguous vector: autograd stores it as δ's
-    gradient as it is (a GEMM's diagonal, the way before, was a strided view it had to copy,
-    one more kernel per layer). The operands are views of a and b, never copies: the size-1
-    dimension gets stride 1, so cuBLAS reads each row of aᵀ as a column-major 1 × N matrix."""
-    n, k = a.shape
-    lhs = a.as_strided((k, 1, n), (a.stride(1), 1, a.stride(0)), a.storage_offset())
-    rhs = b.as_strided((k, n, 1), (b.stride(1), b.stride(0), 1), b.storage_offset())
+def gemm_diagonal(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """diag(aᵀ·b) of two (N, k) matrices from one GEMM accumulating into ``dtype`` (float16 or
+    bfloat16 inputs into float32 need CUDA and torch ≥ 2.8; :func:`column_dots` decides)."""
     if a.dtype == dtype:
-        return torch.bmm(lhs, rhs).view(k)
-    return torch.bmm(lhs, rhs, out_dtype=dtype).view(k)
+        return torch.mm(a.t(), b).diagonal()
+    return torch.mm(a.t(), b, out_dtype=dtype).diagonal()
 
 
 def rows(t: torch.Tensor, conv: bool) -> torch.Tensor:
@@ -224,67 +216,6 @@ def _channels(t: torch.Tensor, conv: bool) -> torch.Tensor:
     return t[:, None, None] if conv else t
 
 
-class FactorPairs:
-    """[U; U·diag(σ')] of the factored layers that share ``out`` (and dtype, device), stacked in
-    one (2, out, Σk) buffer that the graph step refreshes with one multiplication.
-
-    With it a factored layer runs y = h·(U·diag(σ'))ᵀ — no scaling of h in the forward — and its
-    backward gets g·U (for ∂L/∂δ) and g·U·diag(σ') (for ∂L/∂x) from one batched GEMM over its
-    (2, out, k) slice: per layer and step two kernels fewer than scaling the activations, plus
-    a handful per group for the refresh (one ``cat`` of σ', one multiplication). It costs a copy
-    of every factored layer's U and one of U·diag(σ') (on SD-1.4 about 0.2 GiB each in float16),
-    so only the CUDA-graph step uses it (:func:`svdinst.spectral.fast.refresh_weights`,
-    ``paired=True``); the eager path, the T4's, scales h as before.
-    """
-
-    def __init__(self, members: list[ShiftLayerState]) -> None:
-        u = members[0].U
-        sizes = [lay.S.numel() for lay in members]
-        self.buf = torch.empty((2, u.shape[0], sum(sizes)), dtype=u.dtype, device=u.device)
-        self.members, self.views, self.key = members, [], self.key_of(members)
-        offset = 0
-        for lay, k in zip(members, sizes):
-            self.buf[0, :, offset : offset + k].copy_(lay.U)
-            self.views.append(self.buf[:, :, offset : offset + k])
-            offset += k
-
-    @staticmethod
-    def key_of(members: list[ShiftLayerState]) -> tuple:
-        """What the buffer was copied from: the layers, in order, and their U tensors."""
-        return tuple((id(lay), lay.U.data_ptr(), lay.U.dtype, lay.U.device) for lay in members)
-
-    def update(self) -> None:
-        """U·diag(σ') from the members' current σ' (``sv``); hand each member its slice."""
-        torch.mul(self.buf[0], torch.cat([lay.sv for lay in self.members]), out=self.buf[1])
-        for lay, view in zip(self.members, self.views):
-            lay.pair, lay.pair_owner = view, self
-
-
-def update_pairs(layers: list[ShiftLayerState]) -> None:
-    """Refresh the :class:`FactorPairs` of these factored layers (σ' already set), building a
-    group's buffer on first use or when its layers or their U changed."""
-    groups: dict[tuple, list[ShiftLayerState]] = defaultdict(list)
-    for lay in layers:
-        groups[(lay.U.shape[0], lay.U.dtype, lay.U.device)].append(lay)
-    for members in groups.values():
-        owner = members[0].pair_owner
-        if owner is None or owner.key != FactorPairs.key_of(members):
-            owner = FactorPairs(members)
-        owner.update()
-
-
-def _paired(layer: ShiftLayerState, h: torch.Tensor, conv: bool) -> bool:
-    """Use the layer's pair: it has one, and h is rows (Linear) or an NHWC map, whose 1×1
-    convolution is a GEMM on a view (an NCHW map keeps cuDNN's convolution)."""
-    return layer.pair is not None and (not conv or is_nhwc(h))
-
-
-def _as_map(r: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(B·H·W, c) rows as the NHWC (B, c, H, W) map they are (a view)."""
-    b, _, hh, ww = like.shape
-    return r.view(b, hh, ww, r.shape[-1]).permute(0, 3, 1, 2)
-
-
 class _FactoredFunction(torch.autograd.Function):
     """y = ((x·V)·diag(σ'))·Uᵀ + b with σ' precomputed; backward per the module docstring."""
 
@@ -296,46 +227,31 @@ class _FactoredFunction(torch.autograd.Function):
         bias = bias.to(dtype) if bias is not None else None
         with torch.autocast(device_type=x.device.type, enabled=False):
             h = _down(layer, x.to(dtype))
-            pair = layer.pair if _paired(layer, h, conv) else None
-            if pair is not None:  # h·(U·diag(σ'))ᵀ: σ' is in the pair's second half
-                y = F.linear(rows(h, conv) if conv else h, pair[1], bias)
-                y = _as_map(y, h) if conv else y
-            else:
-                y = _up(layer, h * _channels(layer.sv.to(dtype), conv), bias)
+            y = _up(layer, h * _channels(layer.sv.to(dtype), conv), bias)
         ctx.save_for_backward(h)
-        ctx.layer, ctx.pair, ctx.in_dtype, ctx.in_shape = layer, pair, x.dtype, x.shape
+        ctx.layer, ctx.in_dtype, ctx.in_shape = layer, x.dtype, x.shape
         return y.to(x.dtype)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
         (h,) = ctx.saved_tensors
-        layer, pair = ctx.layer, ctx.pair
+        layer = ctx.layer
         base = layer.base_layer
         conv = isinstance(base, nn.Conv2d)
         g = g.to(h.dtype)
-        if pair is not None:  # [g·U, g·U·diag(σ')] in one batched GEMM (N rows each)
-            rows_g = rows(g, conv)
-            both = torch.bmm(rows_g.expand(2, *rows_g.shape), pair)
-            gu, gs = both[0], both[1]
-        else:
-            gu = F.conv2d(g, layer.U.t()[:, :, None, None]) if conv else g @ layer.U  # g·U
-            gs = None
+        gu = F.conv2d(g, layer.U.t()[:, :, None, None]) if conv else g @ layer.U  # g·U
         ddelta = dx = None
         if ctx.needs_input_grad[1]:
-            hr = rows(h, conv)
-            diag = column_dots(gu if pair is not None else rows(gu, conv), hr, layer.S.dtype)
-            ddelta = shift_grad(layer, diag)  # Σₙ (g·U)∘(x·V), gated
+            diag = column_dots(rows(gu, conv), rows(h, conv), layer.S.dtype)  # Σₙ (g·U)∘(x·V)
+            ddelta = shift_grad(layer, diag)
         if ctx.needs_input_grad[0]:
-            if gs is None:
-                gs = gu * _channels(layer.sv.to(h.dtype), conv)
-            elif conv:
-                gs = _as_map(gs, g)
+            gs = gu * _channels(layer.sv.to(h.dtype), conv)
             if conv:
                 dx = torch.nn.grad.conv2d_input(
                     ctx.in_shape, _kernel(layer), gs, base.stride, base.padding, base.dilation
                 )
             else:
-                dx = (gs @ layer.Vh).view(ctx.in_shape)
+                dx = gs @ layer.Vh
             dx = dx.to(ctx.in_dtype)
         return dx, ddelta, None
 

@@ -39,7 +39,6 @@ from svdinst.spectral.factored import (
     is_nhwc,
     prefers_factored,
     shift_grad,
-    update_pairs,
 )
 
 
@@ -70,18 +69,14 @@ def _refresh_groups(layers: list[ShiftLayerState]) -> dict[tuple, list[ShiftLaye
 
 
 @torch.no_grad()
-def refresh_weights(
-    layers: list[ShiftLayerState], force: bool = False, paired: bool = False
-) -> None:
+def refresh_weights(layers: list[ShiftLayerState], force: bool = False) -> None:
     """Write U·diag(relu(σ + s·δ))·Vᵀ into each stale layer's weight storage (all if ``force``).
 
     σ' = relu(σ + s·δ), cast once to the factors' dtype, and the backward's gate
     s·1[σ + s·δ > 0] are computed for all layers as one concatenated vector (a handful of
     kernels, not a few per layer: inside a CUDA graph each kernel still costs the device
     microseconds); each layer keeps views of its slice. Then one scaled GEMM per layer writes W
-    in place. With ``paired`` (the CUDA-graph step, which refreshes every layer) the factored
-    layers also get U·diag(σ') (:class:`~svdinst.spectral.factored.FactorPairs`); otherwise
-    they drop it and scale their activations by σ'.
+    in place.
     """
     stale = [lay for lay in layers if force or lay.built_key != weight_key(lay)]
     for (scale, _, dtype, _), group in _refresh_groups(stale).items():
@@ -97,11 +92,6 @@ def refresh_weights(
             else:
                 _write_weight(lay, sv)
             lay.grad_gate = gate
-        factored = [lay for lay in group if lay.factored]
-        if paired:
-            update_pairs(factored)
-        for lay in factored if not paired else ():
-            lay.pair = None  # σ' changed without the pair: scale the activations instead
 
 
 @contextmanager

@@ -84,8 +84,6 @@ class SpectralShiftLayer(nn.Module):
         self.original: torch.Tensor | None = None
         self.built_key: tuple | None = None
         self.vh_nhwc: torch.Tensor | None = None  # factored convs under NHWC inputs
-        self.pair: torch.Tensor | None = None  # [U; U·diag(σ')], graph step (factored.FactorPairs)
-        self.pair_owner = None  # the FactorPairs buffer of pair, kept for the next refresh
         self.grad_gate: torch.Tensor | None = None
         self.defer_gate = False  # fast.deferred_gates: one gate launch per step for all layers
 
@@ -136,7 +134,7 @@ class SpectralShiftLayer(nn.Module):
             raise ValueError(f"factored must be one of {FACTORED_MODES}, got {factored!r}.")
         self.unmerge()
         self.fast = enabled and fast_supported(self.base_layer)
-        self.factored, self.sv, self.pair, self.pair_owner = None, None, None, None
+        self.factored, self.sv = None, None
         if factored is not None:
             self.factored_mode = factored
 

@@ -196,16 +196,9 @@ def remove_spectral_shifts(model: nn.Module, merge: bool = True) -> nn.Module:
     return model
 
 
-def refresh_spectral_weights(model: nn.Module, paired: bool = False) -> None:
-    """Fast path: rebuild every layer's W from the current δ now (call after ``optimizer.step()``).
-
-    Args:
-        model (`nn.Module`): a model with spectral shifts.
-        paired (`bool`, defaults to `False`): also give the factored layers U·diag(σ')
-            (:class:`~svdinst.spectral.factored.FactorPairs`: fewer kernels, more memory; the
-            CUDA-graph training step uses it).
-    """
-    refresh_weights(_fast_layers(model), force=True, paired=paired)
+def refresh_spectral_weights(model: nn.Module) -> None:
+    """Fast path: rebuild every layer's W from the current δ now (call after ``optimizer.step()``)."""
+    refresh_weights(_fast_layers(model), force=True)
 
 
 def deferred_shift_gates(model: nn.Module) -> AbstractContextManager[None]:

@@ -145,9 +145,7 @@ class StaticStep:
     def _body(self) -> None:
         gates = contextlib.nullcontext()
         if self.shifts is not None:
-            # paired: U·diag(σ') for the factored layers, two kernels fewer per layer in the
-            # graph (FactorPairs); eager and CPU steps scale activations, as the eager loop does.
-            refresh_spectral_weights(self.shifts, paired=self.capture)
+            refresh_spectral_weights(self.shifts)
             gates = deferred_shift_gates(self.shifts)
         latents, noise, timesteps, features = self.inputs
         with gates:

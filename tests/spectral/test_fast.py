@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from spectral_toys import EXACT, FAST, Plain, plain_input, randomize_shifts
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from svdinst.spectral import (
     SpectralShiftConfig,
@@ -142,11 +141,10 @@ def test_deferred_gates_give_the_same_gradient(factored):
 
 
 def test_column_dots_is_the_row_sum_of_the_product():
-    """∂L/∂δ's Σₙ (g·U)∘(x·V): CUDA's batched dot products equal the product's row sum on every
-    layout the factored path hands them (Linear rows, NHWC and NCHW maps of batch 1 and 2) and
-    return a contiguous vector (autograd keeps it without a copy); a CPU keeps the product and
-    sum, accumulating float16 into float32."""
-    from svdinst.spectral.factored import batched_dots, column_dots, rows
+    """∂L/∂δ's Σₙ (g·U)∘(x·V): CUDA's GEMM diagonal equals the product's row sum on every layout
+    the factored path hands it (Linear rows, NHWC and NCHW maps of batch 1 and 2), and a CPU keeps
+    the product and sum, accumulating float16 into float32."""
+    from svdinst.spectral.factored import column_dots, gemm_diagonal, rows
 
     gen = torch.Generator().manual_seed(0)
     for shape, nhwc in (((2, 3, 7), False), ((1, 5, 4, 3), True), ((1, 5, 4, 3), False),
@@ -156,64 +154,14 @@ def test_column_dots_is_the_row_sum_of_the_product():
             a, b = (t.to(memory_format=torch.channels_last) for t in (a, b))
         conv = len(shape) == 4
         expected = (a * b).sum(dim=(0, 2, 3) if conv else (0, 1))
-        for fn in (batched_dots, column_dots):
+        for fn in (gemm_diagonal, column_dots):
             got = fn(rows(a, conv), rows(b, conv), torch.float64)
             torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
-            assert got.is_contiguous()
         if conv and (nhwc or shape[0] == 1):  # no copy of the activations
             assert rows(a, conv).data_ptr() == a.data_ptr()
     half = column_dots(rows(a, True).half(), rows(b, True).half(), torch.float32)
     assert half.dtype == torch.float32
     torch.testing.assert_close(half, expected.float(), rtol=2e-2, atol=2e-2)
-
-
-class _CountBmm(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.bmm = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.bmm += func is torch.ops.aten.bmm.default
-        return func(*args, **(kwargs or {}))
-
-
-@pytest.mark.parametrize("nhwc", [False, True])
-def test_paired_factors_give_the_factored_path_result(nhwc):
-    """The graph step's [U; U·diag(σ')] (FactorPairs: σ' folded into the factor, [g·U, g·U'] in
-    one batched GEMM) gives the factored path's output, ∂L/∂δ and ∂L/∂x (float64); convolutions
-    use it only on NHWC maps, Linear layers always; an unpaired refresh drops it again."""
-    results = {}
-    for paired in (False, True):
-        model = Tokens()
-        cfg = SpectralShiftConfig(fast=True, factored="always", rebuild="step", cache=False)
-        add_spectral_shifts(model, config=cfg)
-        x = plain_input(torch.float64)
-        if nhwc:
-            model.to(memory_format=torch.channels_last)
-            x = x.to(memory_format=torch.channels_last)
-        x.requires_grad_(True)
-        randomize_shifts(model, std=1.0)  # some σ + s·δ < 0: the gate matters
-        set_shift_scale(model, 0.7)
-        model(x)  # decide the paths (the first forward), as the graph step's warm-up does
-        refresh_spectral_weights(model, paired=paired)
-        layers = spectral_layers(model)
-        with _CountBmm() as count:
-            y = model(x)
-            (y.square().sum() + y.sum()).backward()
-        grads = {n: lay.delta.grad for n, lay in layers.items()}
-        results[paired] = (y.detach(), grads, x.grad, count.bmm)
-        with_pair = {n for n, lay in layers.items() if lay.pair is not None}
-    assert with_pair == {"c1", "c2", "c3", "fc", "out"}  # the grouped conv takes the weight path
-    y, grads, dx, _ = results[False]
-    py, pgrads, pdx, bmms = results[True]
-    assert bmms - results[False][3] == (5 if nhwc else 2)  # one backward GEMM per pair used
-    torch.testing.assert_close(py, y, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(pdx, dx, rtol=1e-10, atol=1e-12)
-    for n, g in grads.items():
-        assert g.abs().max() > 0
-        torch.testing.assert_close(pgrads[n], g, rtol=1e-10, atol=1e-12)
-    refresh_spectral_weights(model)  # an eager step's refresh: σ' without the pair
-    assert all(lay.pair is None for lay in spectral_layers(model).values())
 
 
 def test_factored_choice_follows_flop_model():
