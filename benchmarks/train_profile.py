@@ -224,7 +224,60 @@ def host_summary(prof, cuda: bool) -> dict:
             census[evt.key] += evt.count / HOST_STEPS
     top = sorted(cpu.items(), key=lambda kv: -kv[1])[:HOST_TOP]
     return {"cpu_ms": sum(cpu.values()), "kernel_ms": kernels, "top": top,
-            "kernels_per_step": launches / HOST_STEPS, "census": dict(census)}  # fmt: skip
+            "kernels_per_step": launches / HOST_STEPS, "census": dict(census),
+            "gaps": idle_gaps(prof) if cuda else {}}  # fmt: skip
+
+
+GAP_BUCKETS_US = (2, 5, 10, 50)  # idle gaps between consecutive kernels, histogram edges
+LONG_GAP_US = 1000  # longer: the device waits for the host (between steps), not inside one
+
+
+def idle_gaps(prof) -> dict:
+    """Where the device idles *between* kernels within a step (a replay runs its kernels back to
+    back, so a gap is per-kernel cost the kernels' own time does not show): per step, the idle
+    time in gaps shorter than :data:`LONG_GAP_US`, a histogram of their lengths, and the idle
+    time summed by the kernel that follows the gap (the one the device was waiting to start)."""
+    from torch.autograd import DeviceType
+
+    spans = sorted(
+        (e.time_range.start, e.time_range.end, e.name)
+        for e in prof.events()
+        if e.device_type == DeviceType.CUDA and "#" not in e.name
+        and not e.name.startswith("ProfilerStep")
+    )  # fmt: skip
+    total, hist, before = 0.0, defaultdict(int), defaultdict(float)
+    busy_until = spans[0][1] if spans else 0.0
+    for start, end, name in spans[1:]:
+        gap, busy_until = start - busy_until, max(busy_until, end)  # overlaps (streams): no gap
+        if gap <= 0 or gap >= LONG_GAP_US:
+            continue
+        total += gap
+        hist[
+            next((f"< {b} µs" for b in GAP_BUCKETS_US if gap < b), f"≥ {GAP_BUCKETS_US[-1]} µs")
+        ] += 1
+        before[name] += gap
+    top = sorted(before.items(), key=lambda kv: -kv[1])[:CENSUS_TOP]
+    return {"idle_ms": total / 1e3 / HOST_STEPS,
+            "hist": {k: v / HOST_STEPS for k, v in hist.items()},
+            "before": [(k, v / 1e3 / HOST_STEPS) for k, v in top]}  # fmt: skip
+
+
+def gap_text(splits: dict) -> str:
+    """The idle-gap lines of each split mode (CUDA only)."""
+    lines = []
+    for mode, r in splits.items():
+        g = r["host"].get("gaps")
+        if not g:
+            continue
+        hist = ", ".join(f"{k}: {v:.0f}" for k, v in g["hist"].items())
+        waits = "; ".join(f"`{k[:60]}` {v:.2f}" for k, v in g["before"])
+        lines.append(f"- {mode}: idle {g['idle_ms']:.1f} ms per step between kernels (gaps "
+                     f"{hist}); idle before: {waits}")  # fmt: skip
+    if not lines:
+        return ""
+    return "\n\nIdle time between consecutive kernels, per step (gaps < 1 ms):\n\n" + "\n".join(
+        lines
+    )
 
 
 def census_diff(splits: dict, base: str = "inst", other: str = "svd-inst") -> str:
@@ -320,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.split:
         splits = {mode: graph_split(args, model, mode) for mode in args.split}
         blocks["split"] = (f"**{device_name()}**, {datetime.date.today()}. "
-                           + split_table(splits) + census_diff(splits)
+                           + split_table(splits) + census_diff(splits) + gap_text(splits)
                            + census_diff(splits, "svd-inst", "svd-inst:product-sum"))  # fmt: skip
     for block, text in blocks.items():
         if args.channels_last:

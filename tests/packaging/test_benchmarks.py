@@ -67,3 +67,27 @@ def test_pocket_ceiling_finetunes_every_unet_weight(tmp_path: Path) -> None:
     assert len(changed) == len(list(base.unet.parameters()))  # every weight moved
     for (n, p), q in zip(base.vae.named_parameters(), tuned.vae.parameters(), strict=True):
         assert torch.equal(p, q), n
+
+
+def test_train_profile_idle_gaps_sums_short_gaps_by_the_next_kernel() -> None:
+    """The idle-gap diagnostic of reports/benchmarks.md: gaps between consecutive device events,
+    overlaps and waits of ≥ 1 ms left out, annotations (ProfilerStep, user spans) ignored."""
+    from types import SimpleNamespace
+
+    import train_profile
+    from torch.autograd import DeviceType
+
+    def event(name: str, start: float, end: float) -> SimpleNamespace:
+        span = SimpleNamespace(start=start, end=end)
+        return SimpleNamespace(name=name, time_range=span, device_type=DeviceType.CUDA)
+
+    events = [event("gemm", 0, 10), event("norm", 13, 20), event("Memset (Device)", 26, 27),
+              event("norm", 25, 40), event("gemm", 2040, 2050),
+              event("ProfilerStep#3", 0, 3000), event("Optimizer.step#AdamW.step", 30, 31)]  # fmt: skip
+    gaps = train_profile.idle_gaps(SimpleNamespace(events=lambda: events))
+    steps = train_profile.HOST_STEPS
+    # Idle: 10 → 13 before "norm" (3 µs) and 20 → 25 before "norm" (5 µs). The memset runs inside
+    # the second norm (no gap; the device stays busy until 40), and 40 → 2040 is a host wait.
+    assert abs(gaps["idle_ms"] * steps - 8e-3) < 1e-12
+    assert gaps["before"][0][0] == "norm" and abs(gaps["before"][0][1] * steps - 8e-3) < 1e-12
+    assert gaps["hist"] == {"< 5 µs": 1 / steps, "< 10 µs": 1 / steps}
