@@ -230,17 +230,22 @@ def stylize_rows(args, model: str, run: Path, device: str) -> tuple[list[dict], 
     st.close()
     free_cuda()
 
+    def auto_batch(st: Stylizer):
+        """One call stylizing a batch of ``auto`` photos with ``st``."""
+        x = [photos[i % len(photos)] for i in range(auto)]
+        return lambda: st.stylize_batch(x, list(range(auto)), cfg)
+
     def compiled_row(st: Stylizer, name: str, mode: str) -> float:
         """The same model, its UNet compiled in place (as SpeedOptions.compile does) in
         ``mode``; returns the compile time (first batch less a timed one)."""
         torch._dynamo.reset()  # a fresh compile in this mode
         st.pipe.unet.compile(mode=mode)
-        x = [photos[i % len(photos)] for i in range(auto)]
+        call = auto_batch(st)
         t0 = time.perf_counter()
-        st.stylize_batch(x, list(range(auto)), cfg)  # compiles
+        call()  # compiles
         sync()
         first = time.perf_counter() - t0
-        r = row(name, auto, lambda: st.stylize_batch(x, list(range(auto)), cfg), loaded(), 0)
+        r = row(name, auto, call, loaded(), 0)
         return first - r["s_per_image"] * auto
 
     extra = {"auto_batch": auto}
@@ -252,11 +257,9 @@ def stylize_rows(args, model: str, run: Path, device: str) -> tuple[list[dict], 
             st, "kit + levers + torch.compile" + suffix, mode
         )
     if args.cudnn_benchmark and args.compile:  # the last compiled UNet, cuDNN autotuning its convs
-        torch.backends.cudnn.benchmark = True
-        x = [photos[i % len(photos)] for i in range(auto)]
-        row("kit + levers + torch.compile + cudnn.benchmark", auto,
-            lambda: st.stylize_batch(x, list(range(auto)), cfg), loaded())  # fmt: skip
-        torch.backends.cudnn.benchmark = False
+        kept, torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark, True
+        row("kit + levers + torch.compile + cudnn.benchmark", auto, auto_batch(st), loaded())
+        torch.backends.cudnn.benchmark = kept
     st.close()
     free_cuda()
     return rows, extra
