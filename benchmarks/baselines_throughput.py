@@ -3,6 +3,8 @@
     python benchmarks/baselines_throughput.py                      # GPU: full networks, 256 px
     python benchmarks/baselines_throughput.py --write-report       # … and record it in reports/
     python benchmarks/baselines_throughput.py --small              # CPU smoke run (tiny, 64 px)
+    python benchmarks/baselines_throughput.py --profile sd14       # notebook 06's batches; GPU:
+                                                                   # writes results/baselines.json
 
 Training throughput runs each method's own ``fit`` (its published batch size, optimiser and
 losses; data from a folder of synthetic photos, so the CPU-side cropping is included) and
@@ -12,6 +14,12 @@ is ``stylize`` on ``--images`` photos of the same size, after one warm-up call, 
 PIL conversions a user pays for. When a method's published batch does not fit in GPU memory,
 it is halved until it does and the table says so. Magenta runs through onnxruntime (CUDA only
 with the ``onnxruntime-gpu`` build; the table names the provider).
+
+``--profile NAME`` trains at the batches notebook 06 uses on that profile
+(:func:`svdinst.course.settings.baseline_batch_size`: the paper's, capped for a 16 GB card) and
+adds the unit ``benchmarks/full_estimate.py`` needs: seconds per training step of all six
+together, their stylizing of the report's 711 photos spread over the profile's steps
+(:func:`all_six_seconds`). On a GPU it is written to ``results/baselines.json``.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import csv
 import dataclasses
 import datetime
 import gc
+import json
 import platform
 import sys
 import tempfile
@@ -32,6 +41,23 @@ import numpy as np
 import torch
 from PIL import Image
 from report_md import REPORT, write_block
+
+RESULTS = Path(__file__).resolve().parent / "results" / "baselines.json"
+
+
+def all_six_seconds(
+    s_per_step: dict[str, float | None], images_per_s: dict[str, float], photos: int, steps: int
+) -> float:
+    """Seconds per training step of every baseline together, stylizing included.
+
+    Args:
+        s_per_step: each method's seconds per training step (`None`: nothing to train).
+        images_per_s: each method's stylizing rate.
+        photos (`int`): photos each method stylizes once, after training (the report: 711).
+        steps (`int`): training steps of each method (the profile's ``baseline_steps``).
+    """
+    train = sum(s for s in s_per_step.values() if s is not None)
+    return train + sum(photos / ips for ips in images_per_s.values()) / steps
 
 
 def _write_photos(folder: Path, n: int, side: int, seed: int) -> None:
@@ -92,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=None, help="inference photos; 16 (2)")
     parser.add_argument("--device", default="auto")
     parser.add_argument(
+        "--profile", default=None, help="train at this course profile's batches (notebook 06's)"
+    )
+    parser.add_argument(
+        "--results", type=Path, default=None,
+        help=f"write the per-step JSON here (default on a GPU with --profile: {RESULTS})",
+    )  # fmt: skip
+    parser.add_argument(
         "--write-report", action="store_true", help="update this script's section of --report"
     )
     parser.add_argument("--report", type=Path, default=REPORT)
@@ -99,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from svdinst.baselines import REGISTRY, get_baseline
     from svdinst.baselines.common import resolve_device
+    from svdinst.course.profiles import PROFILES
+    from svdinst.course.reproduction import FULL_PHOTOS
+    from svdinst.course.settings import baseline_batch_size
+
+    if args.profile is not None and args.profile not in PROFILES:
+        parser.error(f"--profile must be one of {', '.join(PROFILES)}; got {args.profile!r}")
+    profile = PROFILES[args.profile] if args.profile else None
 
     small = args.small
     res = args.resolution or (64 if small else 256)
@@ -115,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     warnings.simplefilter("ignore")  # random-VGG warnings: speed does not depend on weights
 
-    rows = []
+    rows, s_per_step, images_per_s = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         content, style = Path(tmp) / "content", Path(tmp) / "style"
         side = round(res * 286 / 256) + 8
@@ -130,15 +170,20 @@ def main(argv: list[str] | None = None) -> int:
             cls = get_baseline(name)
             config = cls.tiny_config(resolution=res) if small else cls.config_class()
             config = dataclasses.replace(config, resolution=res)
+            batch = baseline_batch_size(cls, profile) if profile else None
+            if batch is not None:
+                config = dataclasses.replace(config, batch_size=batch)
             print(f"{name}: {'tiny' if small else 'full'} networks at {res} px on {device}")
             if cls.needs_training:
                 ips, sps, peak, batch, model = _bench_train(
                     cls, config, content, style, device, warmup, steps
                 )
                 train = f"{ips:.1f} | {sps:.2f} | {batch} | {peak:.1f}"
+                s_per_step[name] = 1 / sps
             else:
                 model, train = cls(config, device=device), "– | – | – | –"
-            infer = _bench_infer(model, photos, styles)
+                s_per_step[name] = None
+            infer = images_per_s[name] = _bench_infer(model, photos, styles)
             note = ""
             if name == "magenta":
                 note = f"onnxruntime {model.engine.providers[0]}"
@@ -148,14 +193,32 @@ def main(argv: list[str] | None = None) -> int:
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
 
+    flags = (" --small" if small else "") + (f" --profile {args.profile}" if profile else "")
+    batches = f"{args.profile} profile's batches" if profile else "the papers' batches"
     table = (
-        f"{'Tiny networks, ' if small else ''}{res} px. {hardware}; torch {torch.__version__}; "
-        f"{datetime.date.today().isoformat()}; "
-        f"`python benchmarks/baselines_throughput.py{' --small' if small else ''}`; "
+        f"{'Tiny networks, ' if small else ''}{res} px, {batches}. {hardware}; "
+        f"torch {torch.__version__}; {datetime.date.today().isoformat()}; "
+        f"`python benchmarks/baselines_throughput.py{flags}`; "
         f"{warmup} warm-up + {steps} timed training steps, {n_images} photos for inference.\n\n"
         "| method | train images/s | train steps/s | batch | peak GiB | stylize images/s | note |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
+    if profile:
+        per_step = all_six_seconds(s_per_step, images_per_s, FULL_PHOTOS, profile.baseline_steps)
+        table += (
+            f"\nAll of them per training step, stylizing {FULL_PHOTOS} photos each spread over "
+            f"{profile.baseline_steps} steps: **{per_step:.3f} s** "
+            f"({per_step * profile.baseline_steps / 3600:.2f} h for the {args.profile} run).\n"
+        )
+        results = args.results or (RESULTS if device.startswith("cuda") and not small else None)
+        if results is not None:
+            results.parent.mkdir(parents=True, exist_ok=True)
+            results.write_text(json.dumps({
+                "card": hardware, "date": datetime.date.today().isoformat(),
+                "profile": args.profile, "resolution": res, "s_per_step_all_six": per_step,
+                "s_per_step": s_per_step, "images_per_s": images_per_s,
+            }, indent=1) + "\n")  # fmt: skip
+            print(f"Wrote {results}")
     print(table)
     if args.write_report:
         write_block(
@@ -163,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             "baselines_throughput",
             "Baselines: training and inference throughput (benchmarks/baselines_throughput.py)",
             table,
-            "small" if small else "main",
+            ("small" if small else "main") + (f"-{args.profile}" if profile else ""),
         )
         print(f"Updated {args.report}")
     return 0

@@ -51,7 +51,9 @@ def measured_units() -> tuple[dict[str, float], dict[str, str], dict]:
          f", batch {stylize.get('best_batch', '?')}"
          + (f" ({stylize['best_pipeline']})" if "best_pipeline" in stylize else ""))  # fmt: skip
     take("metrics", _read("eval_speed.json"), "s_per_image_stream", "eval_speed.json")
-    take("baselines", _read("baselines.json"), "s_per_step_all_six", "baselines.json")
+    baselines = _read("baselines.json")
+    if baselines.get("profile", "sd14") == "sd14":  # another profile's batches are not the report's
+        take("baselines", baselines, "s_per_step_all_six", "baselines.json", ", sd14 batches")
     return units, sources, _read("multi_gpu.json")
 
 

@@ -32,6 +32,32 @@ def test_baselines_throughput_small(tmp_path: Path) -> None:
     assert "| cyclegan |" in text and "| magenta |" in text
 
 
+def test_baselines_throughput_profile_writes_the_estimates_unit(tmp_path: Path) -> None:
+    """`--profile` trains at notebook 06's batches and writes the per-step unit that
+    `full_estimate.py` reads: training steps summed, stylizing 711 photos spread over the steps."""
+    import json
+
+    import baselines_throughput
+
+    results = tmp_path / "baselines.json"
+    argv = ["--small", "--methods", "stargan", "magenta", "--steps", "1", "--profile", "sd14"]
+    assert baselines_throughput.main([*argv, "--results", str(results)]) == 0
+    data = json.loads(results.read_text())
+    assert data["profile"] == "sd14" and data["s_per_step"]["magenta"] is None
+    expected = (
+        data["s_per_step"]["stargan"]
+        + (711 / data["images_per_s"]["stargan"] + 711 / data["images_per_s"]["magenta"]) / 1000
+    )
+    assert abs(data["s_per_step_all_six"] - expected) < 1e-12
+
+
+def test_all_six_seconds_adds_training_and_spread_stylizing() -> None:
+    from baselines_throughput import all_six_seconds
+
+    per_step = {"a": 0.5, "b": None, "c": 0.25}
+    assert all_six_seconds(per_step, {"a": 10.0, "b": 2.0, "c": 5.0}, 100, 50) == 0.75 + 1.6
+
+
 def test_stylize_flops_counts_sd14_on_meta_tensors() -> None:
     """The floor behind the 0.15 s/image reading in reports/benchmarks.md: SD-1.4's CFG UNet call
     at 64×64 latents is ~1.6 TFLOP (2 × ~0.8, the usual per-image figure) — a wrong layout or a
@@ -91,3 +117,15 @@ def test_train_profile_idle_gaps_sums_short_gaps_by_the_next_kernel() -> None:
     assert abs(gaps["idle_ms"] * steps - 8e-3) < 1e-12
     assert gaps["before"][0][0] == "norm" and abs(gaps["before"][0][1] * steps - 8e-3) < 1e-12
     assert gaps["hist"] == {"< 5 µs": 1 / steps, "< 10 µs": 1 / steps}
+
+
+def test_stylize_split_times_the_vae_inside_a_batch() -> None:
+    """The split's VAE columns come from the pipeline's own encode/decode calls: both were
+    called (positive time) and, with the rest, add up to the batch."""
+    import stylize_split
+
+    text = stylize_split.main(["--smoke"])
+    row = next(line for line in text.splitlines() if line.startswith("| kit"))
+    total, encode, decode, rest = (float(c) for c in row.split("|")[3:7])
+    assert encode > 0 and decode > 0 and rest > 0
+    assert abs(encode + decode + rest - total) < 0.2  # each rounded to 0.1 ms
