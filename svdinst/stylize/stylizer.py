@@ -228,6 +228,31 @@ class Stylizer:
         images = pipe.vae.decode(z / pipe.vae.config.scaling_factor).sample
         return self._to_pil(pipe.image_processor.postprocess(images, output_type="np"))
 
+    def _img2img_latents(
+        self,
+        tensors: dict[int, torch.Tensor],
+        images: Sequence[Image.Image],
+        gens: Sequence[torch.Generator],
+    ) -> torch.Tensor:
+        """The scaled VAE latent of each pair, as diffusers' img2img would sample it, with each
+        distinct photo encoded once.
+
+        Given a generator per image, ``StableDiffusionImg2ImgPipeline.prepare_latents`` runs
+        the VAE encoder once per *pair*, at batch 1, and samples each latent with the pair's
+        generator; a batch of the report's run holds 3–4 photos × 10 seeds. Here the encoder
+        runs once per photo on the input the pipeline would have encoded (its
+        ``image_processor``), at the same batch 1, and each pair samples from its photo's
+        distribution with its own generator, in the pipeline's order: the same kernels, random
+        draws and generator states, so the same bits (``tests/stylize``).
+        """
+        pipe = self.pipe
+        dists = {}
+        for key, t in tensors.items():
+            x = pipe.image_processor.preprocess((t[None] + 1) / 2)  # the pipeline wants [0, 1]
+            dists[key] = pipe.vae.encode(x.to(self.device, self.dtype)).latent_dist
+        z = torch.cat([dists[id(im)].sample(gen) for im, gen in zip(images, gens)])
+        return pipe.vae.config.scaling_factor * z
+
     def _to_pil(self, images: np.ndarray) -> list[Image.Image]:
         """The decoded batch as images, refused when not finite: NaN would save as black."""
         if not np.isfinite(images).all():
@@ -294,13 +319,12 @@ class Stylizer:
         for im in images:
             if id(im) not in tensors:
                 tensors[id(im)] = to_tensor(im, res)
-        x = torch.stack([tensors[id(im)] for im in images])
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
         if cfg.init == "inst":
-            return self._inst(x, prompt, cfg, gens)
+            return self._inst(torch.stack([tensors[id(im)] for im in images]), prompt, cfg, gens)
         decoded = self.pipe(
             prompt=[prompt] * len(seeds),
-            image=(x + 1) / 2,  # the pipeline wants [0, 1]
+            image=self._img2img_latents(tensors, images, gens),  # 4 channels: used as latents
             strength=cfg.strength,
             num_inference_steps=cfg.steps,
             guidance_scale=cfg.guidance_scale,

@@ -91,6 +91,31 @@ def test_a_batch_of_different_photos_equals_each_photo_alone(bare, init: str) ->
         bare.stylize_batch([a, b], [0], cfg)
 
 
+def test_img2img_encodes_each_photo_once_with_the_pipelines_bits(bare, monkeypatch) -> None:
+    """A batch of 2 photos × several seeds runs the VAE encoder twice, not once per pair, and
+    gives exactly the images of diffusers' own img2img (which encodes every pair)."""
+    from svdinst.data import to_tensor
+    from svdinst.stylize.stylizer import StylizeConfig
+
+    cfg = StylizeConfig(prompt="a mural", **FAST)
+    a, b = _photo(7), _photo(8)
+    images, seeds = [a, a, a, b, b], [0, 1, 2, 0, 1]
+    vae, calls = bare.pipe.vae, []
+    monkeypatch.setattr(vae, "encode", lambda x, real=vae.encode: calls.append(len(x)) or real(x))
+    kit = bare.stylize_batch(images, seeds, cfg)
+    assert calls == [1, 1]
+    calls.clear()
+    x = torch.stack([to_tensor(im, 64) for im in images])
+    stock = bare.pipe(
+        prompt=["a mural"] * 5, image=(x + 1) / 2, strength=cfg.strength,
+        num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale, output_type="np",
+        generator=[torch.Generator().manual_seed(k) for k in seeds],
+    ).images  # fmt: skip
+    assert calls == [1] * 5  # diffusers: one encoder pass per pair
+    stock_pil = bare.pipe.image_processor.numpy_to_pil(stock)
+    assert all(np.array_equal(np.asarray(k), np.asarray(s)) for k, s in zip(kit, stock_pil))
+
+
 def test_inst_adain_uses_the_style_image(bare, data_dirs) -> None:
     from svdinst.stylize.stylizer import StylizeConfig
 
