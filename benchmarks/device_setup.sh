@@ -31,4 +31,9 @@ torch.save(_fidelity_template(), out / CONVERTED_NAME)
 print("wrote a RANDOM-weight Inception (timing only) to", out)
 PY
 fi
+# The baselines' loss network (benchmarks/baselines_throughput.py): the 2 MB Inception trunk file,
+# carried in .trunk/ (the baselines never fall back to random features).
+if ls .trunk/*.safetensors > /dev/null 2>&1; then
+  cp .trunk/*.safetensors cache/inception/
+fi
 set +e
