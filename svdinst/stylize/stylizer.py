@@ -239,8 +239,8 @@ class Stylizer:
 
         Given a generator per image, ``StableDiffusionImg2ImgPipeline.prepare_latents`` runs
         the VAE encoder once per *pair*, at batch 1, and samples each latent with the pair's
-        generator; a batch of the report's run holds 3–4 photos × 10 seeds. Here the encoder
-        runs once per photo on the input the pipeline would have encoded (its
+        generator; a batch of the report's run holds 32 pairs of 4 or 5 photos (10 seeds each).
+        Here the encoder runs once per photo on the input the pipeline would have encoded (its
         ``image_processor``), at the same batch 1, and each pair samples from its photo's
         distribution with its own generator, in the pipeline's order: the same kernels, random
         draws and generator states, so the same bits (``tests/stylize``).
