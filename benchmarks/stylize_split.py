@@ -5,10 +5,11 @@ speed up. This script stylizes one batch with the kit's fastest path (channels-l
 the UNet compiled) on the ``sd14-random`` model, 512 px, 50 DDIM steps, strength 0.8, CFG 7.5,
 fp16, and times the VAE's ``encode`` and ``decode`` calls with CUDA events inside the same
 batch; the rest of the batch is the UNet loop (40 CFG calls), the text encoder and the host
-work around them. The batch holds 10 seeds per photo, as the report's run is batched; it runs
-first as diffusers' img2img encodes it (every pair through the VAE encoder), then as the kit
-does (each distinct photo once, the same bits). Then it compiles the VAE's encoder and decoder too (``--compile-vae``: not a
-kit option, a probe) and times the same batch again, in the same process.
+work around them. The batch is the first of the report's run (``stylize_folder``'s batching,
+10 seeds per photo); it runs first as diffusers' img2img encodes it (every pair through the VAE
+encoder), then as the kit does (each distinct photo once, the same bits). Then it compiles the
+VAE's encoder and decoder too (a probe, not a kit option; ``--no-compile-vae`` skips it) and
+times the same batch again, in the same process.
 
     python benchmarks/stylize_split.py --write-report   # CUDA: ~3 min on an H100/H200
     python benchmarks/stylize_split.py --smoke          # CPU, tiny model, seconds
@@ -28,35 +29,31 @@ from stylize_speed import HEADING, free_cuda, make_run, photo, sync
 
 
 class EventTimer:
-    """Wraps a bound method so that each call's device time is recorded (CUDA events; on a CPU,
-    wall time after a sync)."""
+    """Wraps a bound method so that each call's device time is recorded: CUDA events when the
+    benchmark runs on CUDA, else wall time."""
 
-    def __init__(self, owner: object, name: str) -> None:
-        self.owner, self.name, self.inner = owner, name, getattr(owner, name)
+    def __init__(self, owner: object, name: str, cuda: bool) -> None:
+        self.owner, self.name, self.inner, self.cuda = owner, name, getattr(owner, name), cuda
         self.spans: list[tuple[object, object]] = []
         setattr(owner, name, self)
 
+    def _mark(self) -> object:
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
     def __call__(self, *args, **kwargs):
-        cuda = torch.cuda.is_available()
-        start = torch.cuda.Event(enable_timing=True) if cuda else time.perf_counter()
-        if cuda:
-            start.record()
+        start = self._mark()
         out = self.inner(*args, **kwargs)
-        if cuda:
-            end = torch.cuda.Event(enable_timing=True)
-            end.record()
-        else:
-            end = time.perf_counter()
-        self.spans.append((start, end))
+        self.spans.append((start, self._mark()))
         return out
 
     def seconds(self) -> float:
         """Total seconds of the recorded calls (syncs first); clears them."""
         sync()
-        if torch.cuda.is_available():
-            total = sum(s.elapsed_time(e) for s, e in self.spans) / 1e3
-        else:
-            total = sum(e - s for s, e in self.spans)
+        total = sum(s.elapsed_time(e) / 1e3 if self.cuda else e - s for s, e in self.spans)
         self.spans.clear()
         return total
 
@@ -64,9 +61,9 @@ class EventTimer:
         setattr(self.owner, self.name, self.inner)
 
 
-def split_batch(call, vae) -> dict[str, float]:
+def split_batch(call, vae, cuda: bool) -> dict[str, float]:
     """Seconds of one call of ``call`` (a batch) and of its VAE encode/decode calls."""
-    timers = {k: EventTimer(vae, k) for k in ("encode", "decode")}
+    timers = {k: EventTimer(vae, k, cuda) for k in ("encode", "decode")}
     try:
         sync()
         t0 = time.perf_counter()
@@ -83,13 +80,14 @@ def split_batch(call, vae) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="CPU, tiny model, no compiling")
-    p.add_argument("--batch", type=int, help="default: the Stylizer's auto batch (smoke: 2)")
+    p.add_argument("--batch", type=int, help="default: the Stylizer's auto batch (smoke: 4)")
     p.add_argument("--no-compile-vae", dest="compile_vae", action="store_false")
     p.add_argument("--write-report", action="store_true")
     p.add_argument("--report", type=Path, default=REPORT)
     args = p.parse_args(argv)
 
     from svdinst.stylize.config import StylizeConfig
+    from svdinst.stylize.folder import work_batches
     from svdinst.stylize.speed import SpeedOptions
     from svdinst.stylize.stylizer import Stylizer
 
@@ -105,12 +103,13 @@ def main(argv: list[str] | None = None) -> str:
         speed = SpeedOptions(channels_last=True, fuse_qkv=True, compile=cuda)
         st = Stylizer(run=run, device=device, dtype=dtype, speed=speed)
         batch = args.batch or (st.batch_size(StylizeConfig(resolution=res)) if cuda else 4)
-        # As stylize_folder batches the report's run: photo-major, 10 seeds per photo.
-        distinct = [photo(k, res) for k in range(4)]
-        photos = [distinct[(k // 10) % 4] for k in range(batch)]
+        # The report's run's first batch: stylize_folder's batching, 10 seeds per photo.
+        distinct = [photo(k, res) for k in range(-(-batch // 10))]
+        pairs = work_batches(list(range(len(distinct))), list(range(10)), batch)[0]
+        photos, seeds = [distinct[f] for f, _ in pairs], [k for _, k in pairs]
 
         def call():
-            st.stylize_batch(photos, list(range(batch)), cfg)
+            st.stylize_batch(photos, seeds, cfg)
 
         call()  # warm-up: compiles the UNet
         name = "kit + levers + torch.compile (UNet)" if cuda else "kit + levers (no compiling)"
@@ -119,15 +118,17 @@ def main(argv: list[str] | None = None) -> str:
             (torch.stack([tensors[id(im)] for im in images]) + 1) / 2
         )
         rows.append((name + ", every pair encoded (diffusers)", batch,
-                     split_batch(call, st.pipe.vae)))  # fmt: skip
+                     split_batch(call, st.pipe.vae, cuda)))  # fmt: skip
         del st._img2img_latents  # the class's method again
-        rows.append((name + ", each photo encoded once", batch, split_batch(call, st.pipe.vae)))
+        rows.append(
+            (name + ", each photo encoded once", batch, split_batch(call, st.pipe.vae, cuda))
+        )
         if args.compile_vae and cuda:
             st.pipe.vae.encoder.compile()
             st.pipe.vae.decoder.compile()
             call()  # compiles the VAE
             rows.append(("… and the VAE's encoder and decoder compiled", batch,
-                         split_batch(call, st.pipe.vae)))  # fmt: skip
+                         split_batch(call, st.pipe.vae, cuda)))  # fmt: skip
         st.close()
         free_cuda()
     lines = [f"Card: **{card}**, {datetime.date.today().isoformat()}; torch {torch.__version__}. "
