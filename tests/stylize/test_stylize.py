@@ -113,7 +113,9 @@ def test_img2img_encodes_each_photo_once_with_the_pipelines_bits(bare, monkeypat
     ).images  # fmt: skip
     assert calls == [1] * 5  # diffusers: one encoder pass per pair
     stock_pil = bare.pipe.image_processor.numpy_to_pil(stock)
-    assert all(np.array_equal(np.asarray(k), np.asarray(s)) for k, s in zip(kit, stock_pil))
+    assert all(
+        np.array_equal(np.asarray(k), np.asarray(s)) for k, s in zip(kit, stock_pil, strict=True)
+    )
 
 
 def test_inst_adain_uses_the_style_image(bare, data_dirs) -> None:
