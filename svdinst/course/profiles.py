@@ -89,7 +89,7 @@ _POCKET_V1 = Profile(
 # pocket-v2 (128 px, f = 4, a style space): 15 runs (3 modes × 5 seeds) must fit `make reproduce`'s
 # 20 min on a 2-core CPU, so a run is ~60 steps at batch 2 (≈ 0.5 s/step at 128 px on one thread,
 # measured with v2-sized weights; benchmarks/pocket_reproduce_cost.py compares v1 and v2).
-# lr_shifts and strength are chosen on the training style images only (`svdinst pocket select`,
+# lr_shifts, strength and guidance are chosen on the training style images only (`pocket select`,
 # reports/pocket/selection.md), never on the test photos.
 _POCKET_V2 = replace(
     _POCKET_V1,
@@ -112,14 +112,16 @@ _POCKET_V2 = replace(
 _POCKET_V3 = replace(
     _POCKET_V2,
     # svdinst pocket select on pocket-v3 (reports/pocket/selection.md), on the held-out TRAINING
-    # proxy: of 24 candidates (2 token lrs × 2 shift lrs × img2img / InST's inversion × 3
-    # strengths), InST's token lr with lr_shifts 0.05, started by InST's stochastic inversion at
-    # strength 0.6, moved the outputs' FID to the style images most (+11.3 % vs the base model
-    # started the same way; the best img2img candidate: +7.0 %; SSIM to the proxy fell 0.055).
+    # proxy: of 48 candidates (2 token lrs × 2 shift lrs × guidance 3 / 7.5 × img2img / InST's
+    # inversion × 3 strengths), InST's token lr with lr_shifts 0.05 at guidance 3, started by
+    # InST's stochastic inversion at strength 0.6, moved the outputs' FID to the style images
+    # most (+11.3 % vs the base model started the same way; the best at guidance 7.5: +9.1 %;
+    # the best img2img candidate: +7.5 %, at guidance 7.5; SSIM to the proxy fell 0.055).
     lr_token=None,
     lr_shifts=5e-2,
     strength=0.6,
     init="inst",
+    guidance=3.0,  # v1's, kept: the selection above scored it against 7.5
     about="a small model pretrained by the kit on offline photos and seven procedural styles "
     "(pocket-v2's UNet trained further) — real images at toy scale with a style space, so style "
     "learning can be measured; no claims about SD-1.4",

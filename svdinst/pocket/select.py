@@ -1,6 +1,7 @@
 """Choose the pocket experiment's training settings on the *training* style images only.
 
-The pocket profile's ``lr_token``, ``lr_shifts``, ``init`` and ``strength`` must not be tuned on the
+The pocket profile's ``lr_token``, ``lr_shifts``, ``init``, ``strength`` and ``guidance`` must not be
+tuned on the
 held-out test photos, or the report's comparison would be fitted to its own test set. This module
 holds out one *style* image instead: the default data set's style image ``mural_proxy_<stem>`` is
 the proxy filter of the *content* photo ``<stem>`` (:mod:`svdinst.data.default`), so it is a
@@ -9,9 +10,11 @@ paired target for that training photo, exactly as the oracle is for a test photo
 1. trains the mode (``svd-inst``, training seed 0) on the *other* style images, once per
    candidate (``lr_token``, ``lr_shifts``);
 2. stylizes square crops of the validation content photo at each candidate start (img2img or
-   InST's stochastic inversion) and strength, with each run and with the base model (the empty
-   prompt, as in the experiment);
-3. scores each (lr_token, lr_shifts, init, strength) as the experiment's first target does: the FID of
+   InST's stochastic inversion), strength and guidance scale with each run, and with the base
+   model (the empty prompt, as in the experiment: its two guidance branches are the same
+   prediction, so it is scored once per start and strength);
+3. scores each (lr_token, lr_shifts, guidance, init, strength) as the experiment's first target
+   does: the FID of
    its outputs to crops of the training style images, relative to the base model's at the same
    strength (``fid_gain``), and picks the largest. The SSIM to the aligned crops of the held-out
    proxy (:func:`svdinst.evaluation.oracle.oracle_distance`), the second target, is reported
@@ -61,6 +64,9 @@ class SelectionConfig:
     # How stylizing starts from the photo: SDEdit's fresh noise, or InST's stochastic inversion
     # (the UNet's own noise estimate of the photo: keeps more of its structure).
     inits: tuple[str, ...] = ("img2img", "inst")
+    # Classifier-free guidance scales the learned token's push (cond − uncond); None: the
+    # profile's own (pocket: 3), 7.5: SD-1.4's img2img default.
+    guidances: tuple[float | None, ...] = (None, 7.5)
     mode: str = "svd-inst"  # the method the targets are about; the others share the lrs
     validation: str | None = None  # content stem whose proxy is held out; None → the last one
     crops: int = 8  # validation crops (centre + random) × the profile's seeds = N per row
@@ -100,8 +106,8 @@ def select_settings(
         root (`Path`, *optional*): work folder; defaults to ``WORKDIR/outputs/pocket-select``.
 
     Returns:
-        `dict`: ``rows`` (lr_token, lr_shifts, init, strength, fid, base_fid, fid_gain, ssim,
-        base_ssim, gain, psnr, n), ``best`` (the row of largest ``fid_gain``), ``validation``
+        `dict`: ``rows`` (lr_token, lr_shifts, guidance, init, strength, fid, base_fid,
+        fid_gain, ssim, base_ssim, gain, psnr, n), ``best`` (the row of largest ``fid_gain``), ``validation``
         (stem), ``train_styles``, ``steps``, ``batch``, ``mode``, ``model``, ``n_reference``.
     """
     cfg = config or SelectionConfig()
@@ -129,14 +135,19 @@ def select_settings(
             train = profile_run_config(cfg.mode, out, profile=profile, style_dir=train_dir,
                                        seed=cfg.seed)  # fmt: skip
             runs[token_lr, lr] = ensure_run(train)
-    scores: dict[tuple[Any, float], dict] = {}
+    scores: dict[tuple[Any, ...], dict] = {}
     for key, run in runs.items():
+        guidances = cfg.guidances[:1] if run is None else cfg.guidances  # base: cond ≡ uncond
         with ctx.stylizer(run) as stylizer:
-            for init, strength in itertools.product(cfg.inits, cfg.strengths):
+            for g, init, strength in itertools.product(guidances, cfg.inits, cfg.strengths):
                 settings = ctx.stylize_config(strength=strength, init=init)
+                if g is not None:
+                    settings = replace(settings, guidance=g)
                 if run is None:
                     settings = replace(settings, prompt="")  # the experiment's base model
-                name = f"{'base' if run is None else run.name}-{init}-s{strength:g}"
+                    g = None  # one score per start and strength
+                who = "base" if run is None else run.name
+                name = f"{who}-g{settings.guidance_scale:g}-{init}-s{strength:g}"
                 out = root / "outputs" / name
                 stylize_folder(stylizer, content, out, settings)
                 outputs = {
@@ -145,14 +156,16 @@ def select_settings(
                 }
                 flat = [image for images in outputs.values() for image in images]
                 fid = fid_kid(flat, reference, device=ctx.device)["fid"]
-                scores[key, init, strength] = {**oracle_distance(outputs, targets), "fid": fid}
+                scores[key, g, init, strength] = {**oracle_distance(outputs, targets),
+                                                  "fid": fid, "guidance": settings.guidance_scale}  # fmt: skip
     rows = []
     for token_lr, lr in (k for k in runs if k != "base"):
-        for init, s in itertools.product(cfg.inits, cfg.strengths):
-            ours, base = scores[(token_lr, lr), init, s], scores["base", init, s]
+        for g, init, s in itertools.product(cfg.guidances, cfg.inits, cfg.strengths):
+            ours, base = scores[(token_lr, lr), g, init, s], scores["base", None, init, s]
             rows.append({
                 "lr_token": token_lr,
                 "lr_shifts": lr,
+                "guidance": ours["guidance"],
                 "init": init,
                 "strength": s,
                 "fid": ours["fid"],
@@ -183,7 +196,8 @@ def selection_markdown(result: dict[str, Any]) -> str:
     """The selection table and the choice (Markdown)."""
     best = result["best"]
     rows = "\n".join(
-        f"| {r['lr_token']:g} | {r['lr_shifts']:g} | {r['init']} | {r['strength']:g} | "
+        f"| {r['lr_token']:g} | {r['lr_shifts']:g} | {r['guidance']:g} | {r['init']} | "
+        f"{r['strength']:g} | "
         f"{r['fid']:.1f} | "
         f"{r['base_fid']:.1f} | {100 * r['fid_gain']:+.1f}% | {r['ssim']:.3f} | "
         f"{r['base_ssim']:.3f} | {r['gain']:+.3f} |"
@@ -197,12 +211,14 @@ def selection_markdown(result: dict[str, Any]) -> str:
         f"images (as the experiment's reference), and SSIM to the same crops of the photo's own "
         f"proxy (`{PROXY_PREFIX}{result['validation']}`, held out of this training); no test "
         f"photo is used. Model `{result['model']}`. The base model (empty prompt) is scored at "
-        "each start (init) and strength; gains are over it at equal N.\n\n"
-        "| lr_token | lr_shifts | init | strength | FID ↓ | base FID | FID gain ↑ | "
+        "each start (init) and strength (with the empty prompt its guidance branches are the "
+        "same prediction); gains are over it at equal N.\n\n"
+        "| lr_token | lr_shifts | guidance | init | strength | FID ↓ | base FID | FID gain ↑ | "
         "SSIM to proxy ↑ | base SSIM | SSIM gain ↑ |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
         f"{rows}\n\n"
-        f"Chosen: lr_token {best['lr_token']:g}, lr_shifts {best['lr_shifts']:g}, init "
+        f"Chosen: lr_token {best['lr_token']:g}, lr_shifts {best['lr_shifts']:g}, guidance "
+        f"{best['guidance']:g}, init "
         f"{best['init']}, strength {best['strength']:g} (largest FID gain over the base model, "
         f"{100 * best['fid_gain']:+.1f}%; its SSIM gain {best['gain']:+.3f}).\n"
     )

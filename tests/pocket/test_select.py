@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 
@@ -16,6 +17,7 @@ from svdinst.pocket.select import (
     selection_markdown,
     validation_split,
 )
+from svdinst.stylize.config import DEFAULT_GUIDANCE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -53,16 +55,28 @@ def test_select_scores_every_candidate_against_the_base_model(default_data, tmp_
     ctx = CourseContext(profile, tmp_path, "cpu")
     shutil.copytree(default_data, ctx.data_dir)
     cfg = SelectionConfig(lr_tokens=(None, 1e-2), lr_shifts=(1e-2, 1e-1), strengths=(0.3, 0.6),
-                          crops=2, reference_crops=2, inits=("img2img", "inst"))  # fmt: skip
+                          crops=2, reference_crops=2, inits=("img2img", "inst"),
+                          guidances=(None, 5.0))  # fmt: skip
     result = select_settings(ctx, cfg)
     rows = result["rows"]
-    assert {(r["lr_token"], r["lr_shifts"], r["init"], r["strength"]) for r in rows} == {
-        (t, a, i, b)
+    # None: the profile's guidance (tiny: the stylizer's default per start, 7.5 / 10)
+    assert sorted((r["lr_token"], r["lr_shifts"], r["guidance"], r["init"], r["strength"])
+                  for r in rows) == sorted(
+        (t, a, g if g is not None else DEFAULT_GUIDANCE[i], i, b)
         for t in (INST_LR, 1e-2)
         for a in cfg.lr_shifts
+        for g in cfg.guidances
         for i in cfg.inits
         for b in cfg.strengths
-    }
+    )  # fmt: skip
+
+    # the guidance scale really changes a trained run's outputs (and the base is scored once)
+    def candidate(r):
+        return r["lr_token"], r["lr_shifts"], r["init"], r["strength"]
+
+    for _, group in itertools.groupby(sorted(rows, key=candidate), key=candidate):
+        pair = list(group)
+        assert len({r["fid"] for r in pair}) == 2 and len({r["base_fid"] for r in pair}) == 1
     assert result["best"] == max(rows, key=lambda r: r["fid_gain"])
     assert result["n_reference"] == 3 * (1 + 2)  # three training styles, whole + 2 crops each
     for r in rows:
@@ -78,7 +92,8 @@ def test_select_scores_every_candidate_against_the_base_model(default_data, tmp_
     # the two starts really stylize differently (the base model's outputs differ)
     assert len({next(iter(v)) for k, v in by_setting.items() if k[1] == 0.6}) == 2
     # different candidates are really different runs (their outputs differ)
-    assert len({r["fid"] for r in rows if (r["init"], r["strength"]) == ("img2img", 0.6)}) == 4
+    same = [r for r in rows if (r["guidance"], r["init"], r["strength"]) == (7.5, "img2img", 0.6)]
+    assert len({r["fid"] for r in same}) == 4
     root = ctx.outputs_dir / "pocket-select"
     trained_on = sorted(p.name for p in (root / "train-styles").iterdir())
     assert f"{PROXY_PREFIX}{result['validation']}.png" not in trained_on
@@ -92,6 +107,7 @@ def test_select_scores_every_candidate_against_the_base_model(default_data, tmp_
     best = result["best"]
     assert "no test photo" in text and f"lr_shifts {best['lr_shifts']:g}" in text
     assert f"lr_token {best['lr_token']:g}" in text and f"init {best['init']}" in text
+    assert f"guidance {best['guidance']:g}" in text and "| guidance |" in text
     assert np.isfinite([[r["ssim"], r["fid"]] for r in rows]).all()
 
 
