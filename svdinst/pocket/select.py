@@ -1,11 +1,11 @@
 """Choose the pocket experiment's training settings on the *training* style images only.
 
-The pocket profile's ``lr_token``, ``lr_shifts``, ``init``, ``strength`` and ``guidance`` must not be
-tuned on the
-held-out test photos, or the report's comparison would be fitted to its own test set. This module
-holds out one *style* image instead: the default data set's style image ``mural_proxy_<stem>`` is
-the proxy filter of the *content* photo ``<stem>`` (:mod:`svdinst.data.default`), so it is a
-paired target for that training photo, exactly as the oracle is for a test photo. Selection then
+The pocket profile's ``lr_token``, ``lr_shifts``, ``init``, ``strength`` and ``guidance`` must not
+be tuned on the held-out test photos, or the report's comparison would be fitted to its own test
+set. This module holds out one *style* image instead: the default data set's style image
+``mural_proxy_<stem>`` is the proxy filter of the *content* photo ``<stem>``
+(:mod:`svdinst.data.default`), so it is a paired target for that training photo, exactly as the
+oracle is for a test photo. Selection then
 
 1. trains the mode (``svd-inst``, training seed 0) on the *other* style images, once per
    candidate (``lr_token``, ``lr_shifts``);
@@ -14,11 +14,10 @@ paired target for that training photo, exactly as the oracle is for a test photo
    model (the empty prompt, as in the experiment: its two guidance branches are the same
    prediction, so it is scored once per start and strength);
 3. scores each (lr_token, lr_shifts, guidance, init, strength) as the experiment's first target
-   does: the FID of
-   its outputs to crops of the training style images, relative to the base model's at the same
-   strength (``fid_gain``), and picks the largest. The SSIM to the aligned crops of the held-out
-   proxy (:func:`svdinst.evaluation.oracle.oracle_distance`), the second target, is reported
-   beside it.
+   does: the FID of its outputs to crops of the training style images, relative to the base
+   model's at the same start and strength (``fid_gain``), and picks the largest. The SSIM to
+   the aligned crops of the held-out proxy (:func:`svdinst.evaluation.oracle.oracle_distance`),
+   the second target, is reported beside it.
 
 Why FID and not SSIM: SSIM to a proxy whose cracks and paint losses fall at seeded places rewards
 an output that changes nothing (smooth outputs lose least), so choosing by SSIM chose the
@@ -107,8 +106,8 @@ def select_settings(
 
     Returns:
         `dict`: ``rows`` (lr_token, lr_shifts, guidance, init, strength, fid, base_fid,
-        fid_gain, ssim, base_ssim, gain, psnr, n), ``best`` (the row of largest ``fid_gain``), ``validation``
-        (stem), ``train_styles``, ``steps``, ``batch``, ``mode``, ``model``, ``n_reference``.
+        fid_gain, ssim, base_ssim, gain, psnr, n), ``best`` (the row of largest ``fid_gain``),
+        ``validation`` (stem), ``train_styles``, ``steps``, ``batch``, ``mode``, ``model``, ``n_reference``.
     """
     cfg = config or SelectionConfig()
     root = root or ctx.outputs_dir / "pocket-select"
