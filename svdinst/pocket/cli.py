@@ -170,7 +170,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     d.set_defaults(func=_denoise_check)
     s = sub.add_parser(
         "select",
-        help="choose the lrs, start, strength and guidance on a held-out TRAINING style image",
+        help="choose the lrs, start, strength and guidance on a held-out TRAINING style image "
+        "(never a test photo)",
     )
     s.add_argument(
         "--workdir", type=Path, default=Path("."), help="WORKDIR (data/, outputs/, reports/)"

@@ -107,7 +107,8 @@ def select_settings(
     Returns:
         `dict`: ``rows`` (lr_token, lr_shifts, guidance, init, strength, fid, base_fid,
         fid_gain, ssim, base_ssim, gain, psnr, n), ``best`` (the row of largest ``fid_gain``),
-        ``validation`` (stem), ``train_styles``, ``steps``, ``batch``, ``mode``, ``model``, ``n_reference``.
+        ``validation`` (stem), ``train_styles``, ``steps``, ``batch``, ``mode``, ``model``,
+        ``n_reference``.
     """
     cfg = config or SelectionConfig()
     root = root or ctx.outputs_dir / "pocket-select"
@@ -144,7 +145,6 @@ def select_settings(
                     settings = replace(settings, guidance=g)
                 if run is None:
                     settings = replace(settings, prompt="")  # the experiment's base model
-                    g = None  # one score per start and strength
                 who = "base" if run is None else run.name
                 name = f"{who}-g{settings.guidance_scale:g}-{init}-s{strength:g}"
                 out = root / "outputs" / name
@@ -155,8 +155,9 @@ def select_settings(
                 }
                 flat = [image for images in outputs.values() for image in images]
                 fid = fid_kid(flat, reference, device=ctx.device)["fid"]
-                scores[key, g, init, strength] = {**oracle_distance(outputs, targets),
-                                                  "fid": fid, "guidance": settings.guidance_scale}  # fmt: skip
+                score = {**oracle_distance(outputs, targets), "fid": fid,
+                         "guidance": settings.guidance_scale}  # fmt: skip
+                scores[key, None if run is None else g, init, strength] = score  # base: None
     rows = []
     for token_lr, lr in (k for k in runs if k != "base"):
         for g, init, s in itertools.product(cfg.guidances, cfg.inits, cfg.strengths):
