@@ -38,9 +38,9 @@ from report_md import write_block
 from svdinst.spectral import (
     SpectralShiftConfig,
     add_spectral_shifts,
-    deferred_shift_gates,
     merge_spectral_shifts,
     set_fast_path,
+    shift_grads_aside,
     spectral_layers,
 )
 from svdinst.spectral.svd import (
@@ -134,13 +134,13 @@ def make_step(unet, encoder, params, inputs, amp: bool, device: str, graph: bool
         with torch.no_grad(), ctx:
             static_cond = encoder(ids)[0].clone()
 
-    shifted = bool(spectral_layers(unet))  # ours: gate all δ gradients at once, as the kit's step
+    shifted = bool(spectral_layers(unet))  # ours: δ gradients off the main chain, as the kit's step
 
     def body():
-        # Fresh gradients each step (deferred gates need them; the graph's backward then
+        # Fresh gradients each step (shift_grads_aside needs them; the graph's backward then
         # allocates its static ones during capture).
         opt.zero_grad(set_to_none=True)
-        with deferred_shift_gates(unet) if shifted else contextlib.nullcontext():
+        with shift_grads_aside(unet) if shifted else contextlib.nullcontext():
             with ctx:
                 cond = encoder(ids)[0] if static_cond is None else static_cond
                 pred = unet(latents, t, cond).sample

@@ -135,20 +135,24 @@ def loop_steps(args, model: Path, mode: str):
 
 @contextlib.contextmanager
 def variant(name: str):
-    """A way of computing the step that was replaced, restored for a side-by-side split row
-    (``--split svd-inst:product-sum``): the factored backward's Σₙ (g·U)∘h as an elementwise
-    product and a sum (before 2026-12-07) instead of a GEMM's diagonal."""
-    from svdinst.spectral import factored
+    """A way of computing the step that was replaced, restored for a side-by-side split row:
+    ``--split svd-inst:product-sum`` — the factored backward's Σₙ (g·U)∘h as an elementwise
+    product and a sum (before 2026-12-07) instead of a GEMM's diagonal; ``svd-inst:inline`` —
+    the δ gradients on the main stream, in line with the rest of the backward (before
+    2026-12-08), instead of a side stream (``svdinst.spectral.aside``)."""
+    from svdinst.spectral import aside, factored
 
-    if name not in ("", "product-sum"):
-        raise SystemExit(f"unknown split variant {name!r} (known: product-sum)")
-    kept = factored.column_dots
+    if name not in ("", "product-sum", "inline"):
+        raise SystemExit(f"unknown split variant {name!r} (known: product-sum, inline)")
+    kept = factored.column_dots, aside.side_stream
     if name == "product-sum":
         factored.column_dots = lambda a, b, dtype: (a * b).sum(0, dtype=dtype)
+    if name == "inline":
+        aside.side_stream = lambda device: None
     try:
         yield
     finally:
-        factored.column_dots = kept
+        factored.column_dots, aside.side_stream = kept
 
 
 def graph_split(args, model: Path, spec: str, steps: int = SPLIT_TIMED + WARM + HOST_STEPS) -> dict:
@@ -387,7 +391,8 @@ def main(argv: list[str] | None = None) -> None:
         splits = {mode: graph_split(args, model, mode) for mode in args.split}
         blocks["split"] = (f"**{device_name()}**, {datetime.date.today()}. "
                            + split_table(splits) + census_diff(splits) + gap_text(splits)
-                           + census_diff(splits, "svd-inst", "svd-inst:product-sum"))  # fmt: skip
+                           + "".join(census_diff(splits, "svd-inst", spec) for spec in splits
+                                     if spec.startswith("svd-inst:")))  # fmt: skip
     for block, text in blocks.items():
         if args.channels_last:
             text = "**The loop's UNet in channels-last (`TrainConfig.channels_last`).** " + text

@@ -4,7 +4,7 @@
 :class:`SpectralShiftConfig`); the model-level functions merge, rescale, switch paths and remove
 them; shift files (a run folder's spectral shifts) are written and read by the ``save_`` /
 ``load_`` functions, and :func:`export_lora` turns the shifts into an exact low-rank LoRA. The
-modules form a DAG: config ← factored ← fast ← layer ← svd ← model ← io, lora.
+modules form a DAG: config, aside ← factored ← fast ← layer ← svd ← model ← io, lora.
 """
 
 from svdinst.spectral.config import SpectralShiftConfig
@@ -19,12 +19,12 @@ from svdinst.spectral.layer import SpectralShiftLayer
 from svdinst.spectral.lora import LoraExport, export_lora, save_lora
 from svdinst.spectral.model import (
     add_spectral_shifts,
-    deferred_shift_gates,
     merge_spectral_shifts,
     refresh_spectral_weights,
     remove_spectral_shifts,
     set_fast_path,
     set_shift_scale,
+    shift_grads_aside,
     spectral_layers,
     spectral_shift_layout,
     unmerge_spectral_shifts,
@@ -36,7 +36,6 @@ __all__ = [
     "SpectralShiftConfig",
     "SpectralShiftLayer",
     "add_spectral_shifts",
-    "deferred_shift_gates",
     "export_lora",
     "load_spectral_shifts",
     "merge_spectral_shifts",
@@ -47,6 +46,7 @@ __all__ = [
     "save_spectral_shifts",
     "set_fast_path",
     "set_shift_scale",
+    "shift_grads_aside",
     "spectral_layers",
     "spectral_shift_layout",
     "spectral_shifts_state_dict",

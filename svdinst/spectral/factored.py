@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from svdinst.spectral.aside import ShiftGradsAside, shift_grad_or_aside
+
 
 class ShiftLayerState(Protocol):
     """What the fast kernels read and write of a ``SpectralShiftLayer``.
@@ -53,7 +55,7 @@ class ShiftLayerState(Protocol):
     factored: bool | None  # W-free form? decided at the first fast forward
     sv: torch.Tensor | None  # relu(σ + s·δ) of the factored path
     grad_gate: torch.Tensor | None  # s·1[σ + s·δ > 0] of the stored W or σ' (backward)
-    defer_gate: bool  # backward leaves the gate to deferred_gates (one launch for all layers)
+    aside: ShiftGradsAside | None  # set while a training step computes ∂L/∂δ aside (aside.py)
     built_key: tuple | None  # what the stored W or σ' was built from (see fast.weight_key)
     vh_nhwc: torch.Tensor | None  # Vᵀ as an NHWC conv kernel, made once for NHWC inputs
     original: torch.Tensor | None  # the base weight while its storage holds a rebuilt W
@@ -204,11 +206,8 @@ def rows(t: torch.Tensor, conv: bool) -> torch.Tensor:
 
 
 def shift_grad(layer: ShiftLayerState, diag: torch.Tensor) -> torch.Tensor:
-    """∂L/∂δ = s·1[σ + s·δ > 0] ∘ diag in δ's dtype — or the bare diag while the layer's gate is
-    deferred (:func:`svdinst.spectral.fast.deferred_gates` multiplies every layer's at once)."""
-    if not layer.defer_gate:
-        diag = diag * layer.grad_gate
-    return diag.to(layer.delta.dtype)
+    """∂L/∂δ = s·1[σ + s·δ > 0] ∘ diag in δ's dtype (a new, contiguous tensor)."""
+    return (diag * layer.grad_gate).to(layer.delta.dtype)
 
 
 def _channels(t: torch.Tensor, conv: bool) -> torch.Tensor:
@@ -241,9 +240,15 @@ class _FactoredFunction(torch.autograd.Function):
         g = g.to(h.dtype)
         gu = F.conv2d(g, layer.U.t()[:, :, None, None]) if conv else g @ layer.U  # g·U
         ddelta = dx = None
-        if ctx.needs_input_grad[1]:
-            diag = column_dots(rows(gu, conv), rows(h, conv), layer.S.dtype)  # Σₙ (g·U)∘(x·V)
-            ddelta = shift_grad(layer, diag)
+        if ctx.needs_input_grad[1]:  # s·1[…] ∘ Σₙ (g·U)∘(x·V); off the main chain (aside.py)
+            ddelta = shift_grad_or_aside(
+                layer,
+                lambda: shift_grad(
+                    layer, column_dots(rows(gu, conv), rows(h, conv), layer.S.dtype)
+                ),
+                gu,
+                h,
+            )
         if ctx.needs_input_grad[0]:
             gs = gu * _channels(layer.sv.to(h.dtype), conv)
             if conv:

@@ -27,12 +27,11 @@ batch 1 and 1.15× at batch 4, at 0.84× its peak memory; the naive port needs 2
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 from torch import nn
 
+from svdinst.spectral.aside import shift_grad_or_aside
 from svdinst.spectral.factored import (
     ShiftLayerState,
     factored_forward,
@@ -94,37 +93,6 @@ def refresh_weights(layers: list[ShiftLayerState], force: bool = False) -> None:
             lay.grad_gate = gate
 
 
-@contextmanager
-def deferred_gates(layers: list[ShiftLayerState]) -> Iterator[None]:
-    """Within: the fast layers' backward leaves ∂L/∂δ ungated; on a clean exit one ``_foreach``
-    multiplies every δ gradient by its gate s·1[σ + s·δ > 0].
-
-    The same gradient as the per-layer product, one launch instead of 282 — inside a CUDA graph
-    a kernel still costs the device microseconds however small. For one forward and backward
-    (the training step of :mod:`svdinst.training.graphed`): gradients must be ``None`` on entry,
-    or the earlier, already gated part would be gated twice.
-
-    Args:
-        layers (`list`): the fast, unmerged spectral layers of the model being stepped.
-    """
-    held = [lay.delta for lay in layers if lay.delta.grad is not None]
-    if held:
-        raise RuntimeError(
-            f"deferred_gates needs δ's gradients cleared (None) on entry; {len(held)} layer(s) "
-            "hold one: zero_grad(set_to_none=True) first."
-        )
-    for lay in layers:
-        lay.defer_gate = True
-    try:
-        yield
-    finally:
-        for lay in layers:
-            lay.defer_gate = False
-    done = [lay for lay in layers if lay.delta.grad is not None]
-    if done:
-        torch._foreach_mul_([lay.delta.grad for lay in done], [lay.grad_gate for lay in done])
-
-
 def _hollow_weight(layer: ShiftLayerState) -> None:
     """A factored layer never reads its weight: stash the original on the CPU (as the weight
     path does) and leave a zero-stride placeholder of the right shape on the device, so the GPU
@@ -168,14 +136,14 @@ def refresh_hook(module: nn.Module, args: tuple, layers: list[ShiftLayerState]) 
 
 
 def _grads(
-    layer: ShiftLayerState, x: torch.Tensor, g: torch.Tensor, need_dx: bool
-) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """(dL/dx, dL/dW) of the base op at W = the stored rebuilt weight."""
+    layer: ShiftLayerState, x: torch.Tensor, g: torch.Tensor, need_dx: bool, need_dw: bool
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(dL/dx, dL/dW) of the base op at W = the stored rebuilt weight, each only if needed."""
     base, weight = layer.base_layer, layer.base_layer.weight
     if isinstance(base, nn.Linear):
         g2, x2 = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
         dx = (g2 @ weight).view(x.shape) if need_dx else None
-        return dx, g2.t() @ x2
+        return dx, (g2.t() @ x2 if need_dw else None)
     dx, dw, _ = torch.ops.aten.convolution_backward(
         g,
         x,
@@ -187,7 +155,7 @@ def _grads(
         False,
         [0, 0],
         base.groups,
-        [need_dx, True, False],
+        [need_dx, need_dw, False],
     )
     return dx, dw
 
@@ -218,9 +186,18 @@ class _SpectralShiftFunction(torch.autograd.Function):
     def backward(ctx, g: torch.Tensor):
         (x,) = ctx.saved_tensors
         layer = ctx.layer
-        dx, dw = _grads(layer, x, g.to(x.dtype), ctx.needs_input_grad[0])
-        ddelta = project_weight_grad(layer, dw) if ctx.needs_input_grad[1] else None
-        del dw
+        g = g.to(x.dtype)
+        need_dx, need_delta = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        ddelta = None
+        if need_delta and layer.aside is not None:  # dW and its projection off the main chain
+            shift_grad_or_aside(
+                layer, lambda: project_weight_grad(layer, _grads(layer, x, g, False, True)[1]), x, g
+            )
+            dx = _grads(layer, x, g, True, False)[0] if need_dx else None
+        else:  # one call: cuDNN's data and weight gradients together
+            dx, dw = _grads(layer, x, g, need_dx, need_delta)
+            ddelta = project_weight_grad(layer, dw) if need_delta else None
+            del dw
         return (dx.to(ctx.in_dtype) if dx is not None else None), ddelta, None
 
 

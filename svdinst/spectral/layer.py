@@ -85,7 +85,9 @@ class SpectralShiftLayer(nn.Module):
         self.built_key: tuple | None = None
         self.vh_nhwc: torch.Tensor | None = None  # factored convs under NHWC inputs
         self.grad_gate: torch.Tensor | None = None
-        self.defer_gate = False  # fast.deferred_gates: one gate launch per step for all layers
+        self.aside = (
+            None  # a ShiftGradsAside while a training step computes ∂L/∂δ off its main chain
+        )
 
     # peft-style pass-through so code reading layer.weight / layer.bias keeps working.
     @property

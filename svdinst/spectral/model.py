@@ -11,13 +11,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 
 import torch
 from torch import nn
 
+from svdinst.spectral.aside import ShiftGradsAside
 from svdinst.spectral.config import SpectralShiftConfig
-from svdinst.spectral.fast import deferred_gates, refresh_hook, refresh_weights
+from svdinst.spectral.fast import refresh_hook, refresh_weights
 from svdinst.spectral.layer import SpectralShiftLayer
 from svdinst.spectral.svd import load_or_decompose
 
@@ -201,11 +201,11 @@ def refresh_spectral_weights(model: nn.Module) -> None:
     refresh_weights(_fast_layers(model), force=True)
 
 
-def deferred_shift_gates(model: nn.Module) -> AbstractContextManager[None]:
-    """For one forward + backward of a training step: every fast layer's δ gradient is gated in
-    one launch at the end instead of one per layer (:func:`~svdinst.spectral.fast.deferred_gates`;
-    the gradients must be ``None`` on entry)."""
-    return deferred_gates(_fast_layers(model))
+def shift_grads_aside(model: nn.Module) -> ShiftGradsAside:
+    """For one forward + backward of a training step: every fast layer's δ gradient is computed
+    off the backward's main chain — on a side stream on CUDA — and assigned on exit
+    (:class:`~svdinst.spectral.aside.ShiftGradsAside`; the gradients must be ``None`` on entry)."""
+    return ShiftGradsAside(_fast_layers(model))
 
 
 def _fast_layers(model: nn.Module) -> list[SpectralShiftLayer]:

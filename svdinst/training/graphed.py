@@ -45,7 +45,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from svdinst.spectral import deferred_shift_gates, refresh_spectral_weights, spectral_layers
+from svdinst.spectral import refresh_spectral_weights, shift_grads_aside, spectral_layers
 from svdinst.training.config import STEP_MODES, TrainConfigError
 
 WARMUP_STEPS = 3  # eager runs on a side stream before capture (cuBLAS/cuDNN workspaces, paths)
@@ -117,8 +117,8 @@ class StaticStep:
         params (`list[torch.Tensor]`): the trainable parameters (their grads are static).
         input_ids (`torch.Tensor`): the fixed prompt ids on the device.
         shifts (`nn.Module`, *optional*): the module whose spectral shifts are trained (the
-            UNet): its W (or σ') is rebuilt from δ first, and its layers' gradient gates are
-            applied in one launch after the backward (``deferred_shift_gates``).
+            UNet): its W (or σ') is rebuilt from δ first, and its layers' δ gradients are
+            computed off the backward's main chain (``shift_grads_aside``).
         capture (`bool`): capture in a CUDA graph (else the same body runs eagerly).
         world (`int`, defaults to 1): processes; > 1 averages gradients after the step.
     """
@@ -143,12 +143,12 @@ class StaticStep:
         self.spectral: list = []  # the layers whose cached key a replay makes stale
 
     def _body(self) -> None:
-        gates = contextlib.nullcontext()
+        aside = contextlib.nullcontext()
         if self.shifts is not None:
             refresh_spectral_weights(self.shifts)
-            gates = deferred_shift_gates(self.shifts)
+            aside = shift_grads_aside(self.shifts)
         latents, noise, timesteps, features = self.inputs
-        with gates:
+        with aside:
             loss, embedding = self.model(latents, noise, timesteps, self.input_ids, features)
             self.backward(loss)
         self.loss = loss.detach()

@@ -131,3 +131,14 @@ def test_stylize_split_times_the_vae_inside_a_batch() -> None:
         total, encode, decode, rest = (float(c) for c in row.split("|")[3:7])
         assert encode > 0 and decode > 0 and rest > 0
         assert abs(encode + decode + rest - total) < 0.2  # each rounded to 0.1 ms
+
+
+def test_aside_exact_small_compares_against_the_plain_backward() -> None:
+    """The GPU check's --small run (in line, no streams): each row compares with the plain
+    backward's δ gradients, and on a CPU they are the same bits."""
+    import aside_exact
+
+    text = aside_exact.main(["--small"])
+    rows = [line for line in text.splitlines() if line.startswith("| plain") or "aside" in line]
+    assert [r.split("|")[1].strip().split(",")[0] for r in rows] == ["plain", "aside"]
+    assert all(r.split("|")[2].strip() == "yes" for r in rows)

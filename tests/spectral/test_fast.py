@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from contextlib import nullcontext
 
 import pytest
@@ -116,27 +117,37 @@ def test_factored_path_equals_naive_formula():
 
 
 @pytest.mark.parametrize("factored", ["always", "never"])
-def test_deferred_gates_give_the_same_gradient(factored):
-    """The training step gates all δ gradients in one launch after the backward: bit for bit
-    the per-layer product (same operands, one multiplication each), gate zeros included."""
-    from svdinst.spectral import deferred_shift_gates
+def test_shift_grads_aside_give_the_same_gradient(factored):
+    """The training step computes δ gradients off the backward's main chain (a side stream on
+    CUDA; in line on a CPU, in the same order): bit for bit the plain backward's gradients, gate
+    zeros included, and a layer run twice gets the sum of its two gradients."""
+    from svdinst.spectral import shift_grads_aside
 
     grads = {}
-    for deferred in (False, True):
+    for aside, twice in itertools.product((False, True), (False, True)):
         model, x = Tokens(), plain_input(torch.float64)
         add_spectral_shifts(model, config=SpectralShiftConfig(fast=True, factored=factored))
         randomize_shifts(model, std=1.0)  # some σ + s·δ < 0: the gate matters
         set_shift_scale(model, 0.7)
         refresh_spectral_weights(model)
-        with deferred_shift_gates(model) if deferred else nullcontext():
-            model(x).square().sum().backward()
+        with shift_grads_aside(model) if aside else nullcontext():
+            y = model(x)
+            if twice:  # the same layers again: their gradients must add up
+                y = y + model(x.flip(0))
+            y.square().sum().backward()
         layers = spectral_layers(model)
-        assert not any(lay.defer_gate for lay in layers.values())
-        grads[deferred] = {n: lay.delta.grad for n, lay in layers.items()}
-    assert any((g == 0).any() for g in grads[False].values())
-    for n, g in grads[False].items():
-        assert g.abs().max() > 0 and torch.equal(grads[True][n], g), n
-    with pytest.raises(RuntimeError, match="cleared"), deferred_shift_gates(model):
+        assert not any(lay.aside for lay in layers.values())
+        grads[aside, twice] = {n: lay.delta.grad for n, lay in layers.items()}
+    assert any((g == 0).any() for g in grads[False, False].values())
+    for twice in (False, True):
+        for n, g in grads[False, twice].items():
+            got = grads[True, twice][n]
+            assert g.abs().max() > 0, n
+            if twice:  # autograd sums the two in its own order: equal to rounding
+                torch.testing.assert_close(got, g, rtol=1e-12, atol=1e-14)
+            else:
+                assert torch.equal(got, g), n
+    with pytest.raises(RuntimeError, match="cleared"), shift_grads_aside(model):
         pass  # the gradients of the last backward are still there
 
 
