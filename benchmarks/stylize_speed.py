@@ -13,8 +13,8 @@ ONE process on one card, at 512 px, 50 DDIM steps, strength 0.8, CFG 7.5, fp16:
    ``Stylizer(run=<svd-inst run, 2 training steps so every δ moved>)``: s/img and peak
    allocated/reserved GiB, ratios, and the per-image memory slope behind ``batch_size="auto"``.
 3. **The kit beyond stock**: the auto batch with channels-last + fused qkv, then also
-   ``torch.compile`` in each of ``--compile-modes`` (default: the kit's, ``"default"``; its
-   compile time reported apart).
+   ``torch.compile`` (UNet and VAE, as ``SpeedOptions.compile``) in each of
+   ``--compile-modes`` (default: the kit's, ``"default"``; its compile time reported apart).
 
     python benchmarks/stylize_speed.py --write-report   # CUDA: ~4-5 min on an H100/H200
     python benchmarks/stylize_speed.py --write-report --no-compile   # ~2 min less
@@ -175,7 +175,7 @@ def stylize_rows(args, model: str, run: Path, device: str) -> tuple[list[dict], 
 
     from svdinst.models.loading import resolve_model
     from svdinst.stylize.config import StylizeConfig
-    from svdinst.stylize.speed import SpeedOptions
+    from svdinst.stylize.speed import SpeedOptions, compile_pipeline
     from svdinst.stylize.stylizer import Stylizer
 
     dtype = torch.float16 if device == "cuda" else torch.float32
@@ -236,10 +236,10 @@ def stylize_rows(args, model: str, run: Path, device: str) -> tuple[list[dict], 
         return lambda: st.stylize_batch(x, list(range(auto)), cfg)
 
     def compiled_row(st: Stylizer, name: str, mode: str) -> float:
-        """The same model, its UNet compiled in place (as SpeedOptions.compile does) in
-        ``mode``; returns the compile time (first batch less a timed one)."""
+        """The same model compiled in place as ``SpeedOptions.compile`` does (UNet, VAE encoder
+        and decoder) in ``mode``; returns the compile time (first batch less a timed one)."""
         torch._dynamo.reset()  # a fresh compile in this mode
-        st.pipe.unet.compile(mode=mode)
+        compile_pipeline(st.pipe, mode)
         call = auto_batch(st)
         t0 = time.perf_counter()
         call()  # compiles

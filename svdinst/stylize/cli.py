@@ -104,7 +104,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--channels-last", action="store_true", help="NHWC convolutions (speed)")
     p.add_argument("--fuse-qkv", action="store_true", help="fused attention projections (speed)")
     p.add_argument(
-        "--compile", action="store_true", help="torch.compile the UNet (~1 min; long runs only)"
+        "--compile",
+        action="store_true",
+        help="torch.compile the UNet and VAE (~1 min; long runs only)",
     )
     p.add_argument(
         "--restart",

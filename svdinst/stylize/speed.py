@@ -8,9 +8,11 @@ by float round-off only, so they are recorded in the outputs' settings):
 * ``channels_last`` — NHWC convolutions in the UNet and VAE (tensor-core friendly);
 * ``fuse_qkv`` — diffusers' ``fuse_qkv_projections()``: one GEMM for q, k, v (self-attention)
   and k, v (cross-attention) instead of three or two;
-* ``compile`` — ``torch.compile`` of the UNet. Compiling SD-1.4's UNet takes a minute or more
-  per batch shape (the last, partial batch of a run is a second shape), so it pays only on
-  long runs; ``benchmarks/stylize_speed.py`` measures the compile time beside the gain.
+* ``compile`` — ``torch.compile`` of the UNet and of the VAE's encoder and decoder. Compiling
+  SD-1.4's UNet takes a minute or more per batch shape (the last, partial batch of a run is a
+  second shape), so it pays only on long runs; ``benchmarks/stylize_speed.py`` measures the
+  compile time beside the gain. The VAE is compiled too because its decoder, eager, took 16.5 of
+  a stylized image's 197 ms, and 6.7 ms compiled (H100, batch 32, ``benchmarks/stylize_split.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class SpeedOptions:
 
     channels_last: bool = False  # NHWC UNet/VAE convolutions; off: stock's memory format
     fuse_qkv: bool = False  # fused attention projections (diffusers' fuse_qkv_projections)
-    compile: bool = False  # torch.compile the UNet: ~1 min per batch shape, pays on long runs
+    compile: bool = False  # torch.compile UNet + VAE: ~1 min per batch shape, pays on long runs
     compile_mode: str = "default"  # no CUDA graphs (batch shapes vary), no long autotuning
 
 
@@ -45,8 +47,20 @@ def apply_speed_options(pipe: torch.nn.Module, options: SpeedOptions) -> None:
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
     if options.compile:
-        # In place (nn.Module.compile): the pipeline keeps its UNet object, config and all.
-        pipe.unet.compile(mode=options.compile_mode)
+        compile_pipeline(pipe, options.compile_mode)
+
+
+def compile_pipeline(pipe: torch.nn.Module, mode: str = "default") -> None:
+    """``torch.compile`` the pipeline's UNet and its VAE's encoder and decoder, in place
+    (``nn.Module.compile``: the pipeline keeps its module objects, configs and all). Compiling
+    happens at each module's first call with a new input shape.
+
+    Args:
+        pipe (`StableDiffusionImg2ImgPipeline`): the pipeline, levers already applied.
+        mode (`str`): ``torch.compile``'s mode (the kit's: ``"default"``).
+    """
+    for module in (pipe.unet, pipe.vae.encoder, pipe.vae.decoder):
+        module.compile(mode=mode)
 
 
 def free_gpu_memory(device: str | torch.device) -> int:
