@@ -99,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=400, help="≈ 2 min at batch 2 on 2 CPU cores")
     p.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 1e-3])
     p.add_argument("--work", type=Path, default=Path("/tmp/svdinst-pocket-ceiling"))
+    p.add_argument(
+        "--tag", help="write ceiling-TAG.md and pocket_ceiling_TAG.png (keeps the default pair)"
+    )
     args = p.parse_args(argv)
+    suffix = f"_{args.tag}" if args.tag else ""
     start = time.perf_counter()
     ctx = context(args.work)
     res = run_pocket_experiment(ctx, PocketExperimentConfig(modes=("svd-inst",), seeds=(0,)))
@@ -133,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.steps} steps, every UNet weight; loss {first:.3f} → {last:.3f}; {sec:.0f} s"
         )
     rows = []
+    for name in results:  # outputs an earlier call left in the same --work folder are scored too
+        how.setdefault(name, "an earlier call's run (its outputs in the same `--work` folder)")
     for name, runs in results.items():
         m = runs[0]
         gain = 100 * (base["fid"] - m["fid"]) / base["fid"]
@@ -140,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(f"| {name} | {how.get(name, '')} | {m['N']} | {m['fid']:.1f} | {gain:+.1f}% | "
                     f"{m['oracle']['ssim']:.3f} | {cp['own']:.3f} | {cp['identified']:.2f} |")  # fmt: skip
     fig = pocket_figure(root, ["base", "svd-inst", *trained, "svd-inst-adain"])
-    figure = save_figure(fig, "pocket_ceiling", FIGURES, close=True)
+    figure = save_figure(fig, "pocket_ceiling" + suffix, FIGURES, close=True)
     text = "\n".join([
         "# Pocket model: full fine-tuning as the ceiling of what training can reach",
         "",
@@ -165,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"![test photo | base | svd-inst | full fine-tunes | svd-inst from AdaIN | oracle](../figures/{figure.name})",
     ])  # fmt: skip
-    publish(text, OUT)
+    publish(text, OUT.with_name(f"ceiling{suffix.replace('_', '-')}.md"))
     return 0
 
 
