@@ -33,6 +33,8 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "reports" / "pocket" / "ceiling.md"
 FIGURES = ROOT / "reports" / "figures"
+# The evaluation scores every output folder in --work, so an earlier call's runs get rows too.
+EARLIER = "an earlier call's run (its outputs in the same `--work` folder)"
 
 
 def finetune_unet(ctx, steps: int, lr: float, out: Path) -> tuple[Path, float, list[float]]:
@@ -137,13 +139,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.steps} steps, every UNet weight; loss {first:.3f} → {last:.3f}; {sec:.0f} s"
         )
     rows = []
-    for name in results:  # outputs an earlier call left in the same --work folder are scored too
-        how.setdefault(name, "an earlier call's run (its outputs in the same `--work` folder)")
     for name, runs in results.items():
         m = runs[0]
         gain = 100 * (base["fid"] - m["fid"]) / base["fid"]
         cp = m["content_preservation"]
-        rows.append(f"| {name} | {how.get(name, '')} | {m['N']} | {m['fid']:.1f} | {gain:+.1f}% | "
+        rows.append(f"| {name} | {how.get(name, EARLIER)} | {m['N']} | {m['fid']:.1f} | {gain:+.1f}% | "
                     f"{m['oracle']['ssim']:.3f} | {cp['own']:.3f} | {cp['identified']:.2f} |")  # fmt: skip
     fig = pocket_figure(root, ["base", "svd-inst", *trained, "svd-inst-adain"])
     figure = save_figure(fig, "pocket_ceiling" + suffix, FIGURES, close=True)

@@ -31,7 +31,6 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from svdinst.spectral.aside import shift_grad_or_aside
 from svdinst.spectral.factored import (
     ShiftLayerState,
     factored_forward,
@@ -190,7 +189,7 @@ class _SpectralShiftFunction(torch.autograd.Function):
         need_dx, need_delta = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         ddelta = None
         if need_delta and layer.aside is not None:  # dW and its projection off the main chain
-            shift_grad_or_aside(
+            layer.aside.run(
                 layer, lambda: project_weight_grad(layer, _grads(layer, x, g, False, True)[1]), x, g
             )
             dx = _grads(layer, x, g, True, False)[0] if need_dx else None

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from svdinst.spectral.aside import ShiftGradsAside
 from svdinst.spectral.config import FACTORED_MODES
 from svdinst.spectral.fast import fast_forward, fast_supported
 
@@ -85,9 +86,8 @@ class SpectralShiftLayer(nn.Module):
         self.built_key: tuple | None = None
         self.vh_nhwc: torch.Tensor | None = None  # factored convs under NHWC inputs
         self.grad_gate: torch.Tensor | None = None
-        self.aside = (
-            None  # a ShiftGradsAside while a training step computes ∂L/∂δ off its main chain
-        )
+        # A ShiftGradsAside while a training step computes ∂L/∂δ off its main chain (aside.py).
+        self.aside: ShiftGradsAside | None = None
 
     # peft-style pass-through so code reading layer.weight / layer.bias keeps working.
     @property
