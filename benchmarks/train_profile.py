@@ -139,26 +139,20 @@ def variant(name: str):
     ``--split svd-inst:product-sum`` — the factored backward's Σₙ (g·U)∘h as an elementwise
     product and a sum (before 2026-12-07) instead of a GEMM's diagonal; ``svd-inst:inline`` —
     the δ gradients on the main stream, in line with the rest of the backward (before
-    2026-12-08), instead of a side stream (``svdinst.spectral.aside``); ``svd-inst:unscaled`` —
-    σ' applied to the activations, h·diag(σ') and (g·U)·diag(σ') in every factored layer
-    (before 2026-12-08), instead of folded into U and Vᵀ once per step
-    (``svdinst.spectral.prescale``)."""
-    from svdinst.spectral import aside, factored, prescale
+    2026-12-08), instead of a side stream (``svdinst.spectral.aside``)."""
+    from svdinst.spectral import aside, factored
 
-    known = ("", "product-sum", "inline", "unscaled")
-    if name not in known:
-        raise SystemExit(f"unknown split variant {name!r} (known: {', '.join(known[1:])})")
-    kept = factored.column_dots, aside.side_stream, prescale.wanted
+    if name not in ("", "product-sum", "inline"):
+        raise SystemExit(f"unknown split variant {name!r} (known: product-sum, inline)")
+    kept = factored.column_dots, aside.side_stream
     if name == "product-sum":
         factored.column_dots = lambda a, b, dtype: (a * b).sum(0, dtype=dtype)
     if name == "inline":
         aside.side_stream = lambda device: None
-    if name == "unscaled":
-        prescale.wanted = lambda layer: False
     try:
         yield
     finally:
-        factored.column_dots, aside.side_stream, prescale.wanted = kept
+        factored.column_dots, aside.side_stream = kept
 
 
 def graph_split(args, model: Path, spec: str, steps: int = SPLIT_TIMED + WARM + HOST_STEPS) -> dict:

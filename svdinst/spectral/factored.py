@@ -54,8 +54,6 @@ class ShiftLayerState(Protocol):
     factored_mode: str  # "auto", "always" or "never"
     factored: bool | None  # W-free form? decided at the first fast forward
     sv: torch.Tensor | None  # relu(σ + s·δ) of the factored path
-    us: torch.Tensor | None  # U·diag(σ') as last built, on CUDA (prescale.py)
-    vs: torch.Tensor | None  # diag(σ')·Vᵀ of a factored Linear, on CUDA (prescale.py)
     grad_gate: torch.Tensor | None  # s·1[σ + s·δ > 0] of the stored W or σ' (backward)
     aside: ShiftGradsAside | None  # set while a training step computes ∂L/∂δ aside (aside.py)
     built_key: tuple | None  # what the stored W or σ' was built from (see fast.weight_key)
@@ -153,11 +151,11 @@ def _down(layer: ShiftLayerState, x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, _kernel(layer), None, base.stride, base.padding, base.dilation)
 
 
-def _up(u: torch.Tensor, h: torch.Tensor, bias: torch.Tensor | None, conv: bool) -> torch.Tensor:
-    """h·uᵀ (+ bias), u = U or U·diag(σ'): a Linear, or a 1×1 convolution over channels."""
-    if not conv:
-        return F.linear(h, u, bias)
-    return F.conv2d(h, u[:, :, None, None], bias)
+def _up(layer: ShiftLayerState, h: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """h·Uᵀ (+ bias): a Linear, or a 1×1 convolution over channels."""
+    if isinstance(layer.base_layer, nn.Linear):
+        return F.linear(h, layer.U, bias)
+    return F.conv2d(h, layer.U[:, :, None, None], bias)
 
 
 # torch.mm(..., out_dtype=torch.float32) with float16/bfloat16 inputs: CUDA, torch >= 2.8.
@@ -228,10 +226,7 @@ class _FactoredFunction(torch.autograd.Function):
         bias = bias.to(dtype) if bias is not None else None
         with torch.autocast(device_type=x.device.type, enabled=False):
             h = _down(layer, x.to(dtype))
-            if layer.us is not None:  # σ' folded into U (prescale.py)
-                y = _up(layer.us, h, bias, conv)
-            else:
-                y = _up(layer.U, h * _channels(layer.sv.to(dtype), conv), bias, conv)
+            y = _up(layer, h * _channels(layer.sv.to(dtype), conv), bias)
         ctx.save_for_backward(h)
         ctx.layer, ctx.in_dtype, ctx.in_shape = layer, x.dtype, x.shape
         return y.to(x.dtype)
@@ -254,9 +249,7 @@ class _FactoredFunction(torch.autograd.Function):
                 gu,
                 h,
             )
-        if ctx.needs_input_grad[0] and layer.vs is not None:  # (g·U)·(diag(σ')·Vᵀ)
-            dx = (gu @ layer.vs).to(ctx.in_dtype)
-        elif ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0]:
             gs = gu * _channels(layer.sv.to(h.dtype), conv)
             if conv:
                 dx = torch.nn.grad.conv2d_input(

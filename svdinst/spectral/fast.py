@@ -38,7 +38,6 @@ from svdinst.spectral.factored import (
     prefers_factored,
     shift_grad,
 )
-from svdinst.spectral.prescale import prescale
 
 
 def fast_supported(layer: nn.Module) -> bool:
@@ -84,7 +83,6 @@ def refresh_weights(layers: list[ShiftLayerState], force: bool = False) -> None:
         shifted.add_(torch.cat([g.delta.detach() for g in group]), alpha=scale).clamp_min_(0.0)
         gates = torch.sign(shifted).mul_(scale)  # σ' ≥ 0, so sign(σ') = 1[σ + s·δ > 0]
         svs = shifted.to(dtype).split(sizes)
-        prescale(group, svs)  # U·diag(σ') (and a factored Linear's diag(σ')·Vᵀ) on CUDA
         for lay, sv, gate in zip(group, svs, gates.split(sizes)):
             if lay.factored:  # y = ((x·V)·diag(σ'))·Uᵀ needs σ' only, never W
                 _hollow_weight(lay)
@@ -109,8 +107,7 @@ def _hollow_weight(layer: ShiftLayerState) -> None:
 def _write_weight(layer: ShiftLayerState, sv: torch.Tensor) -> None:
     layer.stash_original()
     weight = layer.base_layer.weight
-    # U·diag(σ'), prescaled by refresh_weights on CUDA (σ' is already in U's dtype)
-    scaled = layer.us if layer.us is not None else layer.U * sv
+    scaled = layer.U * sv  # σ' is already in U's dtype (refresh_weights)
     reusable = (
         weight.dtype == layer.U.dtype
         and weight.device == layer.U.device

@@ -81,8 +81,6 @@ class SpectralShiftLayer(nn.Module):
         self.rebuild, self.factored_mode = rebuild, factored
         self.factored: bool | None = None
         self.sv: torch.Tensor | None = None
-        self.us: torch.Tensor | None = None  # U·diag(σ'), CUDA fast path (prescale.py)
-        self.vs: torch.Tensor | None = None  # diag(σ')·Vᵀ, CUDA factored Linear
         self.merged = False
         self.original: torch.Tensor | None = None
         self.built_key: tuple | None = None
@@ -138,7 +136,7 @@ class SpectralShiftLayer(nn.Module):
             raise ValueError(f"factored must be one of {FACTORED_MODES}, got {factored!r}.")
         self.unmerge()
         self.fast = enabled and fast_supported(self.base_layer)
-        self.factored, self.sv, self.us, self.vs = None, None, None, None
+        self.factored, self.sv = None, None
         if factored is not None:
             self.factored_mode = factored
 

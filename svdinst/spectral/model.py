@@ -185,7 +185,6 @@ def remove_spectral_shifts(model: nn.Module, merge: bool = True) -> nn.Module:
         # Drop every reference the wrapper held (factors, the CPU copy of the original, the fast
         # path's σ' and gate), so nothing keeps them alive if a caller still holds the wrapper.
         layer.original, layer.sv, layer.grad_gate, layer.built_key = None, None, None, None
-        layer.us = layer.vs = None
         for buffer in ("U", "S", "Vh"):
             layer._buffers.pop(buffer, None)
     handle = getattr(model, _HOOK_ATTR, None)
