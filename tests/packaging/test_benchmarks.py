@@ -142,3 +142,18 @@ def test_aside_exact_small_compares_against_the_plain_backward() -> None:
     rows = [line for line in text.splitlines() if line.startswith("| plain") or "aside" in line]
     assert [r.split("|")[1].strip().split(",")[0] for r in rows] == ["plain", "aside"]
     assert all(r.split("|")[2].strip() == "yes" for r in rows)
+
+
+def test_train_profile_census_diff_lists_both_directions() -> None:
+    """The kernel census between two split rows names kernels run more often *and* less often,
+    with the net change, so a launch removed by a change cannot hide behind one it adds."""
+    import train_profile
+
+    def row(census: dict) -> dict:
+        return {"host": {"census": census}}
+
+    splits = {"inst": row({"gemm": 10, "mul": 5}), "svd-inst": row({"gemm": 14, "copy": 2})}
+    text = train_profile.census_diff(splits)
+    assert "(net +1)" in text
+    assert "more often: `gemm` +4; `copy` +2." in text
+    assert "Less often: `mul` -5" in text
