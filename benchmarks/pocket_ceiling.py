@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         "--tag", help="write ceiling-TAG.md and pocket_ceiling_TAG.png (keeps the default pair)"
     )
     args = p.parse_args(argv)
-    suffix = f"_{args.tag}" if args.tag else ""
+    # ceiling-TAG.md beside pocket_ceiling_TAG.png; without a tag the default pair.
+    report_name = f"ceiling-{args.tag}.md" if args.tag else OUT.name
+    figure_name = f"pocket_ceiling_{args.tag}" if args.tag else "pocket_ceiling"
     start = time.perf_counter()
     ctx = context(args.work)
     res = run_pocket_experiment(ctx, PocketExperimentConfig(modes=("svd-inst",), seeds=(0,)))
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(f"| {name} | {how.get(name, EARLIER)} | {m['N']} | {m['fid']:.1f} | {gain:+.1f}% | "
                     f"{m['oracle']['ssim']:.3f} | {cp['own']:.3f} | {cp['identified']:.2f} |")  # fmt: skip
     fig = pocket_figure(root, ["base", "svd-inst", *trained, "svd-inst-adain"])
-    figure = save_figure(fig, "pocket_ceiling" + suffix, FIGURES, close=True)
+    figure = save_figure(fig, figure_name, FIGURES, close=True)
     text = "\n".join([
         "# Pocket model: full fine-tuning as the ceiling of what training can reach",
         "",
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"![test photo | base | svd-inst | full fine-tunes | svd-inst from AdaIN | oracle](../figures/{figure.name})",
     ])  # fmt: skip
-    publish(text, OUT.with_name(f"ceiling{suffix.replace('_', '-')}.md"))
+    publish(text, OUT.with_name(report_name))
     return 0
 
 
