@@ -10,8 +10,9 @@
 # The run stops itself with a checkpoint after $MAX_MINUTES (default 8.5, inside a 10-min device
 # call) and exits 3; the same command in the next call on the still-warm machine resumes from
 # $WORK (git-ignored build/, kept between calls) and finishes.
-# $OUT gets (≤ 8 files, each ≤ 16 MB): $PRESET.tar.part-a* (the model folder, split),
-# pretrain_log.csv, pretrain.txt (stdout), pocket_vae_texture.{json,png}, README.md (the card).
+# $OUT gets (≤ 10 files, each ≤ 16 MB): $PRESET.tar.part-a* (the model folder, split),
+# pretrain_log.csv, pretrain.txt (stdout), pocket_vae_texture.{json,png},
+# pocket_style_check.{json,png}, README.md (the card).
 # Commit it with:  cat $PRESET.tar.part-* | tar -x -C svdinst/weights/
 #                  svdinst pocket verify svdinst/weights/$PRESET
 #                  then POCKET_VERSION = "$PRESET" in svdinst/models/layout_config.py
@@ -62,6 +63,8 @@ if [ ! -f "$MODEL/model_index.json" ]; then
 fi
 "$PY" -m svdinst.cli pocket verify "$MODEL" 2>&1 | tee -a "$OUT/pretrain.txt"
 "$PY" -m svdinst.cli pocket vae-check "$MODEL" --out "$OUT" 2>&1 | tee -a "$OUT/pretrain.txt"
+# Does the new UNet draw the style each caption names? (pocket-v3: 25 %, chance 12 %)
+"$PY" -m svdinst.cli pocket style-check "$MODEL" --out "$OUT" 2>&1 | tee -a "$OUT/pretrain.txt"
 cp "$MODEL/README.md" "$OUT/README.md"
 parent=$(dirname "$MODEL")
 tar -C "$parent" --transform "s|^$(basename "$MODEL")|$PRESET|" -cf - "$(basename "$MODEL")" |

@@ -78,6 +78,17 @@ def _denoise_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _style_check(args: argparse.Namespace) -> int:
+    from svdinst.pocket.style_check import run_style_check  # heavy (torch): only when run
+    from svdinst.pocket.style_report import style_check_markdown
+
+    m = run_style_check(args.model, args.out, steps=args.steps, guidance=args.guidance)
+    print(f"{args.model}: samples from noise at {m['resolution']} px, {m['steps']} DDIM steps, "
+          f"guidance {m['guidance']:g}; figure {args.out / m['figure']}\n")  # fmt: skip
+    print(style_check_markdown(m))
+    return 0
+
+
 def _select(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -168,6 +179,16 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("model", metavar="MODEL", help="a pocket model folder, or `pocket`")
     d.add_argument("--out", type=Path, required=True, help="folder for the JSON")
     d.set_defaults(func=_denoise_check)
+    k = sub.add_parser(
+        "style-check",
+        help="does the UNet draw the style its caption names? (samples from noise, classified)",
+    )
+    k.add_argument("model", metavar="MODEL", help="a pocket model folder, or `pocket`")
+    k.add_argument("--out", type=Path, required=True, help="folder for the JSON and the figure")
+    k.add_argument("--steps", type=int, default=50, help="DDIM steps per sample (default 50)")
+    k.add_argument("--guidance", type=float, default=3.0,
+                   help="classifier-free guidance (default 3, the pocket profile's)")  # fmt: skip
+    k.set_defaults(func=_style_check)
     s = sub.add_parser(
         "select",
         help="choose the lrs, start, strength and guidance on a held-out TRAINING style image "

@@ -5,7 +5,9 @@ Kept apart from the check itself so the report reads the committed JSON without 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 DENOISE_CHECK_NAME = "pocket_denoise_check"  # reports/pocket/<name>.json
@@ -55,3 +57,22 @@ def denoise_check_reading(m: Mapping[str, Any]) -> str:
         f"up to {excess:.1f} dB more on photos it never saw — the UNet denoises its own "
         "photos better than new ones."
     )
+
+
+def denoise_check_section(here: Path) -> list[str]:
+    """The report's lines for ``<here>/pocket/pocket_denoise_check.json``; none without it."""
+    path = here / "pocket" / f"{DENOISE_CHECK_NAME}.json"
+    if not path.is_file():
+        return []
+    m = json.loads(path.read_text())
+    return [
+        "",
+        "### Does the UNet denoise photos it never saw?",
+        "",
+        f"Square crops at {m['resolution']} px, encoded, noised to timestep t with fixed "
+        "noise and denoised in one step under the empty prompt (x̂₀ decoded by the VAE), "
+        "against the crop (`svdinst pocket denoise-check`):",
+        "",
+        denoise_check_markdown(m),
+        denoise_check_reading(m),
+    ]

@@ -21,11 +21,8 @@ from svdinst.evaluation.content import pick_strength
 from svdinst.evaluation.references import REFERENCE_LABELS
 from svdinst.evaluation.report import LABELS, _cell, _int_cell
 from svdinst.evaluation.verdict import beyond_noise, pooled_std
-from svdinst.pocket.denoise_report import (
-    DENOISE_CHECK_NAME,
-    denoise_check_markdown,
-    denoise_check_reading,
-)
+from svdinst.pocket.denoise_report import denoise_check_section
+from svdinst.pocket.style_report import style_check_section
 from svdinst.training.runs import read_loss_log
 
 ABOUT = (
@@ -35,7 +32,8 @@ ABOUT = (
     "photos and of procedural styles made from them (seven filters, captioned '… in <style>'; "
     "pocket-v3 is pocket-v2's UNet trained further on 2.6× as many crops again), never on the "
     "mural proxy, the style images or the held-out test photos. It turns noise into "
-    "photo-like images at {resolution} px, so whether a few CPU minutes of training learn the "
+    "fragments of its photos and styles at {resolution} px, though its captions steer the style "
+    "only weakly (the style check below), so whether a few CPU minutes of training learn the "
     "style can be *measured*, which random weights cannot show. It is **not** a text-to-image model (its text tower is frozen and random; "
     "the UNet learned a handful of caption words) and it says **nothing about SD-1.4's quality**: "
     "only the `sd14` profile does. Having seen few photos, at high img2img strength it can return "
@@ -279,20 +277,7 @@ def _vae_and_selection(here: Path) -> list[str]:
                 "",
                 f"![held-out proxy | VAE reconstruction | 3× zooms](figures/{figure.name})",
             ]
-    denoise = here / "pocket" / f"{DENOISE_CHECK_NAME}.json"
-    if denoise.is_file():
-        m = json.loads(denoise.read_text())
-        lines += [
-            "",
-            "### Does the UNet denoise photos it never saw?",
-            "",
-            f"Square crops at {m['resolution']} px, encoded, noised to timestep t with fixed "
-            "noise and denoised in one step under the empty prompt (x̂₀ decoded by the VAE), "
-            "against the crop (`svdinst pocket denoise-check`):",
-            "",
-            denoise_check_markdown(m),
-            denoise_check_reading(m),
-        ]
+    lines += denoise_check_section(here) + style_check_section(here)
     selection = here / "pocket" / SELECTION_NAME
     if selection.is_file():
         body = selection.read_text().split("\n", 1)[-1].strip()  # without its title
