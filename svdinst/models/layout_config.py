@@ -145,6 +145,21 @@ class SDLayoutConfig:
             label="pocket-v4 size (pocket-v3's UNet trained further on ten procedural styles)",
         )
 
+    @classmethod
+    def pocket_v5(cls) -> SDLayoutConfig:
+        """The *pocket-v5* sizes: pocket-v2's VAE and towers, a UNet 1.6× as wide (7.8 M).
+
+        The widest UNet whose folder stays within issue 17's 30 MB in fp16 (29.7 MB; the rest
+        of the folder is 14.1 MB), at ~1.3× v3's CPU cost (`benchmarks/pocket_width_cost.py`).
+        A recipe whose weights are not shipped yet (`svdinst pocket pretrain --preset pocket-v5`).
+        """
+        return replace(
+            cls.pocket_v2(),
+            version="pocket-v5",
+            unet_channels=(64, 128, 176),  # 176 = 11 norm groups of 16, 4 heads of 44
+            label="pocket-v5 size (a wider UNet trained on pocket-v2's VAE, photos and styles)",
+        )
+
 
 # The committed pocket model that the `pocket` name and profile use. Switching to another
 # version is this one line (its weights must be in svdinst/weights/<version>/).
@@ -154,6 +169,7 @@ POCKET_LAYOUTS = {
     "pocket-v2": SDLayoutConfig.pocket_v2,
     "pocket-v3": SDLayoutConfig.pocket_v3,
     "pocket-v4": SDLayoutConfig.pocket_v4,
+    "pocket-v5": SDLayoutConfig.pocket_v5,
 }
 
 TINY_VERSION = SDLayoutConfig.tiny().version  # cache folder of the tiny model

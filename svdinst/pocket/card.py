@@ -48,7 +48,7 @@ def _versions() -> str:
 def _vae_line(config: PocketConfig, stats: dict) -> str:
     if config.init_from:
         return (f"- VAE: {config.init_from}'s, frozen, with its scaling factor (no VAE steps "
-                "here; its card has the recipe).")  # fmt: skip
+                "here; its card has the recipe); its text and image towers too.")  # fmt: skip
     return (
         f"- VAE: {config.vae_steps:,} steps, batch {config.batch_size}, AdamW lr "
         f"{config.vae_lr:g}, loss L1 +\n  {config.edge_weight:g} × L1 of image gradients + "
@@ -152,7 +152,7 @@ image feature, from which the image→token module learns the token.
   edit (of the crops not cut from a styled copy); {config.resolution} px, cut from photos of at most {config.photo_side} px by one batched
   `grid_sample` ({config.supersample}² samples per pixel) on the training device.
 {_vae_line(config, stats)}
-- UNet: {"continued from " + config.init_from + "'s UNet (its saved EMA weights), " if config.init_from else ""}{config.unet_steps:,} steps, batch {config.batch_size}, AdamW lr {config.unet_lr:g} (warm-up
+- UNet: {"continued from " + config.init_from + "'s UNet (its saved EMA weights), " if config.init_from and config.init_unet else ""}{config.unet_steps:,} steps, batch {config.batch_size}, AdamW lr {config.unet_lr:g} (warm-up
   {config.warmup_steps}, cosine to {config.min_lr_ratio:g}×), ε-prediction on the SD-1.4 DDPM
   schedule, EMA {config.ema_decay:g} (the saved weights); final loss {stats["loss_unet"]:.4f};
   {unet_min:.1f} min.

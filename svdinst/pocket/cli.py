@@ -130,7 +130,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "write an fp16 diffusers pipeline folder with a model card and SHA256SUMS. Defaults are "
         "the preset's GPU recipe (pocket-v2: seven procedural styles, 128 px, 1,500 VAE + 2,500 "
         "UNet steps at batch 128, ~7 min on one H100; pocket-v3: pocket-v2's UNet trained further "
-        "on its frozen VAE; pocket-v4: pocket-v3's trained further on ten styles; pocket-v1: "
+        "on its frozen VAE; pocket-v4: pocket-v3's trained further on ten styles; pocket-v5: a "
+        "wider UNet from scratch on pocket-v2's VAE; pocket-v1: "
         "photos only, 96 px, 3,000 + 8,000 steps at batch 32); it also runs, slowly, on a CPU.",
     )
     p.add_argument("--out", type=Path, required=True, help="pipeline folder to write")

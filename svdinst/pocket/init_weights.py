@@ -1,4 +1,4 @@
-"""Continuing an earlier pocket model (``PocketConfig.init_from``, pocket-v3's recipe).
+"""Continuing an earlier pocket model (``PocketConfig.init_from``: pocket-v3's and v5's recipes).
 
 The earlier folder is read with the kit's real loaders (:func:`svdinst.models.loading.load_components`),
 so a folder that ``svdinst pocket verify`` accepts is one this accepts; its networks are copied
@@ -30,13 +30,21 @@ def init_folder(init_from: str) -> Path:
     return path
 
 
-def load_init_weights(modules: dict[str, torch.nn.Module], folder: Path) -> float:
+def load_init_weights(
+    modules: dict[str, torch.nn.Module], folder: Path, *, unet: bool = True
+) -> float:
     """Copy an earlier pocket model's weights into ``modules``; returns its VAE's scaling factor.
+
+    Args:
+        modules (`dict[str, torch.nn.Module]`): the freshly built networks of this recipe.
+        folder (`Path`): the earlier pocket model folder.
+        unet (`bool`, defaults to `True`): copy its UNet too; `False` leaves this recipe's new
+            UNet as built (``PocketConfig.init_unet``).
 
     Raises:
         ModelNotFoundError: the folder's networks have other shapes than ``modules``.
     """
-    parts = ("unet", "vae", "text_encoder", "image_encoder")
+    parts = ("unet", "vae", "text_encoder", "image_encoder")[0 if unet else 1 :]
     earlier = load_components(folder, parts)  # the real loaders; fp16 files → fp32 modules
     for name in parts:
         try:

@@ -84,7 +84,9 @@ class _Trainer:
         self.scaling_factor: float | None = None
         # before .to(device): the copies land in fp32 on the CPU first
         init_scaling = (
-            load_init_weights(mods, init_folder(cfg.init_from)) if cfg.init_from else None
+            load_init_weights(mods, init_folder(cfg.init_from), unet=cfg.init_unet)
+            if cfg.init_from
+            else None
         )
         self.unet, self.vae = mods["unet"].to(device), mods["vae"].to(device)
         self.text_encoder = mods["text_encoder"].to(device).eval().requires_grad_(False)

@@ -166,6 +166,27 @@ def test_continuing_keeps_the_vae_and_towers_and_starts_from_the_earlier_unet(mi
     assert f"--init-from {first.out}" in card and "frozen, with its scaling factor" in card
 
 
+def test_a_new_unet_on_an_earlier_vae_keeps_the_vae_and_towers_only(micro_run, tmp_path):
+    """init_unet=False (pocket-v5's recipe): the earlier VAE, towers and scaling factor are kept
+    bit for bit, and a wider UNet, which could not load the earlier one, starts as built."""
+    config, first = micro_run
+    wide = replace(MICRO, unet_channels=(16, 32, 32))
+    cont = replace(config, vae_steps=0, unet_steps=1, unet_lr=1e-12, init_from=str(first.out),
+                   init_unet=False, model=wide)  # fmt: skip
+    result = pretrain(cont, tmp_path / "wide", device="cpu", progress=False)
+    for rel in ("vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
+                "image_encoder/model.safetensors"):  # fmt: skip
+        assert _same_tensors(_tensors(first.out, rel), _tensors(result.out, rel)), rel
+    assert result.stats["scaling_factor"] == first.stats["scaling_factor"]
+    built = sd_layout_modules(replace(wide, seed=cont.seed))["unet"].half().state_dict()
+    saved = _tensors(result.out, "unet/diffusion_pytorch_model.safetensors")
+    assert saved.keys() == built.keys()
+    for k, v in built.items():  # one AdamW step at lr 1e-12: at most one fp16 subnormal step
+        torch.testing.assert_close(saved[k].float(), v.float(), rtol=0, atol=1e-7, msg=k)
+    card = (result.out / "README.md").read_text()
+    assert "continued from" not in card and "its text and image towers too" in card
+
+
 def test_continuing_refuses_a_missing_or_other_layout_folder(micro_run, tmp_path):
     from svdinst.pocket.init_weights import init_folder
 
@@ -416,7 +437,9 @@ def test_vae_check_scores_held_out_proxies_and_writes_its_figure(micro_run, tmp_
     assert Path(m["figure"]).is_file()
 
 
-@pytest.mark.parametrize("version", ["pocket-v1", "pocket-v2", "pocket-v3", "pocket-v4"])
+@pytest.mark.parametrize(
+    "version", ["pocket-v1", "pocket-v2", "pocket-v3", "pocket-v4", "pocket-v5"]
+)
 def test_each_pocket_version_has_matching_layout_recipe_and_profile(version):
     """The one-line switch (POCKET_VERSION) is safe: layout, recipe and profile agree per version."""
     from svdinst.course.profiles import POCKET_PROFILES
@@ -431,7 +454,7 @@ def test_each_pocket_version_has_matching_layout_recipe_and_profile(version):
     assert layout.version == version and recipe.model == layout
     assert profile.resolution == recipe.resolution == layout.unet_sample_size * factor
     assert POCKET_VERSION in POCKET_LAYOUTS and models.pocket_model_path().name == POCKET_VERSION
-    if version in ("pocket-v2", "pocket-v3"):  # what their shipped weights were trained on
+    if version in ("pocket-v2", "pocket-v3", "pocket-v5"):  # v2/v3 shipped, v5 their mix
         assert recipe.styles == STYLES_V2 and _techniques(recipe.styles) == ""
     if version == "pocket-v4":  # its card says which styles share a technique with the proxy
         assert all(name in _techniques(recipe.styles) for name in PROXY_TECHNIQUES)
@@ -440,4 +463,7 @@ def test_each_pocket_version_has_matching_layout_recipe_and_profile(version):
         assert factor == 4 and recipe.resolution >= 128
     if recipe.init_from:  # continues an earlier version: the same networks, only named anew
         earlier = POCKET_LAYOUTS[recipe.init_from]()
-        assert replace(earlier, version=version, label=layout.label) == layout
+        same = {"version": version, "label": layout.label}
+        if not recipe.init_unet:  # a new UNet: only its widths may differ
+            same["unet_channels"] = layout.unet_channels
+        assert replace(earlier, **same) == layout
