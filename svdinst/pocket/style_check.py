@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from svdinst.data.styles import STYLES_V2, apply_style
 from svdinst.pocket.data import POCKET_PHOTOS, caption, load_pocket_photo, style_caption
@@ -106,7 +107,7 @@ def style_check(
         real_pred += nearest_centroid(centroids, features(held[c])).tolist()
         real_true += [i] * len(held[c])
     true, pred, samples, predicted = [], [], {}, {}
-    for i, c in enumerate(classes):
+    for i, c in enumerate(tqdm(classes, desc="style check: sampling per class")):
         images = [im for seed in seeds for im in sample(class_captions(c), seed)]
         guess = nearest_centroid(centroids, features(images)).tolist()
         true += [i] * len(images)
