@@ -118,8 +118,10 @@ class PocketConfig:
             init_unet=False,
             # pocket-v3's samples draw the caption's style in 27 % of cases (chance 12 %;
             # `svdinst pocket style-check`): more UNet, trained from scratch on v3's data mix.
-            # v2's VAE took 4.0 min of the 20-min budget; pocket_pretrain.sh sizes the steps
-            # to UNET_MINUTES (15) with pocket_step_time.py, resuming across two device calls.
+            # v2's VAE took 4.0 min of the 20-min budget. 4,000 steps is an untimed default
+            # (v3's narrower UNet: 190–204 ms a step at batch 512 on an H100); with
+            # UNET_MINUTES=15, pocket_pretrain.sh times a step (pocket_step_time.py) and
+            # replaces it, resuming across two device calls.
             unet_steps=4000,
             unet_lr=8e-4,  # v2's peak: from scratch
             warmup_steps=200,

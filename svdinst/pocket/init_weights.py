@@ -44,7 +44,7 @@ def load_init_weights(
     Raises:
         ModelNotFoundError: the folder's networks have other shapes than ``modules``.
     """
-    parts = ("unet", "vae", "text_encoder", "image_encoder")[0 if unet else 1 :]
+    parts = ("vae", "text_encoder", "image_encoder") + (("unet",) if unet else ())
     earlier = load_components(folder, parts)  # the real loaders; fp16 files → fp32 modules
     for name in parts:
         try:

@@ -99,7 +99,6 @@ def test_the_sampler_draws_one_image_per_caption_repeatably(tiny_model_dir):
     assert len(a) == 2 and a[0].size == (64, 64)
     assert [np.asarray(x).tobytes() for x in a] == [np.asarray(x).tobytes() for x in b]
     assert np.asarray(sample(caps, 1)[0]).tobytes() != np.asarray(a[0]).tobytes()
-    json.dumps(sc.class_captions(sc.PHOTO))
 
 
 def _result(confusion, classifier=0.9):
